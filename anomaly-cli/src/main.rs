@@ -1,0 +1,69 @@
+//! The `anomaly` command line.
+//!
+//! Exit codes scripts can rely on: 0 success, 1 failure (I/O, internal),
+//! 2 bad input or usage (a message names the file, row and column).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod csvio;
+mod input_error;
+
+use input_error::InputError;
+
+/// Anomaly detection jobs: electricity consumption rules (more detectors
+/// and SQL jobs to come).
+///
+/// Logs go to stderr (set RUST_LOG or -v / -q); results go to files, and
+/// `--json` prints a machine-readable summary on stdout.
+#[derive(Debug, Parser)]
+#[command(name = "anomaly", version, propagate_version = true)]
+struct Cli {
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only log warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Electricity consumption rules: outliers, spikes, night use,
+    /// plantations and flat meters, per client.
+    #[command(subcommand)]
+    Consumption(commands::consumption::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_target(false)
+        .format_timestamp_secs()
+        .init();
+    let result = match cli.command {
+        Command::Consumption(cmd) => commands::consumption::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let bad_input = err.chain().any(|e| e.is::<InputError>());
+            eprintln!("error: {err:#}");
+            if bad_input {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

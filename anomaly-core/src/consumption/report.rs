@@ -1,0 +1,200 @@
+//! What the consumption rules return: flags per reading, a summary per
+//! client, aggregates per client and month.
+
+use serde::{Deserialize, Serialize};
+
+/// One of the rules, as it appears in a reading's `types`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyType {
+    /// More than `zscore_threshold` standard deviations from the client's
+    /// usual level for that hour of day.
+    Outlier,
+    /// More than `spike_increase` above the typical level for that hour.
+    Spike,
+    /// Night reading far above the client's usual night use.
+    NightUse,
+    /// Several consecutive heavy nights, heavier than the client's days.
+    Plantation,
+    /// A long run of constant (or zero) readings in a client that varies.
+    Flat,
+}
+
+impl AnomalyType {
+    /// All types, in bit order.
+    pub const ALL: [AnomalyType; 5] = [
+        AnomalyType::Outlier,
+        AnomalyType::Spike,
+        AnomalyType::NightUse,
+        AnomalyType::Plantation,
+        AnomalyType::Flat,
+    ];
+
+    /// The name used in outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyType::Outlier => "outlier",
+            AnomalyType::Spike => "spike",
+            AnomalyType::NightUse => "night_use",
+            AnomalyType::Plantation => "plantation",
+            AnomalyType::Flat => "flat",
+        }
+    }
+
+    /// The bit of this type in [`AnomalyTypes`].
+    pub const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of [`AnomalyType`]s as a bit mask (bit `i` = `AnomalyType::ALL[i]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AnomalyTypes(pub u8);
+
+impl AnomalyTypes {
+    /// Whether `t` is in the set.
+    pub fn contains(self, t: AnomalyType) -> bool {
+        self.0 & t.bit() != 0
+    }
+
+    /// The types in the set, in bit order.
+    pub fn iter(self) -> impl Iterator<Item = AnomalyType> {
+        AnomalyType::ALL
+            .into_iter()
+            .filter(move |t| self.contains(*t))
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Names joined by `sep`, e.g. `"spike;night_use"`.
+    pub fn join(self, sep: &str) -> String {
+        self.iter()
+            .map(AnomalyType::as_str)
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+}
+
+/// Severity of a reading, a function of its score alone (so it is monotone
+/// in the score).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    /// Score below 0.5: no rule fired.
+    #[serde(rename = "normal")]
+    Normal,
+    /// 0.5 up to `severity_media`.
+    #[serde(rename = "baja")]
+    Baja,
+    /// `severity_media` up to `severity_alta`.
+    #[serde(rename = "media")]
+    Media,
+    /// `severity_alta` up to `severity_critica`.
+    #[serde(rename = "alta")]
+    Alta,
+    /// `severity_critica` and above.
+    #[serde(rename = "crítica")]
+    Critica,
+}
+
+impl Severity {
+    /// All severities, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Normal,
+        Severity::Baja,
+        Severity::Media,
+        Severity::Alta,
+        Severity::Critica,
+    ];
+
+    /// The name used in outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Normal => "normal",
+            Severity::Baja => "baja",
+            Severity::Media => "media",
+            Severity::Alta => "alta",
+            Severity::Critica => "crítica",
+        }
+    }
+}
+
+/// Flags for every reading, in input row order (columns, for cheap export).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReadingFlags {
+    /// Whether any rule fired (equivalently, `score >= 0.5`).
+    pub is_anomaly: Vec<bool>,
+    /// Which rules fired.
+    pub types: Vec<AnomalyTypes>,
+    /// Score in [0, 1]; 0.5 is the threshold of every rule.
+    pub score: Vec<f64>,
+    /// Severity from the score.
+    pub severity: Vec<Severity>,
+}
+
+/// Per-client summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientSummary {
+    /// Client name.
+    pub client: String,
+    /// Readings examined.
+    pub n_readings: usize,
+    /// Readings flagged.
+    pub n_anomalies: usize,
+    /// Readings flagged by each rule, in [`AnomalyType::ALL`] order.
+    pub n_by_type: [usize; 5],
+    /// Readings of severity crítica.
+    pub n_critical: usize,
+    /// Readings of severity alta or crítica.
+    pub n_severe: usize,
+    /// Highest score.
+    pub max_score: f64,
+    /// Flagged for inspection (see `suspicious_min_severe`).
+    pub suspicious: bool,
+}
+
+/// Aggregates of one client in one calendar month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonthlyAggregate {
+    /// Client name.
+    pub client: String,
+    /// Calendar year.
+    pub year: i64,
+    /// Calendar month, 1-12.
+    pub month: u32,
+    /// Readings in the month.
+    pub n_readings: usize,
+    /// Total kWh.
+    pub total_kwh: f64,
+    /// Mean kWh per reading.
+    pub mean_kwh: f64,
+    /// Smallest reading.
+    pub min_kwh: f64,
+    /// Largest reading.
+    pub max_kwh: f64,
+    /// Flagged readings.
+    pub n_anomalies: usize,
+    /// Readings of severity crítica.
+    pub n_critical: usize,
+    /// Mean reading in the night band, if any.
+    pub night_mean_kwh: Option<f64>,
+    /// Mean reading in the peak band, if any.
+    pub peak_mean_kwh: Option<f64>,
+    /// Mean over the month's days (with readings) of each day's highest
+    /// anomaly score (0 for a day with none): 0 = a clean month, 1 = every
+    /// day had a certain anomaly.
+    pub score: f64,
+}
+
+/// Everything one detection run returns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConsumptionReport {
+    /// Per reading, in input row order.
+    pub flags: ReadingFlags,
+    /// Per client, in client name order.
+    pub clients: Vec<ClientSummary>,
+    /// Per client and month, clients in name order, months ascending.
+    pub monthly: Vec<MonthlyAggregate>,
+}

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+pub mod consumption;
+pub mod data;
+pub mod error;
+pub mod persist;
+pub mod time;
+pub mod traits;
+
+pub use error::{Error, Result};

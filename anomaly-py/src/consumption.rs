@@ -1,0 +1,319 @@
+//! `ConsumptionRules`: the consumption rules on numpy columns.
+
+use anomaly_core::consumption::{
+    AnomalyType, ColumnNames, ConsumptionParams, ConsumptionReport, Readings, Severity,
+};
+use anomaly_core::persist::Persist;
+use anomaly_core::traits::{Detect, ParamGuard};
+use anomaly_core::Error;
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::errors::{run, to_py};
+
+/// Validated consumption rules. Built from a JSON object of parameters (the
+/// Python wrapper `anomaly.consumption.ConsumptionRules` does this).
+#[pyclass(module = "anomaly._anomaly", name = "ConsumptionRules", frozen)]
+pub(crate) struct PyConsumptionRules {
+    params: ConsumptionParams,
+}
+
+fn checked(py: Python<'_>, params: ConsumptionParams) -> PyResult<PyConsumptionRules> {
+    params.check().map_err(|e| to_py(py, e))?;
+    Ok(PyConsumptionRules { params })
+}
+
+#[pymethods]
+impl PyConsumptionRules {
+    #[new]
+    #[pyo3(signature = (params_json = None))]
+    fn new(py: Python<'_>, params_json: Option<&str>) -> PyResult<Self> {
+        let params = match params_json {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                to_py(
+                    py,
+                    Error::param("params", text, &format!("not a valid parameter set: {e}")),
+                )
+            })?,
+            None => ConsumptionParams::default(),
+        };
+        checked(py, params)
+    }
+
+    /// The parameters as a JSON object.
+    fn params_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.params)
+            .map_err(|e| crate::errors::InternalError::new_err(e.to_string()))
+    }
+
+    /// The rules as model-file bytes (the same bytes as pickle).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.params.to_bytes().map_err(|e| to_py(py, e))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Reads rules from model-file bytes.
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let params = ConsumptionParams::from_bytes(data).map_err(|e| to_py(py, e))?;
+        checked(py, params)
+    }
+
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let restore = py
+            .import("anomaly._anomaly")?
+            .getattr("_consumption_rules_from_bytes")?;
+        Ok((restore, (self.to_bytes(py)?,)))
+    }
+
+    /// Runs the rules over readings given as columns: client codes into
+    /// `client_names`, timestamps in seconds, kWh. With `source_interval`
+    /// (minutes) below the rules' interval, readings are first summed into
+    /// complete buckets. Returns a dict of columns: `readings` (the scored
+    /// rows), `clients` and `monthly`.
+    #[pyo3(signature = (client_codes, client_names, timestamps, kwh, *, columns = ("client_id".to_owned(), "timestamp".to_owned(), "kwh".to_owned()), source_interval = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn detect<'py>(
+        &self,
+        py: Python<'py>,
+        client_codes: PyReadonlyArray1<'py, u32>,
+        client_names: Vec<String>,
+        timestamps: PyReadonlyArray1<'py, i64>,
+        kwh: PyReadonlyArray1<'py, f64>,
+        columns: (String, String, String),
+        source_interval: Option<u32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let names = ColumnNames {
+            client: columns.0,
+            time: columns.1,
+            value: columns.2,
+        };
+        let (codes, ts, values) = (
+            client_codes.as_array(),
+            timestamps.as_array(),
+            kwh.as_array(),
+        );
+        let params = &self.params;
+        let (readings, report) = run(py, move || {
+            let mut readings = Readings::with_names(
+                names,
+                client_names,
+                codes.to_vec(),
+                ts.to_vec(),
+                values.to_vec(),
+            )?;
+            if let Some(from) = source_interval.filter(|&m| m != params.interval_minutes) {
+                readings = readings.aggregate(from, params.interval_minutes)?;
+            }
+            let report = params.check()?.detect(&readings)?;
+            Ok((readings, report))
+        })?;
+        report_to_dict(py, readings, report)
+    }
+}
+
+fn report_to_dict<'py>(
+    py: Python<'py>,
+    readings: Readings,
+    report: ConsumptionReport,
+) -> PyResult<Bound<'py, PyDict>> {
+    let flags = report.flags;
+    let rows = PyDict::new(py);
+    rows.set_item("client", readings.clients().to_vec().into_pyarray(py))?;
+    rows.set_item("timestamp", readings.timestamps().to_vec().into_pyarray(py))?;
+    rows.set_item("kwh", readings.kwh().to_vec().into_pyarray(py))?;
+    rows.set_item("is_anomaly", flags.is_anomaly.into_pyarray(py))?;
+    rows.set_item(
+        "types",
+        flags
+            .types
+            .iter()
+            .map(|t| t.0)
+            .collect::<Vec<u8>>()
+            .into_pyarray(py),
+    )?;
+    rows.set_item("score", flags.score.into_pyarray(py))?;
+    rows.set_item(
+        "severity",
+        flags
+            .severity
+            .iter()
+            .map(|s| *s as u8)
+            .collect::<Vec<u8>>()
+            .into_pyarray(py),
+    )?;
+
+    let c = &report.clients;
+    let clients = PyDict::new(py);
+    clients.set_item(
+        "client",
+        c.iter().map(|s| s.client.clone()).collect::<Vec<_>>(),
+    )?;
+    clients.set_item(
+        "n_readings",
+        c.iter()
+            .map(|s| s.n_readings as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    clients.set_item(
+        "n_anomalies",
+        c.iter()
+            .map(|s| s.n_anomalies as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    for (k, t) in AnomalyType::ALL.iter().enumerate() {
+        let counts: Vec<u64> = c.iter().map(|s| s.n_by_type[k] as u64).collect();
+        clients.set_item(format!("n_{}", t.as_str()), counts.into_pyarray(py))?;
+    }
+    clients.set_item(
+        "n_critical",
+        c.iter()
+            .map(|s| s.n_critical as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    clients.set_item(
+        "n_severe",
+        c.iter()
+            .map(|s| s.n_severe as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    clients.set_item(
+        "max_score",
+        c.iter()
+            .map(|s| s.max_score)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    clients.set_item(
+        "suspicious",
+        c.iter()
+            .map(|s| s.suspicious)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+
+    let m = &report.monthly;
+    let monthly = PyDict::new(py);
+    let opt = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    monthly.set_item(
+        "client",
+        m.iter().map(|a| a.client.clone()).collect::<Vec<_>>(),
+    )?;
+    monthly.set_item(
+        "year",
+        m.iter()
+            .map(|a| a.year)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "month",
+        m.iter()
+            .map(|a| a.month)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "n_readings",
+        m.iter()
+            .map(|a| a.n_readings as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "total_kwh",
+        m.iter()
+            .map(|a| a.total_kwh)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "mean_kwh",
+        m.iter()
+            .map(|a| a.mean_kwh)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "min_kwh",
+        m.iter()
+            .map(|a| a.min_kwh)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "max_kwh",
+        m.iter()
+            .map(|a| a.max_kwh)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "n_anomalies",
+        m.iter()
+            .map(|a| a.n_anomalies as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "n_critical",
+        m.iter()
+            .map(|a| a.n_critical as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "night_mean_kwh",
+        m.iter()
+            .map(|a| opt(a.night_mean_kwh))
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "peak_mean_kwh",
+        m.iter()
+            .map(|a| opt(a.peak_mean_kwh))
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+    monthly.set_item(
+        "score",
+        m.iter()
+            .map(|a| a.score)
+            .collect::<Vec<_>>()
+            .into_pyarray(py),
+    )?;
+
+    let out = PyDict::new(py);
+    out.set_item("readings", rows)?;
+    out.set_item("clients", clients)?;
+    out.set_item("monthly", monthly)?;
+    Ok(out)
+}
+
+/// Restores pickled rules (the target of `ConsumptionRules.__reduce__`).
+#[pyfunction]
+pub(crate) fn _consumption_rules_from_bytes(
+    py: Python<'_>,
+    data: &[u8],
+) -> PyResult<PyConsumptionRules> {
+    PyConsumptionRules::from_bytes(py, data)
+}
+
+/// Names of the anomaly types, in bit order of the `types` column.
+pub(crate) fn anomaly_type_names() -> Vec<&'static str> {
+    AnomalyType::ALL.iter().map(|t| t.as_str()).collect()
+}
+
+/// Names of the severities, in the order of the `severity` codes.
+pub(crate) fn severity_names() -> Vec<&'static str> {
+    Severity::ALL.iter().map(|s| s.as_str()).collect()
+}

@@ -1,0 +1,25 @@
+//! Python bindings of `anomaly`: the `anomaly._anomaly` extension module.
+//!
+//! Thin on purpose: each file converts Python/numpy types, calls
+//! `anomaly-core` with the GIL released, and converts the results back.
+//! The idiomatic API (pandas, scikit-learn conventions) lives in the pure
+//! Python package `python/anomaly/`.
+
+use pyo3::prelude::*;
+
+mod consumption;
+mod errors;
+
+#[pymodule]
+fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<consumption::PyConsumptionRules>()?;
+    m.add_function(wrap_pyfunction!(
+        consumption::_consumption_rules_from_bytes,
+        m
+    )?)?;
+    m.add("ANOMALY_TYPES", consumption::anomaly_type_names())?;
+    m.add("SEVERITIES", consumption::severity_names())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+"""The exception tree of anomaly, rooted in :class:`AnomalyError` (a ValueError).
+
+The classes live in the Rust extension so that errors raised by Rust and by
+the Python wrappers are the same classes::
+
+    AnomalyError(ValueError)
+    ├── InvalidInputError        .field, .row (0-based position)
+    │   ├── EmptyInputError
+    │   ├── NonFiniteError
+    │   ├── NegativeValueError
+    │   ├── TimestampError       unparsable, duplicate, unsorted, off-grid
+    │   ├── NumberError          not a number
+    │   ├── ShapeError
+    │   └── ColumnError          unknown column
+    ├── ParameterError           .field = the parameter
+    ├── ModelFileError           corrupt, newer version, other kind
+    └── InternalError            a bug (a Rust panic caught at the border)
+"""
+
+from __future__ import annotations
+
+from anomaly._anomaly import (
+    AnomalyError,
+    ColumnError,
+    EmptyInputError,
+    InternalError,
+    InvalidInputError,
+    ModelFileError,
+    NegativeValueError,
+    NonFiniteError,
+    NumberError,
+    ParameterError,
+    ShapeError,
+    TimestampError,
+)
+
+__all__ = [
+    "AnomalyError",
+    "ColumnError",
+    "EmptyInputError",
+    "InternalError",
+    "InvalidInputError",
+    "ModelFileError",
+    "NegativeValueError",
+    "NonFiniteError",
+    "NumberError",
+    "ParameterError",
+    "ShapeError",
+    "TimestampError",
+    "input_error",
+]
+
+
+def input_error(cls: type[AnomalyError], message: str, field: str | None, row: int | None = None) -> AnomalyError:
+    """Builds an exception of ``cls`` carrying ``.field`` and ``.row``, as the Rust side does."""
+    err = cls(message)
+    err.field = field  # type: ignore[attr-defined]
+    err.row = row  # type: ignore[attr-defined]
+    return err
