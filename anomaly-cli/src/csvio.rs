@@ -24,11 +24,9 @@ pub(crate) fn progress(len: u64, show: bool, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {percent:>3}% {binary_bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:30}] {percent:>3}% {binary_bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar.set_message(what.to_owned());
     bar
@@ -38,35 +36,20 @@ pub(crate) fn progress(len: u64, show: bool, what: &str) -> ProgressBar {
 pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let csv_err = |e: csv::Error| InputError::Csv {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .buffer_capacity(1 << 20)
-        .from_reader(file);
+    let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
+    let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
     let headers = reader.byte_headers().map_err(csv_err)?.clone();
     let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name.as_bytes())
-            .ok_or_else(|| {
-                let available: Vec<_> = headers.iter().map(String::from_utf8_lossy).collect();
-                InputError::Data {
-                    path: path.to_owned(),
-                    line: None,
-                    error: CoreError::UnknownColumn {
-                        name: name.to_owned(),
-                        available: available.join(", "),
-                    },
-                }
-            })
+        headers.iter().position(|h| h == name.as_bytes()).ok_or_else(|| {
+            let available: Vec<_> = headers.iter().map(String::from_utf8_lossy).collect();
+            InputError::Data {
+                path: path.to_owned(),
+                line: None,
+                error: CoreError::UnknownColumn { name: name.to_owned(), available: available.join(", ") },
+            }
+        })
     };
-    let (ci, ti, vi) = (
-        column(&names.client)?,
-        column(&names.time)?,
-        column(&names.value)?,
-    );
+    let (ci, ti, vi) = (column(&names.client)?, column(&names.time)?, column(&names.value)?);
     let bar = progress(size, size >= PROGRESS_MIN_BYTES, "reading");
     let mut builder = ReadingsBuilder::default();
     let mut record = csv::ByteRecord::new();
@@ -74,21 +57,12 @@ pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings
     let bad = |e: CoreError| InputError::data(path, e);
     while reader.read_byte_record(&mut record).map_err(csv_err)? {
         let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("");
-        let ts = parse_timestamp(field(ti)).ok_or_else(|| {
-            bad(CoreError::BadTimestamp {
-                field: names.time.clone(),
-                row,
-                value: field(ti).into(),
-            })
-        })?;
+        let ts = parse_timestamp(field(ti))
+            .ok_or_else(|| bad(CoreError::BadTimestamp { field: names.time.clone(), row, value: field(ti).into() }))?;
         let text = field(vi).trim();
-        let kwh: f64 = text.parse().map_err(|_| {
-            bad(CoreError::BadNumber {
-                field: names.value.clone(),
-                row,
-                value: text.into(),
-            })
-        })?;
+        let kwh: f64 = text
+            .parse()
+            .map_err(|_| bad(CoreError::BadNumber { field: names.value.clone(), row, value: text.into() }))?;
         builder.push(field(ci), ts, kwh);
         row += 1;
         if row % 65_536 == 0 {
@@ -107,8 +81,7 @@ pub(crate) fn writer(path: &Path) -> Result<csv::Writer<BufWriter<File>>> {
 
 /// Flushes a writer, naming the file on failure.
 pub(crate) fn finish<W: Write>(mut w: csv::Writer<W>, path: &Path) -> Result<()> {
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))
+    w.flush().with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Formats an optional float, empty when absent.

@@ -12,11 +12,7 @@ pub(crate) enum InputError {
     Csv { path: PathBuf, message: String },
     /// A value or row rejected by the core; `row` is shown with its CSV line.
     #[error("{path}: {error}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
-    Data {
-        path: PathBuf,
-        line: Option<usize>,
-        error: anomaly_core::Error,
-    },
+    Data { path: PathBuf, line: Option<usize>, error: anomaly_core::Error },
     /// A bad parameter or parameter file.
     #[error(transparent)]
     Params(#[from] anomaly_core::Error),
@@ -25,10 +21,6 @@ pub(crate) enum InputError {
 impl InputError {
     /// Wraps a core error about rows of the CSV at `path` (header on line 1).
     pub(crate) fn data(path: &std::path::Path, error: anomaly_core::Error) -> Self {
-        InputError::Data {
-            path: path.to_owned(),
-            line: error.row().map(|r| r + 2),
-            error,
-        }
+        InputError::Data { path: path.to_owned(), line: error.row().map(|r| r + 2), error }
     }
 }

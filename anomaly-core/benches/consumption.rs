@@ -9,15 +9,9 @@ use anomaly_core::traits::{Detect, ParamGuard};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn consumption(c: &mut Criterion) {
-    let spec = SimulationSpec {
-        clients: 10_000,
-        days: 30,
-        ..Default::default()
-    };
+    let spec = SimulationSpec { clients: 10_000, days: 30, ..Default::default() };
     let (readings, _) = simulate(&spec).expect("valid spec");
-    let rules = ConsumptionParams::default()
-        .check()
-        .expect("valid defaults");
+    let rules = ConsumptionParams::default().check().expect("valid defaults");
     let mut group = c.benchmark_group("consumption");
     group.sample_size(10);
     group.bench_function("detect_10k_clients_30d_hourly", |b| {

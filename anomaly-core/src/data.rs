@@ -27,16 +27,10 @@ impl TimeSeries {
     /// ```
     pub fn new(timestamps: Vec<i64>, values: Vec<f64>) -> Result<Self> {
         if timestamps.is_empty() {
-            return Err(Error::Empty {
-                what: "time series".into(),
-            });
+            return Err(Error::Empty { what: "time series".into() });
         }
         if values.len() != timestamps.len() {
-            return Err(Error::LengthMismatch {
-                field: "y".into(),
-                expected: timestamps.len(),
-                found: values.len(),
-            });
+            return Err(Error::LengthMismatch { field: "y".into(), expected: timestamps.len(), found: values.len() });
         }
         check_finite("y", &values)?;
         for (row, pair) in timestamps.windows(2).enumerate() {
@@ -49,11 +43,7 @@ impl TimeSeries {
                 });
             }
             if pair[1] < pair[0] {
-                return Err(Error::Unsorted {
-                    field: "ds".into(),
-                    row: row + 1,
-                    previous_row: row,
-                });
+                return Err(Error::Unsorted { field: "ds".into(), row: row + 1, previous_row: row });
             }
         }
         Ok(TimeSeries { timestamps, values })
@@ -93,9 +83,7 @@ impl FeatureMatrix {
     pub fn new(data: Array2<f64>, expected_features: Option<usize>) -> Result<Self> {
         let (rows, cols) = data.dim();
         if rows == 0 {
-            return Err(Error::Empty {
-                what: "feature matrix".into(),
-            });
+            return Err(Error::Empty { what: "feature matrix".into() });
         }
         if cols == 0 {
             return Err(Error::Shape {
@@ -113,11 +101,7 @@ impl FeatureMatrix {
         }
         for ((row, col), v) in data.indexed_iter() {
             if !v.is_finite() {
-                return Err(Error::NonFinite {
-                    field: format!("X[:, {col}]"),
-                    row,
-                    value: *v,
-                });
+                return Err(Error::NonFinite { field: format!("X[:, {col}]"), row, value: *v });
             }
         }
         Ok(FeatureMatrix { data })
@@ -132,11 +116,7 @@ impl FeatureMatrix {
 /// Checks that every value is finite, naming the first row that is not.
 pub fn check_finite(field: &str, values: &[f64]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
-        Some(row) => Err(Error::NonFinite {
-            field: field.into(),
-            row,
-            value: values[row],
-        }),
+        Some(row) => Err(Error::NonFinite { field: field.into(), row, value: values[row] }),
         None => Ok(()),
     }
 }
@@ -148,51 +128,25 @@ mod tests {
 
     #[test]
     fn series_rejects_each_bad_input() {
-        assert!(matches!(
-            TimeSeries::new(vec![], vec![]),
-            Err(Error::Empty { .. })
-        ));
-        assert!(matches!(
-            TimeSeries::new(vec![0], vec![]),
-            Err(Error::LengthMismatch { .. })
-        ));
-        assert!(matches!(
-            TimeSeries::new(vec![0, 1], vec![1.0, f64::NAN]),
-            Err(Error::NonFinite { row: 1, .. })
-        ));
+        assert!(matches!(TimeSeries::new(vec![], vec![]), Err(Error::Empty { .. })));
+        assert!(matches!(TimeSeries::new(vec![0], vec![]), Err(Error::LengthMismatch { .. })));
+        assert!(matches!(TimeSeries::new(vec![0, 1], vec![1.0, f64::NAN]), Err(Error::NonFinite { row: 1, .. })));
         assert!(matches!(
             TimeSeries::new(vec![0, 5, 5], vec![1.0; 3]),
-            Err(Error::DuplicateTimestamp {
-                row: 2,
-                first_row: 1,
-                ..
-            })
+            Err(Error::DuplicateTimestamp { row: 2, first_row: 1, .. })
         ));
         assert!(matches!(
             TimeSeries::new(vec![0, 5, 4], vec![1.0; 3]),
-            Err(Error::Unsorted {
-                row: 2,
-                previous_row: 1,
-                ..
-            })
+            Err(Error::Unsorted { row: 2, previous_row: 1, .. })
         ));
     }
 
     #[test]
     fn matrix_checks_shape_and_values() {
         assert!(FeatureMatrix::new(array![[1.0, 2.0]], Some(2)).is_ok());
-        assert!(matches!(
-            FeatureMatrix::new(array![[1.0, 2.0]], Some(3)),
-            Err(Error::Shape { .. })
-        ));
-        assert!(matches!(
-            FeatureMatrix::new(Array2::zeros((0, 2)), None),
-            Err(Error::Empty { .. })
-        ));
-        assert!(matches!(
-            FeatureMatrix::new(Array2::zeros((2, 0)), None),
-            Err(Error::Shape { .. })
-        ));
+        assert!(matches!(FeatureMatrix::new(array![[1.0, 2.0]], Some(3)), Err(Error::Shape { .. })));
+        assert!(matches!(FeatureMatrix::new(Array2::zeros((0, 2)), None), Err(Error::Empty { .. })));
+        assert!(matches!(FeatureMatrix::new(Array2::zeros((2, 0)), None), Err(Error::Shape { .. })));
         let err = FeatureMatrix::new(array![[1.0, 2.0], [f64::INFINITY, 0.0]], None).unwrap_err();
         assert_eq!(err.row(), Some(1));
         assert_eq!(err.field(), Some("X[:, 0]"));

@@ -92,7 +92,9 @@ pub enum Error {
         previous_row: usize,
     },
     /// A timestamp is not on the grid of the declared sampling interval.
-    #[error("{field} at row {row} ({value}) is not on the {interval_minutes}-minute grid; declare the data's interval")]
+    #[error(
+        "{field} at row {row} ({value}) is not on the {interval_minutes}-minute grid; declare the data's interval"
+    )]
     Misaligned {
         /// The column.
         field: String,
@@ -170,11 +172,7 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::InvalidParameter`].
     pub fn param(name: &str, value: impl std::fmt::Display, reason: &str) -> Self {
-        Error::InvalidParameter {
-            name: name.to_owned(),
-            value: value.to_string(),
-            reason: reason.to_owned(),
-        }
+        Error::InvalidParameter { name: name.to_owned(), value: value.to_string(), reason: reason.to_owned() }
     }
 
     /// The field, parameter or column the error is about, if any.
@@ -192,9 +190,7 @@ impl Error {
             | Error::Shape { field, .. } => Some(field),
             Error::UnknownColumn { name, .. } | Error::InvalidParameter { name, .. } => Some(name),
             Error::Empty { what } => Some(what),
-            Error::CorruptModel { .. }
-            | Error::UnsupportedVersion { .. }
-            | Error::WrongModelKind { .. } => None,
+            Error::CorruptModel { .. } | Error::UnsupportedVersion { .. } | Error::WrongModelKind { .. } => None,
         }
     }
 

@@ -25,43 +25,25 @@ pub trait Persist: Serialize + DeserializeOwned {
 
     /// Serializes into envelope JSON bytes.
     fn to_bytes(&self) -> Result<Vec<u8>> {
-        let envelope = Envelope {
-            format: FORMAT.into(),
-            version: VERSION,
-            kind: Self::KIND.into(),
-            model: self,
-        };
-        serde_json::to_vec(&envelope).map_err(|e| Error::CorruptModel {
-            reason: e.to_string(),
-        })
+        let envelope = Envelope { format: FORMAT.into(), version: VERSION, kind: Self::KIND.into(), model: self };
+        serde_json::to_vec(&envelope).map_err(|e| Error::CorruptModel { reason: e.to_string() })
     }
 
     /// Reads envelope JSON bytes, checking format, version and kind.
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let header: Envelope<serde_json::Value> =
-            serde_json::from_slice(bytes).map_err(|e| Error::CorruptModel {
-                reason: format!("not an anomaly model file ({e})"),
-            })?;
+        let header: Envelope<serde_json::Value> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::CorruptModel { reason: format!("not an anomaly model file ({e})") })?;
         if header.format != FORMAT {
-            return Err(Error::CorruptModel {
-                reason: format!("format is {:?}, expected {FORMAT:?}", header.format),
-            });
+            return Err(Error::CorruptModel { reason: format!("format is {:?}, expected {FORMAT:?}", header.format) });
         }
         if header.version > VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: header.version,
-                supported: VERSION,
-            });
+            return Err(Error::UnsupportedVersion { found: header.version, supported: VERSION });
         }
         if header.kind != Self::KIND {
-            return Err(Error::WrongModelKind {
-                expected: Self::KIND.into(),
-                found: header.kind,
-            });
+            return Err(Error::WrongModelKind { expected: Self::KIND.into(), found: header.kind });
         }
-        serde_json::from_value(header.model).map_err(|e| Error::CorruptModel {
-            reason: format!("{} model: {e}", Self::KIND),
-        })
+        serde_json::from_value(header.model)
+            .map_err(|e| Error::CorruptModel { reason: format!("{} model: {e}", Self::KIND) })
     }
 }
 
@@ -93,30 +75,21 @@ mod tests {
 
     #[test]
     fn bad_files_give_typed_errors() {
-        assert!(matches!(
-            Toy::from_bytes(b"\x00garbage"),
-            Err(Error::CorruptModel { .. })
-        ));
+        assert!(matches!(Toy::from_bytes(b"\x00garbage"), Err(Error::CorruptModel { .. })));
         assert!(matches!(
             Toy::from_bytes(br#"{"format":"other","version":1,"kind":"toy","model":{"a":1}}"#),
             Err(Error::CorruptModel { .. })
         ));
         assert!(matches!(
-            Toy::from_bytes(
-                br#"{"format":"anomaly-model","version":99,"kind":"toy","model":{"a":1}}"#
-            ),
+            Toy::from_bytes(br#"{"format":"anomaly-model","version":99,"kind":"toy","model":{"a":1}}"#),
             Err(Error::UnsupportedVersion { found: 99, .. })
         ));
         assert!(matches!(
-            Toy::from_bytes(
-                br#"{"format":"anomaly-model","version":1,"kind":"forest","model":{"a":1}}"#
-            ),
+            Toy::from_bytes(br#"{"format":"anomaly-model","version":1,"kind":"forest","model":{"a":1}}"#),
             Err(Error::WrongModelKind { .. })
         ));
         assert!(matches!(
-            Toy::from_bytes(
-                br#"{"format":"anomaly-model","version":1,"kind":"toy","model":{"b":1}}"#
-            ),
+            Toy::from_bytes(br#"{"format":"anomaly-model","version":1,"kind":"toy","model":{"b":1}}"#),
             Err(Error::CorruptModel { .. })
         ));
     }

@@ -68,9 +68,7 @@ fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() {
         return None;
     }
-    b.iter().try_fold(0u32, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    })
+    b.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
 }
 
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM`, `YYYY-MM-DD HH:MM:SS[.fff]`
@@ -160,14 +158,8 @@ mod tests {
     fn parses_common_forms() {
         let base = parse_timestamp("2012-02-03").unwrap();
         assert_eq!(parse_timestamp("2012-02-03 00:30").unwrap(), base + 1800);
-        assert_eq!(
-            parse_timestamp("2012-02-03T00:30:15Z").unwrap(),
-            base + 1815
-        );
-        assert_eq!(
-            parse_timestamp(" 2012-02-03 00:30:15.250 ").unwrap(),
-            base + 1815
-        );
+        assert_eq!(parse_timestamp("2012-02-03T00:30:15Z").unwrap(), base + 1815);
+        assert_eq!(parse_timestamp(" 2012-02-03 00:30:15.250 ").unwrap(), base + 1815);
         for bad in [
             "",
             "2012-13-01",

@@ -1,8 +1,7 @@
 //! `ConsumptionRules`: the consumption rules on numpy columns.
 
-use anomaly_core::consumption::{
-    AnomalyType, ColumnNames, ConsumptionParams, ConsumptionReport, Readings, Severity,
-};
+use anomaly_core::consumption::simulate::{simulate, SimulationSpec};
+use anomaly_core::consumption::{AnomalyType, ColumnNames, ConsumptionParams, ConsumptionReport, Readings, Severity};
 use anomaly_core::persist::Persist;
 use anomaly_core::traits::{Detect, ParamGuard};
 use anomaly_core::Error;
@@ -30,12 +29,8 @@ impl PyConsumptionRules {
     #[pyo3(signature = (params_json = None))]
     fn new(py: Python<'_>, params_json: Option<&str>) -> PyResult<Self> {
         let params = match params_json {
-            Some(text) => serde_json::from_str(text).map_err(|e| {
-                to_py(
-                    py,
-                    Error::param("params", text, &format!("not a valid parameter set: {e}")),
-                )
-            })?,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| to_py(py, Error::param("params", text, &format!("not a valid parameter set: {e}"))))?,
             None => ConsumptionParams::default(),
         };
         checked(py, params)
@@ -43,8 +38,7 @@ impl PyConsumptionRules {
 
     /// The parameters as a JSON object.
     fn params_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.params)
-            .map_err(|e| crate::errors::InternalError::new_err(e.to_string()))
+        serde_json::to_string(&self.params).map_err(|e| crate::errors::InternalError::new_err(e.to_string()))
     }
 
     /// The rules as model-file bytes (the same bytes as pickle).
@@ -60,13 +54,8 @@ impl PyConsumptionRules {
         checked(py, params)
     }
 
-    fn __reduce__<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        let restore = py
-            .import("anomaly._anomaly")?
-            .getattr("_consumption_rules_from_bytes")?;
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let restore = py.import("anomaly._anomaly")?.getattr("_consumption_rules_from_bytes")?;
         Ok((restore, (self.to_bytes(py)?,)))
     }
 
@@ -87,25 +76,11 @@ impl PyConsumptionRules {
         columns: (String, String, String),
         source_interval: Option<u32>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let names = ColumnNames {
-            client: columns.0,
-            time: columns.1,
-            value: columns.2,
-        };
-        let (codes, ts, values) = (
-            client_codes.as_array(),
-            timestamps.as_array(),
-            kwh.as_array(),
-        );
+        let names = ColumnNames { client: columns.0, time: columns.1, value: columns.2 };
+        let (codes, ts, values) = (client_codes.as_array(), timestamps.as_array(), kwh.as_array());
         let params = &self.params;
         let (readings, report) = run(py, move || {
-            let mut readings = Readings::with_names(
-                names,
-                client_names,
-                codes.to_vec(),
-                ts.to_vec(),
-                values.to_vec(),
-            )?;
+            let mut readings = Readings::with_names(names, client_names, codes.to_vec(), ts.to_vec(), values.to_vec())?;
             if let Some(from) = source_interval.filter(|&m| m != params.interval_minutes) {
                 readings = readings.aggregate(from, params.interval_minutes)?;
             }
@@ -116,181 +91,47 @@ impl PyConsumptionRules {
     }
 }
 
-fn report_to_dict<'py>(
-    py: Python<'py>,
-    readings: Readings,
-    report: ConsumptionReport,
-) -> PyResult<Bound<'py, PyDict>> {
+fn report_to_dict<'py>(py: Python<'py>, readings: Readings, report: ConsumptionReport) -> PyResult<Bound<'py, PyDict>> {
     let flags = report.flags;
     let rows = PyDict::new(py);
     rows.set_item("client", readings.clients().to_vec().into_pyarray(py))?;
     rows.set_item("timestamp", readings.timestamps().to_vec().into_pyarray(py))?;
     rows.set_item("kwh", readings.kwh().to_vec().into_pyarray(py))?;
     rows.set_item("is_anomaly", flags.is_anomaly.into_pyarray(py))?;
-    rows.set_item(
-        "types",
-        flags
-            .types
-            .iter()
-            .map(|t| t.0)
-            .collect::<Vec<u8>>()
-            .into_pyarray(py),
-    )?;
+    rows.set_item("types", flags.types.iter().map(|t| t.0).collect::<Vec<u8>>().into_pyarray(py))?;
     rows.set_item("score", flags.score.into_pyarray(py))?;
-    rows.set_item(
-        "severity",
-        flags
-            .severity
-            .iter()
-            .map(|s| *s as u8)
-            .collect::<Vec<u8>>()
-            .into_pyarray(py),
-    )?;
+    rows.set_item("severity", flags.severity.iter().map(|s| *s as u8).collect::<Vec<u8>>().into_pyarray(py))?;
 
     let c = &report.clients;
     let clients = PyDict::new(py);
-    clients.set_item(
-        "client",
-        c.iter().map(|s| s.client.clone()).collect::<Vec<_>>(),
-    )?;
-    clients.set_item(
-        "n_readings",
-        c.iter()
-            .map(|s| s.n_readings as u64)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    clients.set_item(
-        "n_anomalies",
-        c.iter()
-            .map(|s| s.n_anomalies as u64)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
+    clients.set_item("client", c.iter().map(|s| s.client.clone()).collect::<Vec<_>>())?;
+    clients.set_item("n_readings", c.iter().map(|s| s.n_readings as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    clients.set_item("n_anomalies", c.iter().map(|s| s.n_anomalies as u64).collect::<Vec<_>>().into_pyarray(py))?;
     for (k, t) in AnomalyType::ALL.iter().enumerate() {
         let counts: Vec<u64> = c.iter().map(|s| s.n_by_type[k] as u64).collect();
         clients.set_item(format!("n_{}", t.as_str()), counts.into_pyarray(py))?;
     }
-    clients.set_item(
-        "n_critical",
-        c.iter()
-            .map(|s| s.n_critical as u64)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    clients.set_item(
-        "n_severe",
-        c.iter()
-            .map(|s| s.n_severe as u64)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    clients.set_item(
-        "max_score",
-        c.iter()
-            .map(|s| s.max_score)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    clients.set_item(
-        "suspicious",
-        c.iter()
-            .map(|s| s.suspicious)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
+    clients.set_item("n_critical", c.iter().map(|s| s.n_critical as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    clients.set_item("n_severe", c.iter().map(|s| s.n_severe as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    clients.set_item("max_score", c.iter().map(|s| s.max_score).collect::<Vec<_>>().into_pyarray(py))?;
+    clients.set_item("suspicious", c.iter().map(|s| s.suspicious).collect::<Vec<_>>().into_pyarray(py))?;
 
     let m = &report.monthly;
     let monthly = PyDict::new(py);
     let opt = |v: Option<f64>| v.unwrap_or(f64::NAN);
-    monthly.set_item(
-        "client",
-        m.iter().map(|a| a.client.clone()).collect::<Vec<_>>(),
-    )?;
-    monthly.set_item(
-        "year",
-        m.iter()
-            .map(|a| a.year)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "month",
-        m.iter()
-            .map(|a| a.month)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "n_readings",
-        m.iter()
-            .map(|a| a.n_readings as u64)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "total_kwh",
-        m.iter()
-            .map(|a| a.total_kwh)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "mean_kwh",
-        m.iter()
-            .map(|a| a.mean_kwh)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "min_kwh",
-        m.iter()
-            .map(|a| a.min_kwh)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "max_kwh",
-        m.iter()
-            .map(|a| a.max_kwh)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "n_anomalies",
-        m.iter()
-            .map(|a| a.n_anomalies as u64)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "n_critical",
-        m.iter()
-            .map(|a| a.n_critical as u64)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "night_mean_kwh",
-        m.iter()
-            .map(|a| opt(a.night_mean_kwh))
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "peak_mean_kwh",
-        m.iter()
-            .map(|a| opt(a.peak_mean_kwh))
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    monthly.set_item(
-        "score",
-        m.iter()
-            .map(|a| a.score)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
+    monthly.set_item("client", m.iter().map(|a| a.client.clone()).collect::<Vec<_>>())?;
+    monthly.set_item("year", m.iter().map(|a| a.year).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("month", m.iter().map(|a| a.month).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("n_readings", m.iter().map(|a| a.n_readings as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("total_kwh", m.iter().map(|a| a.total_kwh).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("mean_kwh", m.iter().map(|a| a.mean_kwh).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("min_kwh", m.iter().map(|a| a.min_kwh).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("max_kwh", m.iter().map(|a| a.max_kwh).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("n_anomalies", m.iter().map(|a| a.n_anomalies as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("n_critical", m.iter().map(|a| a.n_critical as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("night_mean_kwh", m.iter().map(|a| opt(a.night_mean_kwh)).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("peak_mean_kwh", m.iter().map(|a| opt(a.peak_mean_kwh)).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("score", m.iter().map(|a| a.score).collect::<Vec<_>>().into_pyarray(py))?;
 
     let out = PyDict::new(py);
     out.set_item("readings", rows)?;
@@ -301,10 +142,7 @@ fn report_to_dict<'py>(
 
 /// Restores pickled rules (the target of `ConsumptionRules.__reduce__`).
 #[pyfunction]
-pub(crate) fn _consumption_rules_from_bytes(
-    py: Python<'_>,
-    data: &[u8],
-) -> PyResult<PyConsumptionRules> {
+pub(crate) fn _consumption_rules_from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyConsumptionRules> {
     PyConsumptionRules::from_bytes(py, data)
 }
 
@@ -316,4 +154,32 @@ pub(crate) fn anomaly_type_names() -> Vec<&'static str> {
 /// Names of the severities, in the order of the `severity` codes.
 pub(crate) fn severity_names() -> Vec<&'static str> {
     Severity::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+/// Synthetic readings with injected anomalies (see `anomaly_core::consumption::simulate`).
+#[pyfunction]
+#[pyo3(signature = (*, clients = 50, days = 60, start = 1_704_067_200, interval_minutes = 60, anomaly_rate = 0.2, seed = 7))]
+pub(crate) fn simulate_consumption<'py>(
+    py: Python<'py>,
+    clients: usize,
+    days: u32,
+    start: i64,
+    interval_minutes: u32,
+    anomaly_rate: f64,
+    seed: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let spec = SimulationSpec { clients, days, start, interval_minutes, anomaly_rate, seed };
+    let (readings, events) = run(py, move || simulate(&spec))?;
+    let out = PyDict::new(py);
+    out.set_item("client_names", readings.client_names().to_vec())?;
+    out.set_item("client", readings.clients().to_vec().into_pyarray(py))?;
+    out.set_item("timestamp", readings.timestamps().to_vec().into_pyarray(py))?;
+    out.set_item("kwh", readings.kwh().to_vec().into_pyarray(py))?;
+    let ev = PyDict::new(py);
+    ev.set_item("client", events.iter().map(|e| e.client.clone()).collect::<Vec<_>>())?;
+    ev.set_item("kind", events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())?;
+    ev.set_item("start", events.iter().map(|e| e.start).collect::<Vec<_>>().into_pyarray(py))?;
+    ev.set_item("end", events.iter().map(|e| e.end).collect::<Vec<_>>().into_pyarray(py))?;
+    out.set_item("events", ev)?;
+    Ok(out)
 }

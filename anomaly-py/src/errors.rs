@@ -35,54 +35,19 @@ create_exception!(
     AnomalyError,
     "Bad input data; `.field` and `.row` (0-based position) name the culprit."
 );
-create_exception!(
-    anomaly._anomaly,
-    EmptyInputError,
-    InvalidInputError,
-    "An input that needs rows has none."
-);
-create_exception!(
-    anomaly._anomaly,
-    NonFiniteError,
-    InvalidInputError,
-    "A value is NaN or infinite."
-);
-create_exception!(
-    anomaly._anomaly,
-    NegativeValueError,
-    InvalidInputError,
-    "A value that must be >= 0 is negative."
-);
+create_exception!(anomaly._anomaly, EmptyInputError, InvalidInputError, "An input that needs rows has none.");
+create_exception!(anomaly._anomaly, NonFiniteError, InvalidInputError, "A value is NaN or infinite.");
+create_exception!(anomaly._anomaly, NegativeValueError, InvalidInputError, "A value that must be >= 0 is negative.");
 create_exception!(
     anomaly._anomaly,
     TimestampError,
     InvalidInputError,
     "A timestamp is unparsable, duplicated, out of order or off the interval grid."
 );
-create_exception!(
-    anomaly._anomaly,
-    NumberError,
-    InvalidInputError,
-    "A value is not a number."
-);
-create_exception!(
-    anomaly._anomaly,
-    ShapeError,
-    InvalidInputError,
-    "Inputs have the wrong shape or length."
-);
-create_exception!(
-    anomaly._anomaly,
-    ColumnError,
-    InvalidInputError,
-    "A named column does not exist."
-);
-create_exception!(
-    anomaly._anomaly,
-    ParameterError,
-    AnomalyError,
-    "A parameter is out of range; `.field` names it."
-);
+create_exception!(anomaly._anomaly, NumberError, InvalidInputError, "A value is not a number.");
+create_exception!(anomaly._anomaly, ShapeError, InvalidInputError, "Inputs have the wrong shape or length.");
+create_exception!(anomaly._anomaly, ColumnError, InvalidInputError, "A named column does not exist.");
+create_exception!(anomaly._anomaly, ParameterError, AnomalyError, "A parameter is out of range; `.field` names it.");
 create_exception!(
     anomaly._anomaly,
     ModelFileError,
@@ -112,9 +77,9 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::LengthMismatch { .. } | Error::Shape { .. } => ShapeError::new_err(message),
         Error::UnknownColumn { .. } => ColumnError::new_err(message),
         Error::InvalidParameter { .. } => ParameterError::new_err(message),
-        Error::CorruptModel { .. }
-        | Error::UnsupportedVersion { .. }
-        | Error::WrongModelKind { .. } => ModelFileError::new_err(message),
+        Error::CorruptModel { .. } | Error::UnsupportedVersion { .. } | Error::WrongModelKind { .. } => {
+            ModelFileError::new_err(message)
+        }
         _ => AnomalyError::new_err(message),
     };
     let value = exc.value(py);
@@ -142,9 +107,7 @@ where
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(InternalError::new_err(format!(
-                "internal error (please report): {what}"
-            )))
+            Err(InternalError::new_err(format!("internal error (please report): {what}")))
         }
     }
 }

@@ -14,10 +14,8 @@ mod errors;
 fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<consumption::PyConsumptionRules>()?;
-    m.add_function(wrap_pyfunction!(
-        consumption::_consumption_rules_from_bytes,
-        m
-    )?)?;
+    m.add_function(wrap_pyfunction!(consumption::_consumption_rules_from_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(consumption::simulate_consumption, m)?)?;
     m.add("ANOMALY_TYPES", consumption::anomaly_type_names())?;
     m.add("SEVERITIES", consumption::severity_names())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

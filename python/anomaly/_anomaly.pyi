@@ -41,3 +41,12 @@ class ConsumptionRules:
     ) -> dict[str, dict[str, Any]]: ...
 
 def _consumption_rules_from_bytes(data: bytes) -> ConsumptionRules: ...
+def simulate_consumption(
+    *,
+    clients: int = 50,
+    days: int = 60,
+    start: int = 1704067200,
+    interval_minutes: int = 60,
+    anomaly_rate: float = 0.2,
+    seed: int = 7,
+) -> dict[str, Any]: ...

@@ -57,6 +57,7 @@ __all__ = [
     "default_params",
     "detect",
     "monthly",
+    "simulate",
 ]
 
 #: Rule names, in the order of the bits of the raw ``types`` mask.
@@ -309,3 +310,48 @@ def monthly(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
 def clients(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
     """Per client summary with the ``suspicious`` flag; see :func:`analyze` for the keywords."""
     return analyze(df, **kwargs).clients
+
+
+def simulate(
+    *,
+    clients: int = 50,
+    days: int = 60,
+    start: str = "2024-01-01",
+    interval: str | int = "1h",
+    anomaly_rate: float = 0.2,
+    seed: int = 7,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Realistic synthetic household readings with injected anomalies.
+
+    Returns ``(readings, events)``: readings with columns ``client_id``,
+    ``timestamp``, ``kwh``; events with ``client_id``, ``kind``
+    (``plantation``, ``flat`` or ``spike``), ``start`` and ``end``
+    (exclusive). Deterministic for a seed.
+    """
+    start_s = int(pd.Timestamp(start).value // 1_000_000_000)
+    raw = _anomaly.simulate_consumption(
+        clients=clients,
+        days=days,
+        start=start_s,
+        interval_minutes=_minutes(interval, "interval"),
+        anomaly_rate=anomaly_rate,
+        seed=seed,
+    )
+    names = np.array(raw["client_names"], dtype=object)
+    readings = pd.DataFrame(
+        {
+            "client_id": names[raw["client"]],
+            "timestamp": raw["timestamp"].astype("datetime64[s]"),
+            "kwh": raw["kwh"],
+        }
+    )
+    ev = raw["events"]
+    events = pd.DataFrame(
+        {
+            "client_id": ev["client"],
+            "kind": ev["kind"],
+            "start": np.asarray(ev["start"], dtype=np.int64).astype("datetime64[s]"),
+            "end": np.asarray(ev["end"], dtype=np.int64).astype("datetime64[s]"),
+        }
+    )
+    return readings, events

@@ -115,7 +115,7 @@ pub(crate) struct SimulateArgs {
     /// Sampling interval: 15m, 30m, 1h, ...
     #[arg(long, value_parser = parse_minutes, default_value = "1h")]
     interval: u32,
-    /// Share of clients with a plantation or flat meter (spikes: rate / 100 per reading).
+    /// Share of clients with a plantation or flat meter (spikes: rate / 500 per reading).
     #[arg(long, default_value_t = 0.2)]
     anomaly_rate: f64,
     /// Random seed.
@@ -141,9 +141,7 @@ fn parse_minutes(s: &str) -> Result<u32, String> {
     };
     match number.trim().parse::<u32>() {
         Ok(n) if n > 0 => Ok(n * scale),
-        _ => Err(format!(
-            "expected a duration like 15m, 30m or 1h, got {s:?}"
-        )),
+        _ => Err(format!("expected a duration like 15m, 30m or 1h, got {s:?}")),
     }
 }
 
@@ -163,32 +161,23 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
 fn build_params(args: &DetectArgs) -> Result<ConsumptionParams> {
     let mut params = match &args.params {
         Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            ConsumptionParams::from_bytes(&bytes).map_err(|e| InputError::Csv {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            ConsumptionParams::from_bytes(&bytes)
+                .map_err(|e| InputError::Csv { path: path.clone(), message: e.to_string() })?
         }
         None => ConsumptionParams::default(),
     };
     if !args.set.is_empty() {
         let mut value = serde_json::to_value(&params)?;
         for item in &args.set {
-            let bad = |reason: &str| {
-                InputError::Params(anomaly_core::Error::param("--set", item, reason))
-            };
-            let (name, raw) = item
-                .split_once('=')
-                .ok_or_else(|| bad("expected NAME=VALUE"))?;
-            let slot = value
-                .get_mut(name.trim())
-                .ok_or_else(|| bad("unknown parameter; see `anomaly consumption params`"))?;
+            let bad = |reason: &str| InputError::Params(anomaly_core::Error::param("--set", item, reason));
+            let (name, raw) = item.split_once('=').ok_or_else(|| bad("expected NAME=VALUE"))?;
+            let slot =
+                value.get_mut(name.trim()).ok_or_else(|| bad("unknown parameter; see `anomaly consumption params`"))?;
             *slot = serde_json::from_str(raw.trim()).map_err(|_| bad("value must be a number"))?;
         }
-        params = serde_json::from_value(value).map_err(|e| {
-            InputError::Params(anomaly_core::Error::param("--set", e, "wrong type"))
-        })?;
+        params = serde_json::from_value(value)
+            .map_err(|e| InputError::Params(anomaly_core::Error::param("--set", e, "wrong type")))?;
     }
     if let Some(band) = args.night_band {
         params.night_band = band;
@@ -207,11 +196,8 @@ fn detect(args: DetectArgs) -> Result<()> {
     let started = Instant::now();
     let params = build_params(&args)?;
     let rules = params.check().map_err(InputError::Params)?;
-    let names = ColumnNames {
-        client: args.client_col.clone(),
-        time: args.time_col.clone(),
-        value: args.value_col.clone(),
-    };
+    let names =
+        ColumnNames { client: args.client_col.clone(), time: args.time_col.clone(), value: args.value_col.clone() };
     let mut readings = csvio::read_readings(&args.input, &names)?;
     info!(
         "read {} readings of {} clients from {} in {:.2?}",
@@ -222,18 +208,11 @@ fn detect(args: DetectArgs) -> Result<()> {
     );
     if let Some(to) = args.aggregate {
         let from = args.interval.unwrap_or(60);
-        readings = readings
-            .aggregate(from, to)
-            .map_err(|e| InputError::data(&args.input, e))?;
-        info!(
-            "aggregated {from}-minute readings into {} complete {to}-minute buckets",
-            readings.len()
-        );
+        readings = readings.aggregate(from, to).map_err(|e| InputError::data(&args.input, e))?;
+        info!("aggregated {from}-minute readings into {} complete {to}-minute buckets", readings.len());
     }
     let t = Instant::now();
-    let report = rules
-        .detect(&readings)
-        .map_err(|e| InputError::data(&args.input, e))?;
+    let report = rules.detect(&readings).map_err(|e| InputError::data(&args.input, e))?;
     info!("detected in {:.2?}", t.elapsed());
 
     write_flags(&args.output, &names, &readings, &report)?;
@@ -259,36 +238,17 @@ fn detect(args: DetectArgs) -> Result<()> {
     Ok(())
 }
 
-fn summary_json(
-    readings: &Readings,
-    report: &ConsumptionReport,
-    started: Instant,
-) -> serde_json::Value {
+fn summary_json(readings: &Readings, report: &ConsumptionReport, started: Instant) -> serde_json::Value {
     let flags = &report.flags;
     let anomalies = flags.is_anomaly.iter().filter(|&&a| a).count();
     let by_type: serde_json::Map<_, _> = AnomalyType::ALL
         .iter()
         .enumerate()
-        .map(|(k, t)| {
-            (
-                t.as_str().to_owned(),
-                report
-                    .clients
-                    .iter()
-                    .map(|c| c.n_by_type[k])
-                    .sum::<usize>()
-                    .into(),
-            )
-        })
+        .map(|(k, t)| (t.as_str().to_owned(), report.clients.iter().map(|c| c.n_by_type[k]).sum::<usize>().into()))
         .collect();
     let by_severity: serde_json::Map<_, _> = Severity::ALL
         .iter()
-        .map(|s| {
-            (
-                s.as_str().to_owned(),
-                flags.severity.iter().filter(|x| *x == s).count().into(),
-            )
-        })
+        .map(|s| (s.as_str().to_owned(), flags.severity.iter().filter(|x| *x == s).count().into()))
         .collect();
     serde_json::json!({
         "readings": readings.len(),
@@ -302,33 +262,15 @@ fn summary_json(
     })
 }
 
-fn write_flags(
-    path: &Path,
-    names: &ColumnNames,
-    readings: &Readings,
-    report: &ConsumptionReport,
-) -> Result<()> {
+fn write_flags(path: &Path, names: &ColumnNames, readings: &Readings, report: &ConsumptionReport) -> Result<()> {
     let mut w = csvio::writer(path)?;
-    let header = [
-        names.client.as_str(),
-        names.time.as_str(),
-        names.value.as_str(),
-        "is_anomaly",
-        "types",
-        "score",
-        "severity",
-    ];
+    let header =
+        [names.client.as_str(), names.time.as_str(), names.value.as_str(), "is_anomaly", "types", "score", "severity"];
     w.write_record(header)?;
     let flags = &report.flags;
-    let bar = csvio::progress(
-        readings.len() as u64,
-        readings.len() >= 1_000_000,
-        "writing",
-    );
+    let bar = csvio::progress(readings.len() as u64, readings.len() >= 1_000_000, "writing");
     let (mut ts, mut kwh, mut score) = (String::new(), String::new(), String::new());
-    let type_names: Vec<String> = (0..32u8)
-        .map(|m| anomaly_core::consumption::AnomalyTypes(m).join(";"))
-        .collect();
+    let type_names: Vec<String> = (0..32u8).map(|m| anomaly_core::consumption::AnomalyTypes(m).join(";")).collect();
     for row in 0..readings.len() {
         ts.clear();
         write_timestamp(&mut ts, readings.timestamps()[row]);
@@ -338,21 +280,9 @@ fn write_flags(
         let _ = write!(kwh, "{}", readings.kwh()[row]);
         let _ = write!(score, "{}", flags.score[row]);
         let client = &readings.client_names()[readings.clients()[row] as usize];
-        let anomaly = if flags.is_anomaly[row] {
-            "true"
-        } else {
-            "false"
-        };
+        let anomaly = if flags.is_anomaly[row] { "true" } else { "false" };
         let types = &type_names[usize::from(flags.types[row].0 & 31)];
-        w.write_record([
-            client.as_str(),
-            &ts,
-            &kwh,
-            anomaly,
-            types,
-            &score,
-            flags.severity[row].as_str(),
-        ])?;
+        w.write_record([client.as_str(), &ts, &kwh, anomaly, types, &score, flags.severity[row].as_str()])?;
         if row % 262_144 == 0 {
             bar.set_position(row as u64);
         }
@@ -400,25 +330,12 @@ fn write_monthly(path: &Path, report: &ConsumptionReport) -> Result<()> {
 
 fn write_clients(path: &Path, report: &ConsumptionReport) -> Result<()> {
     let mut w = csvio::writer(path)?;
-    let mut header = vec![
-        "client".to_owned(),
-        "n_readings".into(),
-        "n_anomalies".into(),
-    ];
+    let mut header = vec!["client".to_owned(), "n_readings".into(), "n_anomalies".into()];
     header.extend(AnomalyType::ALL.iter().map(|t| format!("n_{}", t.as_str())));
-    header.extend([
-        "n_critical".into(),
-        "n_severe".into(),
-        "max_score".into(),
-        "suspicious".into(),
-    ]);
+    header.extend(["n_critical".into(), "n_severe".into(), "max_score".into(), "suspicious".into()]);
     w.write_record(&header)?;
     for c in &report.clients {
-        let mut row = vec![
-            c.client.clone(),
-            c.n_readings.to_string(),
-            c.n_anomalies.to_string(),
-        ];
+        let mut row = vec![c.client.clone(), c.n_readings.to_string(), c.n_anomalies.to_string()];
         row.extend(c.n_by_type.iter().map(usize::to_string));
         row.extend([
             c.n_critical.to_string(),
@@ -432,13 +349,8 @@ fn write_clients(path: &Path, report: &ConsumptionReport) -> Result<()> {
 }
 
 fn simulate_cmd(args: SimulateArgs) -> Result<()> {
-    let start = parse_timestamp(&args.start).ok_or_else(|| {
-        InputError::Params(anomaly_core::Error::param(
-            "--start",
-            &args.start,
-            "expected YYYY-MM-DD",
-        ))
-    })?;
+    let start = parse_timestamp(&args.start)
+        .ok_or_else(|| InputError::Params(anomaly_core::Error::param("--start", &args.start, "expected YYYY-MM-DD")))?;
     let spec = SimulationSpec {
         clients: args.clients,
         days: args.days,

@@ -14,13 +14,17 @@
 //! Each rule computes a ratio to its threshold (1 = exactly at it):
 //! - **outlier**: `|x - mean| / max(std, min_std_kwh) / zscore_threshold`,
 //!   mean and standard deviation of the same hour of day over the baseline
-//!   (household use depends strongly on the hour).
-//! - **spike**: `x / ((1 + spike_increase) * typical)`, with `typical` the
-//!   median of the same hour over the previous `spike_baseline_days` days
-//!   (at least half present); `x` must also exceed it by `min_excess_kwh`.
+//!   (household use depends strongly on the hour); `|x - mean|` must also be
+//!   at least `min_excess_kwh`.
+//! - **spike**: a jump, `x / ((1 + spike_increase) * reference)`, where the
+//!   reference is the largest of the previous reading, the median of the
+//!   same hour over the previous `spike_baseline_days` days (at least half
+//!   present) and the client's mean over the baseline; `x` must also exceed
+//!   it by `min_excess_kwh`. Household use is bursty: against the hour's
+//!   median alone, real meters "spike" several times a day.
 //! - **night_use** (readings in `night_band`): `x / (night_factor * m)`
-//!   with `m` the client's mean night reading over the baseline, and at
-//!   least `min_excess_kwh` above it.
+//!   with `m` the client's mean night reading over the baseline; `x` must
+//!   also be at least `min_excess_kwh` above it.
 //! - **plantation** (readings in `night_band`): a grow room draws heavy,
 //!   regular load every night. The last `plantation_nights` nights
 //!   (including the current one so far) must each have a mean above
@@ -75,6 +79,5 @@ pub mod simulate;
 pub use params::{ConsumptionParams, ConsumptionRules, HourBand};
 pub use readings::{ColumnNames, Readings, ReadingsBuilder};
 pub use report::{
-    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags,
-    Severity,
+    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags, Severity,
 };

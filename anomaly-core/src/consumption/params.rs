@@ -20,18 +20,12 @@ pub struct HourBand {
 impl HourBand {
     /// A band from `start_hour` (inclusive) to `end_hour` (exclusive).
     pub const fn new(start_hour: u32, end_hour: u32) -> Self {
-        HourBand {
-            start_hour,
-            end_hour,
-        }
+        HourBand { start_hour, end_hour }
     }
 
     /// Whether a time of day (seconds since midnight) falls in the band.
     pub fn contains(&self, second_of_day: i64) -> bool {
-        let (start, end) = (
-            i64::from(self.start_hour) * 3600,
-            i64::from(self.end_hour) * 3600,
-        );
+        let (start, end) = (i64::from(self.start_hour) * 3600, i64::from(self.end_hour) * 3600);
         if start < end {
             (start..end).contains(&second_of_day)
         } else {
@@ -46,18 +40,10 @@ impl HourBand {
 
     fn check(&self, name: &str) -> Result<()> {
         if self.start_hour > 23 || self.end_hour > 24 {
-            return Err(Error::param(
-                name,
-                self,
-                "hours must be 0-23 (start) and 0-24 (end)",
-            ));
+            return Err(Error::param(name, self, "hours must be 0-23 (start) and 0-24 (end)"));
         }
         if self.hours() == 0 {
-            return Err(Error::param(
-                name,
-                self,
-                "band is empty or the whole day; start and end must differ",
-            ));
+            return Err(Error::param(name, self, "band is empty or the whole day; start and end must differ"));
         }
         Ok(())
     }
@@ -76,10 +62,7 @@ impl std::str::FromStr for HourBand {
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::param("band", s, "expected START-END hours, e.g. 0-6 or 22-6");
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let band = HourBand::new(
-            a.trim().parse().map_err(|_| bad())?,
-            b.trim().parse().map_err(|_| bad())?,
-        );
+        let band = HourBand::new(a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
         band.check("band")?;
         Ok(band)
     }
@@ -114,8 +97,9 @@ pub struct ConsumptionParams {
     pub spike_increase: f64,
     /// Days of same-hour readings whose median is the typical level.
     pub spike_baseline_days: u32,
-    /// Spike and night rules also need the reading to exceed its reference by
-    /// this many kWh, so near-zero references do not make every blip a spike.
+    /// Outlier, spike and night rules also need the reading to differ from
+    /// its reference by this many kWh, so that small absolute wobbles around
+    /// near-idle levels are not flagged.
     pub min_excess_kwh: f64,
     /// The night band for the night and plantation rules.
     pub night_band: HourBand,
@@ -157,7 +141,7 @@ impl Default for ConsumptionParams {
             min_std_kwh: 0.05,
             spike_increase: 1.5,
             spike_baseline_days: 7,
-            min_excess_kwh: 0.2,
+            min_excess_kwh: 0.5,
             night_band: HourBand::new(0, 6),
             night_factor: 2.0,
             plantation_nights: 3,
@@ -230,11 +214,7 @@ impl ParamGuard for ConsumptionParams {
         at_least("baseline_days", p.baseline_days, 1)?;
         at_least("min_history_days", p.min_history_days, 2)?;
         if p.min_history_days > p.baseline_days {
-            return Err(Error::param(
-                "min_history_days",
-                p.min_history_days,
-                "must not exceed baseline_days",
-            ));
+            return Err(Error::param("min_history_days", p.min_history_days, "must not exceed baseline_days"));
         }
         positive("zscore_threshold", p.zscore_threshold)?;
         positive("min_std_kwh", p.min_std_kwh)?;
@@ -243,11 +223,7 @@ impl ParamGuard for ConsumptionParams {
         non_negative("min_excess_kwh", p.min_excess_kwh)?;
         p.night_band.check("night_band")?;
         if p.night_factor.is_nan() || p.night_factor <= 1.0 || p.night_factor.is_infinite() {
-            return Err(Error::param(
-                "night_factor",
-                p.night_factor,
-                "must be a finite number > 1",
-            ));
+            return Err(Error::param("night_factor", p.night_factor, "must be a finite number > 1"));
         }
         at_least("plantation_nights", p.plantation_nights, 1)?;
         positive("plantation_day_ratio", p.plantation_day_ratio)?;
@@ -255,11 +231,7 @@ impl ParamGuard for ConsumptionParams {
         non_negative("flat_tolerance_kwh", p.flat_tolerance_kwh)?;
         non_negative("flat_min_baseline_std", p.flat_min_baseline_std)?;
         if u64::from(p.flat_hours) * 60 < u64::from(p.interval_minutes) {
-            return Err(Error::param(
-                "flat_hours",
-                p.flat_hours,
-                "must cover at least one interval",
-            ));
+            return Err(Error::param("flat_hours", p.flat_hours, "must cover at least one interval"));
         }
         p.peak_band.check("peak_band")?;
         let cuts = [
@@ -270,11 +242,7 @@ impl ParamGuard for ConsumptionParams {
         let mut previous = 0.5;
         for (name, cut) in cuts {
             if !(cut > previous && cut <= 1.0) {
-                return Err(Error::param(
-                    name,
-                    cut,
-                    "severity cuts must increase: 0.5 < media < alta < crítica <= 1",
-                ));
+                return Err(Error::param(name, cut, "severity cuts must increase: 0.5 < media < alta < crítica <= 1"));
             }
             previous = cut;
         }
@@ -316,9 +284,7 @@ mod tests {
         rejects("night_band", |p| p.night_band = HourBand::new(25, 3));
         rejects("night_factor", |p| p.night_factor = 1.0);
         rejects("plantation_nights", |p| p.plantation_nights = 0);
-        rejects("plantation_day_ratio", |p| {
-            p.plantation_day_ratio = f64::INFINITY
-        });
+        rejects("plantation_day_ratio", |p| p.plantation_day_ratio = f64::INFINITY);
         rejects("flat_hours", |p| p.flat_hours = 0);
         rejects("flat_tolerance_kwh", |p| p.flat_tolerance_kwh = f64::NAN);
         rejects("flat_min_baseline_std", |p| p.flat_min_baseline_std = -1.0);
@@ -332,30 +298,16 @@ mod tests {
     fn bands_wrap_and_parse() {
         let band: HourBand = "22-6".parse().unwrap();
         assert_eq!(band.hours(), 8);
-        assert!(
-            band.contains(23 * 3600)
-                && band.contains(0)
-                && !band.contains(6 * 3600)
-                && !band.contains(12 * 3600)
-        );
+        assert!(band.contains(23 * 3600) && band.contains(0) && !band.contains(6 * 3600) && !band.contains(12 * 3600));
         assert!("6".parse::<HourBand>().is_err());
         assert!("0-24".parse::<HourBand>().is_err());
     }
 
     #[test]
     fn params_round_trip_through_the_envelope() {
-        let p = ConsumptionParams {
-            night_band: HourBand::new(22, 5),
-            ..Default::default()
-        };
-        assert_eq!(
-            ConsumptionParams::from_bytes(&p.to_bytes().unwrap()).unwrap(),
-            p
-        );
+        let p = ConsumptionParams { night_band: HourBand::new(22, 5), ..Default::default() };
+        assert_eq!(ConsumptionParams::from_bytes(&p.to_bytes().unwrap()).unwrap(), p);
         let unknown = br#"{"format":"anomaly-model","version":1,"kind":"consumption_rules","model":{"zscore":3}}"#;
-        assert!(matches!(
-            ConsumptionParams::from_bytes(unknown),
-            Err(Error::CorruptModel { .. })
-        ));
+        assert!(matches!(ConsumptionParams::from_bytes(unknown), Err(Error::CorruptModel { .. })));
     }
 }

@@ -21,11 +21,7 @@ pub struct ColumnNames {
 
 impl Default for ColumnNames {
     fn default() -> Self {
-        ColumnNames {
-            client: "client_id".into(),
-            time: "timestamp".into(),
-            value: "kwh".into(),
-        }
+        ColumnNames { client: "client_id".into(), time: "timestamp".into(), value: "kwh".into() }
     }
 }
 
@@ -46,12 +42,7 @@ pub struct Readings {
 
 impl Readings {
     /// Validates readings given as columns. `client[i]` indexes `client_names`.
-    pub fn new(
-        client_names: Vec<String>,
-        client: Vec<u32>,
-        timestamp: Vec<i64>,
-        kwh: Vec<f64>,
-    ) -> Result<Self> {
+    pub fn new(client_names: Vec<String>, client: Vec<u32>, timestamp: Vec<i64>, kwh: Vec<f64>) -> Result<Self> {
         Self::with_names(ColumnNames::default(), client_names, client, timestamp, kwh)
     }
 
@@ -65,26 +56,14 @@ impl Readings {
     ) -> Result<Self> {
         let n = kwh.len();
         if n == 0 {
-            return Err(Error::Empty {
-                what: "readings".into(),
-            });
+            return Err(Error::Empty { what: "readings".into() });
         }
-        for (field, len) in [
-            (&names.client, client.len()),
-            (&names.time, timestamp.len()),
-        ] {
+        for (field, len) in [(&names.client, client.len()), (&names.time, timestamp.len())] {
             if len != n {
-                return Err(Error::LengthMismatch {
-                    field: field.clone(),
-                    expected: n,
-                    found: len,
-                });
+                return Err(Error::LengthMismatch { field: field.clone(), expected: n, found: len });
             }
         }
-        if let Some(row) = client
-            .iter()
-            .position(|&c| c as usize >= client_names.len())
-        {
+        if let Some(row) = client.iter().position(|&c| c as usize >= client_names.len()) {
             return Err(Error::Shape {
                 field: names.client.clone(),
                 expected: format!("client codes below {}", client_names.len()),
@@ -103,27 +82,13 @@ impl Readings {
         }
         for (row, &v) in kwh.iter().enumerate() {
             if !v.is_finite() {
-                return Err(Error::NonFinite {
-                    field: names.value.clone(),
-                    row,
-                    value: v,
-                });
+                return Err(Error::NonFinite { field: names.value.clone(), row, value: v });
             }
             if v < 0.0 {
-                return Err(Error::Negative {
-                    field: names.value.clone(),
-                    row,
-                    value: v,
-                });
+                return Err(Error::Negative { field: names.value.clone(), row, value: v });
             }
         }
-        Ok(Readings {
-            names,
-            client_names,
-            client,
-            timestamp,
-            kwh,
-        })
+        Ok(Readings { names, client_names, client, timestamp, kwh })
     }
 
     /// Builds readings from `(client, timestamp, kWh)` records.
@@ -134,9 +99,7 @@ impl Readings {
     /// assert_eq!(r.len(), 3);
     /// assert_eq!(r.client_names(), ["a", "b"]);
     /// ```
-    pub fn from_records<'a>(
-        records: impl IntoIterator<Item = (&'a str, i64, f64)>,
-    ) -> Result<Self> {
+    pub fn from_records<'a>(records: impl IntoIterator<Item = (&'a str, i64, f64)>) -> Result<Self> {
         let mut builder = ReadingsBuilder::default();
         for (client, ts, kwh) in records {
             builder.push(client, ts, kwh);
@@ -184,11 +147,7 @@ impl Readings {
     /// dropped rather than under-counted, so it shows as a gap.
     pub fn aggregate(&self, from_minutes: u32, to_minutes: u32) -> Result<Readings> {
         if from_minutes == 0 || 1440 % from_minutes != 0 {
-            return Err(Error::param(
-                "interval_minutes",
-                from_minutes,
-                "must divide a day (1440 minutes)",
-            ));
+            return Err(Error::param("interval_minutes", from_minutes, "must divide a day (1440 minutes)"));
         }
         if to_minutes % from_minutes != 0 || 1440 % to_minutes != 0 {
             return Err(Error::param(
@@ -198,10 +157,7 @@ impl Readings {
             ));
         }
         let groups = self.group(i64::from(from_minutes) * 60)?;
-        let (step, per_bucket) = (
-            i64::from(to_minutes) * 60,
-            (to_minutes / from_minutes) as usize,
-        );
+        let (step, per_bucket) = (i64::from(to_minutes) * 60, (to_minutes / from_minutes) as usize);
         let (mut client, mut timestamp, mut kwh) = (Vec::new(), Vec::new(), Vec::new());
         for g in &groups.clients {
             let rows = &groups.order[g.start..g.end];
@@ -223,18 +179,10 @@ impl Readings {
         }
         if kwh.is_empty() {
             return Err(Error::Empty {
-                what: format!(
-                    "readings after aggregating to {to_minutes} minutes (no complete bucket)"
-                ),
+                what: format!("readings after aggregating to {to_minutes} minutes (no complete bucket)"),
             });
         }
-        Readings::with_names(
-            self.names.clone(),
-            self.client_names.clone(),
-            client,
-            timestamp,
-            kwh,
-        )
+        Readings::with_names(self.names.clone(), self.client_names.clone(), client, timestamp, kwh)
     }
 
     /// Groups rows by client (clients in name order), each client's rows in
@@ -251,9 +199,7 @@ impl Readings {
         }
         let n_clients = self.client_names.len();
         let mut by_name: Vec<u32> = (0..n_clients as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| {
-            self.client_names[a as usize].cmp(&self.client_names[b as usize])
-        });
+        by_name.sort_unstable_by(|&a, &b| self.client_names[a as usize].cmp(&self.client_names[b as usize]));
         let mut counts = vec![0usize; n_clients];
         for &c in &self.client {
             counts[c as usize] += 1;
@@ -265,11 +211,7 @@ impl Readings {
             let count = counts[code as usize];
             if count > 0 {
                 start_of[code as usize] = offset;
-                clients.push(ClientGroup {
-                    code,
-                    start: offset,
-                    end: offset + count,
-                });
+                clients.push(ClientGroup { code, start: offset, end: offset + count });
                 offset += count;
             }
         }
@@ -291,10 +233,7 @@ impl Readings {
         let error = slices
             .into_par_iter()
             .filter_map(|rows| {
-                if rows
-                    .windows(2)
-                    .any(|w| ts[w[1] as usize] < ts[w[0] as usize])
-                {
+                if rows.windows(2).any(|w| ts[w[1] as usize] < ts[w[0] as usize]) {
                     rows.sort_by_key(|&r| ts[r as usize]);
                 }
                 rows.windows(2)
@@ -362,13 +301,7 @@ impl ReadingsBuilder {
 
     /// Validates and returns the readings.
     pub fn build(self, names: ColumnNames) -> Result<Readings> {
-        Readings::with_names(
-            names,
-            self.client_names,
-            self.client,
-            self.timestamp,
-            self.kwh,
-        )
+        Readings::with_names(names, self.client_names, self.client, self.timestamp, self.kwh)
     }
 }
 
@@ -382,21 +315,13 @@ mod tests {
         assert!(matches!(err, Error::Negative { row: 1, .. }), "{err}");
         let err = Readings::from_records([("a", 0, f64::NAN)]).unwrap_err();
         assert!(matches!(err, Error::NonFinite { row: 0, .. }));
-        assert!(matches!(
-            Readings::from_records([]),
-            Err(Error::Empty { .. })
-        ));
+        assert!(matches!(Readings::from_records([]), Err(Error::Empty { .. })));
         assert!(matches!(
             Readings::new(vec!["a".into()], vec![0, 1], vec![0, 1], vec![1.0, 1.0]),
             Err(Error::Shape { .. })
         ));
         assert!(matches!(
-            Readings::new(
-                vec!["a".into(), "a".into()],
-                vec![0, 1],
-                vec![0, 1],
-                vec![1.0, 1.0]
-            ),
+            Readings::new(vec!["a".into(), "a".into()], vec![0, 1], vec![0, 1], vec![1.0, 1.0]),
             Err(Error::Shape { .. })
         ));
         assert!(matches!(
@@ -407,29 +332,16 @@ mod tests {
 
     #[test]
     fn groups_sort_within_clients_and_find_duplicates() {
-        let r = Readings::from_records([
-            ("b", 7200, 1.0),
-            ("a", 3600, 1.0),
-            ("b", 0, 1.0),
-            ("a", 0, 1.0),
-        ])
-        .unwrap();
+        let r = Readings::from_records([("b", 7200, 1.0), ("a", 3600, 1.0), ("b", 0, 1.0), ("a", 0, 1.0)]).unwrap();
         let g = r.group(3600).unwrap();
         assert_eq!(g.order, vec![3, 1, 2, 0]);
         let dup = Readings::from_records([("a", 0, 1.0), ("b", 0, 1.0), ("a", 0, 2.0)]).unwrap();
         match dup.group(3600) {
-            Err(Error::DuplicateTimestamp {
-                row: 2,
-                first_row: 0,
-                ..
-            }) => {}
+            Err(Error::DuplicateTimestamp { row: 2, first_row: 0, .. }) => {}
             other => panic!("{other:?}"),
         }
         let misaligned = Readings::from_records([("a", 0, 1.0), ("a", 1800, 1.0)]).unwrap();
-        assert!(matches!(
-            misaligned.group(3600),
-            Err(Error::Misaligned { row: 1, .. })
-        ));
+        assert!(matches!(misaligned.group(3600), Err(Error::Misaligned { row: 1, .. })));
     }
 
     #[test]

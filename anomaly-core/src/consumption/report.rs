@@ -22,13 +22,8 @@ pub enum AnomalyType {
 
 impl AnomalyType {
     /// All types, in bit order.
-    pub const ALL: [AnomalyType; 5] = [
-        AnomalyType::Outlier,
-        AnomalyType::Spike,
-        AnomalyType::NightUse,
-        AnomalyType::Plantation,
-        AnomalyType::Flat,
-    ];
+    pub const ALL: [AnomalyType; 5] =
+        [AnomalyType::Outlier, AnomalyType::Spike, AnomalyType::NightUse, AnomalyType::Plantation, AnomalyType::Flat];
 
     /// The name used in outputs.
     pub fn as_str(self) -> &'static str {
@@ -59,9 +54,7 @@ impl AnomalyTypes {
 
     /// The types in the set, in bit order.
     pub fn iter(self) -> impl Iterator<Item = AnomalyType> {
-        AnomalyType::ALL
-            .into_iter()
-            .filter(move |t| self.contains(*t))
+        AnomalyType::ALL.into_iter().filter(move |t| self.contains(*t))
     }
 
     /// Whether the set is empty.
@@ -71,10 +64,7 @@ impl AnomalyTypes {
 
     /// Names joined by `sep`, e.g. `"spike;night_use"`.
     pub fn join(self, sep: &str) -> String {
-        self.iter()
-            .map(AnomalyType::as_str)
-            .collect::<Vec<_>>()
-            .join(sep)
+        self.iter().map(AnomalyType::as_str).collect::<Vec<_>>().join(sep)
     }
 }
 
@@ -101,13 +91,8 @@ pub enum Severity {
 
 impl Severity {
     /// All severities, lowest first.
-    pub const ALL: [Severity; 5] = [
-        Severity::Normal,
-        Severity::Baja,
-        Severity::Media,
-        Severity::Alta,
-        Severity::Critica,
-    ];
+    pub const ALL: [Severity; 5] =
+        [Severity::Normal, Severity::Baja, Severity::Media, Severity::Alta, Severity::Critica];
 
     /// The name used in outputs.
     pub fn as_str(self) -> &'static str {

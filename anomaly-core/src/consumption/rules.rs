@@ -7,8 +7,7 @@ use rayon::prelude::*;
 use super::params::ConsumptionRules;
 use super::readings::Readings;
 use super::report::{
-    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags,
-    Severity,
+    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags, Severity,
 };
 use crate::error::{Error, Result};
 use crate::time::{civil_from_days, day_of, second_of_day, SECONDS_PER_DAY};
@@ -88,12 +87,7 @@ struct DayPrefix {
 impl DayPrefix {
     fn new(days: usize, width: usize) -> Self {
         let len = (days + 1) * width;
-        DayPrefix {
-            width,
-            count: vec![0; len],
-            sum: vec![0.0; len],
-            sumsq: vec![0.0; len],
-        }
+        DayPrefix { width, count: vec![0; len], sum: vec![0.0; len], sumsq: vec![0.0; len] }
     }
 
     fn add(&mut self, day: usize, column: usize, v: f64) {
@@ -121,11 +115,7 @@ impl DayPrefix {
         let (s, q) = (self.sum[b] - self.sum[a], self.sumsq[b] - self.sumsq[a]);
         let n = f64::from(c);
         let mean = s / n;
-        let var = if c > 1 {
-            ((q - s * mean) / (n - 1.0)).max(0.0)
-        } else {
-            0.0
-        };
+        let var = if c > 1 { ((q - s * mean) / (n - 1.0)).max(0.0) } else { 0.0 };
         (c, mean, var.sqrt())
     }
 }
@@ -170,13 +160,7 @@ impl ConsumptionRules {
         }
     }
 
-    fn detect_client(
-        &self,
-        name: &str,
-        ts: &[i64],
-        x: &[f64],
-        time_field: &str,
-    ) -> Result<ClientOutput> {
+    fn detect_client(&self, name: &str, ts: &[i64], x: &[f64], time_field: &str) -> Result<ClientOutput> {
         let p = &self.params;
         let n = ts.len();
         let step = i64::from(p.interval_minutes) * 60;
@@ -193,14 +177,9 @@ impl ConsumptionRules {
         }
         let days = span as usize;
         let day_index = |t: i64| (day_of(t) - d0) as usize;
-        let cell: Vec<usize> = ts
-            .iter()
-            .map(|&t| day_index(t) * per_day + (second_of_day(t) / step) as usize)
-            .collect();
-        let is_night: Vec<bool> = ts
-            .iter()
-            .map(|&t| p.night_band.contains(second_of_day(t)))
-            .collect();
+        let cell: Vec<usize> =
+            ts.iter().map(|&t| day_index(t) * per_day + (second_of_day(t) / step) as usize).collect();
+        let is_night: Vec<bool> = ts.iter().map(|&t| p.night_band.contains(second_of_day(t))).collect();
         let mut grid = vec![f64::NAN; days * per_day];
 
         // Baselines: per slot of the day (z-score), all readings (flat), and
@@ -237,14 +216,23 @@ impl ConsumptionRules {
             let lo = di.saturating_sub(baseline);
             let mut ratio = [0.0f64; 5];
 
-            // Outlier: z-score against the same hour of day.
+            // Outlier: z-score against the same hour of day, and at least
+            // `min_excess_kwh` away from its mean.
             let (c, mean, std) = slots.window(lo, di, slot);
             if c >= min_history {
-                let z = (xi - shift - mean) / std.max(p.min_std_kwh);
-                ratio[0] = z.abs() / p.zscore_threshold;
+                let deviation = (xi - shift - mean).abs();
+                ratio[0] = (deviation / std.max(p.min_std_kwh) / p.zscore_threshold).min(excess_ratio(
+                    deviation,
+                    0.0,
+                    p.min_excess_kwh,
+                ));
             }
+            let (c_all, mean_all, std_all) = totals.window(lo, di, 0);
 
-            // Spike: over the median of the same hour on the previous days.
+            // Spike: a jump over both the recent and the typical level: the
+            // previous reading, the median of the same hour on the previous
+            // days, and the client's mean level (household use is bursty; an
+            // idle hour's median alone is no reference for a spike).
             same_hour.clear();
             for k in 1..=(p.spike_baseline_days as usize).min(di) {
                 let v = grid[(di - k) * per_day + slot];
@@ -253,7 +241,9 @@ impl ConsumptionRules {
                 }
             }
             if !same_hour.is_empty() && same_hour.len() * 2 >= p.spike_baseline_days as usize {
-                let typical = median(&mut same_hour);
+                let level = if c_all >= min_history { mean_all + shift } else { 0.0 };
+                let previous = if i > 0 && cell[i] == cell[i - 1] + 1 { x[i - 1] } else { 0.0 };
+                let typical = median(&mut same_hour).max(level).max(previous);
                 ratio[1] = (xi / ((1.0 + p.spike_increase) * typical.max(EPS))).min(excess_ratio(
                     xi,
                     typical,
@@ -277,8 +267,7 @@ impl ConsumptionRules {
                 let key = (day_of(ts[i] - night_start) - d0 + 1) as usize;
                 night_sum[key] += xi;
                 night_count[key] += 1;
-                ratio[3] =
-                    self.plantation_ratio(key, &night_sum, &night_count, &bands, slots_per_night);
+                ratio[3] = self.plantation_ratio(key, &night_sum, &night_count, &bands, slots_per_night);
             }
 
             // Flat: the longest run of consecutive readings ending here whose
@@ -308,14 +297,10 @@ impl ConsumptionRules {
                     min_q.pop_front();
                 }
             }
-            let (c, _, std) = totals.window(lo, di, 0);
-            if c >= min_history {
+            if c_all >= min_history {
+                let std = std_all;
                 let run_hours = ((i - run_start + 1) as i64 * step) as f64 / 3600.0;
-                let varies = if p.flat_min_baseline_std > 0.0 {
-                    std / p.flat_min_baseline_std
-                } else {
-                    f64::INFINITY
-                };
+                let varies = if p.flat_min_baseline_std > 0.0 { std / p.flat_min_baseline_std } else { f64::INFINITY };
                 ratio[4] = (run_hours / f64::from(p.flat_hours)).min(varies);
             }
 
@@ -323,11 +308,7 @@ impl ConsumptionRules {
         }
 
         let (summary, monthly) = self.summarise(name, ts, x, &is_night, &flags);
-        Ok(ClientOutput {
-            flags,
-            summary,
-            monthly,
-        })
+        Ok(ClientOutput { flags, summary, monthly })
     }
 
     /// Ratio of the plantation rule for the night with index `key`, using
@@ -359,11 +340,7 @@ impl ConsumptionRules {
         let (mut lowest, mut total, mut count) = (f64::INFINITY, 0.0, 0);
         for k in first..=key {
             // Completed nights need half their readings; the current one any.
-            let needed = if k == key {
-                1
-            } else {
-                slots_per_night.div_ceil(2)
-            };
+            let needed = if k == key { 1 } else { slots_per_night.div_ceil(2) };
             if night_count[k] < needed {
                 return 0.0;
             }
@@ -373,9 +350,7 @@ impl ConsumptionRules {
         }
         let heavy = lowest / (p.night_factor * night_mean.max(EPS));
         let over_days = (total / count as f64) / (p.plantation_day_ratio * day_mean.max(EPS));
-        heavy
-            .min(over_days)
-            .min(excess_ratio(lowest, night_mean, p.min_excess_kwh))
+        heavy.min(over_days).min(excess_ratio(lowest, night_mean, p.min_excess_kwh))
     }
 
     fn summarise(
@@ -432,12 +407,7 @@ impl ConsumptionRules {
             summary.n_severe += usize::from(severity >= Severity::Alta);
             summary.max_score = summary.max_score.max(score);
 
-            acc.add(
-                x[i],
-                anomalous,
-                severity == Severity::Critica,
-                if anomalous { score } else { 0.0 },
-            );
+            acc.add(x[i], anomalous, severity == Severity::Critica, if anomalous { score } else { 0.0 });
             if is_night[i] {
                 acc.night = (acc.night.0 + x[i], acc.night.1 + 1);
             }
@@ -507,11 +477,7 @@ impl MonthAcc {
             n_critical: self.critical,
             night_mean_kwh: mean(self.night),
             peak_mean_kwh: mean(self.peak),
-            score: if self.days > 0 {
-                self.day_max_sum / self.days as f64
-            } else {
-                0.0
-            },
+            score: if self.days > 0 { self.day_max_sum / self.days as f64 } else { 0.0 },
         }
     }
 }
@@ -556,9 +522,7 @@ mod tests {
     #[test]
     fn rule_scores_meet_at_the_threshold() {
         assert_eq!(rule_score(1.0), 0.5);
-        assert!(
-            rule_score(0.999) < 0.5 && rule_score(2.0) == 0.75 && rule_score(f64::INFINITY) == 1.0
-        );
+        assert!(rule_score(0.999) < 0.5 && rule_score(2.0) == 0.75 && rule_score(f64::INFINITY) == 1.0);
         assert_eq!(combine(&[0.0; 5]), (AnomalyTypes(0), 0.0));
         let (types, score) = combine(&[1.0, 2.0, 0.5, 0.0, f64::NAN]);
         assert_eq!(types, AnomalyTypes(0b11));

@@ -20,7 +20,7 @@ pub struct SimulationSpec {
     /// Sampling interval in minutes (must divide a day).
     pub interval_minutes: u32,
     /// Share of clients given a plantation or a flat meter, and (divided by
-    /// 100) the chance that any later reading is a spike.
+    /// 500) the chance that any later reading is a spike.
     pub anomaly_rate: f64,
     /// Random seed.
     pub seed: u64,
@@ -101,42 +101,26 @@ pub fn simulate(spec: &SimulationSpec) -> Result<(Readings, Vec<InjectedEvent>)>
         return Err(Error::param("days", 0, "must be at least 1"));
     }
     if spec.interval_minutes == 0 || 1440 % spec.interval_minutes != 0 {
-        return Err(Error::param(
-            "interval_minutes",
-            spec.interval_minutes,
-            "must divide a day (1440 minutes)",
-        ));
+        return Err(Error::param("interval_minutes", spec.interval_minutes, "must divide a day (1440 minutes)"));
     }
     if !(0.0..=1.0).contains(&spec.anomaly_rate) {
-        return Err(Error::param(
-            "anomaly_rate",
-            spec.anomaly_rate,
-            "must be between 0 and 1",
-        ));
+        return Err(Error::param("anomaly_rate", spec.anomaly_rate, "must be between 0 and 1"));
     }
     let step = i64::from(spec.interval_minutes) * 60;
     let per_day = (SECONDS_PER_DAY / step) as usize;
     let hours_per_step = step as f64 / 3600.0;
     let n = spec.clients * spec.days as usize * per_day;
-    let (mut client, mut timestamp, mut kwh) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let (mut client, mut timestamp, mut kwh) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     let mut names = Vec::with_capacity(spec.clients);
     let mut events = Vec::new();
     let warmup = 14.min(spec.days as i64 - 1);
-    let spike_chance = spec.anomaly_rate / 100.0;
+    let spike_chance = spec.anomaly_rate / 500.0;
 
     for c in 0..spec.clients {
         let mut rng = Rng(spec.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
         let name = format!("C{:05}", c + 1);
         let base = rng.uniform(0.12, 0.35);
-        let (morning, midday, evening) = (
-            rng.uniform(0.3, 1.0),
-            rng.uniform(0.1, 0.6),
-            rng.uniform(0.8, 2.5),
-        );
+        let (morning, midday, evening) = (rng.uniform(0.3, 1.0), rng.uniform(0.1, 0.6), rng.uniform(0.8, 2.5));
         let noise = rng.uniform(0.15, 0.3);
 
         // At most one structural event per client, after the warm-up.
@@ -144,11 +128,7 @@ pub fn simulate(spec: &SimulationSpec) -> Result<(Readings, Vec<InjectedEvent>)>
         let room = spec.days as i64 - warmup;
         if room >= 4 && rng.uniform(0.0, 1.0) < spec.anomaly_rate {
             let plantation = rng.uniform(0.0, 1.0) < 0.5;
-            let length = if plantation {
-                rng.uniform(7.0, 15.0)
-            } else {
-                rng.uniform(2.0, 5.0)
-            } as i64;
+            let length = if plantation { rng.uniform(7.0, 15.0) } else { rng.uniform(2.0, 5.0) } as i64;
             let length = length.min(room);
             let first = warmup + (rng.uniform(0.0, (room - length + 1) as f64) as i64);
             let start = spec.start + first * SECONDS_PER_DAY;
@@ -157,21 +137,9 @@ pub fn simulate(spec: &SimulationSpec) -> Result<(Readings, Vec<InjectedEvent>)>
                 (AnomalyType::Plantation, rng.uniform(1.0, 2.5))
             } else {
                 let zero = rng.uniform(0.0, 1.0) < 0.5;
-                (
-                    AnomalyType::Flat,
-                    if zero {
-                        0.0
-                    } else {
-                        (base * 1000.0).round() / 1000.0
-                    },
-                )
+                (AnomalyType::Flat, if zero { 0.0 } else { (base * 1000.0).round() / 1000.0 })
             };
-            events.push(InjectedEvent {
-                client: name.clone(),
-                kind,
-                start,
-                end,
-            });
+            events.push(InjectedEvent { client: name.clone(), kind, start, end });
             structural = Some((kind, start, end, level));
         }
 
@@ -187,18 +155,12 @@ pub fn simulate(spec: &SimulationSpec) -> Result<(Readings, Vec<InjectedEvent>)>
             let mut v = mean * (noise * rng.normal()).exp() * hours_per_step;
             let night = hour < 6.0;
             match structural {
-                Some((AnomalyType::Plantation, start, end, level))
-                    if night && (start..end).contains(&t) =>
-                {
+                Some((AnomalyType::Plantation, start, end, level)) if night && (start..end).contains(&t) => {
                     v += level * hours_per_step
                 }
-                Some((AnomalyType::Flat, start, end, level)) if (start..end).contains(&t) => {
-                    v = level * hours_per_step
-                }
+                Some((AnomalyType::Flat, start, end, level)) if (start..end).contains(&t) => v = level * hours_per_step,
                 _ => {
-                    if t >= spec.start + warmup * SECONDS_PER_DAY
-                        && rng.uniform(0.0, 1.0) < spike_chance
-                    {
+                    if t >= spec.start + warmup * SECONDS_PER_DAY && rng.uniform(0.0, 1.0) < spike_chance {
                         v = mean * rng.uniform(3.0, 5.0) * hours_per_step + 0.5;
                         events.push(InjectedEvent {
                             client: name.clone(),
