@@ -1,0 +1,237 @@
+//! The real `anomaly` binary on real files: results, help, exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn anomaly(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anomaly")).args(args).output().expect("run anomaly")
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("anomaly-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.0.join(file).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn lines(path: &str) -> Vec<String> {
+    std::fs::read_to_string(Path::new(path)).expect("read output").lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn simulate_then_detect_end_to_end() {
+    let dir = TempDir::new("e2e");
+    let (readings, events) = (dir.path("r.csv"), dir.path("e.csv"));
+    let out = anomaly(&[
+        "consumption",
+        "simulate",
+        "--clients",
+        "20",
+        "--days",
+        "40",
+        "-o",
+        &readings,
+        "--events",
+        &events,
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines(&readings).len(), 1 + 20 * 40 * 24);
+
+    let (flags, monthly, clients) = (dir.path("f.csv"), dir.path("m.csv"), dir.path("c.csv"));
+    let out = anomaly(&[
+        "consumption",
+        "detect",
+        "-i",
+        &readings,
+        "-o",
+        &flags,
+        "--monthly",
+        &monthly,
+        "--clients",
+        &clients,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary on stdout");
+    assert_eq!(summary["readings"], 20 * 40 * 24);
+    assert!(summary["anomalies"].as_u64().expect("count") > 0);
+    assert!(stderr(&out).contains("readings anomalous"), "logs go to stderr");
+
+    let flags = lines(&flags);
+    assert_eq!(flags[0], "client_id,timestamp,kwh,is_anomaly,types,score,severity");
+    assert_eq!(flags.len(), 1 + 20 * 40 * 24);
+    // Every injected plantation or flat meter shows up with its type.
+    for event in lines(&events).iter().skip(1) {
+        let fields: Vec<&str> = event.split(',').collect();
+        let (client, kind, start, end) = (fields[0], fields[1], fields[2], fields[3]);
+        if kind == "spike" {
+            continue;
+        }
+        let hit = flags.iter().any(|row| {
+            let f: Vec<&str> = row.split(',').collect();
+            f[0] == client && f[1] >= start && f[1] < end && f[4].split(';').any(|t| t == kind)
+        });
+        assert!(hit, "{kind} of {client} from {start} not flagged");
+    }
+    assert_eq!(lines(&monthly)[0].split(',').count(), 13);
+    assert_eq!(lines(&clients).len(), 21);
+}
+
+#[test]
+fn half_hourly_input_with_its_own_columns_is_aggregated() {
+    let dir = TempDir::new("halfhour");
+    let input = dir.path("sgsc.csv");
+    let mut text = String::from("customer_id,reading_datetime,general_supply_kwh\n");
+    for k in 0..(20 * 48) {
+        let (day, slot) = (k / 48, k % 48);
+        text += &format!(
+            "7,2013-01-{:02} {:02}:{:02}:00,{}\n",
+            day + 1,
+            slot / 2,
+            (slot % 2) * 30,
+            0.2 + (slot % 7) as f64 * 0.01
+        );
+    }
+    std::fs::write(&input, text).expect("write");
+    let out_path = dir.path("out.csv");
+    let out = anomaly(&[
+        "consumption",
+        "detect",
+        "-i",
+        &input,
+        "-o",
+        &out_path,
+        "--client-col",
+        "customer_id",
+        "--time-col",
+        "reading_datetime",
+        "--value-col",
+        "general_supply_kwh",
+        "--interval",
+        "30m",
+        "--aggregate",
+        "1h",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = lines(&out_path);
+    assert_eq!(rows.len(), 1 + 20 * 24);
+    assert!(rows[1].starts_with("7,2013-01-01 00:00:00,0.41"), "{}", rows[1]);
+}
+
+#[test]
+fn bad_input_exits_2_with_file_row_and_line() {
+    let dir = TempDir::new("bad");
+    let cases = [
+        ("client_id,timestamp,kwh\na,2024-01-01 00:00:00,1\na,2024-01-01 01:00:00,NaN\n", "kwh at row 1 is not finite"),
+        (
+            "client_id,timestamp,kwh\na,2024-01-01 00:00:00,1\na,2024-13-01 01:00:00,1\n",
+            "cannot parse \"2024-13-01 01:00:00\"",
+        ),
+        ("client_id,timestamp,kwh\na,2024-01-01 00:00:00,1\na,2024-01-01 00:00:00,2\n", "row 1 duplicates row 0"),
+        ("client_id,timestamp,kwh\na,2024-01-01 00:00:00,abc\n", "cannot parse \"abc\" as a number"),
+        ("client_id,timestamp,kwh\na,2024-01-01 00:30:00,1\n", "not on the 60-minute grid"),
+        ("client_id,timestamp,kwh\n", "readings is empty"),
+        (
+            "client,timestamp,kwh\na,2024-01-01 00:00:00,1\n",
+            "unknown column \"client_id\"; available: client, timestamp, kwh",
+        ),
+        ("client_id,timestamp,kwh\na,2024-01-01 00:00:00\n", "found record with 2 fields"),
+    ];
+    for (i, (content, expected)) in cases.iter().enumerate() {
+        let input = dir.path(&format!("bad{i}.csv"));
+        std::fs::write(&input, content).expect("write");
+        let out = anomaly(&["consumption", "detect", "-i", &input, "-o", &dir.path("o.csv")]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.contains(expected), "case {i}: expected {expected:?} in {err}");
+        assert!(err.contains(&input), "case {i}: the file is named");
+    }
+    let input = dir.path("bad0.csv");
+    let err = stderr(&anomaly(&["consumption", "detect", "-i", &input, "-o", &dir.path("o.csv")]));
+    assert!(err.contains("(line 3)"), "{err}");
+}
+
+#[test]
+fn missing_file_exits_1_and_bad_usage_exits_2() {
+    let out = anomaly(&["consumption", "detect", "-i", "/nonexistent/r.csv", "-o", "/tmp/x.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot open /nonexistent/r.csv"));
+    assert_eq!(anomaly(&["consumption", "detect"]).status.code(), Some(2));
+    assert_eq!(anomaly(&["consumption", "detect", "-i", "a", "-o", "b", "--interval", "soon"]).status.code(), Some(2));
+}
+
+#[test]
+fn parameters_from_file_and_set_flags() {
+    let dir = TempDir::new("params");
+    let out = anomaly(&["consumption", "params"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.contains("\"kind\": \"consumption_rules\"") && text.contains("\"zscore_threshold\": 3.0"));
+    let params = dir.path("rules.json");
+    std::fs::write(&params, text.replace("\"zscore_threshold\": 3.0", "\"zscore_threshold\": -1.0")).expect("write");
+
+    let readings = dir.path("r.csv");
+    assert!(anomaly(&["consumption", "simulate", "--clients", "2", "--days", "10", "-o", &readings, "-q"])
+        .status
+        .success());
+    let o = dir.path("o.csv");
+    let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--params", &params]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("parameter zscore_threshold = -1"), "{}", stderr(&out));
+
+    let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--set", "zscore=4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown parameter"));
+    let out = anomaly(&[
+        "consumption",
+        "detect",
+        "-i",
+        &readings,
+        "-o",
+        &o,
+        "--set",
+        "zscore_threshold=4",
+        "--night-band",
+        "22-6",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--night-band", "7"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(&params, "{ corrupt").expect("write");
+    let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--params", &params]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("model file is corrupt"));
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let out = anomaly(&["consumption", "detect", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in ["Examples:", "--client-col", "--aggregate 1h", "crítica", "--json"] {
+        assert!(help.contains(needle), "help lacks {needle}");
+    }
+    let top = anomaly(&["--help"]);
+    assert!(String::from_utf8_lossy(&top.stdout).contains("consumption"));
+}
