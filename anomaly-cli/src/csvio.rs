@@ -88,3 +88,83 @@ pub(crate) fn finish<W: Write>(mut w: csv::Writer<W>, path: &Path) -> Result<()>
 pub(crate) fn opt(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
+
+/// Writes `n` data rows after `header`, formatting chunks of rows in
+/// parallel (formatting, not I/O, is the cost of a large CSV) and writing
+/// them in order. `format_row(row, out)` appends one line without newline.
+pub(crate) fn write_rows_parallel<F>(path: &Path, header: &str, n: usize, format_row: F) -> Result<()>
+where
+    F: Fn(usize, &mut Vec<u8>) + Sync,
+{
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 16;
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let write_err = |e: std::io::Error| anyhow::Error::new(e).context(format!("cannot write {}", path.display()));
+    writeln!(out, "{header}").map_err(write_err)?;
+    let bar = progress(n as u64, n >= 1_000_000, "writing");
+    let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+    // Bounded batches keep memory flat: format a few chunks, write them, go on.
+    for batch in starts.chunks(rayon::current_num_threads().max(1) * 4) {
+        let buffers: Vec<Vec<u8>> = batch
+            .par_iter()
+            .map(|&start| {
+                let mut buf = Vec::with_capacity(CHUNK * 48);
+                for row in start..(start + CHUNK).min(n) {
+                    format_row(row, &mut buf);
+                    buf.push(b'\n');
+                }
+                buf
+            })
+            .collect();
+        for buf in &buffers {
+            out.write_all(buf).map_err(write_err)?;
+        }
+        bar.set_position(batch.last().map_or(0, |&s| (s + CHUNK).min(n)) as u64);
+    }
+    bar.finish_and_clear();
+    out.flush().map_err(write_err)
+}
+
+/// A field as CSV: quoted (with doubled quotes) only when it needs it.
+pub(crate) fn csv_field(text: &str) -> Vec<u8> {
+    if text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) || text.starts_with(' ') || text.ends_with(' ') {
+        format!("\"{}\"", text.replace('"', "\"\"")).into_bytes()
+    } else {
+        text.as_bytes().to_vec()
+    }
+}
+
+/// Appends a float in its shortest round-trip form.
+pub(crate) fn push_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        let mut buf = ryu::Buffer::new();
+        let text = buf.format_finite(v);
+        out.extend_from_slice(text.strip_suffix(".0").unwrap_or(text).as_bytes());
+    } else {
+        out.extend_from_slice(v.to_string().as_bytes());
+    }
+}
+
+/// Appends `YYYY-MM-DD HH:MM:SS`.
+pub(crate) fn push_timestamp(out: &mut Vec<u8>, ts: i64) {
+    let (y, m, d) = anomaly_core::time::civil_from_days(ts.div_euclid(86_400));
+    let s = ts.rem_euclid(86_400);
+    if (0..10_000).contains(&y) {
+        let two = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+        two(out, y / 100);
+        two(out, y % 100);
+        out.push(b'-');
+        two(out, i64::from(m));
+        out.push(b'-');
+        two(out, i64::from(d));
+        out.push(b' ');
+        two(out, s / 3600);
+        out.push(b':');
+        two(out, (s / 60) % 60);
+        out.push(b':');
+        two(out, s % 60);
+    } else {
+        out.extend_from_slice(anomaly_core::time::format_timestamp(ts).as_bytes());
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anomaly_core::consumption::simulate::{simulate, SimulationSpec};
 use anomaly_core::consumption::{
-    AnomalyType, ColumnNames, ConsumptionParams, ConsumptionReport, HourBand, Readings, Severity,
+    AnomalyType, AnomalyTypes, ColumnNames, ConsumptionParams, ConsumptionReport, HourBand, Readings, Severity,
 };
 use anomaly_core::persist::Persist;
 use anomaly_core::time::{parse_timestamp, write_timestamp};
@@ -227,7 +227,7 @@ fn detect(args: DetectArgs) -> Result<()> {
         "{} of {} readings anomalous ({:.2}%), {} of {} clients suspicious; total {:.2?}",
         summary["anomalies"],
         summary["readings"],
-        summary["anomaly_percent"],
+        summary["anomaly_percent"].as_f64().unwrap_or(0.0),
         summary["suspicious_clients"],
         summary["clients"],
         started.elapsed()
@@ -263,32 +263,26 @@ fn summary_json(readings: &Readings, report: &ConsumptionReport, started: Instan
 }
 
 fn write_flags(path: &Path, names: &ColumnNames, readings: &Readings, report: &ConsumptionReport) -> Result<()> {
-    let mut w = csvio::writer(path)?;
     let header =
-        [names.client.as_str(), names.time.as_str(), names.value.as_str(), "is_anomaly", "types", "score", "severity"];
-    w.write_record(header)?;
+        [names.client.as_str(), names.time.as_str(), names.value.as_str(), "is_anomaly", "types", "score", "severity"]
+            .map(|h| String::from_utf8_lossy(&csvio::csv_field(h)).into_owned())
+            .join(",");
+    let clients: Vec<Vec<u8>> = readings.client_names().iter().map(|c| csvio::csv_field(c)).collect();
+    let types: Vec<String> = (0..32u8).map(|m| AnomalyTypes(m).join(";")).collect();
     let flags = &report.flags;
-    let bar = csvio::progress(readings.len() as u64, readings.len() >= 1_000_000, "writing");
-    let (mut ts, mut kwh, mut score) = (String::new(), String::new(), String::new());
-    let type_names: Vec<String> = (0..32u8).map(|m| anomaly_core::consumption::AnomalyTypes(m).join(";")).collect();
-    for row in 0..readings.len() {
-        ts.clear();
-        write_timestamp(&mut ts, readings.timestamps()[row]);
-        kwh.clear();
-        score.clear();
-        use std::fmt::Write;
-        let _ = write!(kwh, "{}", readings.kwh()[row]);
-        let _ = write!(score, "{}", flags.score[row]);
-        let client = &readings.client_names()[readings.clients()[row] as usize];
-        let anomaly = if flags.is_anomaly[row] { "true" } else { "false" };
-        let types = &type_names[usize::from(flags.types[row].0 & 31)];
-        w.write_record([client.as_str(), &ts, &kwh, anomaly, types, &score, flags.severity[row].as_str()])?;
-        if row % 262_144 == 0 {
-            bar.set_position(row as u64);
-        }
-    }
-    bar.finish_and_clear();
-    csvio::finish(w, path)
+    csvio::write_rows_parallel(path, &header, readings.len(), |row, out| {
+        out.extend_from_slice(&clients[readings.clients()[row] as usize]);
+        out.push(b',');
+        csvio::push_timestamp(out, readings.timestamps()[row]);
+        out.push(b',');
+        csvio::push_f64(out, readings.kwh()[row]);
+        out.extend_from_slice(if flags.is_anomaly[row] { b",true," } else { b",false," });
+        out.extend_from_slice(types[usize::from(flags.types[row].0 & 31)].as_bytes());
+        out.push(b',');
+        csvio::push_f64(out, flags.score[row]);
+        out.push(b',');
+        out.extend_from_slice(flags.severity[row].as_str().as_bytes());
+    })
 }
 
 fn write_monthly(path: &Path, report: &ConsumptionReport) -> Result<()> {
@@ -360,16 +354,14 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
         seed: args.seed,
     };
     let (readings, events) = simulate(&spec).map_err(InputError::Params)?;
-    let mut w = csvio::writer(&args.output)?;
-    w.write_record(["client_id", "timestamp", "kwh"])?;
-    let mut ts = String::new();
-    for row in 0..readings.len() {
-        ts.clear();
-        write_timestamp(&mut ts, readings.timestamps()[row]);
-        let client = &readings.client_names()[readings.clients()[row] as usize];
-        w.write_record([client.as_str(), &ts, &readings.kwh()[row].to_string()])?;
-    }
-    csvio::finish(w, &args.output)?;
+    let clients: Vec<Vec<u8>> = readings.client_names().iter().map(|c| csvio::csv_field(c)).collect();
+    csvio::write_rows_parallel(&args.output, "client_id,timestamp,kwh", readings.len(), |row, out| {
+        out.extend_from_slice(&clients[readings.clients()[row] as usize]);
+        out.push(b',');
+        csvio::push_timestamp(out, readings.timestamps()[row]);
+        out.push(b',');
+        csvio::push_f64(out, readings.kwh()[row]);
+    })?;
     if let Some(path) = &args.events {
         let mut w = csvio::writer(path)?;
         w.write_record(["client_id", "kind", "start", "end"])?;

@@ -40,27 +40,42 @@ impl Detect<Readings> for ConsumptionRules {
             })
             .collect();
 
+        let outputs = outputs.into_iter().collect::<Result<Vec<_>>>()?;
         let n = readings.len();
         let mut report = ConsumptionReport {
-            flags: ReadingFlags {
-                is_anomaly: vec![false; n],
-                types: vec![AnomalyTypes::default(); n],
-                score: vec![0.0; n],
-                severity: vec![Severity::Normal; n],
-            },
+            flags: ReadingFlags::default(),
             clients: Vec::with_capacity(groups.clients.len()),
             monthly: Vec::new(),
         };
+        // Input already sorted by client and time (the common case): the
+        // per-client columns concatenate into input order.
+        let in_order = groups.order.iter().enumerate().all(|(i, &row)| i == row as usize);
+        let flags = &mut report.flags;
+        if in_order {
+            flags.is_anomaly.reserve(n);
+            flags.types.reserve(n);
+            flags.score.reserve(n);
+            flags.severity.reserve(n);
+        } else {
+            flags.is_anomaly = vec![false; n];
+            flags.types = vec![AnomalyTypes::default(); n];
+            flags.score = vec![0.0; n];
+            flags.severity = vec![Severity::Normal; n];
+        }
         for (g, output) in groups.clients.iter().zip(outputs) {
-            let output = output?;
-            let flags = &mut report.flags;
-            for (k, &row) in groups.order[g.start..g.end].iter().enumerate() {
-                let (types, score) = output.flags[k];
-                let row = row as usize;
-                flags.is_anomaly[row] = !types.is_empty();
-                flags.types[row] = types;
-                flags.score[row] = score;
-                flags.severity[row] = self.severity(score);
+            if in_order {
+                flags.is_anomaly.extend(output.flags.iter().map(|(types, _)| !types.is_empty()));
+                flags.types.extend(output.flags.iter().map(|(types, _)| *types));
+                flags.score.extend(output.flags.iter().map(|(_, score)| *score));
+                flags.severity.extend(output.flags.iter().map(|(_, score)| self.severity(*score)));
+            } else {
+                for (&(types, score), &row) in output.flags.iter().zip(&groups.order[g.start..g.end]) {
+                    let row = row as usize;
+                    flags.is_anomaly[row] = !types.is_empty();
+                    flags.types[row] = types;
+                    flags.score[row] = score;
+                    flags.severity[row] = self.severity(score);
+                }
             }
             report.clients.push(output.summary);
             report.monthly.extend(output.monthly);
