@@ -1,0 +1,47 @@
+"""The README's code runs as written: its Python blocks and its first command."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_opens_with_exactly_two_commands() -> None:
+    lang, first = BLOCKS[0]
+    commands = [line for line in first.strip().splitlines() if line.strip()]
+    assert lang == "bash" and len(commands) == 2
+    assert commands[1] == "./scripts/test"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "./scripts/test" in ci
+
+
+def test_readme_first_command_runs_the_demo(tmp_path: Path) -> None:
+    first = [line for line in BLOCKS[0][1].strip().splitlines() if line.strip()][0]
+    args = shlex.split(first)
+    # Write the outputs into a temporary folder instead of the checkout.
+    for flag in ("--output", "--monthly", "--clients"):
+        i = args.index(flag)
+        args[i + 1] = str(tmp_path / args[i + 1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYO3_")}
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    flags = (tmp_path / "flags.csv").read_text().splitlines()
+    assert flags[0] == "client_id,timestamp,kwh,is_anomaly,types,score,severity"
+    assert len(flags) == 1 + 30 * 45 * 24
+    assert any(",plantation" in line or ";plantation" in line for line in flags)
+    assert (tmp_path / "monthly.csv").exists() and (tmp_path / "clients.csv").exists()
+
+
+@pytest.mark.parametrize("index", [i for i, (lang, _) in enumerate(BLOCKS) if lang == "python"])
+def test_readme_python_blocks(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    exec(compile(BLOCKS[index][1], f"README.md block {index}", "exec"), {})
