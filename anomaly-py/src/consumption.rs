@@ -64,7 +64,7 @@ impl PyConsumptionRules {
     /// (minutes) below the rules' interval, readings are first summed into
     /// complete buckets. Returns a dict of columns: `readings` (the scored
     /// rows), `clients` and `monthly`.
-    #[pyo3(signature = (client_codes, client_names, timestamps, kwh, *, columns = ("client_id".to_owned(), "timestamp".to_owned(), "kwh".to_owned()), source_interval = None))]
+    #[pyo3(signature = (client_codes, client_names, timestamps, kwh, *, columns = None, source_interval = None))]
     #[allow(clippy::too_many_arguments)]
     fn detect<'py>(
         &self,
@@ -73,10 +73,10 @@ impl PyConsumptionRules {
         client_names: Vec<String>,
         timestamps: PyReadonlyArray1<'py, i64>,
         kwh: PyReadonlyArray1<'py, f64>,
-        columns: (String, String, String),
+        columns: Option<(String, String, String)>,
         source_interval: Option<u32>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let names = ColumnNames { client: columns.0, time: columns.1, value: columns.2 };
+        let names = columns.map(|(client, time, value)| ColumnNames { client, time, value }).unwrap_or_default();
         let (codes, ts, values) = (client_codes.as_array(), timestamps.as_array(), kwh.as_array());
         let params = &self.params;
         let (readings, report) = run(py, move || {

@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension module ``anomaly._anomaly``."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ class ParameterError(AnomalyError): ...
 class ModelFileError(AnomalyError): ...
 class InternalError(AnomalyError): ...
 
+@final
 class ConsumptionRules:
     def __new__(cls, params_json: str | None = None) -> ConsumptionRules: ...
     def params_json(self) -> str: ...
@@ -36,7 +37,7 @@ class ConsumptionRules:
         timestamps: npt.NDArray[np.int64],
         kwh: npt.NDArray[np.float64],
         *,
-        columns: tuple[str, str, str] = ("client_id", "timestamp", "kwh"),
+        columns: tuple[str, str, str] | None = None,
         source_interval: int | None = None,
     ) -> dict[str, dict[str, Any]]: ...
 
