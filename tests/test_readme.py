@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,11 @@ def test_readme_first_command_runs_the_demo(tmp_path: Path) -> None:
 def test_readme_python_blocks(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     exec(compile(BLOCKS[index][1], f"README.md block {index}", "exec"), {})
+
+
+def test_examples_run() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "consumption_demo.py")], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Suspicious clients:" in proc.stdout and "C00005" in proc.stdout
