@@ -23,43 +23,34 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-create_exception!(
-    anomaly._anomaly,
-    AnomalyError,
-    PyValueError,
-    "Root of every error raised by anomaly (a ValueError)."
-);
-create_exception!(
-    anomaly._anomaly,
-    InvalidInputError,
-    AnomalyError,
-    "Bad input data; `.field` and `.row` (0-based position) name the culprit."
-);
-create_exception!(anomaly._anomaly, EmptyInputError, InvalidInputError, "An input that needs rows has none.");
-create_exception!(anomaly._anomaly, NonFiniteError, InvalidInputError, "A value is NaN or infinite.");
-create_exception!(anomaly._anomaly, NegativeValueError, InvalidInputError, "A value that must be >= 0 is negative.");
-create_exception!(
-    anomaly._anomaly,
-    TimestampError,
-    InvalidInputError,
-    "A timestamp is unparsable, duplicated, out of order or off the interval grid."
-);
-create_exception!(anomaly._anomaly, NumberError, InvalidInputError, "A value is not a number.");
-create_exception!(anomaly._anomaly, ShapeError, InvalidInputError, "Inputs have the wrong shape or length.");
-create_exception!(anomaly._anomaly, ColumnError, InvalidInputError, "A named column does not exist.");
-create_exception!(anomaly._anomaly, ParameterError, AnomalyError, "A parameter is out of range; `.field` names it.");
-create_exception!(
-    anomaly._anomaly,
-    ModelFileError,
-    AnomalyError,
-    "A model file (or pickle) is corrupt, too new, or of another kind."
-);
-create_exception!(
-    anomaly._anomaly,
-    InternalError,
-    AnomalyError,
-    "An internal bug (a caught Rust panic); please report it."
-);
+/// Declares the exception classes and `register`, which adds them all to
+/// the module, from one list.
+macro_rules! exceptions {
+    ($($name:ident($base:ty): $doc:literal;)*) => {
+        $(create_exception!(anomaly._anomaly, $name, $base, $doc);)*
+
+        /// Adds the exception classes to the module.
+        pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            $(m.add(stringify!($name), m.py().get_type::<$name>())?;)*
+            Ok(())
+        }
+    };
+}
+
+exceptions! {
+    AnomalyError(PyValueError): "Root of every error raised by anomaly (a ValueError).";
+    InvalidInputError(AnomalyError): "Bad input data; `.field` and `.row` (0-based position) name the culprit.";
+    EmptyInputError(InvalidInputError): "An input that needs rows has none.";
+    NonFiniteError(InvalidInputError): "A value is NaN or infinite.";
+    NegativeValueError(InvalidInputError): "A value that must be >= 0 is negative.";
+    TimestampError(InvalidInputError): "A timestamp is unparsable, duplicated, out of order or off the interval grid.";
+    NumberError(InvalidInputError): "A value is not a number.";
+    ShapeError(InvalidInputError): "Inputs have the wrong shape or length.";
+    ColumnError(InvalidInputError): "A named column does not exist.";
+    ParameterError(AnomalyError): "A parameter is out of range; `.field` names it.";
+    ModelFileError(AnomalyError): "A model file (or pickle) is corrupt, too new, or of another kind.";
+    InternalError(AnomalyError): "An internal bug (a caught Rust panic); please report it.";
+}
 
 /// Converts a core error into its Python exception, with `.field` and `.row`.
 pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
@@ -110,22 +101,4 @@ where
             Err(InternalError::new_err(format!("internal error (please report): {what}")))
         }
     }
-}
-
-/// Adds the exception classes to the module.
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("AnomalyError", py.get_type::<AnomalyError>())?;
-    m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
-    m.add("EmptyInputError", py.get_type::<EmptyInputError>())?;
-    m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;
-    m.add("NegativeValueError", py.get_type::<NegativeValueError>())?;
-    m.add("TimestampError", py.get_type::<TimestampError>())?;
-    m.add("NumberError", py.get_type::<NumberError>())?;
-    m.add("ShapeError", py.get_type::<ShapeError>())?;
-    m.add("ColumnError", py.get_type::<ColumnError>())?;
-    m.add("ParameterError", py.get_type::<ParameterError>())?;
-    m.add("ModelFileError", py.get_type::<ModelFileError>())?;
-    m.add("InternalError", py.get_type::<InternalError>())?;
-    Ok(())
 }

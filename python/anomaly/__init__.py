@@ -10,36 +10,8 @@ Every error raised is an :class:`AnomalyError`, a :class:`ValueError`
 subclass; input errors carry ``.field`` and ``.row``.
 """
 
-from anomaly import consumption
+from anomaly import consumption, errors
 from anomaly._anomaly import __version__
-from anomaly.errors import (
-    AnomalyError,
-    ColumnError,
-    EmptyInputError,
-    InternalError,
-    InvalidInputError,
-    ModelFileError,
-    NegativeValueError,
-    NonFiniteError,
-    NumberError,
-    ParameterError,
-    ShapeError,
-    TimestampError,
-)
+from anomaly.errors import *  # noqa: F403 - the exception classes
 
-__all__ = [
-    "AnomalyError",
-    "ColumnError",
-    "EmptyInputError",
-    "InternalError",
-    "InvalidInputError",
-    "ModelFileError",
-    "NegativeValueError",
-    "NonFiniteError",
-    "NumberError",
-    "ParameterError",
-    "ShapeError",
-    "TimestampError",
-    "__version__",
-    "consumption",
-]
+__all__ = [*errors.__all__, "__version__", "consumption"]

@@ -47,7 +47,6 @@ __all__ = [
     "ParameterError",
     "ShapeError",
     "TimestampError",
-    "input_error",
 ]
 
 
