@@ -3,7 +3,7 @@
 //! Validation happens once, at construction, and names the first bad row;
 //! algorithms then rely on the invariants without re-checking.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{ArrayView2, CowArray, Ix2};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -70,17 +70,19 @@ impl TimeSeries {
     }
 }
 
-/// A dense `n_rows x n_features` matrix of finite values, at least one row
-/// and one column.
+/// A dense, row-major `n_rows x n_features` matrix of finite `f32` values
+/// (the precision scikit-learn's trees use), at least one row and one column.
+/// Borrows the caller's buffer when it is already row-major.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeatureMatrix {
-    data: Array2<f64>,
+pub struct FeatureMatrix<'a> {
+    data: CowArray<'a, f32, Ix2>,
 }
 
-impl FeatureMatrix {
+impl<'a> FeatureMatrix<'a> {
     /// Validates a matrix; `expected_features` checks the width against a
     /// fitted model.
-    pub fn new(data: Array2<f64>, expected_features: Option<usize>) -> Result<Self> {
+    pub fn new(data: impl Into<CowArray<'a, f32, Ix2>>, expected_features: Option<usize>) -> Result<Self> {
+        let mut data = data.into();
         let (rows, cols) = data.dim();
         if rows == 0 {
             return Err(Error::Empty { what: "feature matrix".into() });
@@ -99,16 +101,41 @@ impl FeatureMatrix {
                 found: format!("{cols} features"),
             });
         }
+        if !data.is_standard_layout() {
+            data = CowArray::from(data.as_standard_layout().into_owned());
+        }
         for ((row, col), v) in data.indexed_iter() {
             if !v.is_finite() {
-                return Err(Error::NonFinite { field: format!("X[:, {col}]"), row, value: *v });
+                return Err(Error::NonFinite { field: format!("X[:, {col}]"), row, value: f64::from(*v) });
             }
         }
         Ok(FeatureMatrix { data })
     }
 
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.data.nrows()
+    }
+
+    /// Number of features (columns).
+    pub fn n_features(&self) -> usize {
+        self.data.ncols()
+    }
+
+    /// All values, row after row.
+    pub fn as_slice(&self) -> &[f32] {
+        // Standard layout is ensured in `new`.
+        self.data.as_slice().unwrap_or(&[])
+    }
+
+    /// One row.
+    pub fn row(&self, i: usize) -> &[f32] {
+        let d = self.n_features();
+        &self.as_slice()[i * d..(i + 1) * d]
+    }
+
     /// The validated values.
-    pub fn view(&self) -> ArrayView2<'_, f64> {
+    pub fn view(&self) -> ArrayView2<'_, f32> {
         self.data.view()
     }
 }
@@ -124,7 +151,7 @@ pub fn check_finite(field: &str, values: &[f64]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{array, Array2};
 
     #[test]
     fn series_rejects_each_bad_input() {
@@ -143,11 +170,14 @@ mod tests {
 
     #[test]
     fn matrix_checks_shape_and_values() {
-        assert!(FeatureMatrix::new(array![[1.0, 2.0]], Some(2)).is_ok());
-        assert!(matches!(FeatureMatrix::new(array![[1.0, 2.0]], Some(3)), Err(Error::Shape { .. })));
-        assert!(matches!(FeatureMatrix::new(Array2::zeros((0, 2)), None), Err(Error::Empty { .. })));
-        assert!(matches!(FeatureMatrix::new(Array2::zeros((2, 0)), None), Err(Error::Shape { .. })));
-        let err = FeatureMatrix::new(array![[1.0, 2.0], [f64::INFINITY, 0.0]], None).unwrap_err();
+        let m = FeatureMatrix::new(array![[1.0f32, 2.0], [3.0, 4.0]], Some(2)).unwrap();
+        assert_eq!(m.row(1), [3.0, 4.0]);
+        let transposed = array![[1.0f32, 3.0], [2.0, 4.0]];
+        assert_eq!(FeatureMatrix::new(transposed.t(), None).unwrap().as_slice(), [1.0, 2.0, 3.0, 4.0]);
+        assert!(matches!(FeatureMatrix::new(array![[1.0f32, 2.0]], Some(3)), Err(Error::Shape { .. })));
+        assert!(matches!(FeatureMatrix::new(Array2::<f32>::zeros((0, 2)), None), Err(Error::Empty { .. })));
+        assert!(matches!(FeatureMatrix::new(Array2::<f32>::zeros((2, 0)), None), Err(Error::Shape { .. })));
+        let err = FeatureMatrix::new(array![[1.0f32, 2.0], [f32::INFINITY, 0.0]], None).unwrap_err();
         assert_eq!(err.row(), Some(1));
         assert_eq!(err.field(), Some("X[:, 0]"));
     }

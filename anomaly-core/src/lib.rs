@@ -3,7 +3,9 @@
 pub mod consumption;
 pub mod data;
 pub mod error;
+pub mod isolation_forest;
 pub mod persist;
+pub mod rng;
 pub mod time;
 pub mod traits;
 

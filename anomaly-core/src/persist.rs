@@ -30,21 +30,26 @@ pub trait Persist: Serialize + DeserializeOwned {
     }
 
     /// Reads envelope JSON bytes, checking format, version and kind.
+    /// Models with invariants beyond their types override this to check them.
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let header: Envelope<serde_json::Value> = serde_json::from_slice(bytes)
-            .map_err(|e| Error::CorruptModel { reason: format!("not an anomaly model file ({e})") })?;
-        if header.format != FORMAT {
-            return Err(Error::CorruptModel { reason: format!("format is {:?}, expected {FORMAT:?}", header.format) });
-        }
-        if header.version > VERSION {
-            return Err(Error::UnsupportedVersion { found: header.version, supported: VERSION });
-        }
-        if header.kind != Self::KIND {
-            return Err(Error::WrongModelKind { expected: Self::KIND.into(), found: header.kind });
-        }
-        serde_json::from_value(header.model)
-            .map_err(|e| Error::CorruptModel { reason: format!("{} model: {e}", Self::KIND) })
+        read_envelope(bytes, Self::KIND)
     }
+}
+
+/// Reads an envelope of `kind` and deserializes its model.
+pub fn read_envelope<M: DeserializeOwned>(bytes: &[u8], kind: &str) -> Result<M> {
+    let header: Envelope<serde_json::Value> = serde_json::from_slice(bytes)
+        .map_err(|e| Error::CorruptModel { reason: format!("not an anomaly model file ({e})") })?;
+    if header.format != FORMAT {
+        return Err(Error::CorruptModel { reason: format!("format is {:?}, expected {FORMAT:?}", header.format) });
+    }
+    if header.version > VERSION {
+        return Err(Error::UnsupportedVersion { found: header.version, supported: VERSION });
+    }
+    if header.kind != kind {
+        return Err(Error::WrongModelKind { expected: kind.into(), found: header.kind });
+    }
+    serde_json::from_value(header.model).map_err(|e| Error::CorruptModel { reason: format!("{kind} model: {e}") })
 }
 
 #[derive(Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::readings::{ColumnNames, Readings};
 use super::report::AnomalyType;
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 use crate::time::SECONDS_PER_DAY;
 
 /// What to simulate.
@@ -53,29 +54,6 @@ pub struct InjectedEvent {
     pub end: i64,
 }
 
-/// SplitMix64: tiny, fast, and good enough for synthetic data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u = self.uniform(f64::MIN_POSITIVE, 1.0);
-        let v = self.uniform(0.0, std::f64::consts::TAU);
-        (-2.0 * u.ln()).sqrt() * v.cos()
-    }
-}
-
 fn bump(hour: f64, centre: f64, width: f64) -> f64 {
     let d = (hour - centre) / width;
     (-0.5 * d * d).exp()
@@ -117,7 +95,7 @@ pub fn simulate(spec: &SimulationSpec) -> Result<(Readings, Vec<InjectedEvent>)>
     let spike_chance = spec.anomaly_rate / 500.0;
 
     for c in 0..spec.clients {
-        let mut rng = Rng(spec.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = Rng::new(spec.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
         let name = format!("C{:05}", c + 1);
         let base = rng.uniform(0.12, 0.35);
         let (morning, midday, evening) = (rng.uniform(0.3, 1.0), rng.uniform(0.1, 0.6), rng.uniform(0.8, 2.5));

@@ -1,0 +1,379 @@
+//! One isolation tree in flat arrays: nodes in one vector, children of node
+//! `i` at `left[i]` and `left[i] + 1`, leaf values precomputed as
+//! `depth + c(n_leaf)` so scoring is a loop of comparisons.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Rng;
+
+/// Marks a leaf in `Node::feature`.
+const LEAF: u32 = u32::MAX;
+/// Marks a hyperplane node; the low bits index `Tree::planes`.
+const PLANE: u32 = 1 << 31;
+/// scikit-learn's `FEATURE_THRESHOLD`: a feature whose range in a node is
+/// at most this is constant there.
+const FEATURE_THRESHOLD: f32 = 1e-7;
+/// Attempts at a hyperplane that puts rows on both sides before giving up.
+const PLANE_TRIES: usize = 8;
+
+/// Average path length of an unsuccessful search in a binary search tree of
+/// `n` points: the normaliser `c(n)` of Liu et al., with `c(1) = 0` and
+/// `c(2) = 1` as in scikit-learn.
+pub fn average_path_length(n: usize) -> f64 {
+    match n {
+        0 | 1 => 0.0,
+        2 => 1.0,
+        _ => {
+            let n = n as f64;
+            2.0 * ((n - 1.0).ln() + 0.577_215_664_901_532_9) - 2.0 * (n - 1.0) / n
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Node {
+    /// Feature index, `PLANE | start`, or `LEAF`.
+    feature: u32,
+    /// Go right when the value (or projection) is above this.
+    threshold: f32,
+    /// Index of the left child; the right one follows it.
+    left: u32,
+    /// Leaf value `depth + c(n_leaf)`.
+    value: f64,
+}
+
+/// A hyperplane coefficient; the first entry of a plane holds its length
+/// in `feature`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Coef {
+    feature: u32,
+    coef: f32,
+}
+
+/// A fitted isolation tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TreeColumns", into = "TreeColumns")]
+pub struct Tree {
+    nodes: Vec<Node>,
+    planes: Vec<Coef>,
+}
+
+/// The serialized form: one array per node field (compact JSON).
+#[derive(Serialize, Deserialize)]
+struct TreeColumns {
+    feature: Vec<u32>,
+    threshold: Vec<f32>,
+    left: Vec<u32>,
+    value: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    planes: Vec<Coef>,
+}
+
+impl From<Tree> for TreeColumns {
+    fn from(t: Tree) -> Self {
+        TreeColumns {
+            feature: t.nodes.iter().map(|n| n.feature).collect(),
+            threshold: t.nodes.iter().map(|n| n.threshold).collect(),
+            left: t.nodes.iter().map(|n| n.left).collect(),
+            value: t.nodes.iter().map(|n| n.value).collect(),
+            planes: t.planes,
+        }
+    }
+}
+
+impl From<TreeColumns> for Tree {
+    fn from(c: TreeColumns) -> Self {
+        let nodes = (0..c.feature.len())
+            .map(|i| Node {
+                feature: c.feature[i],
+                threshold: c.threshold.get(i).copied().unwrap_or(0.0),
+                left: c.left.get(i).copied().unwrap_or(0),
+                value: c.value.get(i).copied().unwrap_or(0.0),
+            })
+            .collect();
+        Tree { nodes, planes: c.planes }
+    }
+}
+
+/// The largest `f32` not above `t`, so `x <= t` and `x <= result` agree for
+/// every `f32` x.
+fn f32_at_most(t: f64) -> f32 {
+    let r = t as f32;
+    if f64::from(r) > t {
+        r.next_down()
+    } else {
+        r
+    }
+}
+
+/// What a tree is built from: a row-major matrix, the sampled rows and the
+/// features this tree may use.
+pub(crate) struct TreeInput<'a> {
+    pub(crate) x: &'a [f32],
+    pub(crate) n_features: usize,
+    pub(crate) rows: Vec<u32>,
+    pub(crate) features: Vec<u32>,
+    pub(crate) max_depth: usize,
+    pub(crate) extension_level: usize,
+}
+
+/// What a hyperplane split needs to know.
+struct PlaneInput<'a> {
+    x: &'a [f32],
+    d: usize,
+    features: &'a [u32],
+    level: usize,
+}
+
+impl Tree {
+    /// Builds a tree; `rng` makes every random choice.
+    pub(crate) fn build(mut input: TreeInput<'_>, rng: &mut Rng) -> Tree {
+        let mut tree =
+            Tree { nodes: vec![Node { feature: LEAF, threshold: 0.0, left: 0, value: 0.0 }], planes: Vec::new() };
+        let n = input.rows.len();
+        let mut stack = vec![(0usize, 0usize, n, 0usize)];
+        let mut scratch = input.features.clone();
+        let mut bounds: Vec<(u32, f32, f32)> = Vec::new();
+        let mut projection: Vec<f64> = Vec::new();
+        while let Some((id, lo, hi, depth)) = stack.pop() {
+            let count = hi - lo;
+            let leaf =
+                Node { feature: LEAF, threshold: 0.0, left: 0, value: depth as f64 + average_path_length(count) };
+            if depth >= input.max_depth || count < 2 {
+                tree.nodes[id] = leaf;
+                continue;
+            }
+            let rows = &mut input.rows[lo..hi];
+            let split = if input.extension_level == 0 {
+                axis_split(input.x, input.n_features, rows, &mut scratch, rng)
+            } else {
+                let plane = PlaneInput {
+                    x: input.x,
+                    d: input.n_features,
+                    features: &input.features,
+                    level: input.extension_level,
+                };
+                tree.plane_split(&plane, rows, &mut bounds, &mut projection, rng)
+            };
+            let Some((feature, threshold, mid)) = split else {
+                tree.nodes[id] = leaf;
+                continue;
+            };
+            let left = tree.nodes.len();
+            tree.nodes.push(leaf);
+            tree.nodes.push(leaf);
+            tree.nodes[id] = Node { feature, threshold, left: left as u32, value: 0.0 };
+            stack.push((left + 1, lo + mid, hi, depth + 1));
+            stack.push((left, lo, lo + mid, depth + 1));
+        }
+        tree
+    }
+
+    /// A random hyperplane through a random point of the node's bounding
+    /// box, over `extension_level + 1` random non-constant features (Hariri
+    /// et al.). Redrawn when all rows fall on one side.
+    fn plane_split(
+        &mut self,
+        input: &PlaneInput<'_>,
+        rows: &mut [u32],
+        bounds: &mut Vec<(u32, f32, f32)>,
+        projection: &mut Vec<f64>,
+        rng: &mut Rng,
+    ) -> Option<(u32, f32, usize)> {
+        let (x, d) = (input.x, input.d);
+        bounds.clear();
+        for &f in input.features {
+            let (mn, mx) = min_max(x, d, rows, f);
+            if mx > mn + FEATURE_THRESHOLD {
+                bounds.push((f, mn, mx));
+            }
+        }
+        if bounds.is_empty() {
+            return None;
+        }
+        let k = (input.level + 1).min(bounds.len());
+        for _ in 0..PLANE_TRIES {
+            // Choose k of the non-constant features.
+            for i in 0..k {
+                let j = i + rng.below(bounds.len() - i);
+                bounds.swap(i, j);
+            }
+            let start = self.planes.len();
+            self.planes.push(Coef { feature: k as u32, coef: 0.0 });
+            let mut offset = 0.0f64;
+            for &(f, mn, mx) in &bounds[..k] {
+                let coef = rng.normal() as f32;
+                offset += f64::from(coef) * rng.uniform(f64::from(mn), f64::from(mx));
+                self.planes.push(Coef { feature: f, coef });
+            }
+            let threshold = f32_at_most(offset);
+            let plane = &self.planes[start + 1..];
+            projection.clear();
+            projection.extend(rows.iter().map(|&r| project(plane, &x[r as usize * d..][..d])));
+            let left = projection.iter().filter(|&&p| p <= f64::from(threshold)).count();
+            if left > 0 && left < rows.len() {
+                let mid = partition(rows, |r| project(plane, &x[r as usize * d..][..d]) <= f64::from(threshold));
+                return Some((PLANE | start as u32, threshold, mid));
+            }
+            self.planes.truncate(start);
+        }
+        None
+    }
+
+    /// `depth + c(n_leaf)` of the leaf that `row` falls into.
+    #[inline]
+    pub(crate) fn path_length(&self, row: &[f32]) -> f64 {
+        let mut i = 0usize;
+        loop {
+            let node = &self.nodes[i];
+            if node.feature == LEAF {
+                return node.value;
+            }
+            let right = if node.feature & PLANE == 0 {
+                row[node.feature as usize] > node.threshold
+            } else {
+                let start = (node.feature & !PLANE) as usize;
+                let len = self.planes[start].feature as usize;
+                project(&self.planes[start + 1..start + 1 + len], row) > f64::from(node.threshold)
+            };
+            i = node.left as usize + usize::from(right);
+        }
+    }
+
+    /// Number of nodes.
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Checks the structure of a deserialized tree, so that a corrupt model
+    /// file cannot make scoring index out of bounds or loop.
+    pub(crate) fn validate(&self, n_features: usize) -> Result<(), String> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.feature == LEAF {
+                if !node.value.is_finite() {
+                    return Err(format!("leaf {i} has value {}", node.value));
+                }
+                continue;
+            }
+            let left = node.left as usize;
+            if left <= i || left + 1 >= self.nodes.len() {
+                return Err(format!("node {i} has children at {left}"));
+            }
+            if node.feature & PLANE == 0 {
+                if node.feature as usize >= n_features {
+                    return Err(format!("node {i} splits on feature {} of {n_features}", node.feature));
+                }
+            } else {
+                let start = (node.feature & !PLANE) as usize;
+                let len = self.planes.get(start).map_or(usize::MAX, |c| c.feature as usize);
+                let plane = self.planes.get(start + 1..start.saturating_add(1).saturating_add(len));
+                if plane.is_none_or(|p| p.iter().any(|c| c.feature as usize >= n_features)) {
+                    return Err(format!("node {i} has a bad hyperplane"));
+                }
+            }
+        }
+        if self.nodes.is_empty() {
+            return Err("tree has no nodes".into());
+        }
+        Ok(())
+    }
+}
+
+fn project(plane: &[Coef], row: &[f32]) -> f64 {
+    plane.iter().map(|c| f64::from(c.coef) * f64::from(row[c.feature as usize])).sum()
+}
+
+fn min_max(x: &[f32], d: usize, rows: &[u32], f: u32) -> (f32, f32) {
+    let f = f as usize;
+    rows.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(mn, mx), &r| {
+        let v = x[r as usize * d + f];
+        (mn.min(v), mx.max(v))
+    })
+}
+
+/// scikit-learn's random splitter with `max_features=1`: draw features
+/// without replacement until one is not constant in the node, then a
+/// threshold uniform in [min, max) (min when the draw rounds to max).
+fn axis_split(x: &[f32], d: usize, rows: &mut [u32], scratch: &mut [u32], rng: &mut Rng) -> Option<(u32, f32, usize)> {
+    let mut remaining = scratch.len();
+    while remaining > 0 {
+        let j = rng.below(remaining);
+        scratch.swap(j, remaining - 1);
+        remaining -= 1;
+        let f = scratch[remaining];
+        let (mn, mx) = min_max(x, d, rows, f);
+        if mx <= mn + FEATURE_THRESHOLD {
+            continue;
+        }
+        let mut t = rng.uniform(f64::from(mn), f64::from(mx));
+        if t == f64::from(mx) {
+            t = f64::from(mn);
+        }
+        let threshold = f32_at_most(t);
+        let col = f as usize;
+        let mid = partition(rows, |r| x[r as usize * d + col] <= threshold);
+        return Some((f, threshold, mid));
+    }
+    None
+}
+
+/// Moves rows satisfying `left` to the front; returns how many there are.
+fn partition(rows: &mut [u32], left: impl Fn(u32) -> bool) -> usize {
+    let mut mid = 0;
+    for i in 0..rows.len() {
+        if left(rows[i]) {
+            rows.swap(i, mid);
+            mid += 1;
+        }
+    }
+    mid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_path_length_matches_scikit_learn() {
+        assert_eq!(average_path_length(1), 0.0);
+        assert_eq!(average_path_length(2), 1.0);
+        // sklearn.ensemble._iforest._average_path_length([256]) and ([3])
+        assert!((average_path_length(256) - 10.244_770_920_119_917).abs() < 1e-12);
+        assert!((average_path_length(3) - 1.207_392_357_589_623).abs() < 1e-12);
+    }
+
+    #[test]
+    fn thresholds_round_down_to_f32() {
+        let t = 0.1f64;
+        let r = f32_at_most(t);
+        assert!(f64::from(r) <= t && f64::from(r.next_up()) > t);
+    }
+
+    #[test]
+    fn a_tree_isolates_an_outlier_quickly() {
+        let mut x = Vec::new();
+        for i in 0..64 {
+            x.extend([(i % 8) as f32 * 0.1, (i / 8) as f32 * 0.1]);
+        }
+        x.extend([10.0, 10.0]);
+        let input = TreeInput {
+            x: &x,
+            n_features: 2,
+            rows: (0..65).collect(),
+            features: vec![0, 1],
+            max_depth: 7,
+            extension_level: 0,
+        };
+        let mut total = (0.0, 0.0);
+        for seed in 0..50 {
+            let tree = Tree::build(
+                TreeInput { rows: input.rows.clone(), features: input.features.clone(), ..input },
+                &mut Rng::new(seed),
+            );
+            assert!(tree.validate(2).is_ok());
+            total.0 += tree.path_length(&[10.0, 10.0]);
+            total.1 += tree.path_length(&[0.3, 0.4]);
+        }
+        assert!(total.0 < total.1 / 2.0, "{total:?}");
+    }
+}
