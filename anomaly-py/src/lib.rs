@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 mod consumption;
 mod errors;
+mod isolation_forest;
 
 #[pymodule]
 fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -16,6 +17,9 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumption::PyConsumptionRules>()?;
     m.add_function(wrap_pyfunction!(consumption::_consumption_rules_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(consumption::simulate_consumption, m)?)?;
+    m.add_class::<isolation_forest::PyIsolationForestModel>()?;
+    m.add_function(wrap_pyfunction!(isolation_forest::_isolation_forest_from_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(isolation_forest::summarize_labels, m)?)?;
     m.add("ANOMALY_TYPES", consumption::anomaly_type_names())?;
     m.add("SEVERITIES", consumption::severity_names())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

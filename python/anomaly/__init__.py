@@ -2,6 +2,8 @@
 
 Domains (one module each):
 
+- :class:`IsolationForest` (:mod:`anomaly.isolation_forest`): a drop-in for
+  scikit-learn's, plus the extended isolation forest and sensor metrics.
 - :mod:`anomaly.consumption`: rules that flag suspicious electricity
   consumption per client (outliers, spikes, night use, plantations, flat
   meters), with severities and monthly aggregates.
@@ -10,8 +12,9 @@ Every error raised is an :class:`AnomalyError`, a :class:`ValueError`
 subclass; input errors carry ``.field`` and ``.row``.
 """
 
-from anomaly import consumption, errors
+from anomaly import consumption, errors, isolation_forest
 from anomaly._anomaly import __version__
 from anomaly.errors import *  # noqa: F403 - the exception classes
+from anomaly.isolation_forest import IsolationForest
 
-__all__ = [*errors.__all__, "__version__", "consumption"]
+__all__ = [*errors.__all__, "IsolationForest", "__version__", "consumption", "isolation_forest"]

@@ -177,11 +177,9 @@ impl FittedIsolationForest {
         let denominator = self.trees.len() as f64 * average_path_length(self.max_samples);
         let mut scores = vec![0.0f64; x.n_rows()];
         scores.par_chunks_mut(BLOCK).enumerate().for_each(|(b, block)| {
-            let first = b * BLOCK;
+            let rows = &x.as_slice()[b * BLOCK * d..][..block.len() * d];
             for tree in &self.trees {
-                for (k, depth) in block.iter_mut().enumerate() {
-                    *depth += tree.path_length(&x.as_slice()[(first + k) * d..][..d]);
-                }
+                tree.add_path_lengths(rows, d, block);
             }
             for s in block.iter_mut() {
                 // A single training sample gives c = 0: scikit-learn scores 1.

@@ -1,13 +1,21 @@
 //! One isolation tree in flat arrays: nodes in one vector, children of node
 //! `i` at `left[i]` and `left[i] + 1`, leaf values precomputed as
 //! `depth + c(n_leaf)` so scoring is a loop of comparisons.
+//!
+//! A leaf points to itself with a threshold no finite value exceeds, so an
+//! axis-parallel tree is scored branch-free: every row takes exactly
+//! `depth` steps, and several rows advance in lock-step, which lets the CPU
+//! overlap their memory loads.
 
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 
-/// Marks a leaf in `Node::feature`.
-const LEAF: u32 = u32::MAX;
+/// Threshold of a leaf: no finite value is above it, so a leaf's "right"
+/// step is never taken and it stays on itself.
+const LEAF_THRESHOLD: f32 = f32::MAX;
+/// Rows advanced in lock-step through an axis-parallel tree.
+const LANES: usize = 8;
 /// Marks a hyperplane node; the low bits index `Tree::planes`.
 const PLANE: u32 = 1 << 31;
 /// scikit-learn's `FEATURE_THRESHOLD`: a feature whose range in a node is
@@ -32,14 +40,19 @@ pub fn average_path_length(n: usize) -> f64 {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
-    /// Feature index, `PLANE | start`, or `LEAF`.
+    /// Feature index or `PLANE | start` (0 in a leaf).
     feature: u32,
     /// Go right when the value (or projection) is above this.
     threshold: f32,
-    /// Index of the left child; the right one follows it.
+    /// Index of the left child, the right one following it; a leaf's own
+    /// index.
     left: u32,
-    /// Leaf value `depth + c(n_leaf)`.
-    value: f64,
+}
+
+impl Node {
+    fn leaf(at: usize) -> Node {
+        Node { feature: 0, threshold: LEAF_THRESHOLD, left: at as u32 }
+    }
 }
 
 /// A hyperplane coefficient; the first entry of a plane holds its length
@@ -55,7 +68,11 @@ struct Coef {
 #[serde(from = "TreeColumns", into = "TreeColumns")]
 pub struct Tree {
     nodes: Vec<Node>,
+    /// `depth + c(n_leaf)` of each leaf (0 for internal nodes).
+    values: Vec<f64>,
     planes: Vec<Coef>,
+    /// Depth of the deepest leaf: the steps every row takes.
+    depth: usize,
 }
 
 /// The serialized form: one array per node field (compact JSON).
@@ -75,7 +92,7 @@ impl From<Tree> for TreeColumns {
             feature: t.nodes.iter().map(|n| n.feature).collect(),
             threshold: t.nodes.iter().map(|n| n.threshold).collect(),
             left: t.nodes.iter().map(|n| n.left).collect(),
-            value: t.nodes.iter().map(|n| n.value).collect(),
+            value: t.values,
             planes: t.planes,
         }
     }
@@ -86,12 +103,13 @@ impl From<TreeColumns> for Tree {
         let nodes = (0..c.feature.len())
             .map(|i| Node {
                 feature: c.feature[i],
-                threshold: c.threshold.get(i).copied().unwrap_or(0.0),
-                left: c.left.get(i).copied().unwrap_or(0),
-                value: c.value.get(i).copied().unwrap_or(0.0),
+                threshold: c.threshold.get(i).copied().unwrap_or(LEAF_THRESHOLD),
+                left: c.left.get(i).copied().unwrap_or(i as u32),
             })
             .collect();
-        Tree { nodes, planes: c.planes }
+        let mut tree = Tree { nodes, values: c.value, planes: c.planes, depth: 0 };
+        tree.depth = tree.max_depth();
+        tree
     }
 }
 
@@ -128,8 +146,7 @@ struct PlaneInput<'a> {
 impl Tree {
     /// Builds a tree; `rng` makes every random choice.
     pub(crate) fn build(mut input: TreeInput<'_>, rng: &mut Rng) -> Tree {
-        let mut tree =
-            Tree { nodes: vec![Node { feature: LEAF, threshold: 0.0, left: 0, value: 0.0 }], planes: Vec::new() };
+        let mut tree = Tree { nodes: vec![Node::leaf(0)], values: vec![0.0], planes: Vec::new(), depth: 0 };
         let n = input.rows.len();
         let mut stack = vec![(0usize, 0usize, n, 0usize)];
         let mut scratch = input.features.clone();
@@ -137,10 +154,9 @@ impl Tree {
         let mut projection: Vec<f64> = Vec::new();
         while let Some((id, lo, hi, depth)) = stack.pop() {
             let count = hi - lo;
-            let leaf =
-                Node { feature: LEAF, threshold: 0.0, left: 0, value: depth as f64 + average_path_length(count) };
+            tree.depth = tree.depth.max(depth);
             if depth >= input.max_depth || count < 2 {
-                tree.nodes[id] = leaf;
+                tree.values[id] = depth as f64 + average_path_length(count);
                 continue;
             }
             let rows = &mut input.rows[lo..hi];
@@ -156,13 +172,13 @@ impl Tree {
                 tree.plane_split(&plane, rows, &mut bounds, &mut projection, rng)
             };
             let Some((feature, threshold, mid)) = split else {
-                tree.nodes[id] = leaf;
+                tree.values[id] = depth as f64 + average_path_length(count);
                 continue;
             };
             let left = tree.nodes.len();
-            tree.nodes.push(leaf);
-            tree.nodes.push(leaf);
-            tree.nodes[id] = Node { feature, threshold, left: left as u32, value: 0.0 };
+            tree.nodes.extend([Node::leaf(left), Node::leaf(left + 1)]);
+            tree.values.extend([0.0, 0.0]);
+            tree.nodes[id] = Node { feature, threshold, left: left as u32 };
             stack.push((left + 1, lo + mid, hi, depth + 1));
             stack.push((left, lo, lo + mid, depth + 1));
         }
@@ -220,14 +236,44 @@ impl Tree {
         None
     }
 
+    /// Adds `depth + c(n_leaf)` of this tree to `out[k]` for each row `k`
+    /// of the row-major block `x`.
+    pub(crate) fn add_path_lengths(&self, x: &[f32], d: usize, out: &mut [f64]) {
+        if !self.planes.is_empty() {
+            for (k, total) in out.iter_mut().enumerate() {
+                *total += self.path_length(&x[k * d..][..d]);
+            }
+            return;
+        }
+        let nodes = &self.nodes[..];
+        let mut chunks = out.chunks_exact_mut(LANES);
+        let mut first = 0;
+        for chunk in &mut chunks {
+            let mut at = [0u32; LANES];
+            for _ in 0..self.depth {
+                for (lane, i) in at.iter_mut().enumerate() {
+                    let node = nodes[*i as usize];
+                    let value = x[(first + lane) * d + node.feature as usize];
+                    *i = node.left + u32::from(value > node.threshold);
+                }
+            }
+            for (total, &i) in chunk.iter_mut().zip(&at) {
+                *total += self.values[i as usize];
+            }
+            first += LANES;
+        }
+        for (k, total) in chunks.into_remainder().iter_mut().enumerate() {
+            *total += self.path_length(&x[(first + k) * d..][..d]);
+        }
+    }
+
     /// `depth + c(n_leaf)` of the leaf that `row` falls into.
-    #[inline]
     pub(crate) fn path_length(&self, row: &[f32]) -> f64 {
         let mut i = 0usize;
         loop {
             let node = &self.nodes[i];
-            if node.feature == LEAF {
-                return node.value;
+            if node.left as usize == i {
+                return self.values[i];
             }
             let right = if node.feature & PLANE == 0 {
                 row[node.feature as usize] > node.threshold
@@ -240,6 +286,21 @@ impl Tree {
         }
     }
 
+    /// Depth of the deepest leaf (for trees read from files).
+    fn max_depth(&self) -> usize {
+        let mut depth = vec![0usize; self.nodes.len()];
+        let mut deepest = 0;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let left = node.left as usize;
+            if left > i && left + 1 < self.nodes.len() {
+                depth[left] = depth[i] + 1;
+                depth[left + 1] = depth[i] + 1;
+                deepest = deepest.max(depth[i] + 1);
+            }
+        }
+        deepest
+    }
+
     /// Number of nodes.
     pub fn n_nodes(&self) -> usize {
         self.nodes.len()
@@ -248,15 +309,21 @@ impl Tree {
     /// Checks the structure of a deserialized tree, so that a corrupt model
     /// file cannot make scoring index out of bounds or loop.
     pub(crate) fn validate(&self, n_features: usize) -> Result<(), String> {
+        if self.nodes.is_empty() || self.values.len() != self.nodes.len() {
+            return Err("tree has no nodes, or not one value per node".into());
+        }
         for (i, node) in self.nodes.iter().enumerate() {
-            if node.feature == LEAF {
-                if !node.value.is_finite() {
-                    return Err(format!("leaf {i} has value {}", node.value));
+            let left = node.left as usize;
+            if left == i {
+                if node.threshold != LEAF_THRESHOLD || node.feature as usize >= n_features {
+                    return Err(format!("leaf {i} is malformed"));
+                }
+                if !self.values[i].is_finite() {
+                    return Err(format!("leaf {i} has value {}", self.values[i]));
                 }
                 continue;
             }
-            let left = node.left as usize;
-            if left <= i || left + 1 >= self.nodes.len() {
+            if left < i || left + 1 >= self.nodes.len() {
                 return Err(format!("node {i} has children at {left}"));
             }
             if node.feature & PLANE == 0 {
@@ -271,9 +338,6 @@ impl Tree {
                     return Err(format!("node {i} has a bad hyperplane"));
                 }
             }
-        }
-        if self.nodes.is_empty() {
-            return Err("tree has no nodes".into());
         }
         Ok(())
     }
