@@ -168,3 +168,65 @@ pub(crate) fn push_timestamp(out: &mut Vec<u8>, ts: i64) {
         out.extend_from_slice(anomaly_core::time::format_timestamp(ts).as_bytes());
     }
 }
+
+/// A numeric matrix read from a CSV with a header row.
+pub(crate) struct Matrix {
+    pub(crate) columns: Vec<String>,
+    pub(crate) values: Vec<f32>,
+    pub(crate) rows: usize,
+}
+
+/// Reads the named columns (all columns when `wanted` is empty) as `f32`,
+/// naming the column, row and line of any value that is not a finite number.
+pub(crate) fn read_matrix(path: &Path, wanted: &[String]) -> Result<Matrix> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
+    let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
+    let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
+    let columns: Vec<String> = if wanted.is_empty() { headers.clone() } else { wanted.to_vec() };
+    let index: Vec<usize> = columns
+        .iter()
+        .map(|name| {
+            headers.iter().position(|h| h == name).ok_or_else(|| InputError::Data {
+                path: path.to_owned(),
+                line: None,
+                error: CoreError::UnknownColumn { name: name.clone(), available: headers.join(", ") },
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if columns.is_empty() {
+        return Err(InputError::Data {
+            path: path.to_owned(),
+            line: None,
+            error: CoreError::Empty { what: "columns".into() },
+        }
+        .into());
+    }
+    let bar = progress(size, size >= PROGRESS_MIN_BYTES, "reading");
+    let mut values = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut row = 0usize;
+    while reader.read_byte_record(&mut record).map_err(csv_err)? {
+        for (&i, name) in index.iter().zip(&columns) {
+            let text = std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("").trim();
+            let value: f32 = text.parse().map_err(|_| {
+                InputError::data(path, CoreError::BadNumber { field: name.clone(), row, value: text.into() })
+            })?;
+            if !value.is_finite() {
+                return Err(InputError::data(
+                    path,
+                    CoreError::NonFinite { field: name.clone(), row, value: f64::from(value) },
+                )
+                .into());
+            }
+            values.push(value);
+        }
+        row += 1;
+        if row % 65_536 == 0 {
+            bar.set_position(record.position().map_or(0, |p| p.byte()));
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Matrix { columns, values, rows: row })
+}

@@ -13,8 +13,8 @@ mod input_error;
 
 use input_error::InputError;
 
-/// Anomaly detection jobs: electricity consumption rules (more detectors
-/// and SQL jobs to come).
+/// Anomaly detection jobs: electricity consumption rules and isolation
+/// forests (more detectors and SQL jobs to come).
 ///
 /// Logs go to stderr (set RUST_LOG or -v / -q); results go to files, and
 /// `--json` prints a machine-readable summary on stdout.
@@ -37,6 +37,10 @@ enum Command {
     /// plantations and flat meters, per client.
     #[command(subcommand)]
     Consumption(commands::consumption::Command),
+    /// Isolation forest on numeric CSVs (scikit-learn's semantics): fit a
+    /// model file, score rows, summarise the anomaly share as a state.
+    #[command(subcommand)]
+    Iforest(commands::iforest::Command),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Consumption(cmd) => commands::consumption::run(cmd),
+        Command::Iforest(cmd) => commands::iforest::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

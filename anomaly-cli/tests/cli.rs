@@ -235,3 +235,96 @@ fn help_teaches_with_examples() {
     let top = anomaly(&["--help"]);
     assert!(String::from_utf8_lossy(&top.stdout).contains("consumption"));
 }
+
+fn sensor_csv(path: &str, rows: usize, outliers: usize) {
+    let mut text = String::from("timestamp,voltage,current,power\n");
+    for i in 0..rows {
+        // A smooth cloud, with the last `outliers` rows far outside it.
+        let (a, b) = ((i * 37 % 101) as f64 / 101.0, (i * 53 % 97) as f64 / 97.0);
+        let (v, c) = if i >= rows - outliers { (300.0 + i as f64, 50.0) } else { (220.0 + 5.0 * a, 10.0 + 2.0 * b) };
+        text += &format!("2024-01-01 00:{:02}:00,{v},{c},{}\n", i % 60, v * c);
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn iforest_fit_then_score_flags_the_outliers() {
+    let dir = TempDir::new("iforest");
+    let (input, model, scores) = (dir.path("sensors.csv"), dir.path("forest.json"), dir.path("scores.csv"));
+    sensor_csv(&input, 1000, 10);
+    let out = anomaly(&[
+        "iforest",
+        "fit",
+        "-i",
+        &input,
+        "-m",
+        &model,
+        "--columns",
+        "voltage,current,power",
+        "--contamination",
+        "0.01",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("fitted 100 trees on 1000 rows x 3 columns"));
+    let out = anomaly(&["iforest", "score", "-m", &model, "-i", &input, "-o", &scores, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["total"], 1000);
+    assert_eq!(summary["anomalies"], 10);
+    assert_eq!(summary["state"], "Normal");
+    let rows = lines(&scores);
+    assert_eq!(rows[0], "score,decision,label");
+    assert!(rows[991..].iter().all(|r| r.ends_with(",-1")), "the last 10 rows are the outliers");
+    let out = anomaly(&["iforest", "score", "-m", &model, "-i", &input, "--caution-percent", "0.5", "--json", "-q"]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["state"], "Precaución");
+}
+
+#[test]
+fn iforest_bad_input_exits_2() {
+    let dir = TempDir::new("iforest-bad");
+    let (input, model) = (dir.path("sensors.csv"), dir.path("forest.json"));
+    sensor_csv(&input, 100, 1);
+    let run = |args: &[&str]| {
+        let out = anomaly(args);
+        (out.status.code(), stderr(&out))
+    };
+    // Non-numeric column, named with its row.
+    let (code, err) = run(&["iforest", "fit", "-i", &input, "-m", &model]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("timestamp at row 0: cannot parse \"2024-01-01 00:00:00\" as a number"), "{err}");
+    let (code, err) = run(&["iforest", "fit", "-i", &input, "-m", &model, "--columns", "voltage,pressure"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown column \"pressure\""), "{err}");
+    let (code, err) =
+        run(&["iforest", "fit", "-i", &input, "-m", &model, "--columns", "voltage", "--extension-level", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("extension_level"), "{err}");
+    let (code, _) =
+        run(&["iforest", "fit", "-i", &input, "-m", &model, "--contamination", "0.9", "--columns", "voltage"]);
+    assert_eq!(code, Some(2));
+    let one = dir.path("one.csv");
+    std::fs::write(&one, "a,b\n1,2\n").expect("write");
+    let (code, err) = run(&["iforest", "fit", "-i", &one, "-m", &model]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("n_samples = 1"), "{err}");
+    let nan = dir.path("nan.csv");
+    std::fs::write(&nan, "a,b\n1,2\n3,NaN\n4,5\n").expect("write");
+    let (code, err) = run(&["iforest", "fit", "-i", &nan, "-m", &model]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("b at row 1 is not finite"), "{err}");
+    // Scoring with a corrupt model or a file missing the model's columns.
+    std::fs::write(&model, "{\"format\":\"anomaly-model\",\"version\":1,\"kind\":\"isolation_forest\",\"model\":{}}")
+        .expect("write");
+    let (code, err) = run(&["iforest", "score", "-m", &model, "-i", &input]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("model file is corrupt"), "{err}");
+    assert!(anomaly(&["iforest", "fit", "-i", &input, "-m", &model, "--columns", "voltage,current", "-q"])
+        .status
+        .success());
+    let other = dir.path("other.csv");
+    std::fs::write(&other, "voltage,power\n1,2\n").expect("write");
+    let (code, err) = run(&["iforest", "score", "-m", &model, "-i", &other]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown column \"current\""), "{err}");
+}

@@ -113,6 +113,28 @@ impl PyIsolationForestModel {
         self.model.n_features
     }
 
+    /// Names of the training columns (empty when unknown).
+    #[getter]
+    fn feature_names(&self) -> Vec<String> {
+        self.model.feature_names.clone()
+    }
+
+    /// A copy that records the training column names (used by the CLI to
+    /// select columns by name).
+    fn with_feature_names(&self, py: Python<'_>, names: Vec<String>) -> PyResult<Self> {
+        if names.len() != self.model.n_features {
+            let err = Error::Shape {
+                field: "feature_names".into(),
+                expected: format!("{} names", self.model.n_features),
+                found: format!("{} names", names.len()),
+            };
+            return Err(to_py(py, err));
+        }
+        let mut model = self.model.clone();
+        model.feature_names = names;
+        Ok(PyIsolationForestModel { model })
+    }
+
     /// The parameters, as JSON.
     fn params_json(&self) -> PyResult<String> {
         serde_json::to_string(&self.model.params).map_err(|e| crate::errors::InternalError::new_err(e.to_string()))

@@ -167,8 +167,11 @@ class IsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the fitted forest as a model file that ``anomaly iforest score`` reads."""
         check_is_fitted(self, "_forest")
+        forest = self._forest
+        if hasattr(self, "feature_names_in_"):
+            forest = forest.with_feature_names([str(c) for c in self.feature_names_in_])
         with open(path, "wb") as f:
-            f.write(self._forest.to_bytes())
+            f.write(forest.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IsolationForest:
@@ -190,6 +193,8 @@ class IsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         self.offset_ = forest.offset
         self.n_estimators_ = forest.n_estimators
         self.n_features_in_ = forest.n_features
+        if forest.feature_names:
+            self.feature_names_in_ = np.asarray(forest.feature_names, dtype=object)
         return self
 
 

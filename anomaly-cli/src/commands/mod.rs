@@ -1,1 +1,2 @@
 pub(crate) mod consumption;
+pub(crate) mod iforest;

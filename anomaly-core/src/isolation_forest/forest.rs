@@ -25,6 +25,10 @@ pub struct FittedIsolationForest {
     pub max_samples: usize,
     /// `decision_function = score_samples - offset`.
     pub offset: f64,
+    /// Names of the training columns, when known (CLI and pandas input), so
+    /// that scoring can select columns by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_names: Vec<String>,
     trees: Vec<Tree>,
 }
 
@@ -58,6 +62,7 @@ impl Fit<FeatureMatrix<'_>> for IsolationForest {
             n_features: x.n_features(),
             max_samples: self.max_samples_for(n),
             offset: -0.5,
+            feature_names: Vec::new(),
             trees: Vec::new(),
         };
         model.trees = self.grow(x, 0..self.params.n_estimators)?;
@@ -204,6 +209,13 @@ impl FittedIsolationForest {
         self.params.check().map_err(|e| corrupt(format!("parameters: {e}")))?;
         if self.trees.is_empty() || self.n_features == 0 || self.max_samples == 0 {
             return Err(corrupt("isolation forest without trees, features or samples".into()));
+        }
+        if !self.feature_names.is_empty() && self.feature_names.len() != self.n_features {
+            return Err(corrupt(format!(
+                "{} feature names for {} features",
+                self.feature_names.len(),
+                self.n_features
+            )));
         }
         if !self.offset.is_finite() {
             return Err(corrupt(format!("offset is {}", self.offset)));

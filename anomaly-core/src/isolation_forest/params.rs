@@ -159,7 +159,7 @@ impl IsolationForest {
             return Err(Error::param(
                 "extension_level",
                 self.params.extension_level,
-                &format!("must be below the number of features per tree ({k})"),
+                &format!("must be below the number of features per tree ({k} of n_features = {n_features})"),
             ));
         }
         Ok(k)
