@@ -3,6 +3,7 @@
 pub mod consumption;
 pub mod data;
 pub mod error;
+pub mod forecast_interval;
 pub mod isolation_forest;
 pub mod persist;
 pub mod rng;

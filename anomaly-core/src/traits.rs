@@ -6,6 +6,8 @@
 //! rule-based ones (which learn nothing) implement [`Detect`] directly on the
 //! checked parameters.
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::Result;
 
 /// Parameters that validate themselves.
@@ -33,4 +35,14 @@ pub trait Detect<D: ?Sized> {
 
     /// Runs detection.
     fn detect(&self, data: &D) -> Result<Self::Output>;
+}
+
+/// The string `"auto"` in parameter files and from Python, where a
+/// parameter takes either `"auto"` or a value (scikit-learn and Prophet
+/// style).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Auto {
+    /// `"auto"`.
+    Auto,
 }

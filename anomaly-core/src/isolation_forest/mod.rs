@@ -63,7 +63,8 @@ mod params;
 mod summary;
 mod tree;
 
+pub use crate::traits::Auto;
 pub use forest::FittedIsolationForest;
-pub use params::{Auto, Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
+pub use params::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
 pub use summary::{summarize, AnomalySummary, State, StateThresholds};
 pub use tree::{average_path_length, Tree};

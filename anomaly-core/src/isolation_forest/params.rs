@@ -3,15 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::traits::ParamGuard;
-
-/// The string `"auto"` in parameter files and from Python.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Auto {
-    /// `"auto"`.
-    Auto,
-}
+use crate::traits::{Auto, ParamGuard};
 
 /// Rows drawn to build each tree.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,44 @@
+//! Prophet's forecasting model in pure Rust, and the interval detector the
+//! plant team runs on it.
+//!
+//! # The model (as `prophet.Prophet`, MAP fit)
+//! `y(t) = trend(t) * (1 + multiplicative(t)) + additive(t) + noise`, in
+//! Prophet's scaled units: `y / max|y|` and time scaled to [0, 1] over the
+//! history. The trend is piecewise linear with rate changes `delta` at
+//! changepoints (an even grid of history rows over the first
+//! `changepoint_range`, numpy's rounding) or flat; seasonalities are Fourier
+//! series over days since the Unix epoch (`sin, cos` pairs per order);
+//! extra regressors are standardised columns. Priors as Prophet's Stan
+//! model: `k, m ~ N(0, 5)`, `delta ~ Laplace(0, changepoint_prior_scale)`,
+//! `sigma_obs ~ N(0, 0.5)`, `beta ~ N(0, prior_scale)`.
+//!
+//! The fit minimises the same objective Stan's optimiser does (constants
+//! dropped, `log sigma_obs` without Jacobian) from the same initial point
+//! (the line through the first and last points), with an L-BFGS and
+//! analytic gradients. It stops later than Stan's defaults, so its
+//! objective is at most Prophet's; forecasts then agree within the
+//! flatness of the optimum (Stan stops short at the Laplace kink and along
+//! flat trend ridges), not bit for bit.
+//!
+//! # Intervals
+//! - [`Intervals::Simulated`]: Prophet's method. In the future (scaled time
+//!   above 1) a slope change happens at each step with probability
+//!   `n_changepoints * step`, Laplace-distributed with scale mean|delta|,
+//!   averaged over neighbouring steps and integrated twice; observation
+//!   noise `N(0, sigma_obs)` is added; the band is the
+//!   `(1 +- interval_width) / 2` quantiles of `uncertainty_samples` draws.
+//!   Prophet draws unseeded; here a seed makes it reproducible.
+//! - [`Intervals::Analytic`]: deterministic. In the history the band is
+//!   `yhat +- z sigma_obs` (the limit of Prophet's own there); ahead, the
+//!   variance of the simulated trend changes is added and a normal quantile
+//!   taken.
+
+mod lbfgs;
+mod model;
+mod objective;
+mod options;
+
+pub use model::{
+    normal_quantile, FittedProphet, Forecast, History, Intervals, ProphetParams, RegressorTerm, SeasonalityTerm,
+};
+pub use options::{Growth, Mode, ProphetOptions, Regressor, Seasonality, SeasonalitySetting};

@@ -1,0 +1,713 @@
+//! Fitting Prophet's model and forecasting with it.
+
+use serde::{Deserialize, Serialize};
+
+use super::lbfgs::{minimize, Settings};
+use super::objective::{Problem, Scratch};
+use super::options::{Growth, Mode, ProphetOptions, SeasonalitySetting};
+use crate::error::{Error, Result};
+use crate::persist::Persist;
+use crate::rng::Rng;
+
+/// Observations to fit: timestamps in nanoseconds (naive wall clock),
+/// strictly increasing; `y` may hold NaN (missing, dropped as Prophet does);
+/// one column per extra regressor, finite on every row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    ds: Vec<i64>,
+    y: Vec<f64>,
+    regressors: Vec<(String, Vec<f64>)>,
+}
+
+impl History {
+    /// Validates a history.
+    pub fn new(ds: Vec<i64>, y: Vec<f64>, regressors: Vec<(String, Vec<f64>)>) -> Result<Self> {
+        check_ds(&ds)?;
+        if y.len() != ds.len() {
+            return Err(Error::LengthMismatch { field: "y".into(), expected: ds.len(), found: y.len() });
+        }
+        if let Some(row) = y.iter().position(|v| v.is_infinite()) {
+            return Err(Error::NonFinite { field: "y".into(), row, value: y[row] });
+        }
+        check_regressors(&regressors, ds.len())?;
+        let observed = y.iter().filter(|v| !v.is_nan()).count();
+        if observed < 2 {
+            return Err(Error::Shape {
+                field: "y".into(),
+                expected: "at least 2 non-NaN rows".into(),
+                found: format!("{observed}"),
+            });
+        }
+        Ok(History { ds, y, regressors })
+    }
+}
+
+fn check_ds(ds: &[i64]) -> Result<()> {
+    if ds.is_empty() {
+        return Err(Error::Empty { what: "ds".into() });
+    }
+    for (row, w) in ds.windows(2).enumerate() {
+        if w[1] == w[0] {
+            let key = crate::time::format_timestamp(w[1].div_euclid(1_000_000_000));
+            return Err(Error::DuplicateTimestamp { field: "ds".into(), row: row + 1, first_row: row, key });
+        }
+        if w[1] < w[0] {
+            return Err(Error::Unsorted { field: "ds".into(), row: row + 1, previous_row: row });
+        }
+    }
+    Ok(())
+}
+
+fn check_regressors(regressors: &[(String, Vec<f64>)], n: usize) -> Result<()> {
+    for (name, values) in regressors {
+        if values.len() != n {
+            return Err(Error::LengthMismatch { field: name.clone(), expected: n, found: values.len() });
+        }
+        if let Some(row) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { field: name.clone(), row, value: values[row] });
+        }
+    }
+    Ok(())
+}
+
+/// A seasonality as fitted: built-in ones resolved from their settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeasonalityTerm {
+    /// Component name.
+    pub name: String,
+    /// Period in days.
+    pub period: f64,
+    /// Fourier pairs.
+    pub fourier_order: u32,
+    /// Prior scale.
+    pub prior_scale: f64,
+    /// Mode.
+    pub mode: Mode,
+}
+
+/// A regressor as fitted, with its standardisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressorTerm {
+    /// Column name.
+    pub name: String,
+    /// Mean subtracted.
+    pub mu: f64,
+    /// Scale divided by.
+    pub std: f64,
+    /// Prior scale.
+    pub prior_scale: f64,
+    /// Mode.
+    pub mode: Mode,
+}
+
+/// The fitted parameters, in Prophet's scaled units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProphetParams {
+    /// Base growth rate.
+    pub k: f64,
+    /// Offset.
+    pub m: f64,
+    /// Rate changes at the changepoints.
+    pub delta: Vec<f64>,
+    /// Observation noise.
+    pub sigma_obs: f64,
+    /// Feature coefficients.
+    pub beta: Vec<f64>,
+}
+
+/// A fitted Prophet model: plain data, everything forecasting needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedProphet {
+    /// The options it was fitted with.
+    pub options: ProphetOptions,
+    /// First timestamp of the history (ns).
+    pub start: i64,
+    /// Span of the history (ns).
+    pub t_scale: f64,
+    /// Scale of y (Prophet's `absmax` scaling).
+    pub y_scale: f64,
+    /// Changepoint times in scaled time (a dummy `[0]` when there are none).
+    pub changepoints_t: Vec<f64>,
+    /// Seasonalities, in Prophet's order.
+    pub seasonalities: Vec<SeasonalityTerm>,
+    /// Extra regressors, in order.
+    pub regressors: Vec<RegressorTerm>,
+    /// Fitted parameters.
+    pub params: ProphetParams,
+    /// Last timestamp of the data passed to fit (NaN rows included).
+    pub history_last: i64,
+    /// Mean step of the scaled history time.
+    pub history_step: f64,
+    /// Objective (negative log posterior) at the optimum.
+    pub objective: f64,
+    /// Whether a feature is multiplicative, per feature column.
+    multiplicative: Vec<bool>,
+}
+
+impl Persist for FittedProphet {
+    const KIND: &'static str = "prophet";
+}
+
+/// Forecast columns, one value per requested timestamp.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Forecast {
+    /// Timestamps (ns).
+    pub ds: Vec<i64>,
+    /// Trend.
+    pub trend: Vec<f64>,
+    /// Sum of additive components.
+    pub additive_terms: Vec<f64>,
+    /// Sum of multiplicative components (relative).
+    pub multiplicative_terms: Vec<f64>,
+    /// Each seasonality and regressor, plus `extra_regressors_additive` /
+    /// `extra_regressors_multiplicative` when there are regressors.
+    pub components: Vec<(String, Vec<f64>)>,
+    /// `trend * (1 + multiplicative_terms) + additive_terms`.
+    pub yhat: Vec<f64>,
+    /// Interval bounds (empty when not computed).
+    pub yhat_lower: Vec<f64>,
+    /// Upper bound.
+    pub yhat_upper: Vec<f64>,
+    /// Trend interval bounds.
+    pub trend_lower: Vec<f64>,
+    /// Upper trend bound.
+    pub trend_upper: Vec<f64>,
+}
+
+/// How intervals are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intervals {
+    /// None.
+    None,
+    /// Prophet's Monte Carlo method, `uncertainty_samples` draws from a seed.
+    Simulated {
+        /// Random seed.
+        seed: u64,
+    },
+    /// Deterministic: Gaussian noise band in the history; in the future the
+    /// variance of Prophet's simulated trend changes added, with a normal
+    /// approximation.
+    Analytic,
+}
+
+fn resolve_seasonalities(opts: &ProphetOptions, ds: &[i64]) -> Vec<SeasonalityTerm> {
+    let mut out: Vec<SeasonalityTerm> = opts
+        .seasonalities
+        .iter()
+        .map(|s| SeasonalityTerm {
+            name: s.name.clone(),
+            period: s.period,
+            fourier_order: s.fourier_order,
+            prior_scale: s.prior_scale.unwrap_or(opts.seasonality_prior_scale),
+            mode: s.mode.unwrap_or(opts.seasonality_mode),
+        })
+        .collect();
+    let (first, last) = (ds[0], ds[ds.len() - 1]);
+    let min_dt = ds.windows(2).map(|w| w[1] - w[0]).filter(|&d| d > 0).min().unwrap_or(i64::MAX);
+    let day = 86_400_000_000_000i64;
+    let builtins = [
+        ("yearly", opts.yearly_seasonality, 365.25, 10, last - first < 730 * day),
+        ("weekly", opts.weekly_seasonality, 7.0, 3, last - first < 14 * day || min_dt >= 7 * day),
+        ("daily", opts.daily_seasonality, 1.0, 4, last - first < 2 * day || min_dt >= day),
+    ];
+    for (name, setting, period, default_order, auto_disable) in builtins {
+        if out.iter().any(|s| s.name == name) {
+            continue;
+        }
+        let order = match setting {
+            SeasonalitySetting::Auto(_) => {
+                if auto_disable {
+                    0
+                } else {
+                    default_order
+                }
+            }
+            SeasonalitySetting::Enabled(true) => default_order,
+            SeasonalitySetting::Enabled(false) => 0,
+            SeasonalitySetting::Order(o) => o,
+        };
+        if order > 0 {
+            out.push(SeasonalityTerm {
+                name: name.into(),
+                period,
+                fourier_order: order,
+                prior_scale: opts.seasonality_prior_scale,
+                mode: opts.seasonality_mode,
+            });
+        }
+    }
+    out
+}
+
+/// numpy's `linspace(start, stop, num)`.
+fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    if num == 1 {
+        return vec![start];
+    }
+    let step = (stop - start) / (num - 1) as f64;
+    let mut v: Vec<f64> = (0..num).map(|i| start + i as f64 * step).collect();
+    v[num - 1] = stop;
+    v
+}
+
+impl FittedProphet {
+    /// Fits Prophet's model (the MAP estimate, as Prophet's default `fit`).
+    pub fn fit(options: &ProphetOptions, history: &History) -> Result<FittedProphet> {
+        options.validate()?;
+        for r in &options.regressors {
+            if !history.regressors.iter().any(|(name, _)| name == &r.name) {
+                return Err(Error::UnknownColumn {
+                    name: r.name.clone(),
+                    available: history.regressors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let keep: Vec<usize> = (0..history.y.len()).filter(|&i| !history.y[i].is_nan()).collect();
+        let ds: Vec<i64> = keep.iter().map(|&i| history.ds[i]).collect();
+        let y: Vec<f64> = keep.iter().map(|&i| history.y[i]).collect();
+        let start = ds[0];
+        let t_scale = (ds[ds.len() - 1] - start) as f64;
+        let y_scale = match y.iter().fold(0.0f64, |a, v| a.max(v.abs())) {
+            s if s == 0.0 => 1.0,
+            s => s,
+        };
+        let t: Vec<f64> = ds.iter().map(|&d| (d - start) as f64 / t_scale).collect();
+        let y_scaled: Vec<f64> = y.iter().map(|v| v / y_scale).collect();
+
+        let seasonalities = resolve_seasonalities(options, &ds);
+        let regressors: Vec<RegressorTerm> = options
+            .regressors
+            .iter()
+            .map(|r| {
+                let column = &history.regressors.iter().find(|(n, _)| n == &r.name).map(|(_, v)| v).unwrap_or(&y);
+                let values: Vec<f64> = keep.iter().map(|&i| column[i]).collect();
+                let mut distinct = values.clone();
+                distinct.sort_by(f64::total_cmp);
+                distinct.dedup();
+                let binary = distinct == [0.0, 1.0];
+                let standardize = distinct.len() >= 2 && r.standardize.unwrap_or(!binary);
+                let (mu, std) = if standardize {
+                    let n = values.len() as f64;
+                    let mu = values.iter().sum::<f64>() / n;
+                    let var = values.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / (n - 1.0);
+                    (mu, var.sqrt())
+                } else {
+                    (0.0, 1.0)
+                };
+                RegressorTerm {
+                    name: r.name.clone(),
+                    mu,
+                    std,
+                    prior_scale: r.prior_scale.unwrap_or(options.holidays_prior_scale),
+                    mode: r.mode.unwrap_or(options.seasonality_mode),
+                }
+            })
+            .collect();
+
+        // Changepoints: Prophet's even grid of row indices over the first
+        // `changepoint_range` of the history, or the ones given.
+        let changepoints_t: Vec<f64> = match &options.changepoints {
+            Some(given) if !given.is_empty() => {
+                if given.iter().any(|&c| c < ds[0] || c > ds[ds.len() - 1]) {
+                    return Err(Error::param("changepoints", given.len(), "must fall within the training data"));
+                }
+                let mut cps: Vec<f64> = given.iter().map(|&c| (c - start) as f64 / t_scale).collect();
+                cps.sort_by(f64::total_cmp);
+                cps
+            }
+            Some(_) => Vec::new(),
+            None => {
+                let hist_size = (ds.len() as f64 * options.changepoint_range).floor() as usize;
+                let n_cp = options.n_changepoints.min(hist_size.saturating_sub(1));
+                if n_cp > 0 {
+                    linspace(0.0, (hist_size - 1) as f64, n_cp + 1)
+                        .into_iter()
+                        .skip(1)
+                        .map(|i| t[i.round_ties_even() as usize])
+                        .collect()
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        let has_changepoints = !changepoints_t.is_empty();
+        let changepoints_t = if has_changepoints { changepoints_t } else { vec![0.0] };
+
+        let mut model = FittedProphet {
+            options: options.clone(),
+            start,
+            t_scale,
+            y_scale,
+            changepoints_t,
+            seasonalities,
+            regressors,
+            params: ProphetParams { k: 0.0, m: 0.0, delta: Vec::new(), sigma_obs: 1.0, beta: Vec::new() },
+            history_last: history.ds[history.ds.len() - 1],
+            history_step: if t.len() > 1 { 1.0 / (t.len() - 1) as f64 } else { 0.0 },
+            objective: 0.0,
+            multiplicative: Vec::new(),
+        };
+        let regressor_rows: Vec<Vec<f64>> = model
+            .regressors
+            .iter()
+            .map(|r| {
+                let column = history.regressors.iter().find(|(n, _)| n == &r.name).map(|(_, v)| v).unwrap_or(&y);
+                keep.iter().map(|&i| column[i]).collect()
+            })
+            .collect();
+        let (x, sigmas, multiplicative) = model.features(&ds, &regressor_rows);
+        model.multiplicative = multiplicative;
+        let n_features = sigmas.len();
+        let s = model.changepoints_t.len();
+
+        // Prophet's initialisation.
+        let (k0, m0) = match options.growth {
+            Growth::Linear => {
+                let k = (y_scaled[y_scaled.len() - 1] - y_scaled[0]) / (t[t.len() - 1] - t[0]);
+                (k, y_scaled[0] - k * t[0])
+            }
+            Growth::Flat => (0.0, y_scaled.iter().sum::<f64>() / y_scaled.len() as f64),
+        };
+        let mut x0 = vec![0.0; 3 + s + n_features];
+        x0[0] = k0;
+        x0[1] = m0;
+        let constant = y.iter().all(|&v| v == y[0]);
+        let (p, objective) = if constant {
+            // Prophet skips the optimiser for a constant series.
+            x0[2 + s] = 1e-9f64.ln();
+            (x0, f64::NAN)
+        } else {
+            let problem = Problem {
+                t: &t,
+                y: &y_scaled,
+                x: &x,
+                n_features,
+                sigmas: &sigmas,
+                multiplicative: &model.multiplicative,
+                t_change: &model.changepoints_t,
+                active: Problem::count_active(&t, &model.changepoints_t),
+                tau: options.changepoint_prior_scale,
+                flat: options.growth == Growth::Flat,
+            };
+            let mut scratch = Scratch::default();
+            let out = minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch), x0, Settings::default());
+            (out.x, out.value)
+        };
+        model.objective = objective;
+        let mut params = ProphetParams {
+            k: p[0],
+            m: p[1],
+            delta: p[2..2 + s].to_vec(),
+            sigma_obs: p[2 + s].exp(),
+            beta: p[3 + s..].to_vec(),
+        };
+        if !has_changepoints {
+            params.k += params.delta[0];
+            params.delta = vec![0.0];
+        }
+        model.params = params;
+        Ok(model)
+    }
+
+    /// Feature matrix (row-major), prior scales and multiplicative flags
+    /// for timestamps `ds` and raw regressor columns.
+    fn features(&self, ds: &[i64], regressors: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+        let mut sigmas = Vec::new();
+        let mut multiplicative = Vec::new();
+        for s in &self.seasonalities {
+            for _ in 0..2 * s.fourier_order {
+                sigmas.push(s.prior_scale);
+                multiplicative.push(s.mode == Mode::Multiplicative);
+            }
+        }
+        for r in &self.regressors {
+            sigmas.push(r.prior_scale);
+            multiplicative.push(r.mode == Mode::Multiplicative);
+        }
+        let zeros = sigmas.is_empty();
+        if zeros {
+            // Prophet adds a column of zeros when there is no feature.
+            sigmas.push(1.0);
+            multiplicative.push(false);
+        }
+        let width = sigmas.len();
+        let mut x = vec![0.0; ds.len() * width];
+        for (i, &d) in ds.iter().enumerate() {
+            let row = &mut x[i * width..(i + 1) * width];
+            let days = (d as f64 / 1e9) / 86_400.0;
+            let mut col = 0;
+            for s in &self.seasonalities {
+                let x_t = std::f64::consts::PI * 2.0 * days;
+                for order in 0..s.fourier_order {
+                    let c = f64::from(order + 1) / s.period * x_t;
+                    row[col] = c.sin();
+                    row[col + 1] = c.cos();
+                    col += 2;
+                }
+            }
+            for (r, values) in self.regressors.iter().zip(regressors) {
+                row[col] = (values[i] - r.mu) / r.std;
+                col += 1;
+            }
+        }
+        (x, sigmas, multiplicative)
+    }
+
+    /// Scaled time of a timestamp.
+    fn scaled_time(&self, ds: i64) -> f64 {
+        (ds - self.start) as f64 / self.t_scale
+    }
+
+    /// Prophet's piecewise-linear (or flat) trend in scaled units.
+    fn trend_scaled(&self, t: f64, delta: &[f64], k: f64, m: f64) -> f64 {
+        if self.options.growth == Growth::Flat {
+            return m;
+        }
+        let (mut rate, mut offset) = (k, m);
+        for (c, d) in self.changepoints_t.iter().zip(delta) {
+            if *c <= t {
+                rate += d;
+                offset -= d * c;
+            }
+        }
+        rate * t + offset
+    }
+
+    /// Forecasts at `ds` (strictly increasing), with the regressors' values
+    /// there, and intervals as asked.
+    pub fn predict(&self, ds: &[i64], regressors: &[(String, Vec<f64>)], intervals: Intervals) -> Result<Forecast> {
+        check_ds(ds)?;
+        check_regressors(regressors, ds.len())?;
+        let columns: Vec<Vec<f64>> = self
+            .regressors
+            .iter()
+            .map(|r| {
+                regressors.iter().find(|(n, _)| n == &r.name).map(|(_, v)| v.clone()).ok_or_else(|| {
+                    Error::UnknownColumn {
+                        name: r.name.clone(),
+                        available: regressors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                    }
+                })
+            })
+            .collect::<Result<_>>()?;
+        let (x, _, multiplicative) = self.features(ds, &columns);
+        let width = multiplicative.len();
+        let p = &self.params;
+        let n = ds.len();
+        let t: Vec<f64> = ds.iter().map(|&d| self.scaled_time(d)).collect();
+        let trend_scaled: Vec<f64> = t.iter().map(|&ti| self.trend_scaled(ti, &p.delta, p.k, p.m)).collect();
+        let mut f = Forecast { ds: ds.to_vec(), ..Default::default() };
+        f.trend = trend_scaled.iter().map(|v| v * self.y_scale).collect();
+
+        // Components: each seasonality, each regressor, and the groups.
+        let mut col = 0;
+        let mut component = |len: usize, mode: Mode| -> Vec<f64> {
+            let scale = if mode == Mode::Additive { self.y_scale } else { 1.0 };
+            let values =
+                (0..n).map(|i| (col..col + len).map(|j| x[i * width + j] * p.beta[j]).sum::<f64>() * scale).collect();
+            col += len;
+            values
+        };
+        let mut comps: Vec<(String, Vec<f64>, Mode)> = Vec::new();
+        for s in &self.seasonalities {
+            comps.push((s.name.clone(), component(2 * s.fourier_order as usize, s.mode), s.mode));
+        }
+        let mut regressor_comps = Vec::new();
+        for r in &self.regressors {
+            regressor_comps.push((r.name.clone(), component(1, r.mode), r.mode));
+        }
+        let sum = |items: &[&(String, Vec<f64>, Mode)]| -> Vec<f64> {
+            (0..n).map(|i| items.iter().map(|c| c.1[i]).sum()).collect()
+        };
+        for mode in [Mode::Additive, Mode::Multiplicative] {
+            let of_mode: Vec<&(String, Vec<f64>, Mode)> =
+                comps.iter().chain(&regressor_comps).filter(|c| c.2 == mode).collect();
+            let total = sum(&of_mode);
+            match mode {
+                Mode::Additive => f.additive_terms = total,
+                Mode::Multiplicative => f.multiplicative_terms = total,
+            }
+            if !self.regressors.is_empty() {
+                let regs: Vec<&(String, Vec<f64>, Mode)> = regressor_comps.iter().filter(|c| c.2 == mode).collect();
+                let name = match mode {
+                    Mode::Additive => "extra_regressors_additive",
+                    Mode::Multiplicative => "extra_regressors_multiplicative",
+                };
+                f.components.push((name.into(), sum(&regs)));
+            }
+        }
+        f.components.extend(comps.into_iter().chain(regressor_comps).map(|(name, v, _)| (name, v)));
+        f.yhat = (0..n).map(|i| f.trend[i] * (1.0 + f.multiplicative_terms[i]) + f.additive_terms[i]).collect();
+
+        match intervals {
+            Intervals::None => {}
+            Intervals::Simulated { seed } if self.options.uncertainty_samples > 0 => {
+                self.simulate(&t, &trend_scaled, &mut f, seed)
+            }
+            Intervals::Simulated { .. } => {}
+            Intervals::Analytic => self.analytic(&t, &mut f),
+        }
+        Ok(f)
+    }
+
+    /// Prophet's future trend changes: in the future (t > 1), a change of
+    /// slope at each step with probability `S * step`, Laplace-distributed
+    /// with scale mean|delta|, averaged over neighbouring steps.
+    fn future_trend_shocks(&self, t: &[f64]) -> (f64, f64, f64, usize) {
+        let future: Vec<f64> = t.iter().copied().filter(|&v| v > 1.0).collect();
+        let step = if future.len() > 1 {
+            (future[future.len() - 1] - future[0]) / (future.len() - 1) as f64
+        } else {
+            self.history_step
+        };
+        let likelihood = self.changepoints_t.len() as f64 * step;
+        let mean_delta = self.params.delta.iter().map(|d| d.abs()).sum::<f64>() / self.params.delta.len() as f64 + 1e-8;
+        (step, likelihood, mean_delta, future.len())
+    }
+
+    fn simulate(&self, t: &[f64], trend_scaled: &[f64], f: &mut Forecast, seed: u64) {
+        let n = t.len();
+        let samples = self.options.uncertainty_samples;
+        let (step, likelihood, mean_delta, n_future) = self.future_trend_shocks(t);
+        let flat = self.options.growth == Growth::Flat;
+        let first_future = n - n_future;
+        let mut rng = Rng::new(seed);
+        let mut yhat_draws = vec![0.0; samples * n];
+        let mut trend_draws = vec![0.0; samples * n];
+        let sigma = self.params.sigma_obs * self.y_scale;
+        for s in 0..samples {
+            let (mut slope, mut level, mut previous) = (0.0, 0.0, 0.0);
+            for i in 0..n {
+                let mut shift = 0.0;
+                if i >= first_future && !flat && n_future > 0 {
+                    let change = if rng.uniform(0.0, 1.0) < likelihood { laplace(&mut rng, mean_delta) } else { 0.0 };
+                    let averaged = (previous + change) / 2.0;
+                    previous = change;
+                    slope += averaged;
+                    level += slope;
+                    shift = level * step;
+                }
+                let trend = (trend_scaled[i] + shift) * self.y_scale;
+                let noise = rng.normal() * sigma;
+                trend_draws[s * n + i] = trend;
+                yhat_draws[s * n + i] = trend * (1.0 + f.multiplicative_terms[i]) + f.additive_terms[i] + noise;
+            }
+        }
+        let (lo, hi) =
+            (100.0 * (1.0 - self.options.interval_width) / 2.0, 100.0 * (1.0 + self.options.interval_width) / 2.0);
+        let mut column = vec![0.0; samples];
+        for (draws, lower, upper) in [
+            (&yhat_draws, &mut f.yhat_lower, &mut f.yhat_upper),
+            (&trend_draws, &mut f.trend_lower, &mut f.trend_upper),
+        ] {
+            for i in 0..n {
+                for s in 0..samples {
+                    column[s] = draws[s * n + i];
+                }
+                column.sort_unstable_by(f64::total_cmp);
+                lower.push(percentile(&column, lo));
+                upper.push(percentile(&column, hi));
+            }
+        }
+    }
+
+    fn analytic(&self, t: &[f64], f: &mut Forecast) {
+        let (step, likelihood, mean_delta, n_future) = self.future_trend_shocks(t);
+        let z = normal_quantile((1.0 + self.options.interval_width) / 2.0);
+        let sigma = self.params.sigma_obs * self.y_scale;
+        let n = t.len();
+        let first_future = n - n_future;
+        // A change has variance likelihood * 2 b^2 (Laplace); the level j
+        // steps ahead sums them with weights (q + 1/2), q < j.
+        let shock_var = likelihood.min(1.0) * 2.0 * mean_delta * mean_delta;
+        let flat = self.options.growth == Growth::Flat;
+        for i in 0..n {
+            let trend_sd = if i >= first_future && !flat {
+                let j = (i - first_future + 1) as f64;
+                let weights = (j - 1.0) * j * (2.0 * j - 1.0) / 6.0 + (j - 1.0) * j / 2.0 + j / 4.0;
+                (shock_var * weights).sqrt() * step * self.y_scale
+            } else {
+                0.0
+            };
+            let scale = 1.0 + f.multiplicative_terms[i];
+            let sd = (sigma * sigma + (trend_sd * scale).powi(2)).sqrt();
+            f.yhat_lower.push(f.yhat[i] - z * sd);
+            f.yhat_upper.push(f.yhat[i] + z * sd);
+            f.trend_lower.push(f.trend[i] - z * trend_sd);
+            f.trend_upper.push(f.trend[i] + z * trend_sd);
+        }
+    }
+}
+
+fn laplace(rng: &mut Rng, scale: f64) -> f64 {
+    let u = rng.uniform(-0.5, 0.5);
+    -scale * u.signum() * (1.0 - 2.0 * u.abs()).max(f64::MIN_POSITIVE).ln()
+}
+
+/// numpy's linear percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation,
+/// relative error below 1.2e-9).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let q = if p < 0.02425 {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p > 1.0 - 0.02425 {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    };
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_quantiles() {
+        assert!((normal_quantile(0.975) - 1.959_963_984_540_054).abs() < 1e-8);
+        assert!((normal_quantile(0.9) - 1.281_551_565_544_601).abs() < 1e-8);
+        assert!((normal_quantile(0.01) + 2.326_347_874_040_841).abs() < 1e-8);
+        assert!(normal_quantile(0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn linspace_matches_numpy() {
+        assert_eq!(linspace(0.0, 10.0, 3), vec![0.0, 5.0, 10.0]);
+        let v = linspace(0.0, 3224.0, 26);
+        assert_eq!(v[25], 3224.0);
+    }
+}
