@@ -54,6 +54,14 @@ impl Rng {
         let v = self.uniform(0.0, std::f64::consts::TAU);
         (-2.0 * u.ln()).sqrt() * v.cos()
     }
+
+    /// Two independent standard normals from one Box-Muller draw.
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let u = self.uniform(f64::MIN_POSITIVE, 1.0);
+        let (sin, cos) = self.uniform(0.0, std::f64::consts::TAU).sin_cos();
+        let r = (-2.0 * u.ln()).sqrt();
+        (r * cos, r * sin)
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 Domains (one module each):
 
+- :class:`Prophet` (:mod:`anomaly.forecast_interval`): Prophet's forecasting
+  model fitted in Rust, a drop-in for ``prophet.Prophet``.
 - :class:`IsolationForest` (:mod:`anomaly.isolation_forest`): a drop-in for
   scikit-learn's, plus the extended isolation forest and sensor metrics.
 - :mod:`anomaly.consumption`: rules that flag suspicious electricity
@@ -12,9 +14,18 @@ Every error raised is an :class:`AnomalyError`, a :class:`ValueError`
 subclass; input errors carry ``.field`` and ``.row``.
 """
 
-from anomaly import consumption, errors, isolation_forest
+from anomaly import consumption, errors, forecast_interval, isolation_forest
 from anomaly._anomaly import __version__
 from anomaly.errors import *  # noqa: F403 - the exception classes
+from anomaly.forecast_interval import Prophet
 from anomaly.isolation_forest import IsolationForest
 
-__all__ = [*errors.__all__, "IsolationForest", "__version__", "consumption", "isolation_forest"]
+__all__ = [
+    *errors.__all__,
+    "IsolationForest",
+    "Prophet",
+    "__version__",
+    "consumption",
+    "forecast_interval",
+    "isolation_forest",
+]

@@ -10,7 +10,7 @@ use crate::persist::Persist;
 use crate::rng::Rng;
 
 /// Observations to fit: timestamps in nanoseconds (naive wall clock),
-/// strictly increasing; `y` may hold NaN (missing, dropped as Prophet does);
+/// sorted; `y` may hold NaN (missing, dropped as Prophet does);
 /// one column per extra regressor, finite on every row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
@@ -42,18 +42,14 @@ impl History {
     }
 }
 
+/// Timestamps must be sorted; equal ones are allowed, as in Prophet (two
+/// readings at one time are two observations of the same point).
 fn check_ds(ds: &[i64]) -> Result<()> {
     if ds.is_empty() {
         return Err(Error::Empty { what: "ds".into() });
     }
-    for (row, w) in ds.windows(2).enumerate() {
-        if w[1] == w[0] {
-            let key = crate::time::format_timestamp(w[1].div_euclid(1_000_000_000));
-            return Err(Error::DuplicateTimestamp { field: "ds".into(), row: row + 1, first_row: row, key });
-        }
-        if w[1] < w[0] {
-            return Err(Error::Unsorted { field: "ds".into(), row: row + 1, previous_row: row });
-        }
+    if let Some(row) = ds.windows(2).position(|w| w[1] < w[0]) {
+        return Err(Error::Unsorted { field: "ds".into(), row: row + 1, previous_row: row });
     }
     Ok(())
 }
@@ -268,7 +264,7 @@ impl FittedProphet {
         let start = ds[0];
         let t_scale = (ds[ds.len() - 1] - start) as f64;
         let y_scale = match y.iter().fold(0.0f64, |a, v| a.max(v.abs())) {
-            s if s == 0.0 => 1.0,
+            0.0 => 1.0,
             s => s,
         };
         let t: Vec<f64> = ds.iter().map(|&d| (d - start) as f64 / t_scale).collect();
@@ -390,7 +386,22 @@ impl FittedProphet {
                 flat: options.growth == Growth::Flat,
             };
             let mut scratch = Scratch::default();
-            let out = minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch), x0, Settings::default());
+            let mut out = minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch), x0, Settings::default());
+            // L-BFGS can stall where the Laplace prior's kinks spoil its
+            // curvature pairs: restart from the point reached with a fresh
+            // memory while that still improves the objective.
+            for _ in 0..20 {
+                let again =
+                    minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch), out.x.clone(), Settings::default());
+                let gained = out.value - again.value;
+                if gained <= 0.0 {
+                    break;
+                }
+                out = again;
+                if gained < 1e-9 * out.value.abs().max(1.0) {
+                    break;
+                }
+            }
             (out.x, out.value)
         };
         model.objective = objective;
@@ -407,6 +418,55 @@ impl FittedProphet {
         }
         model.params = params;
         Ok(model)
+    }
+
+    /// The objective (negative log posterior, as Stan's optimiser sees it)
+    /// of `params` on `history`, with this model's scales, changepoints and
+    /// features: compares any parameter set, Prophet's included, with ours.
+    pub fn objective_at(&self, history: &History, params: &ProphetParams) -> Result<f64> {
+        let keep: Vec<usize> = (0..history.y.len()).filter(|&i| !history.y[i].is_nan()).collect();
+        let ds: Vec<i64> = keep.iter().map(|&i| history.ds[i]).collect();
+        let t: Vec<f64> = ds.iter().map(|&d| self.scaled_time(d)).collect();
+        let y: Vec<f64> = keep.iter().map(|&i| history.y[i] / self.y_scale).collect();
+        let columns: Vec<Vec<f64>> = self
+            .regressors
+            .iter()
+            .map(|r| {
+                history
+                    .regressors
+                    .iter()
+                    .find(|(n, _)| n == &r.name)
+                    .map(|(_, v)| keep.iter().map(|&i| v[i]).collect())
+                    .ok_or_else(|| Error::UnknownColumn { name: r.name.clone(), available: String::new() })
+            })
+            .collect::<Result<_>>()?;
+        let (x, sigmas, multiplicative) = self.features(&ds, &columns);
+        let s = self.changepoints_t.len();
+        if params.delta.len() != s || params.beta.len() != sigmas.len() {
+            return Err(Error::Shape {
+                field: "params".into(),
+                expected: format!("{s} deltas and {} betas", sigmas.len()),
+                found: format!("{} and {}", params.delta.len(), params.beta.len()),
+            });
+        }
+        let problem = Problem {
+            t: &t,
+            y: &y,
+            x: &x,
+            n_features: sigmas.len(),
+            sigmas: &sigmas,
+            multiplicative: &multiplicative,
+            t_change: &self.changepoints_t,
+            active: Problem::count_active(&t, &self.changepoints_t),
+            tau: self.options.changepoint_prior_scale,
+            flat: self.options.growth == Growth::Flat,
+        };
+        let mut p = vec![params.k, params.m];
+        p.extend(&params.delta);
+        p.push(params.sigma_obs.ln());
+        p.extend(&params.beta);
+        let mut grad = vec![0.0; p.len()];
+        Ok(problem.value_and_gradient(&p, &mut grad, &mut Scratch::default()))
     }
 
     /// Feature matrix (row-major), prior scales and multiplicative flags
@@ -473,7 +533,7 @@ impl FittedProphet {
         rate * t + offset
     }
 
-    /// Forecasts at `ds` (strictly increasing), with the regressors' values
+    /// Forecasts at `ds` (sorted), with the regressors' values
     /// there, and intervals as asked.
     pub fn predict(&self, ds: &[i64], regressors: &[(String, Vec<f64>)], intervals: Intervals) -> Result<Forecast> {
         check_ds(ds)?;
@@ -565,49 +625,73 @@ impl FittedProphet {
         (step, likelihood, mean_delta, future.len())
     }
 
+    /// Prophet's Monte Carlo intervals. Each sample's future trend path is
+    /// drawn from its own stream (`seed`, sample), each row's noise from its
+    /// own (`seed`, row): results do not depend on the number of threads.
     fn simulate(&self, t: &[f64], trend_scaled: &[f64], f: &mut Forecast, seed: u64) {
+        use rayon::prelude::*;
         let n = t.len();
         let samples = self.options.uncertainty_samples;
         let (step, likelihood, mean_delta, n_future) = self.future_trend_shocks(t);
-        let flat = self.options.growth == Growth::Flat;
         let first_future = n - n_future;
-        let mut rng = Rng::new(seed);
-        let mut yhat_draws = vec![0.0; samples * n];
-        let mut trend_draws = vec![0.0; samples * n];
+        // Future trend shifts (scaled units), sample-major.
+        let simulate_trend = self.options.growth != Growth::Flat && n_future > 0;
+        let shifts: Vec<f64> = if simulate_trend {
+            (0..samples)
+                .into_par_iter()
+                .flat_map_iter(|sample| {
+                    let mut rng = Rng::for_index(seed, sample as u64);
+                    let (mut slope, mut level, mut previous) = (0.0, 0.0, 0.0);
+                    (0..n_future).map(move |_| {
+                        let change =
+                            if rng.uniform(0.0, 1.0) < likelihood { laplace(&mut rng, mean_delta) } else { 0.0 };
+                        slope += (previous + change) / 2.0;
+                        previous = change;
+                        level += slope;
+                        level * step
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let sigma = self.params.sigma_obs * self.y_scale;
-        for s in 0..samples {
-            let (mut slope, mut level, mut previous) = (0.0, 0.0, 0.0);
-            for i in 0..n {
-                let mut shift = 0.0;
-                if i >= first_future && !flat && n_future > 0 {
-                    let change = if rng.uniform(0.0, 1.0) < likelihood { laplace(&mut rng, mean_delta) } else { 0.0 };
-                    let averaged = (previous + change) / 2.0;
-                    previous = change;
-                    slope += averaged;
-                    level += slope;
-                    shift = level * step;
-                }
-                let trend = (trend_scaled[i] + shift) * self.y_scale;
-                let noise = rng.normal() * sigma;
-                trend_draws[s * n + i] = trend;
-                yhat_draws[s * n + i] = trend * (1.0 + f.multiplicative_terms[i]) + f.additive_terms[i] + noise;
-            }
-        }
         let (lo, hi) =
             (100.0 * (1.0 - self.options.interval_width) / 2.0, 100.0 * (1.0 + self.options.interval_width) / 2.0);
-        let mut column = vec![0.0; samples];
-        for (draws, lower, upper) in [
-            (&yhat_draws, &mut f.yhat_lower, &mut f.yhat_upper),
-            (&trend_draws, &mut f.trend_lower, &mut f.trend_upper),
-        ] {
-            for i in 0..n {
-                for s in 0..samples {
-                    column[s] = draws[s * n + i];
-                }
-                column.sort_unstable_by(f64::total_cmp);
-                lower.push(percentile(&column, lo));
-                upper.push(percentile(&column, hi));
-            }
+        let noise_seed = seed ^ 0x5DEE_CE66_D1CE_4E5B;
+        let bounds: Vec<[f64; 4]> = (0..n)
+            .into_par_iter()
+            .map_init(
+                || (vec![0.0; samples], vec![0.0; samples]),
+                |(yhat, trend), i| {
+                    let mut rng = Rng::for_index(noise_seed, i as u64);
+                    let mut spare = None;
+                    for sample in 0..samples {
+                        let shift = if simulate_trend && i >= first_future {
+                            shifts[sample * n_future + (i - first_future)]
+                        } else {
+                            0.0
+                        };
+                        let noise = spare.take().unwrap_or_else(|| {
+                            let (a, b) = rng.normal_pair();
+                            spare = Some(b);
+                            a
+                        });
+                        let tr = (trend_scaled[i] + shift) * self.y_scale;
+                        trend[sample] = tr;
+                        yhat[sample] = tr * (1.0 + f.multiplicative_terms[i]) + f.additive_terms[i] + noise * sigma;
+                    }
+                    let (ylo, yhi) = two_percentiles(yhat, lo, hi);
+                    let (tlo, thi) = two_percentiles(trend, lo, hi);
+                    [ylo, yhi, tlo, thi]
+                },
+            )
+            .collect();
+        for b in bounds {
+            f.yhat_lower.push(b[0]);
+            f.yhat_upper.push(b[1]);
+            f.trend_lower.push(b[2]);
+            f.trend_upper.push(b[3]);
         }
     }
 
@@ -644,13 +728,19 @@ fn laplace(rng: &mut Rng, scale: f64) -> f64 {
     -scale * u.signum() * (1.0 - 2.0 * u.abs()).max(f64::MIN_POSITIVE).ln()
 }
 
-/// numpy's linear percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q / 100.0 * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    let frac = pos - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+/// numpy's linear percentiles `lo` and `hi` (in percent) of `values`
+/// (reordered), by selection rather than a full sort.
+fn two_percentiles(values: &mut [f64], lo: f64, hi: f64) -> (f64, f64) {
+    (percentile(values, lo), percentile(values, hi))
+}
+
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (values.len() - 1) as f64;
+    let below = pos.floor() as usize;
+    let frac = pos - below as f64;
+    let (_, &mut a, rest) = values.select_nth_unstable_by(below, f64::total_cmp);
+    let b = if frac > 0.0 { rest.iter().copied().fold(f64::INFINITY, f64::min) } else { a };
+    a + (b - a) * frac
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation,
@@ -660,7 +750,7 @@ pub fn normal_quantile(p: f64) -> f64 {
         -3.969683028665376e1,
         2.209460984245205e2,
         -2.759285104469687e2,
-        1.383577518672690e2,
+        1.383_577_518_672_69e2,
         -3.066479806614716e1,
         2.506628277459239,
     ];
@@ -675,7 +765,7 @@ pub fn normal_quantile(p: f64) -> f64 {
         2.938163982698783,
     ];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
-    let q = if p < 0.02425 {
+    if p < 0.02425 {
         let q = (-2.0 * p.ln()).sqrt();
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
@@ -688,8 +778,7 @@ pub fn normal_quantile(p: f64) -> f64 {
         let r = q * q;
         (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
             / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    };
-    q
+    }
 }
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Objective value and gradient at `p`.
+    /// Objective value and gradient at `p` (the Laplace prior's derivative
+    /// taken as `sign(delta) / tau`, as Stan's automatic differentiation
+    /// does).
     pub(crate) fn value_and_gradient(&self, p: &[f64], grad: &mut [f64], scratch: &mut Scratch) -> f64 {
         let s = self.t_change.len();
         let kf = self.n_features;
