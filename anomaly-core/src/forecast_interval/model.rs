@@ -386,13 +386,19 @@ impl FittedProphet {
                 flat: options.growth == Growth::Flat,
             };
             let mut scratch = Scratch::default();
-            let mut out = minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch), x0, Settings::default());
+            // Additive models converge on the Gram form (each step costs
+            // O(P^2) instead of a pass over the rows), then polish on the
+            // exact sums, which do not lose precision to cancellation.
+            let gram = problem.gram();
+            let mut run = |start: Vec<f64>, gram: Option<&super::objective::Gram>| {
+                minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch, gram), start, Settings::default())
+            };
+            let mut out = run(x0, gram.as_ref());
             // L-BFGS can stall where the Laplace prior's kinks spoil its
             // curvature pairs: restart from the point reached with a fresh
             // memory while that still improves the objective.
             for _ in 0..20 {
-                let again =
-                    minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch), out.x.clone(), Settings::default());
+                let again = run(out.x.clone(), gram.as_ref());
                 let gained = out.value - again.value;
                 if gained <= 0.0 {
                     break;
@@ -401,6 +407,9 @@ impl FittedProphet {
                 if gained < 1e-9 * out.value.abs().max(1.0) {
                     break;
                 }
+            }
+            if gram.is_some() {
+                out = run(out.x, None);
             }
             (out.x, out.value)
         };
@@ -466,7 +475,7 @@ impl FittedProphet {
         p.push(params.sigma_obs.ln());
         p.extend(&params.beta);
         let mut grad = vec![0.0; p.len()];
-        Ok(problem.value_and_gradient(&p, &mut grad, &mut Scratch::default()))
+        Ok(problem.value_and_gradient(&p, &mut grad, &mut Scratch::default(), None))
     }
 
     /// Feature matrix (row-major), prior scales and multiplicative flags

@@ -65,50 +65,92 @@ impl<'a> Problem<'a> {
 
     /// Objective value and gradient at `p` (the Laplace prior's derivative
     /// taken as `sign(delta) / tau`, as Stan's automatic differentiation
-    /// does).
-    pub(crate) fn value_and_gradient(&self, p: &[f64], grad: &mut [f64], scratch: &mut Scratch) -> f64 {
+    /// does). With `gram`, the likelihood comes from the precomputed Gram
+    /// matrix (additive models only) instead of a pass over the rows.
+    pub(crate) fn value_and_gradient(
+        &self,
+        p: &[f64],
+        grad: &mut [f64],
+        scratch: &mut Scratch,
+        gram: Option<&Gram>,
+    ) -> f64 {
         let s = self.t_change.len();
-        let kf = self.n_features;
-        let (k, m) = (p[0], p[1]);
-        let delta = &p[2..2 + s];
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        // Half the residual sum of squares and its gradient in the model
+        // parameters (everything but log_sigma).
+        let half_ssr = match gram {
+            Some(gram) => gram.half_ssr(p, s, grad, &mut scratch.theta),
+            None => self.half_ssr(p, grad, scratch),
+        };
         let log_sigma = p[2 + s];
-        let beta = &p[3 + s..];
         let sigma = log_sigma.exp();
         let inv_var = 1.0 / (sigma * sigma);
+        let n = self.t.len() as f64;
+        grad.iter_mut().for_each(|g| *g *= inv_var);
+        let mut f = half_ssr * inv_var + n * log_sigma;
+        // Priors: k, m ~ N(0, 5); delta ~ Laplace(0, tau); sigma ~ N(0, 0.5); beta ~ N(0, sigmas).
+        let (k, m) = (p[0], p[1]);
+        f += (k * k + m * m) / 50.0;
+        grad[0] += k / 25.0;
+        grad[1] += m / 25.0;
+        for (j, &d) in p[2..2 + s].iter().enumerate() {
+            f += d.abs() / self.tau;
+            // The derivative of |x| is taken as 0 at 0, as Stan's is.
+            let sign = if d > 0.0 {
+                1.0
+            } else if d < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            grad[2 + j] += sign / self.tau;
+        }
+        f += 2.0 * sigma * sigma;
+        grad[2 + s] = n - 2.0 * half_ssr * inv_var + 4.0 * sigma * sigma;
+        for (j, &b) in p[3 + s..].iter().enumerate() {
+            let prior = 1.0 / (self.sigmas[j] * self.sigmas[j]);
+            f += 0.5 * b * b * prior;
+            grad[3 + s + j] += b * prior;
+        }
+        f
+    }
 
+    /// Half the residual sum of squares, one pass over the rows; writes its
+    /// gradient (model parameters) into `grad`.
+    fn half_ssr(&self, p: &[f64], grad: &mut [f64], scratch: &mut Scratch) -> f64 {
+        let s = self.t_change.len();
+        let kf = self.n_features;
+        let beta = &p[3 + s..];
         self.trend(p, &mut scratch.trend);
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        let (mut sum_sq, n) = (0.0, self.t.len());
+        let n = self.t.len();
         scratch.d_trend.clear();
-        let (mut g_k, mut g_m) = (0.0f64, 0.0f64);
-        let g_beta = &mut scratch.g_beta;
-        g_beta.clear();
-        g_beta.resize(kf, 0.0);
+        let (mut g_k, mut g_m, mut sum_sq) = (0.0f64, 0.0f64, 0.0f64);
+        // Branch-free split of beta into its multiplicative and additive
+        // parts, so the row loops vectorise.
+        let flags: Vec<f64> = self.multiplicative.iter().map(|&m| f64::from(u8::from(m))).collect();
+        let beta_m: Vec<f64> = beta.iter().zip(&flags).map(|(b, f)| b * f).collect();
+        let beta_a: Vec<f64> = beta.iter().zip(&flags).map(|(b, f)| b * (1.0 - f)).collect();
+        let g_beta = &mut grad[3 + s..];
         for i in 0..n {
             let row = &self.x[i * kf..(i + 1) * kf];
-            let (mut mult, mut add) = (0.0, 0.0);
-            for j in 0..kf {
-                if self.multiplicative[j] {
-                    mult += row[j] * beta[j];
-                } else {
-                    add += row[j] * beta[j];
-                }
-            }
+            let mult: f64 = row.iter().zip(&beta_m).map(|(x, b)| x * b).sum();
+            let add: f64 = row.iter().zip(&beta_a).map(|(x, b)| x * b).sum();
             let trend = scratch.trend[i];
             let r = self.y[i] - (trend * (1.0 + mult) + add);
             sum_sq += r * r;
-            // d f / d yhat_i = -r / sigma^2
-            let g = -r * inv_var;
-            for j in 0..kf {
-                g_beta[j] += g * if self.multiplicative[j] { trend * row[j] } else { row[j] };
+            let (ca, cm) = (-r, -r * trend);
+            for ((g, x), f) in g_beta.iter_mut().zip(row).zip(&flags) {
+                *g += x * (ca + (cm - ca) * f);
             }
-            let gt = g * (1.0 + mult);
+            let gt = -r * (1.0 + mult);
             scratch.d_trend.push(gt);
             if !self.flat {
                 g_k += gt * self.t[i];
             }
             g_m += gt;
         }
+        grad[0] = g_k;
+        grad[1] = g_m;
         // delta_j gathers sum over rows with active > j of gt_i * (t_i - t_change_j):
         // suffix sums over rows, grouped by how many changepoints are active.
         if !self.flat && s > 0 {
@@ -128,39 +170,94 @@ impl<'a> Problem<'a> {
                 grad[2 + j] = tail_gt_t - self.t_change[j] * tail_gt;
             }
         }
-        // Priors: k, m ~ N(0, 5); delta ~ Laplace(0, tau); sigma ~ N(0, 0.5); beta ~ N(0, sigmas).
-        let mut f = 0.5 * sum_sq * inv_var + n as f64 * log_sigma;
-        f += (k * k + m * m) / 50.0;
-        grad[0] = g_k + k / 25.0;
-        grad[1] = g_m + m / 25.0;
-        for j in 0..s {
-            f += delta[j].abs() / self.tau;
-            // The derivative of |x| is taken as 0 at 0, as Stan's is.
-            let sign = if delta[j] > 0.0 {
-                1.0
-            } else if delta[j] < 0.0 {
-                -1.0
-            } else {
-                0.0
-            };
-            grad[2 + j] += sign / self.tau;
+        0.5 * sum_sq
+    }
+
+    /// The Gram form of an additive model: `yhat = Z theta` with
+    /// `theta = [k, m, delta, beta]`, so the sum of squares is
+    /// `y'y - 2 b' theta + theta' G theta`. `None` when a feature is
+    /// multiplicative (then `yhat` is not linear in the parameters).
+    pub(crate) fn gram(&self) -> Option<Gram> {
+        if self.multiplicative.iter().any(|&m| m) {
+            return None;
         }
-        f += 2.0 * sigma * sigma;
-        grad[2 + s] = n as f64 - sum_sq * inv_var + 4.0 * sigma * sigma;
-        for j in 0..kf {
-            f += 0.5 * beta[j] * beta[j] / (self.sigmas[j] * self.sigmas[j]);
-            grad[3 + s + j] = g_beta[j] + beta[j] / (self.sigmas[j] * self.sigmas[j]);
+        let s = self.t_change.len();
+        let kf = self.n_features;
+        let dim = 2 + s + kf;
+        let mut g = vec![0.0; dim * dim];
+        let mut b = vec![0.0; dim];
+        let mut yy = 0.0;
+        let mut z = vec![0.0; dim];
+        for i in 0..self.t.len() {
+            let ti = self.t[i];
+            z.iter_mut().for_each(|v| *v = 0.0);
+            z[1] = 1.0;
+            if !self.flat {
+                z[0] = ti;
+                for j in 0..self.active[i] {
+                    z[2 + j] = ti - self.t_change[j];
+                }
+            }
+            z[2 + s..].copy_from_slice(&self.x[i * kf..(i + 1) * kf]);
+            let yi = self.y[i];
+            yy += yi * yi;
+            for a in 0..dim {
+                let za = z[a];
+                if za == 0.0 {
+                    continue;
+                }
+                b[a] += za * yi;
+                let row = &mut g[a * dim..(a + 1) * dim];
+                for c in a..dim {
+                    row[c] += za * z[c];
+                }
+            }
         }
-        f
+        for a in 0..dim {
+            for c in 0..a {
+                g[a * dim + c] = g[c * dim + a];
+            }
+        }
+        Some(Gram { dim, g, b, yy })
+    }
+}
+
+/// `G = Z'Z`, `b = Z'y` and `y'y` of an additive model.
+pub(crate) struct Gram {
+    dim: usize,
+    g: Vec<f64>,
+    b: Vec<f64>,
+    yy: f64,
+}
+
+impl Gram {
+    /// Half the residual sum of squares at the full parameter vector `p`,
+    /// with its gradient (model parameters) written into `grad`.
+    fn half_ssr(&self, p: &[f64], s: usize, grad: &mut [f64], theta: &mut Vec<f64>) -> f64 {
+        theta.clear();
+        theta.extend_from_slice(&p[..2 + s]);
+        theta.extend_from_slice(&p[3 + s..]);
+        let mut quad = 0.0;
+        let mut linear = 0.0;
+        for a in 0..self.dim {
+            let row = &self.g[a * self.dim..(a + 1) * self.dim];
+            let g_theta: f64 = row.iter().zip(theta.iter()).map(|(x, y)| x * y).sum();
+            quad += theta[a] * g_theta;
+            linear += self.b[a] * theta[a];
+            // d/dtheta of half SSR = G theta - b.
+            let slot = if a < 2 + s { a } else { a + 1 };
+            grad[slot] = g_theta - self.b[a];
+        }
+        0.5 * (self.yy - 2.0 * linear + quad).max(0.0)
     }
 }
 
 /// Buffers reused across evaluations.
 #[derive(Default)]
 pub(crate) struct Scratch {
+    theta: Vec<f64>,
     trend: Vec<f64>,
     d_trend: Vec<f64>,
-    g_beta: Vec<f64>,
     sum_gt: Vec<f64>,
     sum_gt_t: Vec<f64>,
 }
@@ -194,15 +291,15 @@ mod tests {
             let p = [0.4, 0.2, 0.03, -0.02, 0.01, -1.3, 0.1, -0.05, 0.2];
             let mut grad = vec![0.0; p.len()];
             let mut scratch = Scratch::default();
-            problem.value_and_gradient(&p, &mut grad, &mut scratch);
+            problem.value_and_gradient(&p, &mut grad, &mut scratch, None);
             for i in 0..p.len() {
                 let h = 1e-6;
                 let (mut a, mut b) = (p, p);
                 a[i] += h;
                 b[i] -= h;
                 let mut g = vec![0.0; p.len()];
-                let numeric = (problem.value_and_gradient(&a, &mut g, &mut scratch)
-                    - problem.value_and_gradient(&b, &mut g, &mut scratch))
+                let numeric = (problem.value_and_gradient(&a, &mut g, &mut scratch, None)
+                    - problem.value_and_gradient(&b, &mut g, &mut scratch, None))
                     / (2.0 * h);
                 assert!(
                     (numeric - grad[i]).abs() < 1e-5 * (1.0 + numeric.abs()),
