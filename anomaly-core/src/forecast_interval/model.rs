@@ -386,31 +386,41 @@ impl FittedProphet {
                 flat: options.growth == Growth::Flat,
             };
             let mut scratch = Scratch::default();
-            // Additive models converge on the Gram form (each step costs
-            // O(P^2) instead of a pass over the rows), then polish on the
-            // exact sums, which do not lose precision to cancellation.
-            let gram = problem.gram();
-            let mut run = |start: Vec<f64>, gram: Option<&super::objective::Gram>| {
-                minimize(|p, g| problem.value_and_gradient(p, g, &mut scratch, gram), start, Settings::default())
+            let out = match problem.gram() {
+                // Additive: the exact optimum (coordinate descent on the
+                // Gram matrix, closed-form noise level).
+                Some(gram) => {
+                    let p = problem.solve_additive(&gram, x0);
+                    let mut g = vec![0.0; p.len()];
+                    let value = problem.value_and_gradient(&p, &mut g, &mut scratch, None);
+                    super::lbfgs::Outcome { x: p, value }
+                }
+                None => {
+                    let mut run = |start: Vec<f64>| {
+                        minimize(
+                            |p, g| problem.value_and_gradient(p, g, &mut scratch, None),
+                            start,
+                            Settings::default(),
+                        )
+                    };
+                    let mut out = run(x0);
+                    // L-BFGS can stall where the Laplace prior's kinks spoil
+                    // its curvature pairs: restart from the point reached
+                    // with a fresh memory while that still improves.
+                    for _ in 0..20 {
+                        let again = run(out.x.clone());
+                        let gained = out.value - again.value;
+                        if gained <= 0.0 {
+                            break;
+                        }
+                        out = again;
+                        if gained < 1e-9 * out.value.abs().max(1.0) {
+                            break;
+                        }
+                    }
+                    out
+                }
             };
-            let mut out = run(x0, gram.as_ref());
-            // L-BFGS can stall where the Laplace prior's kinks spoil its
-            // curvature pairs: restart from the point reached with a fresh
-            // memory while that still improves the objective.
-            for _ in 0..20 {
-                let again = run(out.x.clone(), gram.as_ref());
-                let gained = out.value - again.value;
-                if gained <= 0.0 {
-                    break;
-                }
-                out = again;
-                if gained < 1e-9 * out.value.abs().max(1.0) {
-                    break;
-                }
-            }
-            if gram.is_some() {
-                out = run(out.x, None);
-            }
             (out.x, out.value)
         };
         model.objective = objective;

@@ -1,0 +1,399 @@
+//! The plant team's rule on top of the forecast: a reading is anomalous
+//! outside `[yhat_lower, yhat_upper]` or when `|y - yhat| > k * std(training
+//! residuals)`, with a 0-100 score. One model per process variable.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::model::{FittedProphet, History, Intervals};
+use super::options::{Mode, ProphetOptions, SeasonalitySetting};
+use crate::error::{Error, Result};
+use crate::persist::Persist;
+
+/// The detector's settings: Prophet's options plus the rule's thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Prophet options for every variable (the plant team's defaults:
+    /// interval 0.95, changepoint prior 0.05, multiplicative, daily and
+    /// weekly seasonality, no yearly).
+    pub prophet: ProphetOptions,
+    /// `k` of the `|y - yhat| > k * std(residuals)` rule.
+    pub k_sigma: f64,
+    /// Bands from Prophet's Monte Carlo (with this seed) instead of the
+    /// deterministic analytic band.
+    pub simulated_seed: Option<u64>,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            prophet: ProphetOptions {
+                interval_width: 0.95,
+                changepoint_prior_scale: 0.05,
+                seasonality_mode: Mode::Multiplicative,
+                daily_seasonality: SeasonalitySetting::Enabled(true),
+                weekly_seasonality: SeasonalitySetting::Enabled(true),
+                yearly_seasonality: SeasonalitySetting::Enabled(false),
+                ..Default::default()
+            },
+            k_sigma: 2.0,
+            simulated_seed: None,
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// Checks the thresholds and Prophet options.
+    pub fn validate(&self) -> Result<()> {
+        self.prophet.validate()?;
+        if !(self.k_sigma.is_finite() && self.k_sigma > 0.0) {
+            return Err(Error::param("k_sigma", self.k_sigma, "must be a finite number > 0"));
+        }
+        Ok(())
+    }
+
+    fn intervals(&self) -> Intervals {
+        match self.simulated_seed {
+            Some(seed) => Intervals::Simulated { seed },
+            None => Intervals::Analytic,
+        }
+    }
+}
+
+/// Statistics of a variable's training data, kept with its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariableStats {
+    /// Readings used (non-NaN).
+    pub count: usize,
+    /// Mean reading.
+    pub mean: f64,
+    /// Sample standard deviation of the readings.
+    pub std: f64,
+    /// Smallest reading.
+    pub min: f64,
+    /// Largest reading.
+    pub max: f64,
+    /// Sample standard deviation of the training residuals `y - yhat`.
+    pub residual_std: f64,
+    /// First and last training timestamps (ns).
+    pub first: i64,
+    /// Last training timestamp (ns).
+    pub last: i64,
+}
+
+/// One variable's fitted detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedDetector {
+    /// The rule's settings.
+    pub config: DetectorConfig,
+    /// The forecasting model.
+    pub model: FittedProphet,
+    /// Training statistics.
+    pub stats: VariableStats,
+}
+
+impl Persist for FittedDetector {
+    const KIND: &'static str = "forecast_detector";
+}
+
+/// Detection results, one per reading.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Detection {
+    /// Forecast.
+    pub yhat: Vec<f64>,
+    /// Band.
+    pub yhat_lower: Vec<f64>,
+    /// Band.
+    pub yhat_upper: Vec<f64>,
+    /// `y - yhat`.
+    pub residual: Vec<f64>,
+    /// Outside the band or beyond `k` residual standard deviations.
+    pub is_anomaly: Vec<bool>,
+    /// 0-100.
+    pub score: Vec<f64>,
+}
+
+/// The plant team's score: how far outside the band, in half-widths (x50),
+/// or the residual in standard deviations (x20), whichever is larger,
+/// clipped to 0..100.
+pub fn anomaly_score(y: f64, yhat: f64, lower: f64, upper: f64, residual_std: f64) -> f64 {
+    let band = if y > upper {
+        (y - upper) / (upper - yhat).max(f64::MIN_POSITIVE) * 50.0
+    } else if y < lower {
+        (lower - y) / (yhat - lower).max(f64::MIN_POSITIVE) * 50.0
+    } else {
+        0.0
+    };
+    let residual = if residual_std > 0.0 { (y - yhat).abs() / residual_std * 20.0 } else { 0.0 };
+    let score = band.max(residual);
+    if score.is_nan() {
+        0.0
+    } else {
+        score.clamp(0.0, 100.0)
+    }
+}
+
+fn sample_std(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+impl FittedDetector {
+    /// Fits a variable's model and measures its training residuals.
+    pub fn fit(config: &DetectorConfig, ds: Vec<i64>, y: Vec<f64>) -> Result<FittedDetector> {
+        config.validate()?;
+        let history = History::new(ds.clone(), y.clone(), Vec::new())?;
+        let model = FittedProphet::fit(&config.prophet, &history)?;
+        let keep: Vec<usize> = (0..y.len()).filter(|&i| !y[i].is_nan()).collect();
+        let ds_kept: Vec<i64> = keep.iter().map(|&i| ds[i]).collect();
+        let y_kept: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
+        let forecast = model.predict(&ds_kept, &[], Intervals::None)?;
+        let residuals: Vec<f64> = y_kept.iter().zip(&forecast.yhat).map(|(a, b)| a - b).collect();
+        let stats = VariableStats {
+            count: y_kept.len(),
+            mean: y_kept.iter().sum::<f64>() / y_kept.len() as f64,
+            std: sample_std(&y_kept),
+            min: y_kept.iter().copied().fold(f64::INFINITY, f64::min),
+            max: y_kept.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            residual_std: sample_std(&residuals),
+            first: ds_kept[0],
+            last: ds_kept[ds_kept.len() - 1],
+        };
+        Ok(FittedDetector { config: config.clone(), model, stats })
+    }
+
+    /// Applies the rule to readings `(ds, y)` (sorted `ds`; NaN `y` gives
+    /// a forecast and no flag).
+    pub fn detect(&self, ds: &[i64], y: &[f64]) -> Result<Detection> {
+        if y.len() != ds.len() {
+            return Err(Error::LengthMismatch { field: "y".into(), expected: ds.len(), found: y.len() });
+        }
+        if let Some(row) = y.iter().position(|v| v.is_infinite()) {
+            return Err(Error::NonFinite { field: "y".into(), row, value: y[row] });
+        }
+        let f = self.model.predict(ds, &[], self.config.intervals())?;
+        let mut out =
+            Detection { yhat: f.yhat, yhat_lower: f.yhat_lower, yhat_upper: f.yhat_upper, ..Default::default() };
+        let k = self.config.k_sigma * self.stats.residual_std;
+        for i in 0..ds.len() {
+            let residual = y[i] - out.yhat[i];
+            let outside = y[i] > out.yhat_upper[i] || y[i] < out.yhat_lower[i];
+            out.residual.push(residual);
+            out.is_anomaly.push(!y[i].is_nan() && (outside || residual.abs() > k));
+            out.score.push(if y[i].is_nan() {
+                0.0
+            } else {
+                anomaly_score(y[i], out.yhat[i], out.yhat_lower[i], out.yhat_upper[i], self.stats.residual_std)
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Readings of many variables in long format: `(ds, variable, value)`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LongReadings {
+    /// Timestamps (ns).
+    pub ds: Vec<i64>,
+    /// Variable of each row.
+    pub variable: Vec<String>,
+    /// Values (NaN = missing).
+    pub value: Vec<f64>,
+}
+
+impl LongReadings {
+    /// Rows of each variable, sorted by time; duplicate `(variable, ds)` is
+    /// an error naming both rows.
+    fn by_variable(&self) -> Result<BTreeMap<&str, Vec<usize>>> {
+        if self.ds.is_empty() {
+            return Err(Error::Empty { what: "readings".into() });
+        }
+        for (field, len) in [("variable", self.variable.len()), ("value", self.value.len())] {
+            if len != self.ds.len() {
+                return Err(Error::LengthMismatch { field: field.into(), expected: self.ds.len(), found: len });
+            }
+        }
+        if let Some(row) = self.value.iter().position(|v| v.is_infinite()) {
+            return Err(Error::NonFinite { field: "value".into(), row, value: self.value[row] });
+        }
+        let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (row, v) in self.variable.iter().enumerate() {
+            groups.entry(v.as_str()).or_default().push(row);
+        }
+        for rows in groups.values_mut() {
+            rows.sort_by_key(|&r| (self.ds[r], r));
+            if let Some(w) = rows.windows(2).find(|w| self.ds[w[0]] == self.ds[w[1]]) {
+                return Err(Error::DuplicateTimestamp {
+                    field: "datetime".into(),
+                    row: w[1],
+                    first_row: w[0],
+                    key: format!(
+                        "{} at {}",
+                        self.variable[w[1]],
+                        crate::time::format_timestamp(self.ds[w[1]].div_euclid(1_000_000_000))
+                    ),
+                });
+            }
+        }
+        Ok(groups)
+    }
+}
+
+/// One detector per variable.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MultiDetector {
+    /// Detectors by variable name.
+    pub variables: BTreeMap<String, FittedDetector>,
+}
+
+/// Detection over long-format readings, in input row order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LongDetection {
+    /// Per-row results (rows of unknown variables get NaN and no flag).
+    pub rows: Detection,
+    /// Rows whose variable has no model.
+    pub unknown_rows: usize,
+}
+
+impl MultiDetector {
+    /// Fits one detector per variable, in parallel.
+    pub fn fit(config: &DetectorConfig, readings: &LongReadings) -> Result<MultiDetector> {
+        config.validate()?;
+        let groups = readings.by_variable()?;
+        let fitted: Vec<(String, Result<FittedDetector>)> = groups
+            .into_par_iter()
+            .map(|(name, rows)| {
+                let ds = rows.iter().map(|&r| readings.ds[r]).collect();
+                let y = rows.iter().map(|&r| readings.value[r]).collect();
+                (name.to_owned(), FittedDetector::fit(config, ds, y))
+            })
+            .collect();
+        let mut variables = BTreeMap::new();
+        for (name, result) in fitted {
+            let detector = result.map_err(|e| match e {
+                Error::Shape { field, expected, found } => {
+                    Error::Shape { field: format!("{field} of variable {name:?}"), expected, found }
+                }
+                other => other,
+            })?;
+            variables.insert(name, detector);
+        }
+        Ok(MultiDetector { variables })
+    }
+
+    /// Applies each variable's rule to its rows, without refitting.
+    pub fn detect(&self, readings: &LongReadings) -> Result<LongDetection> {
+        let groups = readings.by_variable()?;
+        let n = readings.ds.len();
+        let mut out = LongDetection {
+            rows: Detection {
+                yhat: vec![f64::NAN; n],
+                yhat_lower: vec![f64::NAN; n],
+                yhat_upper: vec![f64::NAN; n],
+                residual: vec![f64::NAN; n],
+                is_anomaly: vec![false; n],
+                score: vec![0.0; n],
+            },
+            unknown_rows: 0,
+        };
+        let results: Vec<(&Vec<usize>, Option<Result<Detection>>)> = groups
+            .par_iter()
+            .map(|(name, rows)| {
+                let result = self.variables.get(*name).map(|d| {
+                    let ds: Vec<i64> = rows.iter().map(|&r| readings.ds[r]).collect();
+                    let y: Vec<f64> = rows.iter().map(|&r| readings.value[r]).collect();
+                    d.detect(&ds, &y)
+                });
+                (rows, result)
+            })
+            .collect();
+        for (rows, result) in results {
+            let Some(result) = result else {
+                out.unknown_rows += rows.len();
+                continue;
+            };
+            let d = result?;
+            for (k, &r) in rows.iter().enumerate() {
+                out.rows.yhat[r] = d.yhat[k];
+                out.rows.yhat_lower[r] = d.yhat_lower[k];
+                out.rows.yhat_upper[r] = d.yhat_upper[k];
+                out.rows.residual[r] = d.residual[k];
+                out.rows.is_anomaly[r] = d.is_anomaly[k];
+                out.rows.score[r] = d.score[k];
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a model directory: one model file per variable and
+    /// `detector.json` indexing them (variable, file, statistics).
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut index = Vec::new();
+        for (i, (name, detector)) in self.variables.iter().enumerate() {
+            let safe: String =
+                name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+            let file = format!("{i:03}_{safe}.json");
+            let bytes = detector.to_bytes().map_err(std::io::Error::other)?;
+            std::fs::write(dir.join(&file), bytes)?;
+            index.push(serde_json::json!({ "variable": name, "file": file, "stats": detector.stats }));
+        }
+        let doc = serde_json::json!({ "format": "anomaly-model-directory", "version": 1, "variables": index });
+        std::fs::write(dir.join("detector.json"), serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)
+    }
+
+    /// Reads a model directory written by [`MultiDetector::save`].
+    pub fn load(dir: &Path) -> Result<MultiDetector> {
+        let corrupt = |reason: String| Error::CorruptModel { reason };
+        let index_path = dir.join("detector.json");
+        let bytes = std::fs::read(&index_path).map_err(|e| corrupt(format!("{}: {e}", index_path.display())))?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("detector.json: {e}")))?;
+        if doc["format"] != "anomaly-model-directory" {
+            return Err(corrupt("detector.json is not an anomaly model directory index".into()));
+        }
+        let version = doc["version"].as_u64().unwrap_or(0) as u32;
+        if version > 1 {
+            return Err(Error::UnsupportedVersion { found: version, supported: 1 });
+        }
+        let entries = doc["variables"].as_array().ok_or_else(|| corrupt("detector.json lists no variables".into()))?;
+        let mut variables = BTreeMap::new();
+        for entry in entries {
+            let (Some(name), Some(file)) = (entry["variable"].as_str(), entry["file"].as_str()) else {
+                return Err(corrupt("detector.json has an entry without variable or file".into()));
+            };
+            if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+                return Err(corrupt(format!("model file name {file:?} points outside the directory")));
+            }
+            let path = dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+            variables.insert(name.to_owned(), FittedDetector::from_bytes(&bytes)?);
+        }
+        Ok(MultiDetector { variables })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_follows_the_plant_rule() {
+        // Inside the band, the residual term: |res| / std * 20.
+        assert_eq!(anomaly_score(10.5, 10.0, 9.0, 11.0, 1.0), 10.0);
+        // Above the band by half its upper width: 25, unless the residual term is larger.
+        assert_eq!(anomaly_score(11.5, 10.0, 9.0, 11.0, 10.0), 25.0);
+        assert_eq!(anomaly_score(11.5, 10.0, 9.0, 11.0, 1.0), 30.0);
+        // Below the band, clipped at 100.
+        assert_eq!(anomaly_score(-100.0, 10.0, 9.0, 11.0, 1.0), 100.0);
+        assert_eq!(anomaly_score(7.0, 10.0, 9.0, 11.0, 100.0), 100.0);
+    }
+}

@@ -1,0 +1,135 @@
+//! Properties of the forecasting detector: scaling y scales yhat, shifting y
+//! shifts yhat (additive mode, up to the priors' pull on the rescaled
+//! problem), save/load changes nothing, scores stay in 0..100, and injected
+//! spikes are found.
+
+use anomaly_core::forecast_interval::{
+    DetectorConfig, FittedDetector, FittedProphet, History, Intervals, LongReadings, Mode, MultiDetector,
+    ProphetOptions, SeasonalitySetting,
+};
+use anomaly_core::persist::Persist;
+use proptest::prelude::*;
+
+const FIVE_MIN: i64 = 300_000_000_000;
+const START: i64 = 1_709_510_400_000_000_000; // 2024-03-04
+
+fn series(n: usize, seed: u64, level: f64, noise: f64) -> (Vec<i64>, Vec<f64>) {
+    let mut rng = anomaly_core::rng::Rng::new(seed);
+    let ds = (0..n).map(|i| START + i as i64 * FIVE_MIN).collect();
+    let y = (0..n)
+        .map(|i| {
+            let t = i as f64;
+            level + 0.001 * t + 3.0 * (std::f64::consts::TAU * t / 288.0).sin() + noise * rng.normal()
+        })
+        .collect();
+    (ds, y)
+}
+
+fn options(mode: Mode) -> ProphetOptions {
+    ProphetOptions {
+        seasonality_mode: mode,
+        daily_seasonality: SeasonalitySetting::Enabled(true),
+        weekly_seasonality: SeasonalitySetting::Enabled(false),
+        yearly_seasonality: SeasonalitySetting::Enabled(false),
+        uncertainty_samples: 0,
+        ..Default::default()
+    }
+}
+
+fn yhat(ds: &[i64], y: &[f64], mode: Mode) -> Vec<f64> {
+    let model = FittedProphet::fit(&options(mode), &History::new(ds.to_vec(), y.to_vec(), vec![]).expect("valid"))
+        .expect("fit");
+    model.predict(ds, &[], Intervals::None).expect("predict").yhat
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    // Additive mode only for now: multiplicative fits are not yet
+    // reproducible to better than ~0.2% under rescaling (the optimiser
+    // stops at different points of a non-convex ridge), tracked on the
+    // forecasting issue.
+    #[test]
+    fn scaling_y_scales_yhat(seed in any::<u64>(), factor in 0.01f64..100.0) {
+        let mode = Mode::Additive;
+        let (ds, y) = series(600, seed, 20.0, 1.0);
+        let base = yhat(&ds, &y, mode);
+        let scaled: Vec<f64> = y.iter().map(|v| v * factor).collect();
+        let again = yhat(&ds, &scaled, mode);
+        // y / max|y| is the same problem; rounding in the scaled data moves
+        // the optimiser's stopping point along flat directions by ~1e-5.
+        for (a, b) in base.iter().zip(&again) {
+            prop_assert!((a * factor - b).abs() <= 1e-4 * factor * 20.0, "{} vs {}", a * factor, b);
+        }
+    }
+
+    #[test]
+    fn shifting_y_shifts_yhat_in_additive_mode(seed in any::<u64>(), shift in -10.0f64..10.0) {
+        let (ds, y) = series(600, seed, 20.0, 1.0);
+        let base = yhat(&ds, &y, Mode::Additive);
+        let shifted: Vec<f64> = y.iter().map(|v| v + shift).collect();
+        let again = yhat(&ds, &shifted, Mode::Additive);
+        // The priors act on y / max|y|, so a shift rescales their pull:
+        // equal up to a small fraction of the noise level (1.0).
+        let worst = base.iter().zip(&again).map(|(a, b)| (a + shift - b).abs()).fold(0.0, f64::max);
+        prop_assert!(worst < 0.05, "worst {}", worst);
+    }
+
+    #[test]
+    fn scores_stay_in_range_and_files_round_trip(seed in any::<u64>(), spike in -50.0f64..50.0) {
+        let (ds, mut y) = series(700, seed, 30.0, 0.5);
+        let (train_ds, train_y) = (ds[..600].to_vec(), y[..600].to_vec());
+        let detector = FittedDetector::fit(&DetectorConfig::default(), train_ds, train_y).expect("fit");
+        y[650] += spike;
+        let d = detector.detect(&ds[600..], &y[600..]).expect("detect");
+        for s in &d.score {
+            prop_assert!((0.0..=100.0).contains(s));
+        }
+        let restored = FittedDetector::from_bytes(&detector.to_bytes().expect("bytes")).expect("read");
+        prop_assert_eq!(&restored, &detector);
+        prop_assert_eq!(restored.detect(&ds[600..], &y[600..]).expect("detect"), d);
+    }
+}
+
+#[test]
+fn injected_spikes_are_flagged_and_a_directory_round_trips() {
+    let mut readings = LongReadings::default();
+    let mut spikes = Vec::new();
+    for (v, name) in ["flow", "level", "temperature"].iter().enumerate() {
+        let (ds, mut y) = series(4032, v as u64, 40.0 + 10.0 * v as f64, 0.8);
+        for k in 0..5 {
+            let i = 500 + k * 700 + v * 13;
+            y[i] += if k % 2 == 0 { 12.0 } else { -12.0 };
+            spikes.push(readings.ds.len() + i);
+        }
+        readings.ds.extend(ds);
+        readings.variable.extend(std::iter::repeat_n(name.to_string(), 4032));
+        readings.value.extend(y);
+    }
+    let detectors = MultiDetector::fit(&DetectorConfig::default(), &readings).expect("fit");
+    let result = detectors.detect(&readings).expect("detect");
+    for &row in &spikes {
+        assert!(result.rows.is_anomaly[row], "spike at row {row} missed");
+        assert!(result.rows.score[row] > 50.0);
+    }
+    let flagged = result.rows.is_anomaly.iter().filter(|a| **a).count();
+    assert!(flagged < readings.ds.len() / 10, "{flagged} flags");
+
+    let dir = std::env::temp_dir().join(format!("anomaly-models-{}", std::process::id()));
+    detectors.save(&dir).expect("save");
+    let loaded = MultiDetector::load(&dir).expect("load");
+    assert_eq!(loaded, detectors);
+    assert_eq!(loaded.detect(&readings).expect("detect"), result);
+    std::fs::write(dir.join("detector.json"), b"{\"format\":\"anomaly-model-directory\",\"version\":9}")
+        .expect("write");
+    assert!(MultiDetector::load(&dir).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A duplicate (variable, datetime) names both rows.
+    let mut dup = readings.clone();
+    dup.ds.push(dup.ds[3]);
+    dup.variable.push("flow".into());
+    dup.value.push(1.0);
+    let err = detectors.detect(&dup).expect_err("duplicate");
+    assert_eq!(err.row(), Some(dup.ds.len() - 1));
+}
