@@ -183,15 +183,15 @@ impl FittedDetector {
         let mut out =
             Detection { yhat: f.yhat, yhat_lower: f.yhat_lower, yhat_upper: f.yhat_upper, ..Default::default() };
         let k = self.config.k_sigma * self.stats.residual_std;
-        for i in 0..ds.len() {
-            let residual = y[i] - out.yhat[i];
-            let outside = y[i] > out.yhat_upper[i] || y[i] < out.yhat_lower[i];
+        for (i, &yi) in y.iter().enumerate() {
+            let residual = yi - out.yhat[i];
+            let outside = yi > out.yhat_upper[i] || yi < out.yhat_lower[i];
             out.residual.push(residual);
-            out.is_anomaly.push(!y[i].is_nan() && (outside || residual.abs() > k));
-            out.score.push(if y[i].is_nan() {
+            out.is_anomaly.push(!yi.is_nan() && (outside || residual.abs() > k));
+            out.score.push(if yi.is_nan() {
                 0.0
             } else {
-                anomaly_score(y[i], out.yhat[i], out.yhat_lower[i], out.yhat_upper[i], self.stats.residual_std)
+                anomaly_score(yi, out.yhat[i], out.yhat_lower[i], out.yhat_upper[i], self.stats.residual_std)
             });
         }
         Ok(out)

@@ -263,55 +263,6 @@ pub(crate) struct Scratch {
     sum_gt_t: Vec<f64>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gradient_matches_finite_differences() {
-        let n = 40;
-        let t: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
-        let y: Vec<f64> = t.iter().map(|&ti| 0.3 + 0.5 * ti + 0.1 * (ti * 20.0).sin()).collect();
-        let x: Vec<f64> = t.iter().flat_map(|&ti| [(ti * 20.0).sin(), (ti * 20.0).cos(), ti * ti]).collect();
-        let t_change = [0.2, 0.5, 0.7];
-        for (multiplicative, flat) in
-            [([false, false, false], false), ([true, false, true], false), ([true, true, false], true)]
-        {
-            let problem = Problem {
-                t: &t,
-                y: &y,
-                x: &x,
-                n_features: 3,
-                sigmas: &[10.0, 10.0, 3.0],
-                multiplicative: &multiplicative,
-                t_change: &t_change,
-                active: Problem::count_active(&t, &t_change),
-                tau: 0.05,
-                flat,
-            };
-            let p = [0.4, 0.2, 0.03, -0.02, 0.01, -1.3, 0.1, -0.05, 0.2];
-            let mut grad = vec![0.0; p.len()];
-            let mut scratch = Scratch::default();
-            problem.value_and_gradient(&p, &mut grad, &mut scratch, None);
-            for i in 0..p.len() {
-                let h = 1e-6;
-                let (mut a, mut b) = (p, p);
-                a[i] += h;
-                b[i] -= h;
-                let mut g = vec![0.0; p.len()];
-                let numeric = (problem.value_and_gradient(&a, &mut g, &mut scratch, None)
-                    - problem.value_and_gradient(&b, &mut g, &mut scratch, None))
-                    / (2.0 * h);
-                assert!(
-                    (numeric - grad[i]).abs() < 1e-5 * (1.0 + numeric.abs()),
-                    "param {i}: {numeric} vs {}",
-                    grad[i]
-                );
-            }
-        }
-    }
-}
-
 impl Problem<'_> {
     /// The exact MAP of an additive model. For a fixed noise level the
     /// objective is a convex quadratic plus the Laplace prior's L1 term,
@@ -398,5 +349,54 @@ impl Problem<'_> {
             previous = value;
         }
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let n = 40;
+        let t: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
+        let y: Vec<f64> = t.iter().map(|&ti| 0.3 + 0.5 * ti + 0.1 * (ti * 20.0).sin()).collect();
+        let x: Vec<f64> = t.iter().flat_map(|&ti| [(ti * 20.0).sin(), (ti * 20.0).cos(), ti * ti]).collect();
+        let t_change = [0.2, 0.5, 0.7];
+        for (multiplicative, flat) in
+            [([false, false, false], false), ([true, false, true], false), ([true, true, false], true)]
+        {
+            let problem = Problem {
+                t: &t,
+                y: &y,
+                x: &x,
+                n_features: 3,
+                sigmas: &[10.0, 10.0, 3.0],
+                multiplicative: &multiplicative,
+                t_change: &t_change,
+                active: Problem::count_active(&t, &t_change),
+                tau: 0.05,
+                flat,
+            };
+            let p = [0.4, 0.2, 0.03, -0.02, 0.01, -1.3, 0.1, -0.05, 0.2];
+            let mut grad = vec![0.0; p.len()];
+            let mut scratch = Scratch::default();
+            problem.value_and_gradient(&p, &mut grad, &mut scratch, None);
+            for i in 0..p.len() {
+                let h = 1e-6;
+                let (mut a, mut b) = (p, p);
+                a[i] += h;
+                b[i] -= h;
+                let mut g = vec![0.0; p.len()];
+                let numeric = (problem.value_and_gradient(&a, &mut g, &mut scratch, None)
+                    - problem.value_and_gradient(&b, &mut g, &mut scratch, None))
+                    / (2.0 * h);
+                assert!(
+                    (numeric - grad[i]).abs() < 1e-5 * (1.0 + numeric.abs()),
+                    "param {i}: {numeric} vs {}",
+                    grad[i]
+                );
+            }
+        }
     }
 }
