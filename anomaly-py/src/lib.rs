@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 mod consumption;
 mod errors;
+mod forecast_detector;
 mod forecast_interval;
 mod isolation_forest;
 
@@ -22,6 +23,8 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(isolation_forest::_isolation_forest_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(isolation_forest::summarize_labels, m)?)?;
     m.add_class::<forecast_interval::PyProphetModel>()?;
+    m.add_class::<forecast_detector::PyForecastDetector>()?;
+    m.add_function(wrap_pyfunction!(forecast_detector::_forecast_detector_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(forecast_interval::_prophet_from_bytes, m)?)?;
     m.add("ANOMALY_TYPES", consumption::anomaly_type_names())?;
     m.add("SEVERITIES", consumption::severity_names())?;

@@ -17,11 +17,12 @@ subclass; input errors carry ``.field`` and ``.row``.
 from anomaly import consumption, errors, forecast_interval, isolation_forest
 from anomaly._anomaly import __version__
 from anomaly.errors import *  # noqa: F403 - the exception classes
-from anomaly.forecast_interval import Prophet
+from anomaly.forecast_interval import ForecastDetector, Prophet
 from anomaly.isolation_forest import IsolationForest
 
 __all__ = [
     *errors.__all__,
+    "ForecastDetector",
     "IsolationForest",
     "Prophet",
     "__version__",

@@ -36,7 +36,7 @@ import pandas as pd
 from anomaly import _anomaly
 from anomaly.errors import ParameterError, TimestampError, input_error
 
-__all__ = ["Prophet"]
+__all__ = ["ForecastDetector", "Prophet"]
 
 
 def _ns(ds: pd.Series) -> np.ndarray:
@@ -299,3 +299,109 @@ class Prophet:
             if any(m == mode for m in mode_of.values()):
                 present.add(mode + "_terms")
         return {"present": present}
+
+
+class ForecastDetector:
+    """The plant team's detector: one Prophet model per process variable.
+
+    A reading is anomalous outside ``[yhat_lower, yhat_upper]`` or when
+    ``|y - yhat| > k_sigma * std(training residuals)``; ``anomaly_score`` is
+    0-100 (band overshoot in half-widths x 50, or the residual in standard
+    deviations x 20, whichever is larger). Defaults are the plant team's:
+    interval 0.95, ``k_sigma`` 2, multiplicative daily and weekly
+    seasonality, changepoint prior 0.05. Bands are deterministic (analytic)
+    unless ``seed`` asks for Prophet's Monte Carlo band.
+
+    ``fit`` and ``detect`` take a single series (``ds``, ``y``) or a long
+    frame with ``variable_col`` (for example ``datetime, variable_name,
+    value``). Detecting new readings evaluates the stored models: nothing is
+    refitted.
+    """
+
+    def __init__(
+        self,
+        *,
+        k_sigma: float = 2.0,
+        interval_width: float = 0.95,
+        changepoint_prior_scale: float = 0.05,
+        seasonality_mode: str = "multiplicative",
+        daily_seasonality: Any = True,
+        weekly_seasonality: Any = True,
+        yearly_seasonality: Any = False,
+        seed: int | None = None,
+        **prophet_options: Any,
+    ) -> None:
+        prophet = Prophet(
+            interval_width=interval_width,
+            changepoint_prior_scale=changepoint_prior_scale,
+            seasonality_mode=seasonality_mode,
+            daily_seasonality=daily_seasonality,
+            weekly_seasonality=weekly_seasonality,
+            yearly_seasonality=yearly_seasonality,
+            **prophet_options,
+        )
+        self._config = {"prophet": prophet._options(), "k_sigma": float(k_sigma), "simulated_seed": seed}
+        self._models: Any = None
+
+    @staticmethod
+    def _long(df: pd.DataFrame, time_col: str, value_col: str, variable_col: str | None) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        for col in [time_col, value_col] + ([variable_col] if variable_col else []):
+            if col not in df.columns:
+                raise input_error(_anomaly.ColumnError, f"unknown column {col!r}; available: {', '.join(map(str, df.columns))}", col)
+        times = pd.to_datetime(df[time_col], errors="coerce")
+        if getattr(times.dt, "tz", None) is not None:
+            raise input_error(TimestampError, f"{time_col} has a timezone; use naive local timestamps", time_col)
+        bad = np.flatnonzero(times.isna().to_numpy())
+        if len(bad):
+            row = int(bad[0])
+            raise input_error(TimestampError, f"{time_col} at row {row}: cannot parse {df[time_col].iloc[row]!r}", time_col, row)
+        values = pd.to_numeric(df[value_col], errors="coerce").to_numpy(dtype=np.float64)
+        if variable_col:
+            codes, uniques = pd.factorize(df[variable_col].astype(str))
+            names = [str(u) for u in uniques]
+        else:
+            codes, names = np.zeros(len(df), dtype=np.int64), [str(value_col)]
+        return codes.astype(np.uint32), names, times.to_numpy(dtype="datetime64[ns]").astype(np.int64), values
+
+    def fit(self, df: pd.DataFrame, *, time_col: str = "ds", value_col: str = "y", variable_col: str | None = None) -> ForecastDetector:
+        """Fits one model per variable (in parallel, GIL released)."""
+        codes, names, ds, values = self._long(df, time_col, value_col, variable_col)
+        self._models = _anomaly.ForecastDetectorModel.fit(json.dumps(self._config), codes, names, ds, values)
+        return self
+
+    def detect(self, df: pd.DataFrame, *, time_col: str = "ds", value_col: str = "y", variable_col: str | None = None) -> pd.DataFrame:
+        """``df`` plus ``yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score``."""
+        if self._models is None:
+            raise Exception("Model has not been fit.")
+        codes, names, ds, values = self._long(df, time_col, value_col, variable_col)
+        raw = self._models.detect(codes, names, ds, values)
+        out = df.copy()
+        for key in ("yhat", "yhat_lower", "yhat_upper", "residual", "is_anomaly", "anomaly_score"):
+            out[key] = raw[key]
+        return out
+
+    @property
+    def stats_(self) -> pd.DataFrame:
+        """Per-variable training statistics (count, mean, std, min, max, residual_std, first, last)."""
+        if self._models is None:
+            raise Exception("Model has not been fit.")
+        stats = pd.DataFrame(json.loads(self._models.stats_json())).T
+        for col in ("first", "last"):
+            stats[col] = pd.to_datetime(stats[col].astype("int64"))
+        return stats
+
+    def save(self, path: Any) -> None:
+        """Writes a model directory: one file per variable plus ``detector.json``."""
+        if self._models is None:
+            raise Exception("Model has not been fit.")
+        self._models.save(str(path))
+
+    @classmethod
+    def load(cls, path: Any) -> ForecastDetector:
+        """Reads a model directory written by :meth:`save` or ``anomaly forecast train``."""
+        self = cls.__new__(cls)
+        self._models = _anomaly.ForecastDetectorModel.load(str(path))
+        self._config = {}
+        return self

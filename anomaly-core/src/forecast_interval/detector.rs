@@ -248,10 +248,14 @@ impl LongReadings {
 }
 
 /// One detector per variable.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MultiDetector {
     /// Detectors by variable name.
     pub variables: BTreeMap<String, FittedDetector>,
+}
+
+impl Persist for MultiDetector {
+    const KIND: &'static str = "forecast_detectors";
 }
 
 /// Detection over long-format readings, in input row order.
@@ -266,6 +270,16 @@ pub struct LongDetection {
 impl MultiDetector {
     /// Fits one detector per variable, in parallel.
     pub fn fit(config: &DetectorConfig, readings: &LongReadings) -> Result<MultiDetector> {
+        Self::fit_with_progress(config, readings, &|_| {})
+    }
+
+    /// As [`MultiDetector::fit`], calling `done(variable)` as each finishes
+    /// (for progress bars).
+    pub fn fit_with_progress(
+        config: &DetectorConfig,
+        readings: &LongReadings,
+        done: &(dyn Fn(&str) + Sync),
+    ) -> Result<MultiDetector> {
         config.validate()?;
         let groups = readings.by_variable()?;
         let fitted: Vec<(String, Result<FittedDetector>)> = groups
@@ -273,7 +287,9 @@ impl MultiDetector {
             .map(|(name, rows)| {
                 let ds = rows.iter().map(|&r| readings.ds[r]).collect();
                 let y = rows.iter().map(|&r| readings.value[r]).collect();
-                (name.to_owned(), FittedDetector::fit(config, ds, y))
+                let fitted = FittedDetector::fit(config, ds, y);
+                done(name);
+                (name.to_owned(), fitted)
             })
             .collect();
         let mut variables = BTreeMap::new();
