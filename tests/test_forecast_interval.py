@@ -194,3 +194,67 @@ def test_repeated_timestamps_are_kept_as_prophet_keeps_them() -> None:
     a = Prophet(seed=1, **SETTINGS).fit(unsorted).predict()
     b = Prophet(seed=1, **SETTINGS).fit(df).predict()
     pd.testing.assert_frame_equal(a, b)
+
+
+def long_frame(n_vars: int = 4, n: int = 2016, seed: int = 0) -> tuple[pd.DataFrame, list[int]]:
+    rng = np.random.default_rng(seed)
+    frames, spikes = [], []
+    for v in range(n_vars):
+        s = plant_series(seed + v, n=n).rename(columns={"ds": "datetime", "y": "value"})
+        s["value"] += 10 * v
+        s["variable_name"] = f"var{v}"
+        frames.append(s)
+    df = pd.concat(frames, ignore_index=True)
+    for _ in range(6):
+        row = int(rng.integers(len(df)))
+        df.loc[row, "value"] += 25
+        spikes.append(row)
+    return df, spikes
+
+
+def test_forecast_detector_flags_spikes_and_round_trips(tmp_path: Path) -> None:
+    df, spikes = long_frame()
+    det = anomaly.ForecastDetector().fit(df, time_col="datetime", value_col="value", variable_col="variable_name")
+    out = det.detect(df, time_col="datetime", value_col="value", variable_col="variable_name")
+    assert list(out.columns) == [*df.columns, "yhat", "yhat_lower", "yhat_upper", "residual", "is_anomaly", "anomaly_score"]
+    assert out.loc[spikes, "is_anomaly"].all()
+    assert out["anomaly_score"].between(0, 100).all()
+    assert out.loc[spikes, "anomaly_score"].min() > 50
+    np.testing.assert_allclose(out["residual"], out["value"] - out["yhat"])
+    stats = det.stats_
+    assert list(stats.index) == ["var0", "var1", "var2", "var3"] and (stats["count"] == 2016).all()
+    det.save(tmp_path / "models")
+    again = anomaly.ForecastDetector.load(tmp_path / "models")
+    pd.testing.assert_frame_equal(again.detect(df, time_col="datetime", value_col="value", variable_col="variable_name"), out)
+    pickled = pickle.loads(pickle.dumps(det))
+    pd.testing.assert_frame_equal(pickled.detect(df, time_col="datetime", value_col="value", variable_col="variable_name"), out)
+
+
+def test_forecast_detector_reproduces_the_plant_rule_with_prophet_itself() -> None:
+    """The rule and score on Prophet's own forecast: same flags as computing them by hand."""
+    df = plant_series(7, n=2016)
+    det = anomaly.ForecastDetector(seasonality_mode="additive").fit(df)
+    out = det.detect(df)
+    residual_std = det.stats_.loc["y", "residual_std"]
+    res = out["y"] - out["yhat"]
+    expected = (out["y"] > out["yhat_upper"]) | (out["y"] < out["yhat_lower"]) | (res.abs() > 2 * residual_std)
+    assert (out["is_anomaly"] == expected).all()
+    above = (out["y"] - out["yhat_upper"]) / (out["yhat_upper"] - out["yhat"]) * 50
+    below = (out["yhat_lower"] - out["y"]) / (out["yhat"] - out["yhat_lower"]) * 50
+    band = np.where(out["y"] > out["yhat_upper"], above, np.where(out["y"] < out["yhat_lower"], below, 0.0))
+    score = np.clip(np.maximum(band, res.abs() / residual_std * 20), 0, 100)
+    np.testing.assert_allclose(out["anomaly_score"], score, rtol=1e-12, atol=1e-9)
+
+
+def test_forecast_detector_bad_input() -> None:
+    df, _ = long_frame(n_vars=1, n=300)
+    det = anomaly.ForecastDetector()
+    with pytest.raises(anomaly.ColumnError, match="sensor"):
+        det.fit(df, time_col="datetime", value_col="value", variable_col="sensor")
+    dup = pd.concat([df, df.iloc[[5]]], ignore_index=True)
+    with pytest.raises(anomaly.TimestampError, match="duplicates"):
+        det.fit(dup, time_col="datetime", value_col="value", variable_col="variable_name")
+    with pytest.raises(Exception, match="not been fit"):
+        anomaly.ForecastDetector().detect(df, time_col="datetime", value_col="value", variable_col="variable_name")
+    with pytest.raises(anomaly.ParameterError):
+        anomaly.ForecastDetector(k_sigma=-1).fit(df, time_col="datetime", value_col="value", variable_col="variable_name")

@@ -13,8 +13,8 @@ mod input_error;
 
 use input_error::InputError;
 
-/// Anomaly detection jobs: electricity consumption rules and isolation
-/// forests (more detectors and SQL jobs to come).
+/// Anomaly detection jobs: electricity consumption rules, isolation
+/// forests and forecasting intervals (SQL jobs to come).
 ///
 /// Logs go to stderr (set RUST_LOG or -v / -q); results go to files, and
 /// `--json` prints a machine-readable summary on stdout.
@@ -37,6 +37,10 @@ enum Command {
     /// plantations and flat meters, per client.
     #[command(subcommand)]
     Consumption(commands::consumption::Command),
+    /// Forecasting-interval detector (Prophet's model): train one model per
+    /// process variable, flag readings outside the forecast band.
+    #[command(subcommand)]
+    Forecast(commands::forecast::Command),
     /// Isolation forest on numeric CSVs (scikit-learn's semantics): fit a
     /// model file, score rows, summarise the anomaly share as a state.
     #[command(subcommand)]
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Consumption(cmd) => commands::consumption::run(cmd),
+        Command::Forecast(cmd) => commands::forecast::run(cmd),
         Command::Iforest(cmd) => commands::iforest::run(cmd),
     };
     match result {

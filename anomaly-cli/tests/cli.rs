@@ -328,3 +328,52 @@ fn iforest_bad_input_exits_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown column \"current\""), "{err}");
 }
+
+#[test]
+fn forecast_train_then_detect_flags_a_spike() {
+    let dir = TempDir::new("forecast");
+    let (history, models, new, results) =
+        (dir.path("history.csv"), dir.path("models"), dir.path("new.csv"), dir.path("results.csv"));
+    let value = |v: usize, i: usize| {
+        let t = i as f64;
+        40.0 + 10.0 * v as f64
+            + 3.0 * (std::f64::consts::TAU * t / 288.0).sin()
+            + 0.3 * ((i * 7919 + v * 31) % 17) as f64 / 17.0
+    };
+    let stamp = |i: usize| format!("2024-03-{:02} {:02}:{:02}:00", 4 + i / 288, (i % 288) / 12, (i % 12) * 5);
+    let mut text = String::from("datetime,variable_name,value\n");
+    for i in 0..(288 * 4) {
+        for (v, name) in ["flow", "level"].iter().enumerate() {
+            text += &format!("{},{name},{}\n", stamp(i), value(v, i));
+        }
+    }
+    std::fs::write(&history, text).expect("write");
+    let out = anomaly(&["forecast", "train", "-i", &history, "-m", &models]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(Path::new(&models).join("detector.json").exists());
+    let mut text = String::from("datetime,variable_name,value\n");
+    for i in (288 * 4)..(288 * 4 + 12) {
+        for (v, name) in ["flow", "level"].iter().enumerate() {
+            let spike = if i == 288 * 4 + 5 && v == 1 { 25.0 } else { 0.0 };
+            text += &format!("{},{name},{}\n", stamp(i), value(v, i) + spike);
+        }
+    }
+    std::fs::write(&new, text).expect("write");
+    let out = anomaly(&["forecast", "detect", "-m", &models, "-i", &new, "-o", &results, "--json", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["readings"], 24);
+    let rows = lines(&results);
+    assert_eq!(rows[0], "ds,variable,y,yhat,yhat_lower,yhat_upper,residual,is_anomaly,anomaly_score");
+    let spike = rows.iter().find(|r| r.starts_with("2024-03-08 00:25:00,level")).expect("spike row");
+    assert!(spike.contains(",true,"), "{spike}");
+    assert_eq!(summary["anomalies"], 1, "{rows:?}");
+    // Bad input: a duplicate reading and a missing model directory.
+    std::fs::write(&new, "datetime,variable_name,value\n2024-03-08 00:00:00,flow,1\n2024-03-08 00:00:00,flow,2\n")
+        .expect("write");
+    let out = anomaly(&["forecast", "detect", "-m", &models, "-i", &new, "-o", &results]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("duplicates row 0"), "{}", stderr(&out));
+    let out = anomaly(&["forecast", "detect", "-m", &dir.path("nowhere"), "-i", &new, "-o", &results]);
+    assert_eq!(out.status.code(), Some(2));
+}

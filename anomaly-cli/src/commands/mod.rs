@@ -1,2 +1,3 @@
 pub(crate) mod consumption;
+pub(crate) mod forecast;
 pub(crate) mod iforest;

@@ -1,0 +1,211 @@
+//! `anomaly forecast ...`: train one forecasting model per process variable
+//! from a long CSV, and flag readings with the saved models.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anomaly_core::forecast_interval::{DetectorConfig, LongReadings, Mode, MultiDetector};
+use anomaly_core::time::parse_timestamp;
+use anomaly_core::Error as CoreError;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use log::info;
+
+use crate::csvio;
+use crate::input_error::InputError;
+
+/// Forecasting subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Fit one Prophet-style model per variable of a long CSV
+    /// (datetime, variable_name, value) and save them in a directory.
+    ///
+    /// Example:
+    ///
+    ///   anomaly forecast train --input history.csv --models models/
+    ///   # models/detector.json indexes one model file per variable
+    #[command(verbatim_doc_comment)]
+    Train(TrainArgs),
+    /// Flag readings with saved models: outside [yhat_lower, yhat_upper]
+    /// or |y - yhat| > k * std(training residuals), with a 0-100 score.
+    /// Nothing is refitted.
+    ///
+    /// Example:
+    ///
+    ///   anomaly forecast detect --models models/ --input new.csv --output results.csv --json
+    #[command(verbatim_doc_comment)]
+    Detect(DetectArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SeasonalityMode {
+    Additive,
+    Multiplicative,
+}
+
+#[derive(Debug, Args)]
+struct Columns {
+    /// Timestamp column (YYYY-MM-DD HH:MM[:SS]).
+    #[arg(long, default_value = "datetime")]
+    time_col: String,
+    /// Variable name column.
+    #[arg(long, default_value = "variable_name")]
+    variable_col: String,
+    /// Value column (empty or NaN = missing reading).
+    #[arg(long, default_value = "value")]
+    value_col: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    /// Long CSV with a header row.
+    #[arg(long, short)]
+    input: PathBuf,
+    /// Directory to write the models to.
+    #[arg(long, short)]
+    models: PathBuf,
+    #[command(flatten)]
+    columns: Columns,
+    /// The k of the |y - yhat| > k * std(residuals) rule.
+    #[arg(long, default_value_t = 2.0)]
+    k_sigma: f64,
+    /// Width of the forecast interval.
+    #[arg(long, default_value_t = 0.95)]
+    interval_width: f64,
+    /// Laplace scale of trend changes.
+    #[arg(long, default_value_t = 0.05)]
+    changepoint_prior_scale: f64,
+    /// How seasonality combines with the trend.
+    #[arg(long, value_enum, default_value = "multiplicative")]
+    seasonality_mode: SeasonalityMode,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DetectArgs {
+    /// Model directory from `anomaly forecast train`.
+    #[arg(long, short)]
+    models: PathBuf,
+    /// Long CSV of readings to check.
+    #[arg(long, short)]
+    input: PathBuf,
+    /// Where to write the results (CSV).
+    #[arg(long, short)]
+    output: PathBuf,
+    #[command(flatten)]
+    columns: Columns,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Train(args) => train(args),
+        Command::Detect(args) => detect(args),
+    }
+}
+
+/// Reads `(datetime, variable, value)` rows; timestamps become nanoseconds.
+fn read_long(path: &Path, columns: &Columns) -> Result<LongReadings> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
+    let mut reader = csv::Reader::from_reader(file);
+    let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
+    let index = |name: &str| {
+        headers.iter().position(|h| h == name).ok_or_else(|| InputError::Data {
+            path: path.to_owned(),
+            line: None,
+            error: CoreError::UnknownColumn { name: name.into(), available: headers.join(", ") },
+        })
+    };
+    let (ti, vi, xi) = (index(&columns.time_col)?, index(&columns.variable_col)?, index(&columns.value_col)?);
+    let mut out = LongReadings::default();
+    let mut record = csv::StringRecord::new();
+    let mut row = 0;
+    while reader.read_record(&mut record).map_err(csv_err)? {
+        let text = record.get(ti).unwrap_or("");
+        let ts = parse_timestamp(text).ok_or_else(|| {
+            InputError::data(path, CoreError::BadTimestamp { field: columns.time_col.clone(), row, value: text.into() })
+        })?;
+        let raw = record.get(xi).unwrap_or("").trim();
+        let value = if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
+            f64::NAN
+        } else {
+            raw.parse().map_err(|_| {
+                InputError::data(
+                    path,
+                    CoreError::BadNumber { field: columns.value_col.clone(), row, value: raw.into() },
+                )
+            })?
+        };
+        out.ds.push(ts * 1_000_000_000);
+        out.variable.push(record.get(vi).unwrap_or("").to_owned());
+        out.value.push(value);
+        row += 1;
+    }
+    Ok(out)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut config = DetectorConfig { k_sigma: args.k_sigma, ..Default::default() };
+    config.prophet.interval_width = args.interval_width;
+    config.prophet.changepoint_prior_scale = args.changepoint_prior_scale;
+    config.prophet.seasonality_mode = match args.seasonality_mode {
+        SeasonalityMode::Additive => Mode::Additive,
+        SeasonalityMode::Multiplicative => Mode::Multiplicative,
+    };
+    config.validate().map_err(InputError::Params)?;
+    let readings = read_long(&args.input, &args.columns)?;
+    let mut names: Vec<&String> = readings.variable.iter().collect();
+    names.sort();
+    names.dedup();
+    info!("read {} readings of {} variables from {}", readings.ds.len(), names.len(), args.input.display());
+    let bar = csvio::progress(names.len() as u64, true, "training");
+    let models = MultiDetector::fit_with_progress(&config, &readings, &|_| bar.inc(1))
+        .map_err(|e| InputError::data(&args.input, e))?;
+    bar.finish_and_clear();
+    models.save(&args.models).with_context(|| format!("cannot write models to {}", args.models.display()))?;
+    info!("trained {} models in {:.2?}; wrote {}", models.variables.len(), started.elapsed(), args.models.display());
+    Ok(())
+}
+
+fn detect(args: DetectArgs) -> Result<()> {
+    let started = Instant::now();
+    let models = MultiDetector::load(&args.models)
+        .map_err(|e| InputError::Csv { path: args.models.clone(), message: e.to_string() })?;
+    let readings = read_long(&args.input, &args.columns)?;
+    let result = models.detect(&readings).map_err(|e| InputError::data(&args.input, e))?;
+    let r = &result.rows;
+    let header = "ds,variable,y,yhat,yhat_lower,yhat_upper,residual,is_anomaly,anomaly_score";
+    let names: Vec<Vec<u8>> = readings.variable.iter().map(|v| csvio::csv_field(v)).collect();
+    csvio::write_rows_parallel(&args.output, header, readings.ds.len(), |row, out| {
+        csvio::push_timestamp(out, readings.ds[row].div_euclid(1_000_000_000));
+        out.push(b',');
+        out.extend_from_slice(&names[row]);
+        for v in [readings.value[row], r.yhat[row], r.yhat_lower[row], r.yhat_upper[row], r.residual[row]] {
+            out.push(b',');
+            if !v.is_nan() {
+                csvio::push_f64(out, v);
+            }
+        }
+        out.extend_from_slice(if r.is_anomaly[row] { b",true," } else { b",false," });
+        csvio::push_f64(out, r.score[row]);
+    })?;
+    let anomalies = r.is_anomaly.iter().filter(|a| **a).count();
+    if result.unknown_rows > 0 {
+        log::warn!("{} rows belong to variables without a model; they are not scored", result.unknown_rows);
+    }
+    info!("{} of {} readings anomalous; {:.2?}", anomalies, readings.ds.len(), started.elapsed());
+    if args.json {
+        let summary = serde_json::json!({
+            "readings": readings.ds.len(),
+            "anomalies": anomalies,
+            "unknown_rows": result.unknown_rows,
+            "variables": models.variables.len(),
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{summary}");
+    }
+    Ok(())
+}
