@@ -396,6 +396,27 @@ impl FittedProphet {
                     super::lbfgs::Outcome { x: p, value }
                 }
                 None => {
+                    // Start from the exact additive fit, its seasonal terms
+                    // turned relative to the trend: far closer to the
+                    // multiplicative optimum than Prophet's line, so L-BFGS
+                    // has less of the flat ridge to crawl along.
+                    let additive_flags = vec![false; problem.multiplicative.len()];
+                    let additive =
+                        Problem { multiplicative: &additive_flags, active: problem.active.clone(), ..problem };
+                    let warm = additive.gram().map(|gram| {
+                        let mut p = additive.solve_additive(&gram, x0.clone());
+                        let mut trend = Vec::new();
+                        problem.trend(&p, &mut trend);
+                        let level = trend.iter().sum::<f64>() / trend.len() as f64;
+                        if level.abs() > 1e-9 {
+                            for (j, &m) in problem.multiplicative.iter().enumerate() {
+                                if m {
+                                    p[3 + s + j] /= level;
+                                }
+                            }
+                        }
+                        p
+                    });
                     let mut run = |start: Vec<f64>| {
                         minimize(
                             |p, g| problem.value_and_gradient(p, g, &mut scratch, None),
@@ -403,7 +424,7 @@ impl FittedProphet {
                             Settings::default(),
                         )
                     };
-                    let mut out = run(x0);
+                    let mut out = run(warm.unwrap_or(x0));
                     // L-BFGS can stall where the Laplace prior's kinks spoil
                     // its curvature pairs: restart from the point reached
                     // with a fresh memory while that still improves.
