@@ -417,6 +417,11 @@ impl FittedProphet {
                         }
                         p
                     });
+                    // A few rounds of exact block solves move far along the
+                    // ridge between trend level and seasonal amplitude, where
+                    // L-BFGS alone crawls; L-BFGS then finishes the coupled
+                    // directions the blocks converge on slowly.
+                    let blocks = problem.solve_blocks(warm.unwrap_or(x0), 12);
                     let mut run = |start: Vec<f64>| {
                         minimize(
                             |p, g| problem.value_and_gradient(p, g, &mut scratch, None),
@@ -424,7 +429,7 @@ impl FittedProphet {
                             Settings::default(),
                         )
                     };
-                    let mut out = run(warm.unwrap_or(x0));
+                    let mut out = run(blocks);
                     // L-BFGS can stall where the Laplace prior's kinks spoil
                     // its curvature pairs: restart from the point reached
                     // with a fresh memory while that still improves.
