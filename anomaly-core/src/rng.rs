@@ -55,13 +55,64 @@ impl Rng {
         (-2.0 * u.ln()).sqrt() * v.cos()
     }
 
-    /// Two independent standard normals from one Box-Muller draw.
-    pub fn normal_pair(&mut self) -> (f64, f64) {
-        let u = self.uniform(f64::MIN_POSITIVE, 1.0);
-        let (sin, cos) = self.uniform(0.0, std::f64::consts::TAU).sin_cos();
-        let r = (-2.0 * u.ln()).sqrt();
-        (r * cos, r * sin)
+    /// Standard normal by Marsaglia & Tsang's ziggurat (128 layers): one
+    /// 64-bit draw and a table lookup almost always, several times faster
+    /// than Box-Muller for the millions of draws Monte Carlo intervals take.
+    pub fn normal_fast(&mut self) -> f64 {
+        let z = ziggurat();
+        loop {
+            let bits = self.next_u64();
+            let i = (bits & 0x7f) as usize;
+            let u = ((bits >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
+            let x = u * z.x[i];
+            if x.abs() < z.x[i + 1] {
+                return x;
+            }
+            if i == 0 {
+                // The tail beyond R.
+                loop {
+                    let a = -self.uniform(f64::MIN_POSITIVE, 1.0).ln() / ZIG_R;
+                    let b = -self.uniform(f64::MIN_POSITIVE, 1.0).ln();
+                    if 2.0 * b > a * a {
+                        return if u < 0.0 { -(ZIG_R + a) } else { ZIG_R + a };
+                    }
+                }
+            }
+            let (f0, f1) = (z.f[i], z.f[i + 1]);
+            if f1 + self.uniform(0.0, 1.0) * (f0 - f1) < (-0.5 * x * x).exp() {
+                return x;
+            }
+        }
     }
+}
+
+const ZIG_R: f64 = 3.442_619_855_899;
+const ZIG_V: f64 = 9.912_563_035_262_17e-3;
+
+/// Layer edges `x` (x[0] = V / f(R), x[1] = R, decreasing to x[128] = 0)
+/// and densities `f = exp(-x^2 / 2)` of the 128-layer ziggurat.
+struct Ziggurat {
+    x: [f64; 129],
+    f: [f64; 129],
+}
+
+fn ziggurat() -> &'static Ziggurat {
+    static TABLE: std::sync::OnceLock<Ziggurat> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let density = |x: f64| (-0.5 * x * x).exp();
+        let mut x = [0.0; 129];
+        x[0] = ZIG_V / density(ZIG_R);
+        x[1] = ZIG_R;
+        for i in 2..128 {
+            x[i] = (-2.0 * (ZIG_V / x[i - 1] + density(x[i - 1])).ln()).sqrt();
+        }
+        x[128] = 0.0;
+        let mut f = [0.0; 129];
+        for i in 0..129 {
+            f[i] = density(x[i]);
+        }
+        Ziggurat { x, f }
+    })
 }
 
 #[cfg(test)]
@@ -76,6 +127,20 @@ mod tests {
             seen[rng.below(7)] += 1;
         }
         assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
+
+    #[test]
+    fn ziggurat_normals_have_normal_moments_and_tails() {
+        let mut rng = Rng::new(9);
+        let n = 400_000;
+        let draws: Vec<f64> = (0..n).map(|_| rng.normal_fast()).collect();
+        let mean = draws.iter().sum::<f64>() / n as f64;
+        let var = draws.iter().map(|d| (d - mean) * (d - mean)).sum::<f64>() / n as f64;
+        let beyond = |q: f64| draws.iter().filter(|d| d.abs() > q).count() as f64 / n as f64;
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "{mean} {var}");
+        assert!((beyond(1.959_964) - 0.05).abs() < 0.002, "{}", beyond(1.959_964));
+        assert!((beyond(3.0) - 0.0027).abs() < 0.0005, "{}", beyond(3.0));
+        assert!(draws.iter().any(|d| d.abs() > ZIG_R), "the tail is sampled");
     }
 
     #[test]

@@ -710,24 +710,24 @@ impl FittedProphet {
                 || (vec![0.0; samples], vec![0.0; samples]),
                 |(yhat, trend), i| {
                     let mut rng = Rng::for_index(noise_seed, i as u64);
-                    let mut spare = None;
                     for sample in 0..samples {
                         let shift = if simulate_trend && i >= first_future {
                             shifts[sample * n_future + (i - first_future)]
                         } else {
                             0.0
                         };
-                        let noise = spare.take().unwrap_or_else(|| {
-                            let (a, b) = rng.normal_pair();
-                            spare = Some(b);
-                            a
-                        });
+                        let noise = rng.normal_fast();
                         let tr = (trend_scaled[i] + shift) * self.y_scale;
                         trend[sample] = tr;
                         yhat[sample] = tr * (1.0 + f.multiplicative_terms[i]) + f.additive_terms[i] + noise * sigma;
                     }
                     let (ylo, yhi) = two_percentiles(yhat, lo, hi);
-                    let (tlo, thi) = two_percentiles(trend, lo, hi);
+                    // Without a simulated shift every trend draw is the same value.
+                    let (tlo, thi) = if simulate_trend && i >= first_future {
+                        two_percentiles(trend, lo, hi)
+                    } else {
+                        (trend[0], trend[0])
+                    };
                     [ylo, yhi, tlo, thi]
                 },
             )
@@ -776,16 +776,29 @@ fn laplace(rng: &mut Rng, scale: f64) -> f64 {
 /// numpy's linear percentiles `lo` and `hi` (in percent) of `values`
 /// (reordered), by selection rather than a full sort.
 fn two_percentiles(values: &mut [f64], lo: f64, hi: f64) -> (f64, f64) {
-    (percentile(values, lo), percentile(values, hi))
-}
-
-fn percentile(values: &mut [f64], q: f64) -> f64 {
-    let pos = q / 100.0 * (values.len() - 1) as f64;
-    let below = pos.floor() as usize;
-    let frac = pos - below as f64;
-    let (_, &mut a, rest) = values.select_nth_unstable_by(below, f64::total_cmp);
-    let b = if frac > 0.0 { rest.iter().copied().fold(f64::INFINITY, f64::min) } else { a };
-    a + (b - a) * frac
+    let n = values.len();
+    let position = |q: f64| {
+        let pos = q / 100.0 * (n - 1) as f64;
+        (pos.floor() as usize, pos - pos.floor())
+    };
+    let ((lo_at, lo_frac), (hi_at, hi_frac)) = (position(lo), position(hi));
+    // Select the lower index, then the upper one inside the right-hand part.
+    let (_, &mut a, rest) = values.select_nth_unstable_by(lo_at, f64::total_cmp);
+    let lower = if lo_frac > 0.0 {
+        let b = rest.iter().copied().fold(f64::INFINITY, f64::min);
+        a + (b - a) * lo_frac
+    } else {
+        a
+    };
+    let upper = if hi_at == lo_at {
+        let b = if hi_frac > 0.0 { rest.iter().copied().fold(f64::INFINITY, f64::min) } else { a };
+        a + (b - a) * hi_frac
+    } else {
+        let (_, &mut c, tail) = rest.select_nth_unstable_by(hi_at - lo_at - 1, f64::total_cmp);
+        let d = if hi_frac > 0.0 { tail.iter().copied().fold(f64::INFINITY, f64::min) } else { c };
+        c + (d - c) * hi_frac
+    };
+    (lower, upper)
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation,
