@@ -201,23 +201,9 @@ impl<'a> Problem<'a> {
             z[2 + s..].copy_from_slice(&self.x[i * kf..(i + 1) * kf]);
             let yi = self.y[i];
             yy += yi * yi;
-            for a in 0..dim {
-                let za = z[a];
-                if za == 0.0 {
-                    continue;
-                }
-                b[a] += za * yi;
-                let row = &mut g[a * dim..(a + 1) * dim];
-                for c in a..dim {
-                    row[c] += za * z[c];
-                }
-            }
+            accumulate(&mut g, &mut b, &z, yi);
         }
-        for a in 0..dim {
-            for c in 0..a {
-                g[a * dim + c] = g[c * dim + a];
-            }
-        }
+        symmetrize(&mut g, dim);
         Some(Gram { dim, g, b, yy })
     }
 }
