@@ -386,14 +386,19 @@ impl Problem<'_> {
         let no_l1 = vec![0.0; kf];
         let mut previous = f64::INFINITY;
         let (mut ga, mut ba, mut gb, mut bb) = (vec![0.0; dt * dt], vec![0.0; dt], vec![0.0; kf * kf], vec![0.0; kf]);
-        let (mut za, mut zb) = (vec![0.0; dt], vec![0.0; kf]);
+        let mut zb = vec![0.0; kf];
         let mut trend = Vec::new();
         let mut scratch = Scratch::default();
         for _ in 0..max_rounds {
             let w = (-2.0 * p[2 + s]).exp();
-            // Trend block.
+            // Trend block. Row i contributes z = v_i [t_i, 1, (t_i - c_j) for
+            // its active changepoints j], so the Gram matrix only needs, per
+            // number of active changepoints, the sums of v^2, v^2 t, v^2 t^2
+            // (and v r, v r t for the right-hand side): O(rows + S^2)
+            // instead of O(rows S^2).
             ga.iter_mut().for_each(|v| *v = 0.0);
             ba.iter_mut().for_each(|v| *v = 0.0);
+            let mut sums = vec![[0.0f64; 5]; s + 1];
             {
                 let beta = &p[3 + s..];
                 for i in 0..n {
@@ -406,17 +411,46 @@ impl Problem<'_> {
                             add += row[j] * beta[j];
                         }
                     }
-                    let v = 1.0 + mult;
-                    let ti = self.t[i];
-                    za.iter_mut().for_each(|z| *z = 0.0);
-                    za[1] = v;
-                    if !self.flat {
-                        za[0] = ti * v;
-                        for j in 0..self.active[i] {
-                            za[2 + j] = (ti - self.t_change[j]) * v;
-                        }
+                    let (v, ti, r) = (1.0 + mult, self.t[i], self.y[i] - add);
+                    let group = if self.flat { 0 } else { self.active[i] };
+                    let e = &mut sums[group];
+                    e[0] += v * v;
+                    e[1] += v * v * ti;
+                    e[2] += v * v * ti * ti;
+                    e[3] += v * r;
+                    e[4] += v * r * ti;
+                }
+            }
+            let total = sums.iter().fold([0.0; 5], |mut a, e| {
+                for (x, y) in a.iter_mut().zip(e) {
+                    *x += y;
+                }
+                a
+            });
+            ga[dt + 1] = total[0];
+            ba[1] = total[3];
+            if !self.flat {
+                ga[0] = total[2];
+                ga[1] = total[1];
+                ba[0] = total[4];
+                // tail[j] = sums over groups with more than j active changepoints.
+                let mut tail = vec![[0.0f64; 5]; s];
+                let mut running = [0.0f64; 5];
+                for j in (0..s).rev() {
+                    for (x, y) in running.iter_mut().zip(&sums[j + 1]) {
+                        *x += y;
                     }
-                    accumulate(&mut ga, &mut ba, &za, self.y[i] - add);
+                    tail[j] = running;
+                }
+                for j in 0..s {
+                    let (cj, tj) = (self.t_change[j], &tail[j]);
+                    ga[2 + j] = tj[2] - cj * tj[1];
+                    ga[dt + 2 + j] = tj[1] - cj * tj[0];
+                    ba[2 + j] = tj[4] - cj * tj[3];
+                    for l in j..s {
+                        let (cl, tm) = (self.t_change[l], &tail[l.max(j)]);
+                        ga[(2 + j) * dt + 2 + l] = tm[2] - (cj + cl) * tm[1] + cj * cl * tm[0];
+                    }
                 }
             }
             symmetrize(&mut ga, dt);
