@@ -32,23 +32,25 @@ pub(crate) fn progress(len: u64, show: bool, what: &str) -> ProgressBar {
     bar
 }
 
+/// Position of column `name` in `headers`; an unknown column lists the
+/// available ones.
+pub(crate) fn column_index(path: &Path, headers: &[String], name: &str) -> Result<usize, InputError> {
+    headers.iter().position(|h| h == name).ok_or_else(|| InputError::Data {
+        path: path.to_owned(),
+        line: None,
+        error: CoreError::UnknownColumn { name: name.to_owned(), available: headers.join(", ") },
+    })
+}
+
 /// Reads `(client, time, value)` columns of a CSV with a header row.
 pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
     let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
-    let headers = reader.byte_headers().map_err(csv_err)?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name.as_bytes()).ok_or_else(|| {
-            let available: Vec<_> = headers.iter().map(String::from_utf8_lossy).collect();
-            InputError::Data {
-                path: path.to_owned(),
-                line: None,
-                error: CoreError::UnknownColumn { name: name.to_owned(), available: available.join(", ") },
-            }
-        })
-    };
+    let headers: Vec<String> =
+        reader.byte_headers().map_err(csv_err)?.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
+    let column = |name: &str| column_index(path, &headers, name);
     let (ci, ti, vi) = (column(&names.client)?, column(&names.time)?, column(&names.value)?);
     let bar = progress(size, size >= PROGRESS_MIN_BYTES, "reading");
     let mut builder = ReadingsBuilder::default();
@@ -185,16 +187,7 @@ pub(crate) fn read_matrix(path: &Path, wanted: &[String]) -> Result<Matrix> {
     let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
     let columns: Vec<String> = if wanted.is_empty() { headers.clone() } else { wanted.to_vec() };
-    let index: Vec<usize> = columns
-        .iter()
-        .map(|name| {
-            headers.iter().position(|h| h == name).ok_or_else(|| InputError::Data {
-                path: path.to_owned(),
-                line: None,
-                error: CoreError::UnknownColumn { name: name.clone(), available: headers.join(", ") },
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let index: Vec<usize> = columns.iter().map(|name| column_index(path, &headers, name)).collect::<Result<_, _>>()?;
     if columns.is_empty() {
         return Err(InputError::Data {
             path: path.to_owned(),

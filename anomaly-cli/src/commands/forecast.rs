@@ -111,13 +111,7 @@ fn read_long(path: &Path, columns: &Columns) -> Result<LongReadings> {
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
     let mut reader = csv::Reader::from_reader(file);
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
-    let index = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| InputError::Data {
-            path: path.to_owned(),
-            line: None,
-            error: CoreError::UnknownColumn { name: name.into(), available: headers.join(", ") },
-        })
-    };
+    let index = |name: &str| csvio::column_index(path, &headers, name);
     let (ti, vi, xi) = (index(&columns.time_col)?, index(&columns.variable_col)?, index(&columns.value_col)?);
     let mut out = LongReadings::default();
     let mut record = csv::StringRecord::new();

@@ -66,6 +66,27 @@ fn check_regressors(regressors: &[(String, Vec<f64>)], n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The columns named `names` from `given`, restricted to `rows` when set;
+/// a missing one is an unknown column listing those available.
+fn named_columns<'a>(
+    names: impl Iterator<Item = &'a str>,
+    given: &[(String, Vec<f64>)],
+    rows: Option<&[usize]>,
+) -> Result<Vec<Vec<f64>>> {
+    names
+        .map(|name| {
+            let column = given.iter().find(|(n, _)| n == name).map(|(_, v)| v).ok_or_else(|| Error::UnknownColumn {
+                name: name.to_owned(),
+                available: given.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+            })?;
+            Ok(match rows {
+                Some(rows) => rows.iter().map(|&i| column[i]).collect(),
+                None => column.clone(),
+            })
+        })
+        .collect()
+}
+
 /// A seasonality as fitted: built-in ones resolved from their settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeasonalityTerm {
@@ -250,15 +271,9 @@ impl FittedProphet {
     /// Fits Prophet's model (the MAP estimate, as Prophet's default `fit`).
     pub fn fit(options: &ProphetOptions, history: &History) -> Result<FittedProphet> {
         options.validate()?;
-        for r in &options.regressors {
-            if !history.regressors.iter().any(|(name, _)| name == &r.name) {
-                return Err(Error::UnknownColumn {
-                    name: r.name.clone(),
-                    available: history.regressors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-                });
-            }
-        }
         let keep: Vec<usize> = (0..history.y.len()).filter(|&i| !history.y[i].is_nan()).collect();
+        let regressor_rows =
+            named_columns(options.regressors.iter().map(|r| r.name.as_str()), &history.regressors, Some(&keep))?;
         let ds: Vec<i64> = keep.iter().map(|&i| history.ds[i]).collect();
         let y: Vec<f64> = keep.iter().map(|&i| history.y[i]).collect();
         let start = ds[0];
@@ -274,9 +289,8 @@ impl FittedProphet {
         let regressors: Vec<RegressorTerm> = options
             .regressors
             .iter()
-            .map(|r| {
-                let column = &history.regressors.iter().find(|(n, _)| n == &r.name).map(|(_, v)| v).unwrap_or(&y);
-                let values: Vec<f64> = keep.iter().map(|&i| column[i]).collect();
+            .zip(&regressor_rows)
+            .map(|(r, values)| {
                 let mut distinct = values.clone();
                 distinct.sort_by(f64::total_cmp);
                 distinct.dedup();
@@ -343,14 +357,6 @@ impl FittedProphet {
             objective: 0.0,
             multiplicative: Vec::new(),
         };
-        let regressor_rows: Vec<Vec<f64>> = model
-            .regressors
-            .iter()
-            .map(|r| {
-                let column = history.regressors.iter().find(|(n, _)| n == &r.name).map(|(_, v)| v).unwrap_or(&y);
-                keep.iter().map(|&i| column[i]).collect()
-            })
-            .collect();
         let (x, sigmas, multiplicative) = model.features(&ds, &regressor_rows);
         model.multiplicative = multiplicative;
         let n_features = sigmas.len();
@@ -473,18 +479,7 @@ impl FittedProphet {
         let ds: Vec<i64> = keep.iter().map(|&i| history.ds[i]).collect();
         let t: Vec<f64> = ds.iter().map(|&d| self.scaled_time(d)).collect();
         let y: Vec<f64> = keep.iter().map(|&i| history.y[i] / self.y_scale).collect();
-        let columns: Vec<Vec<f64>> = self
-            .regressors
-            .iter()
-            .map(|r| {
-                history
-                    .regressors
-                    .iter()
-                    .find(|(n, _)| n == &r.name)
-                    .map(|(_, v)| keep.iter().map(|&i| v[i]).collect())
-                    .ok_or_else(|| Error::UnknownColumn { name: r.name.clone(), available: String::new() })
-            })
-            .collect::<Result<_>>()?;
+        let columns = named_columns(self.regressors.iter().map(|r| r.name.as_str()), &history.regressors, Some(&keep))?;
         let (x, sigmas, multiplicative) = self.features(&ds, &columns);
         let s = self.changepoints_t.len();
         if params.delta.len() != s || params.beta.len() != sigmas.len() {
@@ -583,18 +578,7 @@ impl FittedProphet {
     pub fn predict(&self, ds: &[i64], regressors: &[(String, Vec<f64>)], intervals: Intervals) -> Result<Forecast> {
         check_ds(ds)?;
         check_regressors(regressors, ds.len())?;
-        let columns: Vec<Vec<f64>> = self
-            .regressors
-            .iter()
-            .map(|r| {
-                regressors.iter().find(|(n, _)| n == &r.name).map(|(_, v)| v.clone()).ok_or_else(|| {
-                    Error::UnknownColumn {
-                        name: r.name.clone(),
-                        available: regressors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-                    }
-                })
-            })
-            .collect::<Result<_>>()?;
+        let columns = named_columns(self.regressors.iter().map(|r| r.name.as_str()), regressors, None)?;
         let (x, _, multiplicative) = self.features(ds, &columns);
         let width = multiplicative.len();
         let p = &self.params;

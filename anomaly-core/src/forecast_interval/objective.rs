@@ -279,20 +279,13 @@ impl Problem<'_> {
             let w = (-2.0 * p[sigma_slot]).exp();
             lasso_cd(&gram.g, &gram.b, &prior, &l1, w, &mut theta, tolerance);
             // Noise level: d f / d log sigma = n + 4 sigma^2 - 2 L / sigma^2 = 0.
-            let half_ssr = {
-                let mut full = p.clone();
-                for a in 0..dim {
-                    full[model(a)] = theta[a];
-                }
-                let mut g = vec![0.0; full.len()];
-                self.half_ssr(&full, &mut g, &mut Scratch::default())
-            };
-            let sigma2 = (-n + (n * n + 32.0 * half_ssr).sqrt()) / 8.0;
             for a in 0..dim {
                 p[model(a)] = theta[a];
             }
-            p[sigma_slot] = 0.5 * sigma2.max(1e-300).ln();
             let mut g = vec![0.0; p.len()];
+            let half_ssr = self.half_ssr(&p, &mut g, &mut Scratch::default());
+            let sigma2 = (-n + (n * n + 32.0 * half_ssr).sqrt()) / 8.0;
+            p[sigma_slot] = 0.5 * sigma2.max(1e-300).ln();
             let value = self.value_and_gradient(&p, &mut g, &mut Scratch::default(), None);
             if tolerance <= 1e-12 && (previous - value).abs() <= 1e-15 * value.abs().max(1.0) {
                 break;
