@@ -1,16 +1,21 @@
 """anomaly.Prophet against the real Prophet, on synthetic and NAB series.
 
 Both minimise the same objective (checked: our objective evaluated at
-Prophet's parameters). Stan's L-BFGS stops short of the optimum on flat
-ridges and at the Laplace prior's kinks; ours goes further, so its
-objective is lower on every series here (by 0.04 to 1.6 log-posterior
-units; additive models are solved exactly), and forecasts differ from
-Prophet's by that optimisation error: measured 2e-4 to 1.1e-2 sd over the
-history, more a week ahead where the
-trend extrapolates. What is asserted: our optimum is at least as good,
-the k x std flags agree (Jaccard >= 0.98 on the synthetic plant series,
->= 0.96 on NAB), interval widths agree within 2% (3% on NAB; both Monte
-Carlo), and forecasts stay within 2e-3 sd (1.5e-2 on NAB) over the history.
+Prophet's parameters). We solve it exactly (coordinate descent with
+active sets for additive models, proximal Gauss-Newton for multiplicative
+ones); Stan's L-BFGS stops short of the optimum on flat ridges and at the
+Laplace prior's kinks, so our objective is lower on every series here (by
+0.02 to 1.6 log-posterior units) and forecasts differ from Prophet's by
+Prophet's optimisation error. Asking Stan to converge further
+(`TIGHT_STAN`) shrinks that error but does not remove it (it still stops
+0.02-0.2 units short).
+
+What is asserted, on the synthetic plant series in both modes against
+Prophet with `TIGHT_STAN`: yhat and trend within 1e-3 sd over the history
+and 1e-2 sd a week ahead, flags Jaccard >= 0.98, widths within 2%; against
+Prophet's defaults, yhat within 1e-3 sd. On NAB (where Stan stops 0.5-1.6
+units short with its defaults): our optimum at least as good, yhat within
+1.5e-2 sd over the history, Jaccard >= 0.96, widths within 3%.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from anomaly import Prophet
 prophet = pytest.importorskip("prophet")
 logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
 logging.getLogger("prophet").setLevel(logging.WARNING)
+
+# Stan's L-BFGS pushed further than Prophet's defaults (relative tests off,
+# absolute ones tiny): the same optimiser, nearer the optimum.
+TIGHT_STAN = dict(tol_obj=1e-16, tol_rel_obj=1, tol_grad=1e-12, tol_rel_grad=1, tol_param=1e-12, history_size=20)
 
 SETTINGS = dict(
     interval_width=0.95,
@@ -49,9 +58,9 @@ def plant_series(seed: int = 0, n: int = 4032) -> pd.DataFrame:
     return pd.DataFrame({"ds": pd.date_range("2024-03-04", periods=n, freq="5min"), "y": y})
 
 
-def compare(df: pd.DataFrame, mode: str, periods: int, freq: str) -> dict[str, float]:
+def compare(df: pd.DataFrame, mode: str, periods: int, freq: str, **stan: float) -> dict[str, float]:
     ours = Prophet(seasonality_mode=mode, seed=0, **SETTINGS).fit(df)
-    theirs = prophet.Prophet(seasonality_mode=mode, **SETTINGS).fit(df)
+    theirs = prophet.Prophet(seasonality_mode=mode, **SETTINGS).fit(df, **stan)
     future = theirs.make_future_dataframe(periods=periods, freq=freq)
     pd.testing.assert_frame_equal(ours.make_future_dataframe(periods=periods, freq=freq), future)
     a, b = ours.predict(future), theirs.predict(future)
@@ -100,7 +109,13 @@ def check(m: dict[str, float], history: float, jaccard: float = 0.98, width: flo
 
 @pytest.mark.parametrize("mode", ["additive", "multiplicative"])
 def test_plant_series_matches_prophet(mode: str) -> None:
-    check(compare(plant_series(1), mode, periods=7 * 288, freq="5min"), history=2e-3)
+    # Measured: yhat 2e-4-3.5e-4 sd, trend 4e-4-8e-4, a week ahead 4e-4-5e-3.
+    m = compare(plant_series(1), mode, periods=7 * 288, freq="5min", **TIGHT_STAN)
+    check(m, history=1e-3)
+    assert m["trend_history"] < 1e-3
+    assert m["yhat_ahead"] < 1e-2
+    # Prophet's defaults stop further from the optimum: yhat 3e-4-4e-4 sd.
+    check(compare(plant_series(1), mode, periods=7 * 288, freq="5min"), history=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,30 @@ impl Rng {
         (-2.0 * u.ln()).sqrt() * v.cos()
     }
 
+    /// Gamma(shape, 1) for `shape >= 1` (Marsaglia & Tsang's squeeze method).
+    pub fn gamma(&mut self, shape: f64) -> f64 {
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal_fast();
+            let v = 1.0 + c * x;
+            if v <= 0.0 {
+                continue;
+            }
+            let v = v * v * v;
+            let u = self.uniform(f64::MIN_POSITIVE, 1.0);
+            if u < 1.0 - 0.0331 * x.powi(4) || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
+                return d * v;
+            }
+        }
+    }
+
+    /// Beta(a, b) for `a, b >= 1`.
+    pub fn beta(&mut self, a: f64, b: f64) -> f64 {
+        let x = self.gamma(a);
+        x / (x + self.gamma(b))
+    }
+
     /// Standard normal by Marsaglia & Tsang's ziggurat (128 layers): one
     /// 64-bit draw and a table lookup almost always, several times faster
     /// than Box-Muller for the millions of draws Monte Carlo intervals take.

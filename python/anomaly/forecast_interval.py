@@ -10,8 +10,8 @@ and keep ``fit(df)`` with ``ds``/``y``, ``make_future_dataframe``,
 ``predict`` (the same columns: ``ds, trend, yhat_lower, yhat_upper,
 trend_lower, trend_upper``, each component with ``_lower``/``_upper``,
 ``additive_terms``, ``multiplicative_terms``, ``yhat``), ``add_seasonality``
-and ``add_regressor``. The fit is Prophet's MAP estimate computed by a Rust
-L-BFGS (no Stan); the GIL is released during fit and predict.
+and ``add_regressor``. The fit is Prophet's MAP estimate, solved exactly in
+Rust (no Stan); the GIL is released during fit and predict.
 
 Supported: growth ``linear`` or ``flat``; changepoints (grid or explicit);
 yearly/weekly/daily seasonality (``"auto"``, bool or Fourier order);

@@ -14,11 +14,14 @@
 //!
 //! The fit minimises the same objective Stan's optimiser does (constants
 //! dropped, `log sigma_obs` without Jacobian) from the same initial point
-//! (the line through the first and last points), with an L-BFGS and
-//! analytic gradients. It stops later than Stan's defaults, so its
-//! objective is at most Prophet's; forecasts then agree within the
-//! flatness of the optimum (Stan stops short at the Laplace kink and along
-//! flat trend ridges), not bit for bit.
+//! (the line through the first and last points), but solves it exactly
+//! instead of by L-BFGS: additive models are a convex quadratic plus the
+//! Laplace prior's L1 term (coordinate descent with an active-set Newton
+//! finish on the Gram matrix, closed-form noise level); multiplicative
+//! models are bilinear and converge in a few proximal Gauss-Newton steps.
+//! Stan's L-BFGS stops short at the Laplace kinks and along flat trend
+//! ridges, so our objective is at most Prophet's, and forecasts agree
+//! within the flatness of the optimum, not bit for bit.
 //!
 //! # Intervals
 //! - [`Intervals::Simulated`]: Prophet's method. In the future (scaled time
@@ -46,7 +49,6 @@
 //! new reading evaluates the stored model; nothing is refitted.
 
 mod detector;
-mod lbfgs;
 mod model;
 mod objective;
 mod options;
