@@ -14,7 +14,7 @@ mod input_error;
 use input_error::InputError;
 
 /// Anomaly detection jobs: electricity consumption rules, isolation
-/// forests and forecasting intervals (SQL jobs to come).
+/// forests, forecasting intervals and credit scoring (SQL jobs to come).
 ///
 /// Logs go to stderr (set RUST_LOG or -v / -q); results go to files, and
 /// `--json` prints a machine-readable summary on stdout.
@@ -37,6 +37,10 @@ enum Command {
     /// plantations and flat meters, per client.
     #[command(subcommand)]
     Consumption(commands::consumption::Command),
+    /// Credit-default scoring with a scikit-learn pipeline exported by
+    /// `anomaly.credit_risk.export_sklearn` (identical probabilities).
+    #[command(subcommand)]
+    Credit(commands::credit::Command),
     /// Forecasting-interval detector (Prophet's model): train one model per
     /// process variable, flag readings outside the forecast band.
     #[command(subcommand)]
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Consumption(cmd) => commands::consumption::run(cmd),
+        Command::Credit(cmd) => commands::credit::run(cmd),
         Command::Forecast(cmd) => commands::forecast::run(cmd),
         Command::Iforest(cmd) => commands::iforest::run(cmd),
     };

@@ -159,6 +159,13 @@ pub enum Error {
         /// Highest version this build reads.
         supported: u32,
     },
+    /// Input fields that failed validation, all of them at once (a form
+    /// with three bad fields gets one error naming the three).
+    #[error("invalid input: {}", describe(problems))]
+    InvalidFields {
+        /// Each bad field, in input order.
+        problems: Vec<FieldProblem>,
+    },
     /// A model file holds a different kind of model.
     #[error("model file holds a {found:?} model, expected {expected:?}")]
     WrongModelKind {
@@ -167,6 +174,35 @@ pub enum Error {
         /// Kind found.
         found: String,
     },
+}
+
+/// One bad field of an input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldProblem {
+    /// The column or field.
+    pub field: String,
+    /// 0-based row, when the problem is in one row.
+    pub row: Option<usize>,
+    /// What is wrong, e.g. `"missing column"`.
+    pub reason: String,
+}
+
+impl std::fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.row {
+            Some(row) => write!(f, "{} at row {row}: {}", self.field, self.reason),
+            None => write!(f, "{}: {}", self.field, self.reason),
+        }
+    }
+}
+
+fn describe(problems: &[FieldProblem]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = problems.iter().take(SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    if problems.len() > SHOWN {
+        text.push_str(&format!("; and {} more", problems.len() - SHOWN));
+    }
+    text
 }
 
 impl Error {
@@ -190,6 +226,7 @@ impl Error {
             | Error::Shape { field, .. } => Some(field),
             Error::UnknownColumn { name, .. } | Error::InvalidParameter { name, .. } => Some(name),
             Error::Empty { what } => Some(what),
+            Error::InvalidFields { problems } => problems.first().map(|p| p.field.as_str()),
             Error::CorruptModel { .. } | Error::UnsupportedVersion { .. } | Error::WrongModelKind { .. } => None,
         }
     }
@@ -204,6 +241,7 @@ impl Error {
             | Error::DuplicateTimestamp { row, .. }
             | Error::Unsorted { row, .. }
             | Error::Misaligned { row, .. } => Some(*row),
+            Error::InvalidFields { problems } => problems.first().and_then(|p| p.row),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod consumption;
+pub mod credit_risk;
 pub mod data;
 pub mod error;
 pub mod forecast_interval;

@@ -9,7 +9,8 @@
 //! │   ├── TimestampError       unparsable, duplicate, unsorted, off-grid
 //! │   ├── NumberError          unparsable number
 //! │   ├── ShapeError
-//! │   └── ColumnError          unknown column
+//! │   ├── ColumnError          unknown column
+//! │   └── InvalidFieldsError   .problems: every bad field of a request
 //! ├── ParameterError           .field = the parameter
 //! ├── ModelFileError           corrupt, newer version, other kind
 //! └── InternalError            a bug: a Rust panic, caught at the border
@@ -47,6 +48,7 @@ exceptions! {
     NumberError(InvalidInputError): "A value is not a number.";
     ShapeError(InvalidInputError): "Inputs have the wrong shape or length.";
     ColumnError(InvalidInputError): "A named column does not exist.";
+    InvalidFieldsError(InvalidInputError): "Input fields failed validation; `.problems` lists each as a dict (field, row, reason).";
     ParameterError(AnomalyError): "A parameter is out of range; `.field` names it.";
     ModelFileError(AnomalyError): "A model file (or pickle) is corrupt, too new, or of another kind.";
     InternalError(AnomalyError): "An internal bug (a caught Rust panic); please report it.";
@@ -68,6 +70,7 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::LengthMismatch { .. } | Error::Shape { .. } => ShapeError::new_err(message),
         Error::UnknownColumn { .. } => ColumnError::new_err(message),
         Error::InvalidParameter { .. } => ParameterError::new_err(message),
+        Error::InvalidFields { .. } => InvalidFieldsError::new_err(message),
         Error::CorruptModel { .. } | Error::UnsupportedVersion { .. } | Error::WrongModelKind { .. } => {
             ModelFileError::new_err(message)
         }
@@ -78,6 +81,19 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
     // if it did, the exception itself is still the right one to raise.
     let _ = value.setattr("field", err.field());
     let _ = value.setattr("row", err.row());
+    if let Error::InvalidFields { problems } = &err {
+        let list: Vec<_> = problems
+            .iter()
+            .map(|p| {
+                let d = pyo3::types::PyDict::new(py);
+                let _ = d.set_item("field", &p.field);
+                let _ = d.set_item("row", p.row);
+                let _ = d.set_item("reason", &p.reason);
+                d
+            })
+            .collect();
+        let _ = value.setattr("problems", list);
+    }
     exc
 }
 

@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::errors::{run, to_py};
 
 /// Runs `work` on `n_threads` threads (all cores when `None`).
-fn with_threads<T: Send>(
+pub(crate) fn with_threads<T: Send>(
     n_threads: Option<usize>,
     work: impl FnOnce() -> anomaly_core::Result<T> + Send,
 ) -> anomaly_core::Result<T> {

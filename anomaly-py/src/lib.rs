@@ -8,6 +8,7 @@
 use pyo3::prelude::*;
 
 mod consumption;
+mod credit_risk;
 mod errors;
 mod forecast_detector;
 mod forecast_interval;
@@ -19,6 +20,7 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumption::PyConsumptionRules>()?;
     m.add_function(wrap_pyfunction!(consumption::_consumption_rules_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(consumption::simulate_consumption, m)?)?;
+    m.add_class::<credit_risk::PyCreditModel>()?;
     m.add_class::<isolation_forest::PyIsolationForestModel>()?;
     m.add_function(wrap_pyfunction!(isolation_forest::_isolation_forest_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(isolation_forest::summarize_labels, m)?)?;

@@ -6,6 +6,8 @@ Domains (one module each):
   model fitted in Rust, a drop-in for ``prophet.Prophet``.
 - :class:`IsolationForest` (:mod:`anomaly.isolation_forest`): a drop-in for
   scikit-learn's, plus the extended isolation forest and sensor metrics.
+- :mod:`anomaly.credit_risk`: scikit-learn credit-scoring pipelines exported
+  once and scored in Rust with identical probabilities.
 - :mod:`anomaly.consumption`: rules that flag suspicious electricity
   consumption per client (outliers, spikes, night use, plantations, flat
   meters), with severities and monthly aggregates.
@@ -14,7 +16,7 @@ Every error raised is an :class:`AnomalyError`, a :class:`ValueError`
 subclass; input errors carry ``.field`` and ``.row``.
 """
 
-from anomaly import consumption, errors, forecast_interval, isolation_forest
+from anomaly import consumption, credit_risk, errors, forecast_interval, isolation_forest
 from anomaly._anomaly import __version__
 from anomaly.errors import *  # noqa: F403 - the exception classes
 from anomaly.forecast_interval import ForecastDetector, Prophet
@@ -27,6 +29,7 @@ __all__ = [
     "Prophet",
     "__version__",
     "consumption",
+    "credit_risk",
     "forecast_interval",
     "isolation_forest",
 ]

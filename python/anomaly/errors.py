@@ -11,9 +11,11 @@ the Python wrappers are the same classes::
     │   ├── TimestampError       unparsable, duplicate, unsorted, off-grid
     │   ├── NumberError          not a number
     │   ├── ShapeError
-    │   └── ColumnError          unknown column
+    │   ├── ColumnError          unknown column
+    │   └── InvalidFieldsError   .problems: every bad field of a request (field, row, reason)
     ├── ParameterError           .field = the parameter
     ├── ModelFileError           corrupt, newer version, other kind
+    ├── UnsupportedModelError    a scikit-learn step the credit exporter cannot reproduce
     └── InternalError            a bug (a Rust panic caught at the border)
 """
 
@@ -24,6 +26,7 @@ from anomaly._anomaly import (
     ColumnError,
     EmptyInputError,
     InternalError,
+    InvalidFieldsError,
     InvalidInputError,
     ModelFileError,
     NegativeValueError,
@@ -39,6 +42,7 @@ __all__ = [
     "ColumnError",
     "EmptyInputError",
     "InternalError",
+    "InvalidFieldsError",
     "InvalidInputError",
     "ModelFileError",
     "NegativeValueError",
@@ -47,7 +51,16 @@ __all__ = [
     "ParameterError",
     "ShapeError",
     "TimestampError",
+    "UnsupportedModelError",
 ]
+
+
+class UnsupportedModelError(AnomalyError):
+    """A fitted scikit-learn step or option that :mod:`anomaly.credit_risk` cannot export.
+
+    The message names the step (``step 'clf' (SVC) is not supported; ...``).
+    Defined in Python because only the exporter, which is Python, raises it.
+    """
 
 
 def input_error(cls: type[AnomalyError], message: str, field: str | None, row: int | None = None) -> AnomalyError:

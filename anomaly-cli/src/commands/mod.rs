@@ -1,3 +1,4 @@
 pub(crate) mod consumption;
+pub(crate) mod credit;
 pub(crate) mod forecast;
 pub(crate) mod iforest;

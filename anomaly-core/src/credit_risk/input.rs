@@ -1,0 +1,187 @@
+//! Applicant data as the scorer takes it: named columns of numbers or of
+//! cells (strings, numbers, missing), checked against the model's schema
+//! with every problem collected, so one error names every bad field.
+
+use crate::error::{Error, FieldProblem};
+
+use super::document::ColumnKind;
+
+/// One cell of a categorical (or mixed) column. Missing is `Number(NaN)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A number; NaN means missing.
+    Number(f64),
+    /// A category label.
+    Text(String),
+}
+
+impl Cell {
+    /// The missing cell.
+    pub const MISSING: Cell = Cell::Number(f64::NAN);
+
+    /// Whether the cell is missing.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Cell::Number(v) if v.is_nan())
+    }
+}
+
+/// One input column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    /// Numbers (NaN = missing), e.g. a float64 DataFrame column.
+    Numbers(Vec<f64>),
+    /// Cells, e.g. an object/string column or JSON values.
+    Cells(Vec<Cell>),
+}
+
+impl ColumnData {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Numbers(v) => v.len(),
+            ColumnData::Cells(v) => v.len(),
+        }
+    }
+
+    /// Whether the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Named input columns; extra columns are ignored, order does not matter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applicants {
+    columns: Vec<(String, ColumnData)>,
+}
+
+impl Applicants {
+    /// Empty input, to be filled with [`Applicants::column`].
+    pub fn new() -> Self {
+        Applicants::default()
+    }
+
+    /// Adds a column (a later column of the same name replaces it).
+    pub fn column(mut self, name: impl Into<String>, data: ColumnData) -> Self {
+        let name = name.into();
+        self.columns.retain(|(n, _)| *n != name);
+        self.columns.push((name, data));
+        self
+    }
+
+    /// Number of rows (of the first column; all must agree).
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |(_, c)| c.len())
+    }
+
+    /// The column called `name`.
+    pub fn get(&self, name: &str) -> Option<&ColumnData> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// Column names, in the order given.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// A column of the scorer's working table: numbers or cells, with the name
+/// of the input column it comes from (for error messages).
+#[derive(Debug, Clone)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) data: Values,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Values {
+    Numbers(Vec<f64>),
+    Cells(Vec<Cell>),
+}
+
+/// Problems found so far; scoring fails with all of them at once.
+/// Fields already reported as absent are not reported again as they flow
+/// through the steps (as missing values, or as unknown categories).
+#[derive(Debug, Default)]
+pub(crate) struct Problems(pub(crate) Vec<FieldProblem>, Vec<String>);
+
+impl Problems {
+    /// At most this many are kept: enough to name every bad field of a
+    /// form, bounded for a bad million-row batch.
+    const LIMIT: usize = 1000;
+
+    pub(crate) fn push(&mut self, field: &str, row: Option<usize>, reason: impl Into<String>) {
+        if self.0.len() < Self::LIMIT && !self.1.iter().any(|f| f == field) {
+            self.0.push(FieldProblem { field: field.to_owned(), row, reason: reason.into() });
+        }
+    }
+
+    /// Reports `field` as a whole and silences its later problems.
+    fn absent(&mut self, field: &str, reason: impl Into<String>) {
+        self.push(field, None, reason);
+        self.1.push(field.to_owned());
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidFields { problems: self.0 })
+        }
+    }
+}
+
+/// Gathers the schema's columns from `input` in schema order, checking
+/// presence, lengths and types into `problems`. A missing or malformed
+/// column is stood in for by missing values, so that preprocessing still
+/// runs and reports the other fields' problems too.
+pub(crate) fn gather(input: &Applicants, schema: &[(String, ColumnKind)], problems: &mut Problems) -> Vec<Column> {
+    let rows = input.rows();
+    let mut out = Vec::with_capacity(schema.len());
+    for (name, kind) in schema {
+        let stand_in = || Column { name: name.clone(), data: Values::Numbers(vec![f64::NAN; rows]) };
+        let Some(data) = input.get(name) else {
+            problems.absent(name, "missing column");
+            out.push(stand_in());
+            continue;
+        };
+        if data.len() != rows {
+            problems.absent(name, format!("has {} values, expected {rows} (one per row)", data.len()));
+            out.push(stand_in());
+            continue;
+        }
+        let values = match (kind, data) {
+            (ColumnKind::Numeric, ColumnData::Numbers(v)) => {
+                for (row, x) in v.iter().enumerate() {
+                    if x.is_infinite() {
+                        problems.push(name, Some(row), format!("is not finite ({x})"));
+                    }
+                }
+                Values::Numbers(v.clone())
+            }
+            (ColumnKind::Numeric, ColumnData::Cells(cells)) => {
+                let mut v = Vec::with_capacity(cells.len());
+                for (row, cell) in cells.iter().enumerate() {
+                    match cell {
+                        Cell::Number(x) if x.is_infinite() => {
+                            problems.push(name, Some(row), format!("is not finite ({x})"));
+                            v.push(f64::NAN);
+                        }
+                        Cell::Number(x) => v.push(*x),
+                        Cell::Text(t) => {
+                            problems.push(name, Some(row), format!("expected a number, found {t:?}"));
+                            v.push(f64::NAN);
+                        }
+                    }
+                }
+                Values::Numbers(v)
+            }
+            (ColumnKind::Categorical, ColumnData::Numbers(v)) => {
+                Values::Cells(v.iter().map(|&x| Cell::Number(x)).collect())
+            }
+            (ColumnKind::Categorical, ColumnData::Cells(cells)) => Values::Cells(cells.clone()),
+        };
+        out.push(Column { name: name.clone(), data: values });
+    }
+    out
+}

@@ -1,0 +1,279 @@
+//! Credit-default ("morosidad") scoring: a scikit-learn pipeline exported
+//! once by `anomaly.credit_risk.export_sklearn` and scored here with
+//! scikit-learn's own arithmetic, so `predict_proba` is bit-identical for
+//! trees, forests and boosting and within 1e-12 for logistic regression
+//! (scikit-learn's BLAS dot product sums in its own order). The file format
+//! and every rule are in `docs/credit_model_format.md`.
+//!
+//! Why not ONNX: converters run scalers and imputers in float32 (flipped
+//! labels), mishandle NaN in string columns and native categorical splits.
+//!
+//! Input is checked as a whole: missing columns, text in numeric columns,
+//! infinities, unknown categories (where the encoder says `error`) and NaN
+//! reaching a classifier that rejects it are collected into one
+//! [`Error::InvalidFields`] that names every bad field. Extra columns are
+//! ignored, as scikit-learn ignores them.
+//!
+//! ```
+//! use anomaly_core::credit_risk::{Applicants, ColumnData, CreditModel};
+//!
+//! let json = r#"{"format": "anomaly.credit_risk", "version": 1, "sklearn_version": "1.9.1",
+//!   "input": {"named": true, "columns": [{"name": "income", "kind": "numeric", "categories": null}]},
+//!   "classes": [0, 1], "preprocessing": null,
+//!   "classifier": {"type": "logistic_regression", "coef": [[-0.5]], "intercept": [1.0],
+//!                  "n_features": 1, "accepts_nan": false}}"#;
+//! let model = CreditModel::from_json(json.as_bytes())?;
+//! let applicants = Applicants::new().column("income", ColumnData::Numbers(vec![0.0, 4.0]));
+//! let scores = model.score(&applicants)?;
+//! assert_eq!(scores.labels, vec![1, 0]);
+//! assert!((scores.proba[1] - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-15);
+//! # Ok::<(), anomaly_core::Error>(())
+//! ```
+
+mod classifier;
+mod document;
+mod input;
+mod preprocess;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+use classifier::Classifier;
+use document::Document;
+pub use document::{Category, ColumnKind};
+pub use input::{Applicants, Cell, ColumnData};
+use input::{Column, Problems};
+use preprocess::Transform;
+
+/// The `format` tag of exported model files.
+pub const FORMAT: &str = "anomaly.credit_risk";
+/// The highest file version this build reads.
+pub const VERSION: u32 = 1;
+
+/// One input column the model needs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InputColumn {
+    /// Column name (`x0`, `x1`, ... for models fitted on arrays).
+    pub name: String,
+    /// Numbers or category labels.
+    pub kind: ColumnKind,
+    /// Categories an encoder knows for this column, where one reads it.
+    pub categories: Option<Vec<Category>>,
+}
+
+/// A class label as scikit-learn holds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum ClassLabel {
+    /// An integer label.
+    Int(i64),
+    /// A float label.
+    Float(f64),
+    /// A boolean label.
+    Bool(bool),
+    /// A string label.
+    Text(String),
+}
+
+impl std::fmt::Display for ClassLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClassLabel::Int(v) => write!(f, "{v}"),
+            ClassLabel::Float(v) => write!(f, "{v}"),
+            ClassLabel::Bool(v) => write!(f, "{v}"),
+            ClassLabel::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+/// An exported scikit-learn classification pipeline, ready to score.
+#[derive(Debug, Clone)]
+pub struct CreditModel {
+    columns: Vec<InputColumn>,
+    named: bool,
+    classes: Vec<ClassLabel>,
+    sklearn_version: String,
+    preprocessing: Option<Transform>,
+    classifier: Classifier,
+    n_features: usize,
+}
+
+/// Scores of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Row-major probabilities, one per class in [`CreditModel::classes`] order.
+    pub proba: Vec<f64>,
+    /// Index into the classes of each row's prediction (scikit-learn's `predict`).
+    pub labels: Vec<usize>,
+    /// Number of classes (the width of `proba`).
+    pub n_classes: usize,
+}
+
+impl Scores {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Probabilities of row `i`.
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.proba[i * self.n_classes..(i + 1) * self.n_classes]
+    }
+
+    /// Confidence of row `i`: the probability of its predicted class.
+    pub fn confidence(&self, i: usize) -> f64 {
+        self.row(i)[self.labels[i]]
+    }
+}
+
+impl CreditModel {
+    /// Reads and checks an exported model file.
+    pub fn from_json(bytes: &[u8]) -> Result<CreditModel> {
+        let header: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::CorruptModel { reason: format!("not a JSON model file ({e})") })?;
+        let format = header.get("format").and_then(|f| f.as_str()).unwrap_or_default();
+        if format != FORMAT {
+            return Err(Error::CorruptModel { reason: format!("format is {format:?}, expected {FORMAT:?}") });
+        }
+        let version = header.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if version > u64::from(VERSION) {
+            return Err(Error::UnsupportedVersion { found: version as u32, supported: VERSION });
+        }
+        let doc: Document =
+            serde_json::from_value(header).map_err(|e| Error::CorruptModel { reason: format!("credit model: {e}") })?;
+        Self::compile(doc)
+    }
+
+    fn compile(doc: Document) -> Result<CreditModel> {
+        debug_assert!(doc.format == FORMAT && doc.version <= VERSION);
+        let classes = doc
+            .classes
+            .iter()
+            .map(|c| match c {
+                serde_json::Value::Bool(b) => Ok(ClassLabel::Bool(*b)),
+                serde_json::Value::Number(n) => {
+                    Ok(n.as_i64().map_or_else(|| ClassLabel::Float(n.as_f64().unwrap_or(f64::NAN)), ClassLabel::Int))
+                }
+                serde_json::Value::String(s) => Ok(ClassLabel::Text(s.clone())),
+                other => Err(Error::CorruptModel { reason: format!("class label {other}") }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if classes.len() < 2 {
+            return Err(Error::CorruptModel {
+                reason: format!("{} classes; a classifier needs 2 or more", classes.len()),
+            });
+        }
+        let columns: Vec<InputColumn> = doc
+            .input
+            .columns
+            .into_iter()
+            .map(|c| InputColumn { name: c.name, kind: c.kind, categories: c.categories })
+            .collect();
+        let preprocessing = doc.preprocessing.map(Transform::compile).transpose()?;
+        let width = match &preprocessing {
+            Some(t) => t.width(columns.len())?,
+            None => columns.len(),
+        };
+        let (classifier, n_features) = Classifier::compile(doc.classifier, classes.len())?;
+        if width != n_features {
+            return Err(Error::CorruptModel {
+                reason: format!("preprocessing gives {width} features, the classifier takes {n_features}"),
+            });
+        }
+        Ok(CreditModel {
+            columns,
+            named: doc.input.named,
+            classes,
+            sklearn_version: doc.sklearn_version,
+            preprocessing,
+            classifier,
+            n_features,
+        })
+    }
+
+    /// The input schema, in the order the model was fitted on.
+    pub fn columns(&self) -> &[InputColumn] {
+        &self.columns
+    }
+
+    /// Whether the model was fitted on named columns (a DataFrame).
+    pub fn named(&self) -> bool {
+        self.named
+    }
+
+    /// Class labels, in `predict_proba` column order.
+    pub fn classes(&self) -> &[ClassLabel] {
+        &self.classes
+    }
+
+    /// The scikit-learn version the model was exported from.
+    pub fn sklearn_version(&self) -> &str {
+        &self.sklearn_version
+    }
+
+    /// Features the classifier sees after preprocessing.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Preprocesses and scores every row. Any bad field fails the whole
+    /// batch with one [`Error::InvalidFields`] naming all of them. Rows are
+    /// scored in parallel blocks; results do not depend on the thread count.
+    pub fn score(&self, applicants: &Applicants) -> Result<Scores> {
+        let x = self.features(applicants)?;
+        let rows = x.len() / self.n_features.max(1);
+        let rows = if self.n_features == 0 { applicants.rows() } else { rows };
+        let n_classes = self.classes.len();
+        let mut proba = vec![0.0; rows * n_classes];
+        let mut labels = vec![0usize; rows];
+        const BLOCK: usize = 256;
+        let width = self.n_features;
+        proba.par_chunks_mut(BLOCK * n_classes).zip(labels.par_chunks_mut(BLOCK)).enumerate().for_each(
+            |(b, (p, l))| {
+                let start = b * BLOCK;
+                let xs = &x[start * width..(start + l.len()) * width];
+                self.classifier.score_block(xs, width, p, l);
+            },
+        );
+        Ok(Scores { proba, labels, n_classes })
+    }
+
+    /// The classifier's input matrix (row-major), after preprocessing and
+    /// the classifier's own checks.
+    pub fn features(&self, applicants: &Applicants) -> Result<Vec<f64>> {
+        let schema: Vec<(String, ColumnKind)> = self.columns.iter().map(|c| (c.name.clone(), c.kind)).collect();
+        let rows = applicants.rows();
+        let mut problems = Problems::default();
+        let columns = input::gather(applicants, &schema, &mut problems);
+        let columns = match &self.preprocessing {
+            Some(t) => t.apply(columns, &mut problems),
+            None => columns,
+        };
+        let columns: Vec<(String, Vec<f64>)> =
+            columns.into_iter().map(|c: Column| preprocess::numbers(c, &mut problems)).collect();
+        // NaN reaching a classifier that rejects it: only worth reporting
+        // when the input itself was clean (a missing column shows up here
+        // as NaN features, already reported by name).
+        let accepts_nan = self.classifier.accepts_nan() || !problems.0.is_empty();
+        let cast = self.classifier.casts_to_f32();
+        for (name, v) in &columns {
+            for (row, &x) in v.iter().enumerate() {
+                if x.is_nan() && !accepts_nan {
+                    problems.push(name, Some(row), "is missing (NaN) and the model has no imputer for it");
+                } else if cast && x.is_finite() && (x as f32).is_infinite() {
+                    problems.push(name, Some(row), format!("{x} is too large for the model's float32 features"));
+                }
+            }
+        }
+        problems.into_result()?;
+        let width = columns.len();
+        let mut x = vec![0.0; rows * width];
+        for (j, (_, v)) in columns.iter().enumerate() {
+            for (i, &value) in v.iter().enumerate() {
+                x[i * width + j] = value;
+            }
+        }
+        Ok(x)
+    }
+}

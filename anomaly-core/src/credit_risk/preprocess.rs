@@ -1,0 +1,343 @@
+//! scikit-learn's preprocessing steps, with its exact arithmetic
+//! (`docs/credit_model_format.md`): imputation, scaling, one-hot and
+//! ordinal encoding, column selection and pipelines.
+
+use crate::error::{Error, Result};
+
+use super::document::{BranchNode, Category, NodeDoc};
+use super::input::{Cell, Column, Problems, Values};
+
+/// A compiled preprocessing node.
+#[derive(Debug, Clone)]
+pub(crate) enum Transform {
+    Pipeline(Vec<Transform>),
+    Columns { branches: Vec<Branch>, n_in: usize },
+    Impute { missing: Option<Category>, statistics: Vec<Category> },
+    Standardize { mean: Option<Vec<f64>>, scale: Option<Vec<f64>> },
+    MinMax { scale: Vec<f64>, min: Vec<f64>, clip: Option<(f64, f64)> },
+    OneHot { categories: Vec<Vec<Category>>, drop: Vec<Option<usize>>, ignore_unknown: bool },
+    Ordinal { categories: Vec<Vec<Category>>, unknown_value: Option<f64>, encoded_missing: f64 },
+}
+
+/// One branch of a column transformer: input positions and the node
+/// (`None` = passthrough).
+#[derive(Debug, Clone)]
+pub(crate) struct Branch {
+    columns: Vec<usize>,
+    node: Option<Transform>,
+}
+
+fn corrupt(reason: String) -> Error {
+    Error::CorruptModel { reason }
+}
+
+impl Transform {
+    pub(crate) fn compile(doc: NodeDoc) -> Result<Transform> {
+        Ok(match doc {
+            NodeDoc::Pipeline { steps } => {
+                Transform::Pipeline(steps.into_iter().map(|s| Transform::compile(s.node)).collect::<Result<_>>()?)
+            }
+            NodeDoc::ColumnTransformer { transformers, n_features_in } => {
+                let branches = transformers
+                    .into_iter()
+                    .map(|b| {
+                        if let Some(&c) = b.columns.iter().find(|&&c| c >= n_features_in) {
+                            return Err(corrupt(format!(
+                                "transformer {:?} selects column {c} of {n_features_in}",
+                                b.name
+                            )));
+                        }
+                        let node = match b.node {
+                            BranchNode::Passthrough => None,
+                            BranchNode::Node(n) => Some(Transform::compile(n)?),
+                        };
+                        Ok(Branch { columns: b.columns, node })
+                    })
+                    .collect::<Result<_>>()?;
+                Transform::Columns { branches, n_in: n_features_in }
+            }
+            NodeDoc::SimpleImputer { missing_values, statistics } => {
+                Transform::Impute { missing: missing_values, statistics }
+            }
+            NodeDoc::StandardScaler { mean, scale } => Transform::Standardize { mean, scale },
+            NodeDoc::MinMaxScaler { scale, min, clip } => {
+                if scale.len() != min.len() {
+                    return Err(corrupt("min_max_scaler: scale and min differ in length".into()));
+                }
+                let clip = match clip.as_deref() {
+                    None => None,
+                    Some(&[lo, hi]) => Some((lo, hi)),
+                    Some(_) => return Err(corrupt("min_max_scaler: clip must be [lo, hi]".into())),
+                };
+                Transform::MinMax { scale, min, clip }
+            }
+            NodeDoc::OneHotEncoder { categories, drop, handle_unknown } => {
+                if drop.len() != categories.len() {
+                    return Err(corrupt("one_hot_encoder: drop and categories differ in length".into()));
+                }
+                if drop.iter().zip(&categories).any(|(d, c)| d.is_some_and(|d| d >= c.len())) {
+                    return Err(corrupt("one_hot_encoder: drop index out of range".into()));
+                }
+                let ignore_unknown = match handle_unknown.as_str() {
+                    "ignore" => true,
+                    "error" => false,
+                    other => return Err(corrupt(format!("one_hot_encoder: handle_unknown {other:?}"))),
+                };
+                Transform::OneHot { categories, drop, ignore_unknown }
+            }
+            NodeDoc::OrdinalEncoder { categories, handle_unknown, unknown_value, encoded_missing_value } => {
+                let unknown_value =
+                    match handle_unknown.as_str() {
+                        "use_encoded_value" => Some(unknown_value.ok_or_else(|| {
+                            corrupt("ordinal_encoder: use_encoded_value without unknown_value".into())
+                        })?),
+                        "error" => None,
+                        other => return Err(corrupt(format!("ordinal_encoder: handle_unknown {other:?}"))),
+                    };
+                Transform::Ordinal { categories, unknown_value, encoded_missing: encoded_missing_value }
+            }
+        })
+    }
+
+    /// Output width for `n_in` input columns; a mismatch means a corrupt file.
+    pub(crate) fn width(&self, n_in: usize) -> Result<usize> {
+        let expect = |what: &str, n: usize| {
+            if n == n_in {
+                Ok(n)
+            } else {
+                Err(corrupt(format!("{what} is fitted on {n} columns but receives {n_in}")))
+            }
+        };
+        match self {
+            Transform::Pipeline(steps) => steps.iter().try_fold(n_in, |n, s| s.width(n)),
+            Transform::Columns { branches, n_in: n } => {
+                expect("column_transformer", *n)?;
+                branches.iter().try_fold(0, |total, b| {
+                    let w = match &b.node {
+                        Some(node) => node.width(b.columns.len())?,
+                        None => b.columns.len(),
+                    };
+                    Ok(total + w)
+                })
+            }
+            Transform::Impute { statistics, .. } => expect("simple_imputer", statistics.len()),
+            Transform::Standardize { mean, scale } => {
+                let n = mean.as_ref().or(scale.as_ref()).map_or(n_in, Vec::len);
+                if let (Some(m), Some(s)) = (mean, scale) {
+                    if m.len() != s.len() {
+                        return Err(corrupt("standard_scaler: mean and scale differ in length".into()));
+                    }
+                }
+                expect("standard_scaler", n)
+            }
+            Transform::MinMax { scale, .. } => expect("min_max_scaler", scale.len()),
+            Transform::OneHot { categories, drop, .. } => {
+                expect("one_hot_encoder", categories.len())?;
+                Ok(categories.iter().zip(drop).map(|(c, d)| c.len() - usize::from(d.is_some())).sum())
+            }
+            Transform::Ordinal { categories, .. } => expect("ordinal_encoder", categories.len()),
+        }
+    }
+
+    /// Applies the node to `columns` (of the width it was compiled for),
+    /// recording bad cells in `problems` and carrying on, so that one pass
+    /// finds every bad field.
+    pub(crate) fn apply(&self, columns: Vec<Column>, problems: &mut Problems) -> Vec<Column> {
+        match self {
+            Transform::Pipeline(steps) => steps.iter().fold(columns, |cols, step| step.apply(cols, problems)),
+            Transform::Columns { branches, .. } => {
+                let mut out = Vec::new();
+                for branch in branches {
+                    let picked: Vec<Column> = branch.columns.iter().map(|&c| columns[c].clone()).collect();
+                    match &branch.node {
+                        Some(node) => out.extend(node.apply(picked, problems)),
+                        None => out.extend(picked),
+                    }
+                }
+                out
+            }
+            Transform::Impute { missing, statistics } => {
+                columns.into_iter().zip(statistics).map(|(c, stat)| impute(c, missing.as_ref(), stat)).collect()
+            }
+            Transform::Standardize { mean, scale } => columns
+                .into_iter()
+                .enumerate()
+                .map(|(j, c)| {
+                    let (name, mut v) = numbers(c, problems);
+                    if let Some(mean) = mean {
+                        v.iter_mut().for_each(|x| *x -= mean[j]);
+                    }
+                    if let Some(scale) = scale {
+                        v.iter_mut().for_each(|x| *x /= scale[j]);
+                    }
+                    Column { name, data: Values::Numbers(v) }
+                })
+                .collect(),
+            Transform::MinMax { scale, min, clip } => columns
+                .into_iter()
+                .enumerate()
+                .map(|(j, c)| {
+                    let (name, mut v) = numbers(c, problems);
+                    for x in v.iter_mut() {
+                        // Two roundings, as numpy's `X *= scale; X += min`.
+                        let scaled = *x * scale[j];
+                        *x = scaled + min[j];
+                        if let Some((lo, hi)) = clip {
+                            // NaN stays NaN (as np.clip), unlike f64::clamp's callers expect.
+                            if *x < *lo {
+                                *x = *lo;
+                            } else if *x > *hi {
+                                *x = *hi;
+                            }
+                        }
+                    }
+                    Column { name, data: Values::Numbers(v) }
+                })
+                .collect(),
+            Transform::OneHot { categories, drop, ignore_unknown } => {
+                let mut out = Vec::new();
+                for ((column, cats), dropped) in columns.iter().zip(categories).zip(drop) {
+                    let rows = rows_of(column);
+                    let mut blocks: Vec<Vec<f64>> = vec![vec![0.0; rows]; cats.len()];
+                    #[allow(clippy::needless_range_loop)] // `row` indexes a column of `blocks[c]`
+                    for row in 0..rows {
+                        match find(column, row, cats) {
+                            Some(c) => blocks[c][row] = 1.0,
+                            None if *ignore_unknown => {}
+                            None => unknown(column, row, cats, problems),
+                        }
+                    }
+                    for (c, block) in blocks.into_iter().enumerate() {
+                        if Some(c) != *dropped {
+                            let name = format!("{}={}", column.name, label(&cats[c]));
+                            out.push(Column { name, data: Values::Numbers(block) });
+                        }
+                    }
+                }
+                out
+            }
+            Transform::Ordinal { categories, unknown_value, encoded_missing } => columns
+                .iter()
+                .zip(categories)
+                .map(|(column, cats)| {
+                    let v = (0..rows_of(column))
+                        .map(|row| match find(column, row, cats) {
+                            Some(c) if matches!(cats[c], Category::Missing(())) => *encoded_missing,
+                            Some(c) => c as f64,
+                            None => unknown_value.unwrap_or_else(|| {
+                                unknown(column, row, cats, problems);
+                                f64::NAN
+                            }),
+                        })
+                        .collect();
+                    Column { name: column.name.clone(), data: Values::Numbers(v) }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn rows_of(column: &Column) -> usize {
+    match &column.data {
+        Values::Numbers(v) => v.len(),
+        Values::Cells(v) => v.len(),
+    }
+}
+
+/// Whether a cell is the category (numbers by `==`, NaN only the missing one).
+fn matches(cell: &Cell, category: &Category) -> bool {
+    match (cell, category) {
+        (Cell::Number(x), Category::Number(v)) => x == v,
+        (Cell::Number(x), Category::Missing(())) => x.is_nan(),
+        (Cell::Text(s), Category::Text(t)) => s == t,
+        _ => false,
+    }
+}
+
+fn cell_at(column: &Column, row: usize) -> Cell {
+    match &column.data {
+        Values::Numbers(v) => Cell::Number(v[row]),
+        Values::Cells(v) => v[row].clone(),
+    }
+}
+
+fn find(column: &Column, row: usize, categories: &[Category]) -> Option<usize> {
+    match &column.data {
+        Values::Numbers(v) => {
+            let x = v[row];
+            categories.iter().position(|c| match c {
+                Category::Number(n) => x == *n,
+                Category::Missing(()) => x.is_nan(),
+                Category::Text(_) => false,
+            })
+        }
+        Values::Cells(v) => categories.iter().position(|c| matches(&v[row], c)),
+    }
+}
+
+fn label(category: &Category) -> String {
+    match category {
+        Category::Number(v) => v.to_string(),
+        Category::Text(s) => s.clone(),
+        Category::Missing(()) => "missing".into(),
+    }
+}
+
+fn unknown(column: &Column, row: usize, categories: &[Category], problems: &mut Problems) {
+    let value = match cell_at(column, row) {
+        Cell::Number(x) if x.is_nan() => "a missing value".to_owned(),
+        Cell::Number(x) => format!("{x}"),
+        Cell::Text(s) => format!("{s:?}"),
+    };
+    let known: Vec<String> = categories.iter().map(label).collect();
+    problems.push(&column.name, Some(row), format!("unknown category {value}; known: {}", known.join(", ")));
+}
+
+fn impute(column: Column, missing: Option<&Category>, statistic: &Category) -> Column {
+    let is_missing = |cell: &Cell| match missing {
+        None | Some(Category::Missing(())) => cell.is_missing(),
+        Some(marker) => matches(cell, marker),
+    };
+    let data = match (column.data, statistic) {
+        (Values::Numbers(mut v), Category::Number(fill)) => {
+            for x in v.iter_mut() {
+                if is_missing(&Cell::Number(*x)) {
+                    *x = *fill;
+                }
+            }
+            Values::Numbers(v)
+        }
+        (data, fill) => {
+            let fill = match fill {
+                Category::Number(v) => Cell::Number(*v),
+                Category::Text(s) => Cell::Text(s.clone()),
+                Category::Missing(()) => Cell::MISSING,
+            };
+            let cells: Vec<Cell> = match data {
+                Values::Numbers(v) => v.into_iter().map(Cell::Number).collect(),
+                Values::Cells(c) => c,
+            };
+            Values::Cells(cells.into_iter().map(|c| if is_missing(&c) { fill.clone() } else { c }).collect())
+        }
+    };
+    Column { name: column.name, data }
+}
+
+/// The column as numbers; a text cell is a problem (and NaN here).
+pub(crate) fn numbers(column: Column, problems: &mut Problems) -> (String, Vec<f64>) {
+    let v = match column.data {
+        Values::Numbers(v) => v,
+        Values::Cells(cells) => cells
+            .into_iter()
+            .enumerate()
+            .map(|(row, cell)| match cell {
+                Cell::Number(x) => x,
+                Cell::Text(t) => {
+                    problems.push(&column.name, Some(row), format!("expected a number, found {t:?}"));
+                    f64::NAN
+                }
+            })
+            .collect(),
+    };
+    (column.name, v)
+}
