@@ -10,12 +10,14 @@ Prophet's optimisation error. Asking Stan to converge further
 (`TIGHT_STAN`) shrinks that error but does not remove it (it still stops
 0.02-0.2 units short).
 
-What is asserted, on the synthetic plant series in both modes against
-Prophet with `TIGHT_STAN`: yhat and trend within 1e-3 sd over the history
-and 1e-2 sd a week ahead, flags Jaccard >= 0.98, widths within 2%; against
-Prophet's defaults, yhat within 1e-3 sd. On NAB (where Stan stops 0.5-1.6
-units short with its defaults): our optimum at least as good, yhat within
-1.5e-2 sd over the history, Jaccard >= 0.96, widths within 3%.
+What is asserted, in both modes, against Prophet run to its optimum
+(`TIGHT_STAN` on the synthetic plant series; Stan's Newton optimiser on the
+NAB series, where L-BFGS stalls even when tightened): yhat and trend within
+1e-3 sd over the history and 1e-2 sd a week ahead, flags Jaccard >= 0.98,
+widths within 2% over the history (5% a week ahead, where Prophet's
+unseeded Monte Carlo band itself moves by a few %). Against Prophet's defaults: our optimum at least as good,
+yhat within 1e-3 sd on the plant series and 1.5e-2 sd on NAB (where Stan
+stops 0.5-1.6 units short), Jaccard >= 0.96.
 """
 
 from __future__ import annotations
@@ -75,10 +77,20 @@ def compare(df: pd.DataFrame, mode: str, periods: int, freq: str, **stan: float)
         "yhat_history": float(np.mean(np.abs(a["yhat"][:hist] - b["yhat"][:hist])) / sd),
         "trend_history": float(np.mean(np.abs(a["trend"][:hist] - b["trend"][:hist])) / sd),
         "yhat_ahead": float(np.mean(np.abs(a["yhat"][hist:] - b["yhat"][hist:])) / sd),
-        "width_ratio": float(np.mean(a["yhat_upper"] - a["yhat_lower"]) / np.mean(b["yhat_upper"] - b["yhat_lower"])),
+        # Over the history, where both bands are noise quantiles; a week
+        # ahead Prophet's own band moves by a few % between predicts (its
+        # Monte Carlo trend changes are unseeded).
+        "width_ratio": width(a, b, slice(0, hist)),
+        "width_ratio_ahead": width(a, b, slice(hist, None)),
         "jaccard": len(flags_a & flags_b) / max(1, len(flags_a | flags_b)),
         "objective_gap": float(ours.objective_ - objective_of(ours, theirs, df)),
     }
+
+
+def width(a: pd.DataFrame, b: pd.DataFrame, rows: slice) -> float:
+    wa = (a["yhat_upper"] - a["yhat_lower"]).to_numpy()[rows]
+    wb = (b["yhat_upper"] - b["yhat_lower"]).to_numpy()[rows]
+    return float(np.mean(wa) / np.mean(wb))
 
 
 def objective_of(ours: Prophet, theirs: object, df: pd.DataFrame) -> float:
@@ -99,12 +111,14 @@ def objective_of(ours: Prophet, theirs: object, df: pd.DataFrame) -> float:
     )
 
 
-def check(m: dict[str, float], history: float, jaccard: float = 0.98, width: float = 0.02) -> None:
+def check(m: dict[str, float], history: float, jaccard: float = 0.98, width: float | None = 0.02) -> None:
     print(m)
     assert m["objective_gap"] <= 1e-6  # our optimum is at least as good as Stan's
     assert m["yhat_history"] < history
     assert m["jaccard"] >= jaccard
-    assert abs(m["width_ratio"] - 1) < width
+    if width is not None:
+        assert abs(m["width_ratio"] - 1) < width
+        assert abs(m["width_ratio_ahead"] - 1) < 2.5 * width
 
 
 @pytest.mark.parametrize("mode", ["additive", "multiplicative"])
@@ -125,12 +139,21 @@ def test_plant_series_matches_prophet(mode: str) -> None:
 def test_nab_series_match_prophet(shared_data: Path, name: str, rows: int, freq: str, ahead: int) -> None:
     raw = pd.read_csv(shared_data / "nab" / "realKnownCause" / f"{name}.csv", parse_dates=["timestamp"])
     df = raw.rename(columns={"timestamp": "ds", "value": "y"}).iloc[:rows]
-    # On these real series Stan stops 0.5-1.6 log-posterior units short of
-    # the optimum, so the trend (and with it mean|delta|, which drives the
-    # future band) differs more than on the synthetic series: measured up to
-    # 1.1e-2 sd over the history, Jaccard 0.964-1.0, widths within 2.5%.
     for mode in ("additive", "multiplicative"):
-        check(compare(df, mode, periods=ahead, freq=freq), history=1.5e-2, jaccard=0.96, width=0.03)
+        # Stan's Newton optimiser (Prophet's own alternative to L-BFGS) gets
+        # within 0.01 log-posterior units of our optimum; then the issue's
+        # tolerances hold. Measured: yhat 9e-5-3e-4 sd, trend 9e-5-8e-4,
+        # a week ahead 7e-6-1.9e-3, Jaccard 1.0, widths within 1.5%.
+        m = compare(df, mode, periods=ahead, freq=freq, algorithm="Newton", iter=100000)
+        check(m, history=1e-3)
+        assert m["trend_history"] < 1e-3
+        assert m["yhat_ahead"] < 1e-2
+        # With its default L-BFGS, Stan stops 0.5-1.6 units short of the
+        # optimum on these real series, and the forecasts differ by that:
+        # measured up to 1.1e-2 sd over the history, Jaccard 0.964-1.0. The
+        # future band scales with mean |delta|, which differs with the trend
+        # (ec2: widths 1.5-3% apart), so widths are compared above only.
+        check(compare(df, mode, periods=ahead, freq=freq), history=1.5e-2, jaccard=0.96, width=None)
 
 
 def test_regressors_and_custom_seasonality_follow_prophet() -> None:
