@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod csvio;
 mod input_error;
+mod serve;
 
 use input_error::InputError;
 
@@ -49,6 +50,16 @@ enum Command {
     /// model file, score rows, summarise the anomaly share as a state.
     #[command(subcommand)]
     Iforest(commands::iforest::Command),
+    /// HTTP service: the credit model behind POST /predict (and /predecir),
+    /// with /metrics, /health, /openapi.json and a /docs page.
+    ///
+    /// Example:
+    ///
+    ///   anomaly serve --credit-model credit.json --addr 127.0.0.1:8080
+    ///   curl -s localhost:8080/predict -H 'content-type: application/json' \
+    ///        -d '{"duration": 12, "purpose": "A43", ...}'
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +79,7 @@ fn main() -> ExitCode {
         Command::Credit(cmd) => commands::credit::run(cmd),
         Command::Forecast(cmd) => commands::forecast::run(cmd),
         Command::Iforest(cmd) => commands::iforest::run(cmd),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

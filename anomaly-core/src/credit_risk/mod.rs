@@ -229,13 +229,18 @@ impl CreditModel {
         let mut labels = vec![0usize; rows];
         const BLOCK: usize = 256;
         let width = self.n_features;
-        proba.par_chunks_mut(BLOCK * n_classes).zip(labels.par_chunks_mut(BLOCK)).enumerate().for_each(
-            |(b, (p, l))| {
-                let start = b * BLOCK;
-                let xs = &x[start * width..(start + l.len()) * width];
-                self.classifier.score_block(xs, width, p, l);
-            },
-        );
+        if rows <= BLOCK {
+            // One block (a form, an HTTP request): no hop to the thread pool.
+            self.classifier.score_block(&x, width, &mut proba, &mut labels);
+        } else {
+            proba.par_chunks_mut(BLOCK * n_classes).zip(labels.par_chunks_mut(BLOCK)).enumerate().for_each(
+                |(b, (p, l))| {
+                    let start = b * BLOCK;
+                    let xs = &x[start * width..(start + l.len()) * width];
+                    self.classifier.score_block(xs, width, p, l);
+                },
+            );
+        }
         Ok(Scores { proba, labels, n_classes })
     }
 
