@@ -3,23 +3,56 @@
 use anomaly_core::credit_risk::{Applicants, Category, Cell, ClassLabel, ColumnData, ColumnKind, CreditModel};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::errors::{run, to_py};
 use crate::isolation_forest::with_threads;
 
-/// One input column from Python: a float64 array (NaN = missing) or a list
-/// of cells (str, or float with NaN = missing).
+/// One input column from Python: a float64 array (NaN = missing),
+/// dictionary-encoded `(codes, labels)` (pandas' `factorize`; code -1 =
+/// missing), or a list of cells.
 #[derive(FromPyObject)]
 pub(crate) enum ColumnArg<'py> {
     Numbers(PyReadonlyArray1<'py, f64>),
+    Coded((PyReadonlyArray1<'py, i64>, Vec<CellArg>)),
     Cells(Vec<CellArg>),
 }
 
-#[derive(FromPyObject)]
-pub(crate) enum CellArg {
-    Text(String),
-    Number(f64),
+/// One Python value as a cell: `str` is text; `None`, NaN, `pd.NA` and
+/// `pd.NaT` are missing; anything `float()` accepts (bool, int, numpy
+/// scalars) is a number; anything else is its `str()`.
+pub(crate) struct CellArg(Cell);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for CellArg {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(s) = value.cast::<PyString>() {
+            return Ok(CellArg(Cell::Text(s.to_str()?.to_owned())));
+        }
+        if value.is_none() {
+            return Ok(CellArg(Cell::MISSING));
+        }
+        if let Ok(x) = value.extract::<f64>() {
+            return Ok(CellArg(Cell::Number(x)));
+        }
+        let kind = value.get_type().name()?;
+        if kind == "NAType" || kind == "NaTType" {
+            return Ok(CellArg(Cell::MISSING));
+        }
+        Ok(CellArg(Cell::Text(value.str()?.to_str()?.to_owned())))
+    }
+}
+
+fn column_data(column: ColumnArg<'_>) -> ColumnData {
+    match column {
+        ColumnArg::Numbers(v) => ColumnData::Numbers(v.as_array().iter().copied().collect()),
+        ColumnArg::Coded((codes, labels)) => ColumnData::Coded {
+            codes: codes.as_array().iter().copied().collect(),
+            labels: labels.into_iter().map(|c| c.0).collect(),
+        },
+        ColumnArg::Cells(cells) => ColumnData::Cells(cells.into_iter().map(|c| c.0).collect()),
+    }
 }
 
 /// `(name, kind, categories or None)` of one input column.
@@ -109,6 +142,40 @@ impl PyCreditModel {
         self.model.sklearn_version()
     }
 
+    /// Scores applicants given as dicts (a form, JSON records): a field
+    /// absent from every record is a missing column; absent from some, a
+    /// missing value (as `pandas.DataFrame(records)` makes it).
+    #[pyo3(signature = (records, n_threads = None))]
+    fn score_records<'py>(
+        &self,
+        py: Python<'py>,
+        records: Vec<Bound<'py, PyDict>>,
+        n_threads: Option<usize>,
+    ) -> PyResult<Scored<'py>> {
+        let mut applicants = Applicants::new();
+        for column in self.model.columns() {
+            let mut cells = Vec::with_capacity(records.len());
+            let mut present = false;
+            for record in &records {
+                match record.get_item(&column.name)? {
+                    Some(v) => {
+                        present = true;
+                        cells.push(v.extract::<CellArg>()?.0);
+                    }
+                    None => cells.push(Cell::MISSING),
+                }
+            }
+            if present {
+                applicants = applicants.column(column.name.clone(), ColumnData::Cells(cells));
+            }
+        }
+        let model = &self.model;
+        let scores = run(py, move || with_threads(n_threads, || model.score(&applicants)))?;
+        let rows = scores.rows();
+        let proba = ndarray_2d(scores.proba, rows, scores.n_classes);
+        Ok((proba.into_pyarray(py), scores.labels.into_pyarray(py)))
+    }
+
     /// Scores named columns: `(proba, label indices)`.
     #[pyo3(signature = (columns, n_threads = None))]
     fn score<'py>(
@@ -119,19 +186,7 @@ impl PyCreditModel {
     ) -> PyResult<Scored<'py>> {
         let mut applicants = Applicants::new();
         for (name, column) in columns {
-            let data = match column {
-                ColumnArg::Numbers(v) => ColumnData::Numbers(v.as_array().iter().copied().collect()),
-                ColumnArg::Cells(cells) => ColumnData::Cells(
-                    cells
-                        .into_iter()
-                        .map(|c| match c {
-                            CellArg::Text(s) => Cell::Text(s),
-                            CellArg::Number(v) => Cell::Number(v),
-                        })
-                        .collect(),
-                ),
-            };
-            applicants = applicants.column(name, data);
+            applicants = applicants.column(name, column_data(column));
         }
         let model = &self.model;
         let scores = run(py, move || with_threads(n_threads, || model.score(&applicants)))?;

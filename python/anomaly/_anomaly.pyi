@@ -70,7 +70,12 @@ class CreditModel:
     @property
     def sklearn_version(self) -> str: ...
     def score(
-        self, columns: list[tuple[str, npt.NDArray[np.float64] | list[str | float]]], n_threads: int | None = None
+        self,
+        columns: list[tuple[str, npt.NDArray[np.float64] | tuple[npt.NDArray[np.int64], list[Any]] | list[Any]]],
+        n_threads: int | None = None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uintp]]: ...
+    def score_records(
+        self, records: list[dict[str, Any]], n_threads: int | None = None
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uintp]]: ...
 
 @final

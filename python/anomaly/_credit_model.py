@@ -73,24 +73,30 @@ class CreditModel:
         return out
 
     def _score(self, X: Any, n_jobs: int | None) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(X, Mapping) and all(_is_scalar(v) for v in X.values()):
+            records: list[Mapping[str, Any]] | None = [X]  # one applicant, as a form sends it
+        elif isinstance(X, Sequence) and not isinstance(X, str) and len(X) > 0 and isinstance(X[0], Mapping):
+            records = list(X)
+        else:
+            records = None
+        if records is not None:
+            if not any(records):
+                raise input_error(EmptyInputError, "no applicant fields (E001: empty request)", "X")
+            proba, labels = self._model.score_records([dict(r) for r in records], n_threads=n_jobs)
+            return proba, labels.astype(np.intp)
         frame = self._frame(X)
         if len(frame) == 0:
             raise input_error(EmptyInputError, "no applicants to score (E001: empty request)", "X")
-        columns: list[tuple[str, Any]] = []
-        for name in self.feature_names_in_:
-            if name not in frame.columns:
-                continue  # reported by the scorer with every other problem
-            columns.append((str(name), _column(frame[name], self._kinds[name])))
-        proba, labels = self._model.score(columns, n_threads=n_jobs)
+        proba, labels = self._model.score(_columns(frame, self._kinds), n_threads=n_jobs)
         return proba, labels.astype(np.intp)
 
     def _frame(self, X: Any) -> pd.DataFrame:
         if isinstance(X, pd.DataFrame):
             return X
         if isinstance(X, Mapping):
-            return pd.DataFrame(X) if X and not all(np.isscalar(v) or v is None for v in X.values()) else pd.DataFrame([X])
-        if isinstance(X, Sequence) and not isinstance(X, str) and (len(X) == 0 or isinstance(X[0], Mapping)):
-            return pd.DataFrame(list(X))
+            return pd.DataFrame(X)
+        if isinstance(X, Sequence) and not isinstance(X, str) and len(X) == 0:
+            return pd.DataFrame()
         array = np.asarray(X, dtype=object)
         if array.ndim != 2:
             raise input_error(ShapeError, f"X: expected a DataFrame, records or a 2-D array, got {array.ndim} dimensions", "X")
@@ -101,23 +107,44 @@ class CreditModel:
         return pd.DataFrame(array, columns=list(self.feature_names_in_))
 
 
-def _column(series: pd.Series, kind: str) -> Any:
-    """A float64 array for numeric data, else a list of str / float (NaN = missing)."""
-    if kind == "numeric" and (pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    values = series.to_numpy(dtype=object)
-    missing = pd.isna(values)
-    cells: list[Any] = []
-    for v, gone in zip(values, missing, strict=True):
-        if gone:
-            cells.append(float("nan"))
-        elif isinstance(v, str):
-            cells.append(v)
-        elif isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
-            cells.append(float(v))
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool, int, float, np.generic)) or value is pd.NA
+
+
+# Frames this small are sent as lists of Python values; larger ones are
+# dictionary-encoded first (pandas' factorize runs in C; the scorer then
+# matches each distinct value once).
+_SMALL = 64
+
+
+def _columns(frame: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, Any]]:
+    """The model's columns of ``frame``, as the extension takes them.
+
+    ``DataFrame._iter_column_arrays`` (pandas internals, 15x faster than
+    ``frame[name]`` per column) is used when present, so one applicant in a
+    DataFrame costs tens of microseconds, not hundreds.
+    """
+    try:
+        arrays = dict(zip(frame.columns, frame._iter_column_arrays(), strict=True))
+    except (AttributeError, TypeError, ValueError):
+        arrays = {name: frame[name].array for name in frame.columns}
+    small = len(frame) <= _SMALL
+    out: list[tuple[str, Any]] = []
+    for name, kind in kinds.items():
+        if name not in arrays:
+            continue  # reported by the scorer with every other problem
+        values = arrays[name]
+        if small:
+            # Plain Python values: cheaper to hand over than small arrays.
+            out.append((name, values.tolist() if isinstance(values, np.ndarray) else list(values)))
+        elif kind == "numeric" and isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+            out.append((name, values.astype(np.float64, copy=False)))
+        elif kind == "numeric" and pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values, np.ndarray):
+            out.append((name, values.to_numpy(dtype=np.float64, na_value=np.nan)))  # nullable Int64 / Float64
         else:
-            cells.append(str(v))
-    return cells
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            out.append((name, (codes.astype(np.int64, copy=False), list(uniques))))
+    return out
 
 
 def load(path: str | os.PathLike[str]) -> CreditModel:

@@ -32,6 +32,15 @@ pub enum ColumnData {
     Numbers(Vec<f64>),
     /// Cells, e.g. an object/string column or JSON values.
     Cells(Vec<Cell>),
+    /// Dictionary-encoded cells (pandas' `factorize`, Arrow dictionaries):
+    /// row `i` holds `labels[codes[i]]`, a negative code is missing. Each
+    /// distinct label is matched against the encoders once, not per row.
+    Coded {
+        /// Per row, an index into `labels` (negative = missing).
+        codes: Vec<i64>,
+        /// The distinct values.
+        labels: Vec<Cell>,
+    },
 }
 
 impl ColumnData {
@@ -40,6 +49,7 @@ impl ColumnData {
         match self {
             ColumnData::Numbers(v) => v.len(),
             ColumnData::Cells(v) => v.len(),
+            ColumnData::Coded { codes, .. } => codes.len(),
         }
     }
 
@@ -79,24 +89,100 @@ impl Applicants {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, c)| c)
     }
 
+    /// Rows `start..end` (clamped) of every column.
+    pub fn slice(&self, start: usize, end: usize) -> Applicants {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(name, data)| {
+                let (start, end) = (start.min(data.len()), end.min(data.len()));
+                let part = match data {
+                    ColumnData::Numbers(v) => ColumnData::Numbers(v[start..end].to_vec()),
+                    ColumnData::Cells(v) => ColumnData::Cells(v[start..end].to_vec()),
+                    ColumnData::Coded { codes, labels } => {
+                        ColumnData::Coded { codes: codes[start..end].to_vec(), labels: labels.clone() }
+                    }
+                };
+                (name.clone(), part)
+            })
+            .collect();
+        Applicants { columns }
+    }
+
     /// Column names, in the order given.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|(n, _)| n.as_str())
     }
 }
 
-/// A column of the scorer's working table: numbers or cells, with the name
-/// of the input column it comes from (for error messages).
+/// A column of the scorer's working table, with the name of the input
+/// column it comes from (for error messages; shared, not copied, as it
+/// flows through the steps).
 #[derive(Debug, Clone)]
 pub(crate) struct Column {
-    pub(crate) name: String,
+    pub(crate) name: std::sync::Arc<str>,
     pub(crate) data: Values,
 }
 
+/// Numbers, or dictionary-encoded cells: encoders then decide once per
+/// distinct label, and a batch of a million rows with twenty categories
+/// costs a million index lookups, not a million string comparisons.
 #[derive(Debug, Clone)]
 pub(crate) enum Values {
     Numbers(Vec<f64>),
-    Cells(Vec<Cell>),
+    Coded { codes: Vec<u32>, labels: Vec<Cell> },
+}
+
+/// A missing cell to point at.
+pub(crate) static MISSING: Cell = Cell::MISSING;
+
+/// Dictionary-encodes a slice of cells.
+pub(crate) fn encode_cells(cells: &[Cell]) -> Values {
+    encode(cells.iter())
+}
+
+/// Dictionary-encodes cells (all NaN cells share one missing label).
+fn encode<'a>(cells: impl Iterator<Item = &'a Cell> + Clone) -> Values {
+    // A form or a small request: a linear scan beats hashing.
+    if cells.clone().take(17).count() <= 16 {
+        let mut labels: Vec<Cell> = Vec::new();
+        let codes = cells
+            .map(|cell| {
+                let found = labels.iter().position(|l| match (l, cell) {
+                    (Cell::Text(a), Cell::Text(b)) => a == b,
+                    (Cell::Number(a), Cell::Number(b)) => a == b || (a.is_nan() && b.is_nan()),
+                    _ => false,
+                });
+                found.unwrap_or_else(|| {
+                    labels.push(if cell.is_missing() { Cell::MISSING } else { cell.clone() });
+                    labels.len() - 1
+                }) as u32
+            })
+            .collect();
+        return Values::Coded { codes, labels };
+    }
+    #[derive(PartialEq, Eq, Hash)]
+    enum Key<'k> {
+        Text(&'k str),
+        Number(u64),
+        Missing,
+    }
+    let mut index: std::collections::HashMap<Key<'a>, u32> = std::collections::HashMap::new();
+    let mut labels = Vec::new();
+    let codes = cells
+        .map(|cell| {
+            let key = match cell {
+                Cell::Text(s) => Key::Text(s),
+                Cell::Number(x) if x.is_nan() => Key::Missing,
+                Cell::Number(x) => Key::Number((x + 0.0).to_bits()),
+            };
+            *index.entry(key).or_insert_with(|| {
+                labels.push(if cell.is_missing() { Cell::MISSING } else { cell.clone() });
+                (labels.len() - 1) as u32
+            })
+        })
+        .collect();
+    Values::Coded { codes, labels }
 }
 
 /// Problems found so far; scoring fails with all of them at once.
@@ -135,11 +221,16 @@ impl Problems {
 /// presence, lengths and types into `problems`. A missing or malformed
 /// column is stood in for by missing values, so that preprocessing still
 /// runs and reports the other fields' problems too.
-pub(crate) fn gather(input: &Applicants, schema: &[(String, ColumnKind)], problems: &mut Problems) -> Vec<Column> {
+pub(crate) fn gather(
+    input: &Applicants,
+    schema: &[(std::sync::Arc<str>, ColumnKind)],
+    problems: &mut Problems,
+) -> Vec<Column> {
     let rows = input.rows();
     let mut out = Vec::with_capacity(schema.len());
-    for (name, kind) in schema {
-        let stand_in = || Column { name: name.clone(), data: Values::Numbers(vec![f64::NAN; rows]) };
+    for (shared, kind) in schema {
+        let (name, shared) = (&**shared, shared.clone());
+        let stand_in = || Column { name: shared.clone(), data: Values::Numbers(vec![f64::NAN; rows]) };
         let Some(data) = input.get(name) else {
             problems.absent(name, "missing column");
             out.push(stand_in());
@@ -159,9 +250,16 @@ pub(crate) fn gather(input: &Applicants, schema: &[(String, ColumnKind)], proble
                 }
                 Values::Numbers(v.clone())
             }
-            (ColumnKind::Numeric, ColumnData::Cells(cells)) => {
-                let mut v = Vec::with_capacity(cells.len());
-                for (row, cell) in cells.iter().enumerate() {
+            (ColumnKind::Numeric, ColumnData::Cells(_) | ColumnData::Coded { .. }) => {
+                let mut v = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    let cell = match data {
+                        ColumnData::Cells(cells) => &cells[row],
+                        ColumnData::Coded { codes, labels } => {
+                            usize::try_from(codes[row]).ok().and_then(|c| labels.get(c)).unwrap_or(&MISSING)
+                        }
+                        ColumnData::Numbers(_) => &MISSING,
+                    };
                     match cell {
                         Cell::Number(x) if x.is_infinite() => {
                             problems.push(name, Some(row), format!("is not finite ({x})"));
@@ -177,11 +275,20 @@ pub(crate) fn gather(input: &Applicants, schema: &[(String, ColumnKind)], proble
                 Values::Numbers(v)
             }
             (ColumnKind::Categorical, ColumnData::Numbers(v)) => {
-                Values::Cells(v.iter().map(|&x| Cell::Number(x)).collect())
+                let cells: Vec<Cell> = v.iter().map(|&x| Cell::Number(x)).collect();
+                encode(cells.iter())
             }
-            (ColumnKind::Categorical, ColumnData::Cells(cells)) => Values::Cells(cells.clone()),
+            (ColumnKind::Categorical, ColumnData::Cells(cells)) => encode(cells.iter()),
+            (ColumnKind::Categorical, ColumnData::Coded { codes, labels }) => {
+                // Re-encode through the labels (they may repeat or hold NaN),
+                // checking every code.
+                if let Some(row) = codes.iter().position(|&c| c >= labels.len() as i64) {
+                    problems.push(name, Some(row), format!("code out of range ({} labels)", labels.len()));
+                }
+                encode(codes.iter().map(|&c| usize::try_from(c).ok().and_then(|c| labels.get(c)).unwrap_or(&MISSING)))
+            }
         };
-        out.push(Column { name: name.clone(), data: values });
+        out.push(Column { name: shared, data: values });
     }
     out
 }

@@ -37,7 +37,7 @@ mod preprocess;
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldProblem, Result};
 
 use classifier::Classifier;
 use document::Document;
@@ -97,6 +97,8 @@ pub struct CreditModel {
     preprocessing: Option<Transform>,
     classifier: Classifier,
     n_features: usize,
+    /// Column names (shared with every scored column) and kinds.
+    schema: Vec<(std::sync::Arc<str>, ColumnKind)>,
 }
 
 /// Scores of a batch.
@@ -181,7 +183,9 @@ impl CreditModel {
                 reason: format!("preprocessing gives {width} features, the classifier takes {n_features}"),
             });
         }
+        let schema = columns.iter().map(|c| (c.name.as_str().into(), c.kind)).collect();
         Ok(CreditModel {
+            schema,
             columns,
             named: doc.input.named,
             classes,
@@ -218,44 +222,73 @@ impl CreditModel {
     }
 
     /// Preprocesses and scores every row. Any bad field fails the whole
-    /// batch with one [`Error::InvalidFields`] naming all of them. Rows are
-    /// scored in parallel blocks; results do not depend on the thread count.
+    /// batch with one [`Error::InvalidFields`] naming all of them. Large
+    /// batches are cut into chunks preprocessed and scored in parallel;
+    /// each row's arithmetic is the same whatever the chunking or the
+    /// thread count.
     pub fn score(&self, applicants: &Applicants) -> Result<Scores> {
+        const CHUNK: usize = 1024;
+        let rows = applicants.rows();
+        if rows <= CHUNK {
+            return self.score_chunk(applicants);
+        }
+        let starts: Vec<usize> = (0..rows).step_by(CHUNK).collect();
+        let parts: Vec<Result<Scores>> = starts
+            .par_iter()
+            .map(|&start| self.score_chunk(&applicants.slice(start, (start + CHUNK).min(rows))))
+            .collect();
+        let n_classes = self.classes.len();
+        let mut scores =
+            Scores { proba: Vec::with_capacity(rows * n_classes), labels: Vec::with_capacity(rows), n_classes };
+        let mut problems: Vec<FieldProblem> = Vec::new();
+        for (part, start) in parts.into_iter().zip(starts) {
+            match part {
+                Ok(s) => {
+                    scores.proba.extend(s.proba);
+                    scores.labels.extend(s.labels);
+                }
+                Err(Error::InvalidFields { problems: found }) => {
+                    for mut p in found {
+                        match p.row.as_mut() {
+                            Some(row) => *row += start,
+                            // Whole-column problems repeat in every chunk: keep one.
+                            None if problems.iter().any(|q| q.row.is_none() && q.field == p.field) => continue,
+                            None => {}
+                        }
+                        problems.push(p);
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if problems.is_empty() {
+            Ok(scores)
+        } else {
+            Err(Error::InvalidFields { problems })
+        }
+    }
+
+    fn score_chunk(&self, applicants: &Applicants) -> Result<Scores> {
         let x = self.features(applicants)?;
-        let rows = x.len() / self.n_features.max(1);
-        let rows = if self.n_features == 0 { applicants.rows() } else { rows };
+        let rows = applicants.rows();
         let n_classes = self.classes.len();
         let mut proba = vec![0.0; rows * n_classes];
         let mut labels = vec![0usize; rows];
-        const BLOCK: usize = 256;
-        let width = self.n_features;
-        if rows <= BLOCK {
-            // One block (a form, an HTTP request): no hop to the thread pool.
-            self.classifier.score_block(&x, width, &mut proba, &mut labels);
-        } else {
-            proba.par_chunks_mut(BLOCK * n_classes).zip(labels.par_chunks_mut(BLOCK)).enumerate().for_each(
-                |(b, (p, l))| {
-                    let start = b * BLOCK;
-                    let xs = &x[start * width..(start + l.len()) * width];
-                    self.classifier.score_block(xs, width, p, l);
-                },
-            );
-        }
+        self.classifier.score_block(&x, self.n_features, &mut proba, &mut labels);
         Ok(Scores { proba, labels, n_classes })
     }
 
     /// The classifier's input matrix (row-major), after preprocessing and
     /// the classifier's own checks.
     pub fn features(&self, applicants: &Applicants) -> Result<Vec<f64>> {
-        let schema: Vec<(String, ColumnKind)> = self.columns.iter().map(|c| (c.name.clone(), c.kind)).collect();
         let rows = applicants.rows();
         let mut problems = Problems::default();
-        let columns = input::gather(applicants, &schema, &mut problems);
+        let columns = input::gather(applicants, &self.schema, &mut problems);
         let columns = match &self.preprocessing {
             Some(t) => t.apply(columns, &mut problems),
             None => columns,
         };
-        let columns: Vec<(String, Vec<f64>)> =
+        let columns: Vec<(std::sync::Arc<str>, Vec<f64>)> =
             columns.into_iter().map(|c: Column| preprocess::numbers(c, &mut problems)).collect();
         // NaN reaching a classifier that rejects it: only worth reporting
         // when the input itself was clean (a missing column shows up here

@@ -199,9 +199,8 @@ impl Transform {
                 for ((column, cats), dropped) in columns.iter().zip(categories).zip(drop) {
                     let rows = rows_of(column);
                     let mut blocks: Vec<Vec<f64>> = vec![vec![0.0; rows]; cats.len()];
-                    #[allow(clippy::needless_range_loop)] // `row` indexes a column of `blocks[c]`
-                    for row in 0..rows {
-                        match find(column, row, cats) {
+                    for (row, found) in lookup(column, cats).into_iter().enumerate() {
+                        match found {
                             Some(c) => blocks[c][row] = 1.0,
                             None if *ignore_unknown => {}
                             None => unknown(column, row, cats, problems),
@@ -209,8 +208,7 @@ impl Transform {
                     }
                     for (c, block) in blocks.into_iter().enumerate() {
                         if Some(c) != *dropped {
-                            let name = format!("{}={}", column.name, label(&cats[c]));
-                            out.push(Column { name, data: Values::Numbers(block) });
+                            out.push(Column { name: column.name.clone(), data: Values::Numbers(block) });
                         }
                     }
                 }
@@ -220,8 +218,10 @@ impl Transform {
                 .iter()
                 .zip(categories)
                 .map(|(column, cats)| {
-                    let v = (0..rows_of(column))
-                        .map(|row| match find(column, row, cats) {
+                    let v = lookup(column, cats)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(row, found)| match found {
                             Some(c) if matches!(cats[c], Category::Missing(())) => *encoded_missing,
                             Some(c) => c as f64,
                             None => unknown_value.unwrap_or_else(|| {
@@ -240,7 +240,7 @@ impl Transform {
 fn rows_of(column: &Column) -> usize {
     match &column.data {
         Values::Numbers(v) => v.len(),
-        Values::Cells(v) => v.len(),
+        Values::Coded { codes, .. } => codes.len(),
     }
 }
 
@@ -257,21 +257,20 @@ fn matches(cell: &Cell, category: &Category) -> bool {
 fn cell_at(column: &Column, row: usize) -> Cell {
     match &column.data {
         Values::Numbers(v) => Cell::Number(v[row]),
-        Values::Cells(v) => v[row].clone(),
+        Values::Coded { codes, labels } => labels[codes[row] as usize].clone(),
     }
 }
 
-fn find(column: &Column, row: usize, categories: &[Category]) -> Option<usize> {
+/// Per row, the index of its category (`None`: unknown). Coded columns are
+/// matched once per distinct label.
+fn lookup(column: &Column, categories: &[Category]) -> Vec<Option<usize>> {
+    let position = |cell: &Cell| categories.iter().position(|c| matches(cell, c));
     match &column.data {
-        Values::Numbers(v) => {
-            let x = v[row];
-            categories.iter().position(|c| match c {
-                Category::Number(n) => x == *n,
-                Category::Missing(()) => x.is_nan(),
-                Category::Text(_) => false,
-            })
+        Values::Numbers(v) => v.iter().map(|&x| position(&Cell::Number(x))).collect(),
+        Values::Coded { codes, labels } => {
+            let per_label: Vec<Option<usize>> = labels.iter().map(position).collect();
+            codes.iter().map(|&c| per_label[c as usize]).collect()
         }
-        Values::Cells(v) => categories.iter().position(|c| matches(&v[row], c)),
     }
 }
 
@@ -298,8 +297,13 @@ fn impute(column: Column, missing: Option<&Category>, statistic: &Category) -> C
         None | Some(Category::Missing(())) => cell.is_missing(),
         Some(marker) => matches(cell, marker),
     };
-    let data = match (column.data, statistic) {
-        (Values::Numbers(mut v), Category::Number(fill)) => {
+    let fill = match statistic {
+        Category::Number(v) => Cell::Number(*v),
+        Category::Text(s) => Cell::Text(s.clone()),
+        Category::Missing(()) => Cell::MISSING,
+    };
+    let data = match (column.data, &fill) {
+        (Values::Numbers(mut v), Cell::Number(fill)) => {
             for x in v.iter_mut() {
                 if is_missing(&Cell::Number(*x)) {
                     *x = *fill;
@@ -307,37 +311,47 @@ fn impute(column: Column, missing: Option<&Category>, statistic: &Category) -> C
             }
             Values::Numbers(v)
         }
-        (data, fill) => {
-            let fill = match fill {
-                Category::Number(v) => Cell::Number(*v),
-                Category::Text(s) => Cell::Text(s.clone()),
-                Category::Missing(()) => Cell::MISSING,
-            };
-            let cells: Vec<Cell> = match data {
-                Values::Numbers(v) => v.into_iter().map(Cell::Number).collect(),
-                Values::Cells(c) => c,
-            };
-            Values::Cells(cells.into_iter().map(|c| if is_missing(&c) { fill.clone() } else { c }).collect())
+        (Values::Numbers(v), _) => {
+            // A text statistic on a numeric column: encode, then fill.
+            let cells: Vec<Cell> = v.into_iter().map(Cell::Number).collect();
+            let Values::Coded { codes, mut labels } = super::input::encode_cells(&cells) else { unreachable!() };
+            labels.iter_mut().filter(|l| is_missing(l)).for_each(|l| *l = fill.clone());
+            Values::Coded { codes, labels }
+        }
+        (Values::Coded { codes, mut labels }, _) => {
+            // Once per distinct label.
+            labels.iter_mut().filter(|l| is_missing(l)).for_each(|l| *l = fill.clone());
+            Values::Coded { codes, labels }
         }
     };
     Column { name: column.name, data }
 }
 
 /// The column as numbers; a text cell is a problem (and NaN here).
-pub(crate) fn numbers(column: Column, problems: &mut Problems) -> (String, Vec<f64>) {
+pub(crate) fn numbers(column: Column, problems: &mut Problems) -> (std::sync::Arc<str>, Vec<f64>) {
     let v = match column.data {
         Values::Numbers(v) => v,
-        Values::Cells(cells) => cells
-            .into_iter()
-            .enumerate()
-            .map(|(row, cell)| match cell {
-                Cell::Number(x) => x,
-                Cell::Text(t) => {
-                    problems.push(&column.name, Some(row), format!("expected a number, found {t:?}"));
-                    f64::NAN
-                }
-            })
-            .collect(),
+        Values::Coded { codes, labels } => {
+            let values: Vec<Option<f64>> = labels
+                .iter()
+                .map(|l| match l {
+                    Cell::Number(x) => Some(*x),
+                    Cell::Text(_) => None,
+                })
+                .collect();
+            codes
+                .iter()
+                .enumerate()
+                .map(|(row, &c)| {
+                    values[c as usize].unwrap_or_else(|| {
+                        if let Cell::Text(t) = &labels[c as usize] {
+                            problems.push(&column.name, Some(row), format!("expected a number, found {t:?}"));
+                        }
+                        f64::NAN
+                    })
+                })
+                .collect()
+        }
     };
     (column.name, v)
 }
