@@ -140,8 +140,11 @@ def main() -> None:
         export_sklearn(pipeline, path, sample=X)
         model = load(path)
         singles = [X.iloc[[i]] for i in range(200)]
+        forms = [json.loads(s.to_json(orient="records"))[0] for s in singles]  # as a web form arrives
         sk_one = per_call(lambda i: pipeline.predict_proba(singles[i]), 200)
         py_one = per_call(lambda i: model.predict_proba(singles[i]), 200)
+        sk_form = per_call(lambda i: pipeline.predict_proba(pd.DataFrame([forms[i]])), 200)
+        py_form = per_call(lambda i: model.predict_proba(forms[i]), 200)
         rust = rust_timings(path, csv, args.batch_rows)
         t = time.perf_counter()
         pipeline.predict_proba(big)
@@ -151,6 +154,7 @@ def main() -> None:
         py_batch = time.perf_counter() - t
         rows.append({
             "model": name, "sklearn_row_ms": sk_one * 1e3, "python_row_ms": py_one * 1e3,
+            "sklearn_form_ms": sk_form * 1e3, "python_form_ms": py_form * 1e3, "form_ratio": sk_form / py_form,
             "rust_row_us": rust["single_us"], "row_ratio_python": sk_one / py_one,
             "row_ratio_rust": sk_one / (rust["single_us"] * 1e-6),
             "sklearn_batch_s": sk_batch, "python_batch_s": py_batch, "rust_batch_s": rust["batch_s"],
@@ -158,8 +162,10 @@ def main() -> None:
         })  # fmt: skip
         r = rows[-1]
         print(
-            f"{name:30s} one row: sklearn {r['sklearn_row_ms']:.2f} ms, anomaly from Python {r['python_row_ms']:.3f} ms "
-            f"({r['row_ratio_python']:.0f}x), Rust {r['rust_row_us']:.1f} us ({r['row_ratio_rust']:.0f}x) | "
+            f"{name:30s} one-row DataFrame: sklearn {r['sklearn_row_ms']:.2f} ms, anomaly from Python "
+            f"{r['python_row_ms']:.3f} ms ({r['row_ratio_python']:.0f}x), Rust {r['rust_row_us']:.1f} us "
+            f"({r['row_ratio_rust']:.0f}x) | form dict: sklearn {r['sklearn_form_ms']:.2f} ms, anomaly "
+            f"{r['python_form_ms']:.3f} ms ({r['form_ratio']:.0f}x) | "
             f"{args.batch_rows} rows: sklearn {sk_batch:.2f} s, Python {py_batch:.3f} s "
             f"({r['batch_ratio_python']:.1f}x), Rust {rust['batch_s']:.3f} s ({rust['threads']} threads)",
             flush=True,
