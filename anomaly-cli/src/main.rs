@@ -11,6 +11,7 @@ mod commands;
 mod csvio;
 mod input_error;
 mod serve;
+mod store;
 
 use input_error::InputError;
 
@@ -60,6 +61,39 @@ enum Command {
     ///        -d '{"duration": 12, "purpose": "A43", ...}'
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
+    /// Write simulated process readings (trend, daily and weekly cycles,
+    /// noise, spikes at --anomaly-ratio) into the readings table.
+    ///
+    ///   anomaly simulate --db sqlite:plant.db --variables 25 --days 14
+    #[command(verbatim_doc_comment)]
+    Simulate(commands::jobs::SimulateArgs),
+    /// Load a CSV of readings (long: datetime,variable_name,value; or wide:
+    /// datetime plus one column per variable) into the readings table.
+    ///
+    ///   anomaly import --db sqlite:plant.db --input history.csv
+    ///   anomaly import --db sqlite:plant.db --input wide.csv --layout wide
+    #[command(verbatim_doc_comment)]
+    Import(commands::jobs::ImportArgs),
+    /// Train one forecasting model per variable from the readings table.
+    ///
+    ///   anomaly train --db sqlite:plant.db --models models/ [--from 2024-03-01 --to 2024-03-15]
+    #[command(verbatim_doc_comment)]
+    Train(commands::jobs::TrainArgs),
+    /// Score every reading that has no result yet, once, and exit.
+    ///
+    ///   anomaly detect --db sqlite:plant.db --models models/ --once [--lookback 1h] [--json]
+    #[command(verbatim_doc_comment)]
+    Detect(commands::jobs::DetectArgs),
+    /// Keep scoring new readings: every --poll-interval (individual mode) or
+    /// every --interval (worker mode); retrain with --retrain-every or
+    /// --retrain-at. Each reading is processed exactly once, also across
+    /// restarts and overlapping workers; Ctrl+C or SIGTERM finish the batch
+    /// and print a summary.
+    ///
+    ///   anomaly watch --db sqlite:plant.db --models models/ --poll-interval 2s
+    ///   anomaly watch --db sqlite:plant.db --models models/ --interval 10m --retrain-at 02:00
+    #[command(verbatim_doc_comment)]
+    Watch(commands::jobs::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +114,11 @@ fn main() -> ExitCode {
         Command::Forecast(cmd) => commands::forecast::run(cmd),
         Command::Iforest(cmd) => commands::iforest::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Simulate(args) => commands::jobs::simulate(args),
+        Command::Import(args) => commands::jobs::import(args),
+        Command::Train(args) => commands::jobs::train(args),
+        Command::Detect(args) => commands::jobs::detect(args),
+        Command::Watch(args) => commands::jobs::watch(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

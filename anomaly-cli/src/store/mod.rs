@@ -1,0 +1,146 @@
+//! Where the SQL jobs read readings and write results: one trait, with the
+//! embedded SQLite as the default (`--db sqlite:anomaly.db`).
+//!
+//! # Exactly once
+//! Every reading row has an id in insertion order. A job takes the readings
+//! that have no result (and no reject) yet, scores them, and commits the
+//! result rows, the rejects and its state in one transaction; the results
+//! table's unique key `(ds, variable)` makes a second writer's insert of the
+//! same reading a no-op. So a crash before the commit loses nothing (the
+//! readings are taken again), a crash after it repeats nothing, two
+//! overlapping workers never duplicate a row, and a reading that arrives
+//! late (an old datetime, inserted now) is still found: the rule is "every
+//! reading without a result", not "datetimes after the last one".
+
+pub(crate) mod sqlite;
+
+use anyhow::{bail, Result};
+
+/// Table names; defaults match the plant team's existing jobs.
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    pub(crate) readings: String,
+    pub(crate) results: String,
+    pub(crate) rejects: String,
+    pub(crate) state: String,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            readings: "datos_proceso".into(),
+            results: "anomalies_detector".into(),
+            rejects: "anomalies_rejects".into(),
+            state: "anomaly_job_state".into(),
+        }
+    }
+}
+
+/// One reading to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NewReading {
+    /// Seconds since the Unix epoch (naive local time, as the plant writes it).
+    pub(crate) ts: i64,
+    pub(crate) variable: String,
+    pub(crate) value: Option<f64>,
+    pub(crate) source: Option<String>,
+}
+
+/// A stored reading awaiting a result.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pending {
+    pub(crate) id: i64,
+    pub(crate) ts: i64,
+    pub(crate) variable: String,
+    /// The stored text of the value when it is not a number.
+    pub(crate) value: Result<Option<f64>, String>,
+}
+
+/// One result row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResultRow {
+    pub(crate) ts: i64,
+    pub(crate) variable: String,
+    pub(crate) y: f64,
+    pub(crate) yhat: f64,
+    pub(crate) yhat_lower: f64,
+    pub(crate) yhat_upper: f64,
+    pub(crate) residual: f64,
+    pub(crate) is_anomaly: bool,
+    pub(crate) score: f64,
+}
+
+/// A reading that cannot be scored, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reject {
+    pub(crate) reading_id: i64,
+    pub(crate) ts: i64,
+    pub(crate) variable: String,
+    pub(crate) reason: String,
+}
+
+/// What a job has done so far (kept in the state table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct JobState {
+    pub(crate) last_reading_id: i64,
+    pub(crate) results: i64,
+    pub(crate) anomalies: i64,
+    pub(crate) rejects: i64,
+    pub(crate) last_trained_at: Option<i64>,
+}
+
+/// The SQL side of the jobs.
+pub(crate) trait Store {
+    /// Creates the tables and indexes that do not exist yet.
+    fn ensure_schema(&mut self) -> Result<()>;
+    /// Inserts readings in chunks, each chunk one transaction; calls
+    /// `progress` with the rows written so far.
+    fn insert_readings(&mut self, rows: &[NewReading], progress: &mut dyn FnMut(usize)) -> Result<()>;
+    /// Readings with `from <= ts < to` (seconds), in time order.
+    fn readings_between(&mut self, from: Option<i64>, to: Option<i64>) -> Result<Vec<(i64, String, Option<f64>)>>;
+    /// Up to `limit` readings without a result or reject, oldest id first,
+    /// with id above `after_id` and `ts >= since` when given.
+    fn pending(&mut self, after_id: i64, since: Option<i64>, limit: usize) -> Result<Vec<Pending>>;
+    /// Results, rejects and the job's progress (`last_reading_id`, counters
+    /// raised by what was actually inserted), in one transaction. Returns
+    /// the result rows inserted (duplicates of another writer's are skipped).
+    fn commit(&mut self, job: &str, results: &[ResultRow], rejects: &[Reject], last_reading_id: i64) -> Result<usize>;
+    /// Records that the job's models were (re)trained at `at` (seconds).
+    fn mark_trained(&mut self, job: &str, at: i64) -> Result<()>;
+    /// The job's state, if it has run before.
+    fn job_state(&mut self, job: &str) -> Result<Option<JobState>>;
+    /// The newest reading time, if any.
+    fn latest_reading(&mut self) -> Result<Option<i64>>;
+}
+
+/// Opens the database named by `url`: `sqlite:PATH` (or a bare path).
+pub(crate) fn open(url: &str, tables: Tables) -> Result<Box<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        return Ok(Box::new(sqlite::Sqlite::open(path, tables)?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("PostgreSQL URLs are not supported by this build yet; use --db sqlite:PATH");
+    }
+    if url.contains("://") {
+        bail!("unknown database URL {url:?}: expected sqlite:PATH");
+    }
+    Ok(Box::new(sqlite::Sqlite::open(url, tables)?))
+}
+
+/// Checks a table name (they are spliced into SQL): letters, digits, `_`, `.`.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        bail!("table name {name:?}: use letters, digits and underscores");
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` for seconds since the epoch.
+pub(crate) fn format_ts(ts: i64) -> String {
+    let mut out = Vec::with_capacity(19);
+    crate::csvio::push_timestamp(&mut out, ts);
+    String::from_utf8(out).unwrap_or_default()
+}

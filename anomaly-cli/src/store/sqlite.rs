@@ -1,0 +1,251 @@
+//! The embedded default: SQLite (bundled, no server), in WAL mode so that
+//! readers (dashboards) never block the worker.
+
+use std::time::Duration;
+
+use anomaly_core::time::parse_timestamp;
+use anyhow::{Context, Result};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{check_name, format_ts, JobState, NewReading, Pending, Reject, ResultRow, Store, Tables};
+
+/// Rows per insert transaction.
+const CHUNK: usize = 10_000;
+
+pub(crate) struct Sqlite {
+    conn: Connection,
+    t: Tables,
+}
+
+impl Sqlite {
+    pub(crate) fn open(path: &str, tables: Tables) -> Result<Sqlite> {
+        for name in [&tables.readings, &tables.results, &tables.rejects, &tables.state] {
+            check_name(name)?;
+        }
+        let conn = Connection::open(path).with_context(|| format!("cannot open SQLite database {path}"))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(Sqlite { conn, t: tables })
+    }
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    format_ts(secs)
+}
+
+impl Store for Sqlite {
+    fn ensure_schema(&mut self) -> Result<()> {
+        let Tables { readings, results, rejects, state } = &self.t;
+        self.conn
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {readings} (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    datetime TEXT NOT NULL,
+                    variable_name TEXT NOT NULL,
+                    value REAL,
+                    source_file TEXT,
+                    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+                CREATE INDEX IF NOT EXISTS idx_{readings}_datetime ON {readings}(datetime);
+                CREATE TABLE IF NOT EXISTS {results} (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    ds TEXT NOT NULL,
+                    variable TEXT NOT NULL,
+                    y REAL, yhat REAL, yhat_lower REAL, yhat_upper REAL, residual REAL,
+                    is_anomaly INTEGER NOT NULL,
+                    anomaly_score REAL,
+                    processed_at TEXT NOT NULL,
+                    UNIQUE (ds, variable));
+                CREATE INDEX IF NOT EXISTS idx_{results}_ds ON {results}(ds);
+                CREATE INDEX IF NOT EXISTS idx_{results}_variable ON {results}(variable);
+                CREATE INDEX IF NOT EXISTS idx_{results}_is_anomaly ON {results}(is_anomaly);
+                CREATE INDEX IF NOT EXISTS idx_{results}_score ON {results}(anomaly_score);
+                CREATE TABLE IF NOT EXISTS {rejects} (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    reading_id INTEGER NOT NULL UNIQUE,
+                    ds TEXT, variable TEXT, reason TEXT NOT NULL,
+                    rejected_at TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS {state} (
+                    job TEXT PRIMARY KEY,
+                    last_reading_id INTEGER NOT NULL DEFAULT 0,
+                    results INTEGER NOT NULL DEFAULT 0,
+                    anomalies INTEGER NOT NULL DEFAULT 0,
+                    rejects INTEGER NOT NULL DEFAULT 0,
+                    last_trained_at INTEGER,
+                    updated_at TEXT NOT NULL);"
+            ))
+            .context("cannot create the tables")
+    }
+
+    fn insert_readings(&mut self, rows: &[NewReading], progress: &mut dyn FnMut(usize)) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (datetime, variable_name, value, source_file) VALUES (?1, ?2, ?3, ?4)",
+            self.t.readings
+        );
+        let mut done = 0;
+        for chunk in rows.chunks(CHUNK) {
+            let tx = self.conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(&sql)?;
+                for r in chunk {
+                    insert.execute(params![format_ts(r.ts), r.variable, r.value, r.source])?;
+                }
+            }
+            tx.commit()?;
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(())
+    }
+
+    fn readings_between(&mut self, from: Option<i64>, to: Option<i64>) -> Result<Vec<(i64, String, Option<f64>)>> {
+        let sql = format!(
+            "SELECT datetime, variable_name, value FROM {} WHERE (?1 IS NULL OR datetime >= ?1) \
+             AND (?2 IS NULL OR datetime < ?2) ORDER BY datetime, id",
+            self.t.readings
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params![from.map(format_ts), to.map(format_ts)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let text: String = row.get(0)?;
+            let Some(ts) = parse_timestamp(&text) else { continue };
+            // Text that is not a number trains as a missing reading.
+            let value = number(row.get_ref(2)?).unwrap_or_default();
+            out.push((ts, row.get(1)?, value));
+        }
+        Ok(out)
+    }
+
+    fn pending(&mut self, after_id: i64, since: Option<i64>, limit: usize) -> Result<Vec<Pending>> {
+        let Tables { readings, results, rejects, .. } = &self.t;
+        let sql = format!(
+            "SELECT r.id, r.datetime, r.variable_name, r.value FROM {readings} r
+             WHERE r.id > ?1 AND (?2 IS NULL OR r.datetime >= ?2)
+               AND NOT EXISTS (SELECT 1 FROM {results} a WHERE a.ds = r.datetime AND a.variable = r.variable_name)
+               AND NOT EXISTS (SELECT 1 FROM {rejects} j WHERE j.reading_id = r.id)
+             ORDER BY r.id LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![after_id, since.map(format_ts), limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let text: String = row.get(1)?;
+            out.push(Pending {
+                id: row.get(0)?,
+                // An unparsable time becomes a reject downstream (ts = i64::MIN).
+                ts: parse_timestamp(&text).unwrap_or(i64::MIN),
+                variable: row.get(2)?,
+                value: number(row.get_ref(3)?),
+            });
+        }
+        Ok(out)
+    }
+
+    fn commit(&mut self, job: &str, results: &[ResultRow], rejects: &[Reject], last_reading_id: i64) -> Result<usize> {
+        let Tables { results: rt, rejects: jt, state, .. } = &self.t;
+        let stamp = now();
+        let tx = self.conn.transaction()?;
+        let (mut inserted, mut anomalies, mut rejected) = (0usize, 0i64, 0i64);
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO {rt} (ds, variable, y, yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score, \
+                 processed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (ds, variable) DO NOTHING"
+            ))?;
+            for r in results {
+                let n = insert.execute(params![
+                    format_ts(r.ts),
+                    r.variable,
+                    r.y,
+                    r.yhat,
+                    r.yhat_lower,
+                    r.yhat_upper,
+                    r.residual,
+                    r.is_anomaly,
+                    r.score,
+                    stamp
+                ])?;
+                inserted += n;
+                anomalies += i64::from(n > 0 && r.is_anomaly);
+            }
+            let mut reject = tx.prepare_cached(&format!(
+                "INSERT INTO {jt} (reading_id, ds, variable, reason, rejected_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (reading_id) DO NOTHING"
+            ))?;
+            for j in rejects {
+                let ds = (j.ts != i64::MIN).then(|| format_ts(j.ts));
+                rejected += reject.execute(params![j.reading_id, ds, j.variable, j.reason, stamp])? as i64;
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {state} (job, last_reading_id, results, anomalies, rejects, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (job) DO UPDATE SET
+                       last_reading_id = MAX(last_reading_id, excluded.last_reading_id),
+                       results = results + excluded.results,
+                       anomalies = anomalies + excluded.anomalies,
+                       rejects = rejects + excluded.rejects,
+                       updated_at = excluded.updated_at"
+                ),
+                params![job, last_reading_id, inserted as i64, anomalies, rejected, stamp],
+            )?;
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn mark_trained(&mut self, job: &str, at: i64) -> Result<()> {
+        self.conn.execute(
+            &format!(
+                "INSERT INTO {} (job, last_trained_at, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (job) DO UPDATE SET last_trained_at = excluded.last_trained_at,
+                 updated_at = excluded.updated_at",
+                self.t.state
+            ),
+            params![job, at, now()],
+        )?;
+        Ok(())
+    }
+
+    fn job_state(&mut self, job: &str) -> Result<Option<JobState>> {
+        let sql = format!(
+            "SELECT last_reading_id, results, anomalies, rejects, last_trained_at FROM {} WHERE job = ?1",
+            self.t.state
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, params![job], |r| {
+                Ok(JobState {
+                    last_reading_id: r.get(0)?,
+                    results: r.get(1)?,
+                    anomalies: r.get(2)?,
+                    rejects: r.get(3)?,
+                    last_trained_at: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn latest_reading(&mut self) -> Result<Option<i64>> {
+        let text: Option<String> =
+            self.conn.query_row(&format!("SELECT MAX(datetime) FROM {}", self.t.readings), [], |r| r.get(0))?;
+        Ok(text.as_deref().and_then(parse_timestamp))
+    }
+}
+
+/// A stored value as a number: NULL is missing, text that parses is a
+/// number, any other text is kept (to reject it by name).
+fn number(value: ValueRef<'_>) -> Result<Option<f64>, String> {
+    match value {
+        ValueRef::Null => Ok(None),
+        ValueRef::Integer(i) => Ok(Some(i as f64)),
+        ValueRef::Real(x) => Ok(Some(x)),
+        ValueRef::Text(t) => {
+            let text = String::from_utf8_lossy(t);
+            text.trim().parse::<f64>().map(Some).map_err(|_| text.into_owned())
+        }
+        ValueRef::Blob(_) => Err("a binary value".into()),
+    }
+}

@@ -1,0 +1,142 @@
+"""The plant team's SQL workflow on the embedded SQLite, through the real
+`anomaly` binary: simulate -> train -> detect --once -> watch, exactly once
+(re-runs, late readings, malformed readings, a worker killed with SIGKILL
+mid-batch and restarted: the results table equals a clean run's, row for
+row)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+RESULT_COLUMNS = "ds, variable, y, yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score"
+
+
+def run(cli: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([cli, *args], capture_output=True, text=True, timeout=600, check=False)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def results(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as c:
+        return c.execute(f"SELECT {RESULT_COLUMNS} FROM anomalies_detector ORDER BY ds, variable").fetchall()
+
+
+def scalar(db: Path, sql: str) -> object:
+    with sqlite3.connect(db) as c:
+        return c.execute(sql).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def plant(cli: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Six days of 5-minute readings of 8 variables; models trained on the first four."""
+    root = tmp_path_factory.mktemp("plant")
+    db, models = root / "plant.db", root / "models"
+    run(cli, "simulate", "--db", f"sqlite:{db}", "--variables", "8", "--days", "6", "--anomaly-ratio", "0.01", "-q")
+    run(cli, "train", "--db", f"sqlite:{db}", "--models", str(models), "--to", "2024-03-08", "-q")
+    assert (models / "detector.json").exists() or any(models.iterdir())
+    return db, models
+
+
+def fresh(plant: tuple[Path, Path], tmp_path: Path) -> Path:
+    db = tmp_path / "copy.db"
+    shutil.copy(plant[0], db)
+    return db
+
+
+def test_detect_once_scores_every_reading_once(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    db, models = fresh(plant, tmp_path), plant[1]
+    readings = scalar(db, "SELECT COUNT(*) FROM datos_proceso")
+    out = run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "--json", "-q")
+    assert f'"results":{readings}' in out.stdout
+    again = run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "--json", "-q")
+    assert '"readings":0' in again.stdout
+    rows = results(db)
+    assert len(rows) == readings == len({(r[0], r[1]) for r in rows})
+    anomalies = sum(r[7] for r in rows)
+    assert 0 < anomalies < 0.2 * len(rows)  # the 2-sigma rule flags ~5% of normal readings, plus spikes
+    assert all(0 <= r[8] <= 100 for r in rows)
+    state = scalar(db, "SELECT results FROM anomaly_job_state WHERE job = 'forecast'")
+    assert state == readings
+
+
+def test_late_and_malformed_readings(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    db, models = fresh(plant, tmp_path), plant[1]
+    with sqlite3.connect(db) as c:  # hold back one old datetime: it arrives late
+        late = c.execute("SELECT datetime, variable_name, value FROM datos_proceso WHERE datetime = '2024-03-05 10:00:00'").fetchall()
+        c.execute("DELETE FROM datos_proceso WHERE datetime = '2024-03-05 10:00:00'")
+    run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "-q")
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO datos_proceso (datetime, variable_name, value) VALUES (?, ?, ?)", late)
+        c.execute("INSERT INTO datos_proceso (datetime, variable_name, value) VALUES ('2024-03-12 00:00:00', 'VAR_01', 'abc')")
+        c.execute("INSERT INTO datos_proceso (datetime, variable_name, value) VALUES ('2024-03-12 00:00:00', 'NEW_VAR', 1.0)")
+        c.execute("INSERT INTO datos_proceso (datetime, variable_name, value) VALUES ('2024-03-12 00:00:00', 'VAR_02', NULL)")
+    out = run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "--json", "-q")
+    assert f'"results":{len(late)}' in out.stdout and '"rejects":3' in out.stdout
+    assert scalar(db, "SELECT COUNT(*) FROM anomalies_detector WHERE ds = '2024-03-05 10:00:00'") == len(late)
+    with sqlite3.connect(db) as c:
+        reasons = sorted(r[0] for r in c.execute("SELECT reason FROM anomalies_detector_rejects"))
+    assert reasons == ["missing value", 'no model for variable "NEW_VAR"', 'value "abc" is not a number']
+    # Rejected readings are not retried on every pass.
+    again = run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "--json", "-q")
+    assert '"readings":0' in again.stdout
+
+
+def test_worker_killed_mid_batch_loses_and_repeats_nothing(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    clean, models = fresh(plant, tmp_path), plant[1]
+    run(cli, "detect", "--db", f"sqlite:{clean}", "--models", str(models), "--once", "-q")
+    expected = results(clean)
+
+    db = tmp_path / "killed.db"
+    shutil.copy(plant[0], db)
+    total = len(expected)
+    for stop_at in (total // 4, total // 2):  # two kills, each mid-run
+        worker = subprocess.Popen(
+            [cli, "watch", "--db", f"sqlite:{db}", "--models", str(models), "--poll-interval", "50ms",
+             "--batch-size", "97"],
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.time() + 60
+        while time.time() < deadline and scalar(db, "SELECT COUNT(*) FROM anomalies_detector") < stop_at:
+            time.sleep(0.005)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    partial = scalar(db, "SELECT COUNT(*) FROM anomalies_detector")
+    assert 0 < partial < total, partial
+    run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "-q")
+    assert results(db) == expected
+
+
+def test_watch_stops_on_sigterm_with_a_summary(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    db, models = fresh(plant, tmp_path), plant[1]
+    worker = subprocess.Popen(
+        [cli, "watch", "--db", f"sqlite:{db}", "--models", str(models), "--poll-interval", "100ms"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and scalar(db, "SELECT COUNT(*) FROM anomalies_detector") < scalar(db, "SELECT COUNT(*) FROM datos_proceso"):
+        time.sleep(0.1)
+    with sqlite3.connect(db) as c:  # a new datetime lands while the worker watches
+        c.execute("INSERT INTO datos_proceso (datetime, variable_name, value) VALUES ('2024-03-10 00:00:00', 'VAR_03', 61.0)")
+    time.sleep(1.0)
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "summary:" in err and "iteration" in err
+    assert scalar(db, "SELECT COUNT(*) FROM anomalies_detector WHERE ds = '2024-03-10 00:00:00'") == 1
+
+
+def test_bad_database_and_models_are_clear_errors(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    out = run(cli, "detect", "--db", "mysql://x", "--models", str(plant[1]), "--once", check=False)
+    assert out.returncode == 2 and "unknown database URL" in out.stderr
+    out = run(cli, "detect", "--db", f"sqlite:{tmp_path / 'x.db'}", "--models", str(tmp_path / "none"), "--once", check=False)
+    assert out.returncode == 2 and "run `anomaly train`" in out.stderr
