@@ -131,3 +131,21 @@ fn injected_spikes_are_flagged_and_a_directory_round_trips() {
     let err = detectors.detect(&dup).expect_err("duplicate");
     assert_eq!(err.row(), Some(dup.ds.len() - 1));
 }
+
+/// A streaming detector scores one datetime at a time: each row's analytic
+/// band must not depend on the other rows predicted with it.
+#[test]
+fn analytic_bands_do_not_depend_on_the_batch() {
+    let (ds, y) = series(600, 5, 30.0, 1.0);
+    let model =
+        FittedProphet::fit(&options(Mode::Multiplicative), &History::new(ds.clone(), y, vec![]).expect("valid"))
+            .expect("fit");
+    let ahead: Vec<i64> = (1..=300).map(|i| ds[599] + i * FIVE_MIN).collect();
+    let all = model.predict(&ahead, &[], Intervals::Analytic).expect("predict");
+    for (i, &d) in ahead.iter().enumerate().step_by(37) {
+        let one = model.predict(&[d], &[], Intervals::Analytic).expect("predict");
+        assert_eq!((one.yhat_lower[0], one.yhat_upper[0]), (all.yhat_lower[i], all.yhat_upper[i]), "row {i}");
+    }
+    // The band widens ahead of the history.
+    assert!(all.yhat_upper[299] - all.yhat_lower[299] > all.yhat_upper[0] - all.yhat_lower[0]);
+}

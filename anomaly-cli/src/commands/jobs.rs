@@ -29,7 +29,8 @@ const ID_MARGIN: i64 = 10_000;
 
 #[derive(Debug, Args)]
 pub(crate) struct Db {
-    /// Database: `sqlite:PATH` (the default, embedded, no server).
+    /// Database: `sqlite:PATH` (the default, embedded, no server) or
+    /// `postgres://user[:password]@host[:port]/database`.
     #[arg(long, env = "ANOMALY_DB", default_value = "sqlite:anomaly.db")]
     db: String,
     /// Readings table `(id, datetime, variable_name, value, source_file, created_at)`.
@@ -41,6 +42,9 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// Opens the database and creates missing tables. A bad URL or table
+    /// name is the input's fault (exit 2); a database that cannot be
+    /// reached is not (exit 1, and `watch` retries).
     fn open(&self) -> Result<Box<dyn Store>> {
         let tables = Tables {
             readings: self.readings_table.clone(),
@@ -48,10 +52,33 @@ impl Db {
             rejects: format!("{}_rejects", self.results_table),
             state: "anomaly_job_state".into(),
         };
-        let mut db = store::open(&self.db, tables)
-            .map_err(|e| InputError::Csv { path: PathBuf::from(&self.db), message: format!("{e:#}") })?;
+        let bad = |e: anyhow::Error| InputError::Csv { path: PathBuf::from(&self.db), message: format!("{e:#}") };
+        store::check_url(&self.db).map_err(bad)?;
+        for name in [&tables.readings, &tables.results, &tables.rejects] {
+            store::check_name(name).map_err(bad)?;
+        }
+        let mut db = store::open(&self.db, tables)?;
         db.ensure_schema()?;
         Ok(db)
+    }
+
+    /// As [`Db::open`], retrying with backoff while the database is
+    /// unreachable (not on a bad URL), until `stop`.
+    fn open_retrying(&self, stop: &AtomicBool) -> Result<Box<dyn Store>> {
+        let mut failures = 0u32;
+        loop {
+            match self.open() {
+                Ok(db) => return Ok(db),
+                Err(e) if e.chain().any(|c| c.is::<InputError>()) => return Err(e),
+                Err(e) if stop.load(Ordering::SeqCst) => return Err(e),
+                Err(e) => {
+                    failures += 1;
+                    let backoff = Duration::from_millis((500u64 << failures.min(6)).min(30_000));
+                    warn!("database unavailable ({e:#}); retrying in {backoff:.1?}");
+                    sleep_unless(stop, backoff);
+                }
+            }
+        }
     }
 }
 
@@ -408,7 +435,10 @@ fn process_pending(db: &mut dyn Store, models: &MultiDetector, since: Option<i64
             datetimes.insert(p.ts);
             variables.insert(p.variable.clone());
         }
-        let inserted = db.commit(JOB, &results, &rejects, last)?;
+        // With a time filter, older readings were skipped, not done: the
+        // watermark only moves on unfiltered passes.
+        let watermark = if since.is_some() { 0 } else { last };
+        let inserted = db.commit(JOB, &results, &rejects, watermark)?;
         pass.readings += batch.len();
         pass.results += inserted;
         pass.anomalies += results.iter().filter(|r| r.is_anomaly).count();
@@ -574,7 +604,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     };
     let mut models = load_models(&args.models)?;
     let stop = stop_flag();
-    let mut db = args.db.open()?;
+    let mut db = args.db.open_retrying(&stop)?;
     let started = Instant::now();
     let (mut total, mut iteration, mut failures) = (Pass::default(), 0u64, 0u32);
     info!("watching {} every {:.1?} with {} models (Ctrl+C to stop)", args.db.db, wait, models.variables.len());
@@ -617,7 +647,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
                 warn!("iteration {iteration} failed ({err:#}); retrying in {backoff:.1?}");
                 sleep_unless(&stop, backoff);
                 if let Ok(fresh) = args.db.open() {
-                    db = fresh;
+                    db = fresh; // a new connection after a database restart
                 }
                 continue;
             }

@@ -1,5 +1,6 @@
 //! Where the SQL jobs read readings and write results: one trait, with the
-//! embedded SQLite as the default (`--db sqlite:anomaly.db`).
+//! embedded SQLite as the default (`--db sqlite:anomaly.db`) and PostgreSQL
+//! for production (`--db postgres://...`).
 //!
 //! # Exactly once
 //! Every reading row has an id in insertion order. A job takes the readings
@@ -12,6 +13,7 @@
 //! late (an old datetime, inserted now) is still found: the rule is "every
 //! reading without a result", not "datetimes after the last one".
 
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use anyhow::{bail, Result};
@@ -113,18 +115,28 @@ pub(crate) trait Store {
     fn latest_reading(&mut self) -> Result<Option<i64>>;
 }
 
-/// Opens the database named by `url`: `sqlite:PATH` (or a bare path).
+/// Opens the database named by `url`: `sqlite:PATH` (or a bare path), or
+/// `postgres://user[:password]@host[:port]/database`.
 pub(crate) fn open(url: &str, tables: Tables) -> Result<Box<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         return Ok(Box::new(sqlite::Sqlite::open(path, tables)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL URLs are not supported by this build yet; use --db sqlite:PATH");
+        return Ok(Box::new(postgres::Postgres::open(url, tables)?));
     }
     if url.contains("://") {
-        bail!("unknown database URL {url:?}: expected sqlite:PATH");
+        bail!("unknown database URL {url:?}: expected sqlite:PATH or postgres://...");
     }
     Ok(Box::new(sqlite::Sqlite::open(url, tables)?))
+}
+
+/// Checks that `url` names a database kind this build knows.
+pub(crate) fn check_url(url: &str) -> Result<()> {
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if url.contains("://") && !known.iter().any(|k| url.starts_with(k)) {
+        bail!("unknown database URL {url:?}: expected sqlite:PATH or postgres://user@host:port/database");
+    }
+    Ok(())
 }
 
 /// Checks a table name (they are spliced into SQL): letters, digits, `_`, `.`.

@@ -699,19 +699,24 @@ impl FittedProphet {
         }
     }
 
+    /// The deterministic band. Ahead of the history, the trend's spread
+    /// grows with the number of history-spaced steps from its end, counted
+    /// from each row's own time: a row's band does not depend on which
+    /// other rows are predicted with it (a streaming detector scores one
+    /// datetime at a time and must get the same band as a batch).
     fn analytic(&self, t: &[f64], f: &mut Forecast) {
-        let (step, likelihood, mean_delta, n_future) = self.future_trend_shocks(t);
+        let step = self.history_step;
+        let likelihood = self.changepoints_t.len() as f64 * step;
+        let mean_delta = self.params.delta.iter().map(|d| d.abs()).sum::<f64>() / self.params.delta.len() as f64 + 1e-8;
         let z = normal_quantile((1.0 + self.options.interval_width) / 2.0);
         let sigma = self.params.sigma_obs * self.y_scale;
-        let n = t.len();
-        let first_future = n - n_future;
         // A change has variance likelihood * 2 b^2 (Laplace); the level j
         // steps ahead sums them with weights (q + 1/2), q < j.
         let shock_var = likelihood.min(1.0) * 2.0 * mean_delta * mean_delta;
         let flat = self.options.growth == Growth::Flat;
-        for i in 0..n {
-            let trend_sd = if i >= first_future && !flat {
-                let j = (i - first_future + 1) as f64;
+        for (i, &ti) in t.iter().enumerate() {
+            let trend_sd = if ti > 1.0 && !flat && step > 0.0 {
+                let j = ((ti - 1.0) / step).round().max(1.0);
                 let weights = (j - 1.0) * j * (2.0 * j - 1.0) / 6.0 + (j - 1.0) * j / 2.0 + j / 4.0;
                 (shock_var * weights).sqrt() * step * self.y_scale
             } else {

@@ -1,0 +1,272 @@
+//! PostgreSQL (`--db postgres://user@host:port/db`, or `ANOMALY_DB`).
+//! Times are `TIMESTAMP` (naive, as the plant writes them), exchanged as
+//! epoch seconds; bulk writes go through `COPY` and `unnest` arrays, so a
+//! batch is one round trip, not one per row.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use postgres::{Client, NoTls};
+
+use super::{check_name, JobState, NewReading, Pending, Reject, ResultRow, Store, Tables};
+
+/// Rows per `COPY` transaction.
+const CHUNK: usize = 100_000;
+
+pub(crate) struct Postgres {
+    client: Client,
+    t: Tables,
+}
+
+impl Postgres {
+    pub(crate) fn open(url: &str, tables: Tables) -> Result<Postgres> {
+        for name in [&tables.readings, &tables.results, &tables.rejects, &tables.state] {
+            check_name(name)?;
+        }
+        let client = Client::connect(url, NoTls).with_context(|| format!("cannot connect to {}", redact(url)))?;
+        Ok(Postgres { client, t: tables })
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `timestamp` from epoch seconds, and back.
+const TO_TS: &str = "to_timestamp($N::double precision) AT TIME ZONE 'UTC'";
+
+fn ts(n: usize) -> String {
+    TO_TS.replace("$N", &format!("${n}"))
+}
+
+impl Store for Postgres {
+    fn ensure_schema(&mut self) -> Result<()> {
+        let Tables { readings, results, rejects, state } = &self.t;
+        let idx = |t: &str| t.replace('.', "_");
+        let (ri, si) = (idx(readings), idx(results));
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {readings} (
+                    id BIGSERIAL PRIMARY KEY,
+                    datetime TIMESTAMP NOT NULL,
+                    variable_name TEXT NOT NULL,
+                    value DOUBLE PRECISION,
+                    source_file TEXT,
+                    created_at TIMESTAMP NOT NULL DEFAULT now());
+                CREATE INDEX IF NOT EXISTS idx_{ri}_datetime ON {readings}(datetime);
+                CREATE TABLE IF NOT EXISTS {results} (
+                    id BIGSERIAL PRIMARY KEY,
+                    ds TIMESTAMP NOT NULL,
+                    variable TEXT NOT NULL,
+                    y DOUBLE PRECISION, yhat DOUBLE PRECISION, yhat_lower DOUBLE PRECISION,
+                    yhat_upper DOUBLE PRECISION, residual DOUBLE PRECISION,
+                    is_anomaly BOOLEAN NOT NULL,
+                    anomaly_score DOUBLE PRECISION,
+                    processed_at TIMESTAMP NOT NULL DEFAULT now(),
+                    UNIQUE (ds, variable));
+                CREATE INDEX IF NOT EXISTS idx_{si}_ds ON {results}(ds);
+                CREATE INDEX IF NOT EXISTS idx_{si}_variable ON {results}(variable);
+                CREATE INDEX IF NOT EXISTS idx_{si}_is_anomaly ON {results}(is_anomaly);
+                CREATE INDEX IF NOT EXISTS idx_{si}_score ON {results}(anomaly_score);
+                CREATE TABLE IF NOT EXISTS {rejects} (
+                    id BIGSERIAL PRIMARY KEY,
+                    reading_id BIGINT NOT NULL UNIQUE,
+                    ds TIMESTAMP, variable TEXT, reason TEXT NOT NULL,
+                    rejected_at TIMESTAMP NOT NULL DEFAULT now());
+                CREATE TABLE IF NOT EXISTS {state} (
+                    job TEXT PRIMARY KEY,
+                    last_reading_id BIGINT NOT NULL DEFAULT 0,
+                    results BIGINT NOT NULL DEFAULT 0,
+                    anomalies BIGINT NOT NULL DEFAULT 0,
+                    rejects BIGINT NOT NULL DEFAULT 0,
+                    last_trained_at BIGINT,
+                    updated_at TIMESTAMP NOT NULL DEFAULT now());"
+            ))
+            .context("cannot create the tables")
+    }
+
+    fn insert_readings(&mut self, rows: &[NewReading], progress: &mut dyn FnMut(usize)) -> Result<()> {
+        let mut done = 0;
+        for chunk in rows.chunks(CHUNK) {
+            let mut tx = self.client.transaction()?;
+            {
+                let mut copy = tx.copy_in(&format!(
+                    "COPY {} (datetime, variable_name, value, source_file) FROM STDIN",
+                    self.t.readings
+                ))?;
+                let mut buf = Vec::with_capacity(chunk.len() * 48);
+                for r in chunk {
+                    crate::csvio::push_timestamp(&mut buf, r.ts);
+                    buf.push(b'\t');
+                    copy_text(&mut buf, &r.variable);
+                    buf.push(b'\t');
+                    match r.value {
+                        Some(v) if v.is_finite() => crate::csvio::push_f64(&mut buf, v),
+                        Some(v) if v.is_nan() => buf.extend_from_slice(b"NaN"),
+                        _ => buf.extend_from_slice(b"\\N"),
+                    }
+                    buf.push(b'\t');
+                    match &r.source {
+                        Some(s) => copy_text(&mut buf, s),
+                        None => buf.extend_from_slice(b"\\N"),
+                    }
+                    buf.push(b'\n');
+                }
+                copy.write_all(&buf)?;
+                copy.finish()?;
+            }
+            tx.commit()?;
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(())
+    }
+
+    fn readings_between(&mut self, from: Option<i64>, to: Option<i64>) -> Result<Vec<(i64, String, Option<f64>)>> {
+        let sql = format!(
+            "SELECT EXTRACT(EPOCH FROM datetime)::bigint, variable_name, value FROM {} \
+             WHERE ($1::bigint IS NULL OR datetime >= {}) AND ($2::bigint IS NULL OR datetime < {}) \
+             ORDER BY datetime, id",
+            self.t.readings,
+            ts(1),
+            ts(2)
+        );
+        let rows = self.client.query(&sql, &[&from, &to])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<_, Option<f64>>(2))).collect())
+    }
+
+    fn pending(&mut self, after_id: i64, since: Option<i64>, limit: usize) -> Result<Vec<Pending>> {
+        let Tables { readings, results, rejects, .. } = &self.t;
+        let sql = format!(
+            "SELECT r.id, EXTRACT(EPOCH FROM r.datetime)::bigint, r.variable_name, r.value FROM {readings} r
+             WHERE r.id > $1 AND ($2::bigint IS NULL OR r.datetime >= {})
+               AND NOT EXISTS (SELECT 1 FROM {results} a WHERE a.ds = r.datetime AND a.variable = r.variable_name)
+               AND NOT EXISTS (SELECT 1 FROM {rejects} j WHERE j.reading_id = r.id)
+             ORDER BY r.id LIMIT $3",
+            ts(2)
+        );
+        let rows = self.client.query(&sql, &[&after_id, &since, &(limit as i64)])?;
+        Ok(rows
+            .iter()
+            .map(|r| Pending { id: r.get(0), ts: r.get(1), variable: r.get(2), value: Ok(r.get::<_, Option<f64>>(3)) })
+            .collect())
+    }
+
+    fn commit(&mut self, job: &str, results: &[ResultRow], rejects: &[Reject], last_reading_id: i64) -> Result<usize> {
+        let Tables { results: rt, rejects: jt, state, .. } = &self.t;
+        let mut tx = self.client.transaction()?;
+        let col = |f: fn(&ResultRow) -> f64| results.iter().map(f).collect::<Vec<f64>>();
+        let times: Vec<f64> = results.iter().map(|r| r.ts as f64).collect();
+        let names: Vec<&str> = results.iter().map(|r| r.variable.as_str()).collect();
+        let flags: Vec<bool> = results.iter().map(|r| r.is_anomaly).collect();
+        let inserted_rows = tx.query(
+            &format!(
+                "INSERT INTO {rt} (ds, variable, y, yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score)
+                 SELECT to_timestamp(t) AT TIME ZONE 'UTC', v, y, yh, lo, hi, res, a, s
+                 FROM unnest($1::float8[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                             $7::float8[], $8::bool[], $9::float8[]) AS u(t, v, y, yh, lo, hi, res, a, s)
+                 ON CONFLICT (ds, variable) DO NOTHING
+                 RETURNING is_anomaly"
+            ),
+            &[
+                &times,
+                &names,
+                &col(|r| r.y),
+                &col(|r| r.yhat),
+                &col(|r| r.yhat_lower),
+                &col(|r| r.yhat_upper),
+                &col(|r| r.residual),
+                &flags,
+                &col(|r| r.score),
+            ],
+        )?;
+        let inserted = inserted_rows.len();
+        let anomalies = inserted_rows.iter().filter(|r| r.get::<_, bool>(0)).count() as i64;
+        let ids: Vec<i64> = rejects.iter().map(|j| j.reading_id).collect();
+        let reject_times: Vec<Option<f64>> =
+            rejects.iter().map(|j| (j.ts != i64::MIN).then_some(j.ts as f64)).collect();
+        let reject_names: Vec<&str> = rejects.iter().map(|j| j.variable.as_str()).collect();
+        let reasons: Vec<&str> = rejects.iter().map(|j| j.reason.as_str()).collect();
+        let rejected = tx.execute(
+            &format!(
+                "INSERT INTO {jt} (reading_id, ds, variable, reason)
+                 SELECT i, to_timestamp(t) AT TIME ZONE 'UTC', v, r
+                 FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[]) AS u(i, t, v, r)
+                 ON CONFLICT (reading_id) DO NOTHING"
+            ),
+            &[&ids, &reject_times, &reject_names, &reasons],
+        )? as i64;
+        tx.execute(
+            &format!(
+                "INSERT INTO {state} AS s (job, last_reading_id, results, anomalies, rejects, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, now())
+                 ON CONFLICT (job) DO UPDATE SET
+                   last_reading_id = GREATEST(s.last_reading_id, excluded.last_reading_id),
+                   results = s.results + excluded.results,
+                   anomalies = s.anomalies + excluded.anomalies,
+                   rejects = s.rejects + excluded.rejects,
+                   updated_at = now()"
+            ),
+            &[&job, &last_reading_id, &(inserted as i64), &anomalies, &rejected],
+        )?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn mark_trained(&mut self, job: &str, at: i64) -> Result<()> {
+        self.client.execute(
+            &format!(
+                "INSERT INTO {} AS s (job, last_trained_at) VALUES ($1, $2)
+                 ON CONFLICT (job) DO UPDATE SET last_trained_at = excluded.last_trained_at, updated_at = now()",
+                self.t.state
+            ),
+            &[&job, &at],
+        )?;
+        Ok(())
+    }
+
+    fn job_state(&mut self, job: &str) -> Result<Option<JobState>> {
+        let row = self.client.query_opt(
+            &format!(
+                "SELECT last_reading_id, results, anomalies, rejects, last_trained_at FROM {} WHERE job = $1",
+                self.t.state
+            ),
+            &[&job],
+        )?;
+        Ok(row.map(|r| JobState {
+            last_reading_id: r.get(0),
+            results: r.get(1),
+            anomalies: r.get(2),
+            rejects: r.get(3),
+            last_trained_at: r.get(4),
+        }))
+    }
+
+    fn latest_reading(&mut self) -> Result<Option<i64>> {
+        let row = self
+            .client
+            .query_one(&format!("SELECT EXTRACT(EPOCH FROM MAX(datetime))::bigint FROM {}", self.t.readings), &[])?;
+        Ok(row.get(0))
+    }
+}
+
+/// A text field for `COPY ... FROM STDIN` (text format): backslash escapes.
+fn copy_text(buf: &mut Vec<u8>, text: &str) {
+    for b in text.bytes() {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            _ => buf.push(b),
+        }
+    }
+}

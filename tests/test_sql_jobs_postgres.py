@@ -1,0 +1,126 @@
+"""The same SQL workflow on a real PostgreSQL server (started by the test
+fixture from Debian's package): the results equal the SQLite run's; a
+worker killed with SIGKILL mid-run, and a database stopped and restarted
+under a running worker, leave the results table equal to a clean run's,
+row for row."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_sql_jobs import RESULT_COLUMNS, run
+
+ORDER = "ORDER BY ds, variable"
+
+
+def pg_results(postgres: Any, database: str) -> list[tuple[str, ...]]:
+    rows = postgres.sql(
+        "SELECT to_char(ds, 'YYYY-MM-DD HH24:MI:SS'), variable, y, yhat, yhat_lower, yhat_upper, residual, "
+        f"is_anomaly::int, anomaly_score FROM anomalies_detector {ORDER}",
+        database,
+    )
+    return [tuple(r) for r in rows]
+
+
+def count(postgres: Any, database: str, table: str = "anomalies_detector") -> int:
+    return int(postgres.sql(f"SELECT COUNT(*) FROM {table}", database)[0][0])
+
+
+@pytest.fixture(scope="module")
+def plant_pg(cli: str, postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, list[tuple[str, ...]]]:
+    """Readings and models in one database; a clean run's results."""
+    db = postgres.database()
+    models = tmp_path_factory.mktemp("pg") / "models"
+    url = postgres.url(db)
+    run(cli, "simulate", "--db", url, "--variables", "8", "--days", "6", "--anomaly-ratio", "0.01", "-q")
+    run(cli, "train", "--db", url, "--models", str(models), "--to", "2024-03-08", "-q")
+    clean = postgres.database()
+    copy_readings(postgres, db, clean)
+    run(cli, "detect", "--db", postgres.url(clean), "--models", str(models), "--once", "-q")
+    return db, models, pg_results(postgres, clean)
+
+
+def copy_readings(postgres: Any, source: str, target: str) -> None:
+    run_sql = postgres.sql
+    run_sql("CREATE EXTENSION IF NOT EXISTS dblink", target)
+    run_sql(
+        "CREATE TABLE datos_proceso AS SELECT * FROM dblink("
+        f"'dbname={source} port={postgres.port} host=127.0.0.1 user=anomaly', "
+        "'SELECT id, datetime, variable_name, value, source_file, created_at FROM datos_proceso') AS t("
+        "id bigint, datetime timestamp, variable_name text, value double precision, source_file text, "
+        "created_at timestamp)",
+        target,
+    )
+
+
+def test_results_equal_the_sqlite_run(cli: str, postgres: Any, plant_pg: Any, tmp_path: Path) -> None:
+    _, _, expected = plant_pg
+    sqlite_db = tmp_path / "plant.db"
+    models = tmp_path / "models"
+    run(cli, "simulate", "--db", f"sqlite:{sqlite_db}", "--variables", "8", "--days", "6", "--anomaly-ratio", "0.01", "-q")
+    run(cli, "train", "--db", f"sqlite:{sqlite_db}", "--models", str(models), "--to", "2024-03-08", "-q")
+    run(cli, "detect", "--db", f"sqlite:{sqlite_db}", "--models", str(models), "--once", "-q")
+    with sqlite3.connect(sqlite_db) as c:
+        lite = c.execute(f"SELECT {RESULT_COLUMNS} FROM anomalies_detector {ORDER}").fetchall()
+    assert len(lite) == len(expected) > 0
+    for a, b in zip(lite, expected, strict=True):
+        assert a[0] == b[0] and a[1] == b[1] and int(a[7]) == int(b[7])
+        assert all(abs(float(x) - float(y)) <= 1e-9 * max(1.0, abs(float(x))) for x, y in zip(a[2:7], b[2:7], strict=True))
+
+
+def test_worker_killed_mid_run_loses_and_repeats_nothing(cli: str, postgres: Any, plant_pg: Any) -> None:
+    source, models, expected = plant_pg
+    db = postgres.database()
+    copy_readings(postgres, source, db)
+    url = postgres.url(db)
+    run(cli, "detect", "--db", url, "--models", str(models), "--once", "--lookback", "0s", "-q")  # creates the tables
+    for stop_at in (len(expected) // 4, len(expected) // 2):
+        worker = subprocess.Popen(
+            [cli, "watch", "--db", url, "--models", str(models), "--poll-interval", "50ms", "--batch-size", "97"],
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline and count(postgres, db) < stop_at:
+            time.sleep(0.01)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert 0 < count(postgres, db) < len(expected)
+    run(cli, "detect", "--db", url, "--models", str(models), "--once", "-q")
+    assert pg_results(postgres, db) == expected
+
+
+def test_database_restart_under_a_running_worker(cli: str, postgres: Any, plant_pg: Any) -> None:
+    source, models, expected = plant_pg
+    db = postgres.database()
+    copy_readings(postgres, source, db)
+    url = postgres.url(db)
+    run(cli, "detect", "--db", url, "--models", str(models), "--once", "--lookback", "0s", "-q")
+    worker = subprocess.Popen(
+        [cli, "watch", "--db", url, "--models", str(models), "--poll-interval", "50ms", "--batch-size", "97"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and count(postgres, db) < len(expected) // 3:
+            time.sleep(0.01)
+        postgres.stop()
+        time.sleep(2.0)
+        postgres.start()
+        deadline = time.time() + 120
+        while time.time() < deadline and count(postgres, db) < len(expected):
+            time.sleep(0.1)
+        assert worker.poll() is None, "the worker should survive the restart"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert "retrying" in err and "summary:" in err
+    assert pg_results(postgres, db) == expected
