@@ -140,3 +140,25 @@ def test_bad_database_and_models_are_clear_errors(cli: str, plant: tuple[Path, P
     assert out.returncode == 2 and "unknown database URL" in out.stderr
     out = run(cli, "detect", "--db", f"sqlite:{tmp_path / 'x.db'}", "--models", str(tmp_path / "none"), "--once", check=False)
     assert out.returncode == 2 and "run `anomaly train`" in out.stderr
+
+
+def test_stream_scores_json_lines_and_survives_bad_ones(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    import json
+
+    db, models = fresh(plant, tmp_path), plant[1]
+    run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "-q")
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT ds, variable, y, yhat, is_anomaly, anomaly_score FROM anomalies_detector "
+                         "WHERE ds >= '2024-03-09 12:00:00' ORDER BY ds, variable LIMIT 5").fetchall()  # fmt: skip
+    lines = [json.dumps({"datetime": r[0], "variable_name": r[1], "value": r[2]}) for r in rows]
+    lines[2:2] = ["not json", json.dumps({"datetime": "2024-03-09 12:00:00", "variable_name": "NOPE", "value": 1}),
+                  json.dumps({"datetime": "yesterday", "variable_name": "VAR_01", "value": 1}), ""]  # fmt: skip
+    proc = subprocess.run([cli, "stream", "--models", str(models), "-q"], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o["error"]["line"] for o in out if "error" in o] == [3, 4, 5]
+    scored = [o for o in out if "error" not in o]
+    assert len(scored) == len(rows)
+    for o, r in zip(scored, rows, strict=True):  # the same numbers as the database job
+        assert (o["ds"], o["variable"], o["y"], o["yhat"], int(o["is_anomaly"]), o["anomaly_score"]) == (r[0], r[1], r[2], r[3], r[4], r[5])

@@ -94,6 +94,17 @@ enum Command {
     ///   anomaly watch --db sqlite:plant.db --models models/ --interval 10m --retrain-at 02:00
     #[command(verbatim_doc_comment)]
     Watch(commands::jobs::WatchArgs),
+    /// Score readings arriving as JSON lines on stdin, one result line per
+    /// reading on stdout as soon as it is scored; no database. Feed it from
+    /// any message broker's console consumer or a pipe:
+    ///
+    ///   kcat -C -b broker:9092 -t readings -u | anomaly stream --models models/ > results.jsonl
+    ///   echo '{"datetime": "2024-03-18 10:00:00", "variable_name": "VAR_01", "value": 51.2}' \
+    ///       | anomaly stream --models models/
+    ///
+    /// A bad line gives {"error": {"line": N, "message": ...}} and the stream goes on.
+    #[command(verbatim_doc_comment)]
+    Stream(commands::jobs::StreamArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +130,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::jobs::train(args),
         Command::Detect(args) => commands::jobs::detect(args),
         Command::Watch(args) => commands::jobs::watch(args),
+        Command::Stream(args) => commands::jobs::stream(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

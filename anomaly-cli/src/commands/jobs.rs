@@ -697,3 +697,86 @@ mod tests {
         assert!(next_daily("25:00", midnight).is_err());
     }
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct StreamArgs {
+    /// Model directory from `anomaly train`.
+    #[arg(long, short)]
+    models: PathBuf,
+    /// Field holding the timestamp (YYYY-MM-DD HH:MM[:SS]) in each input line.
+    #[arg(long, default_value = "datetime")]
+    time_field: String,
+    /// Field holding the variable name.
+    #[arg(long, default_value = "variable_name")]
+    variable_field: String,
+    /// Field holding the value.
+    #[arg(long, default_value = "value")]
+    value_field: String,
+}
+
+/// One input line as a reading, or what is wrong with it.
+fn stream_reading(line: &str, args: &StreamArgs) -> Result<(i64, String, f64), String> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let field = |name: &str| value.get(name).ok_or_else(|| format!("missing field {name:?}"));
+    let ts_text = field(&args.time_field)?.as_str().ok_or_else(|| format!("{} must be a string", args.time_field))?;
+    let ts = parse_timestamp(ts_text).ok_or_else(|| format!("cannot parse {ts_text:?} as a timestamp"))?;
+    let variable =
+        field(&args.variable_field)?.as_str().ok_or_else(|| format!("{} must be a string", args.variable_field))?;
+    let y = match field(&args.value_field)? {
+        serde_json::Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        serde_json::Value::String(s) => s.trim().parse().map_err(|_| format!("value {s:?} is not a number"))?,
+        other => return Err(format!("value {other} is not a number")),
+    };
+    if !y.is_finite() {
+        return Err(format!("value {y} is not finite"));
+    }
+    Ok((ts, variable.to_owned(), y))
+}
+
+/// Reads readings as JSON lines on stdin, writes one result line per
+/// reading on stdout as soon as it is scored (a bad line gives an error
+/// line with its number; the stream goes on).
+pub(crate) fn stream(args: StreamArgs) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let models = load_models(&args.models)?;
+    info!("streaming with {} models: one JSON reading per line on stdin", models.variables.len());
+    let stdin = std::io::stdin();
+    let mut out = std::io::LineWriter::new(std::io::stdout().lock());
+    let (mut scored, mut errors) = (0u64, 0u64);
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let number = i + 1;
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = stream_reading(&line, &args).and_then(|(ts, variable, y)| {
+            if !models.variables.contains_key(&variable) {
+                return Err(format!("no model for variable {variable:?}"));
+            }
+            let readings =
+                LongReadings { ds: vec![ts * 1_000_000_000], variable: vec![variable.clone()], value: vec![y] };
+            let d = models.detect(&readings).map_err(|e| e.to_string())?.rows;
+            Ok(serde_json::json!({
+                "ds": store::format_ts(ts), "variable": variable, "y": y,
+                "yhat": d.yhat[0], "yhat_lower": d.yhat_lower[0], "yhat_upper": d.yhat_upper[0],
+                "residual": d.residual[0], "is_anomaly": d.is_anomaly[0], "anomaly_score": d.score[0],
+            }))
+        });
+        let text = match result {
+            Ok(value) => {
+                scored += 1;
+                value.to_string()
+            }
+            Err(message) => {
+                errors += 1;
+                warn!("line {number}: {message}");
+                serde_json::json!({"error": {"line": number, "message": message}}).to_string()
+            }
+        };
+        if writeln!(out, "{text}").is_err() {
+            break; // the reader went away (a closed pipe): stop quietly
+        }
+    }
+    info!("stream ended: {scored} readings scored, {errors} bad lines");
+    Ok(())
+}
