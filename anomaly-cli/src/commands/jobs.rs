@@ -23,9 +23,12 @@ use crate::store::{self, NewReading, Pending, Reject, ResultRow, Store, Tables};
 const JOB: &str = "forecast";
 /// Readings scored per transaction.
 const BATCH: usize = 50_000;
-/// Ids below the job's watermark looked at again on each pass (readings
-/// committed out of id order by concurrent writers).
+/// Ids below the job's watermark looked at again (readings committed out of
+/// id order by concurrent writers): by `detect`, and by `watch` on its
+/// first pass and then every `MARGIN_EVERY` passes; the passes between look
+/// only above the watermark, which keeps a new datetime's delay short.
 const ID_MARGIN: i64 = 10_000;
+const MARGIN_EVERY: u64 = 20;
 
 #[derive(Debug, Args)]
 pub(crate) struct Db {
@@ -422,11 +425,17 @@ struct Pass {
 
 /// Scores every pending reading (in batches, each committed with the job
 /// state), until none is left.
-fn process_pending(db: &mut dyn Store, models: &MultiDetector, since: Option<i64>, batch: usize) -> Result<Pass> {
+fn process_pending(
+    db: &mut dyn Store,
+    models: &MultiDetector,
+    since: Option<i64>,
+    batch: usize,
+    margin: i64,
+) -> Result<Pass> {
     let limit = batch.max(1);
     let mut pass = Pass::default();
     let (mut datetimes, mut variables) = (HashSet::new(), HashSet::new());
-    let mut after = db.job_state(JOB)?.map_or(0, |s| s.last_reading_id - ID_MARGIN).max(0);
+    let mut after = db.job_state(JOB)?.map_or(0, |s| s.last_reading_id - margin).max(0);
     loop {
         let batch = db.pending(after, since, limit)?;
         let Some(last) = batch.last().map(|p| p.id) else { break };
@@ -529,7 +538,7 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
         }
         None => None,
     };
-    let pass = process_pending(db.as_mut(), &models, since, args.batch_size)?;
+    let pass = process_pending(db.as_mut(), &models, since, args.batch_size, ID_MARGIN)?;
     info!(
         "processed {} readings ({} datetimes, {} variables): {} results, {} anomalies, {} rejects in {:.2?}",
         pass.readings,
@@ -624,7 +633,8 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
                     _ => None,
                 };
             }
-            process_pending(db.as_mut(), &models, None, args.batch_size)
+            let margin = if iteration % MARGIN_EVERY == 1 { ID_MARGIN } else { 0 };
+            process_pending(db.as_mut(), &models, None, args.batch_size, margin)
         })();
         match outcome {
             Ok(pass) => {
@@ -655,7 +665,24 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
         if args.max_iterations.is_some_and(|m| iteration >= m) {
             break;
         }
-        sleep_unless(&stop, wait);
+        // Wait for the next poll, or less when the database announces new
+        // readings; in slices, so that a stop request is seen promptly.
+        let deadline = Instant::now() + wait;
+        while !stop.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let before = Instant::now();
+            if let Err(e) = db.wait_for_readings(left.min(Duration::from_millis(200))) {
+                warn!("waiting for readings failed ({e:#})");
+                sleep_unless(&stop, left.min(Duration::from_millis(200)));
+            }
+            // Woken early by a notification: process now.
+            if before.elapsed() + Duration::from_millis(1) < left.min(Duration::from_millis(200)) {
+                break;
+            }
+        }
     }
     info!(
         "summary: {iteration} iterations in {:.1?}: {} readings, {} results, {} anomalies, {} rejects",

@@ -113,6 +113,13 @@ pub(crate) trait Store {
     fn job_state(&mut self, job: &str) -> Result<Option<JobState>>;
     /// The newest reading time, if any.
     fn latest_reading(&mut self) -> Result<Option<i64>>;
+    /// Waits up to `timeout` for new readings: databases that can announce
+    /// inserts (PostgreSQL's LISTEN/NOTIFY) return as soon as one lands;
+    /// the others just wait (a poll).
+    fn wait_for_readings(&mut self, timeout: std::time::Duration) -> Result<()> {
+        std::thread::sleep(timeout);
+        Ok(())
+    }
 }
 
 /// Opens the database named by `url`: `sqlite:PATH` (or a bare path), or

@@ -6,9 +6,13 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
 use super::{check_name, JobState, NewReading, Pending, Reject, ResultRow, Store, Tables};
+
+/// The LISTEN/NOTIFY channel announcing new readings.
+const CHANNEL: &str = "anomaly_readings";
 
 /// Rows per `COPY` transaction.
 const CHUNK: usize = 100_000;
@@ -16,6 +20,7 @@ const CHUNK: usize = 100_000;
 pub(crate) struct Postgres {
     client: Client,
     t: Tables,
+    listening: bool,
 }
 
 impl Postgres {
@@ -24,7 +29,7 @@ impl Postgres {
             check_name(name)?;
         }
         let client = Client::connect(url, NoTls).with_context(|| format!("cannot connect to {}", redact(url)))?;
-        Ok(Postgres { client, t: tables })
+        Ok(Postgres { client, t: tables, listening: false })
     }
 }
 
@@ -90,7 +95,19 @@ impl Store for Postgres {
                     last_trained_at BIGINT,
                     updated_at TIMESTAMP NOT NULL DEFAULT now());"
             ))
-            .context("cannot create the tables")
+            .context("cannot create the tables")?;
+        // Announce inserts, so that `watch` wakes at once instead of on its
+        // next poll (one notification per INSERT or COPY statement).
+        let trigger = format!(
+            "CREATE OR REPLACE FUNCTION anomaly_notify_readings() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME); RETURN NULL; END $$;
+             CREATE OR REPLACE TRIGGER anomaly_notify_{ri} AFTER INSERT ON {readings}
+               FOR EACH STATEMENT EXECUTE FUNCTION anomaly_notify_readings();"
+        );
+        if let Err(e) = self.client.batch_execute(&trigger) {
+            log::warn!("cannot install the insert notification trigger ({e}); `watch` will poll");
+        }
+        Ok(())
     }
 
     fn insert_readings(&mut self, rows: &[NewReading], progress: &mut dyn FnMut(usize)) -> Result<()> {
@@ -248,6 +265,19 @@ impl Store for Postgres {
             rejects: r.get(3),
             last_trained_at: r.get(4),
         }))
+    }
+
+    fn wait_for_readings(&mut self, timeout: std::time::Duration) -> Result<()> {
+        if !self.listening {
+            self.client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+            self.listening = true;
+        }
+        let mut notifications = self.client.notifications();
+        if notifications.timeout_iter(timeout).next()?.is_some() {
+            // Several inserts may have landed: one pass takes them all.
+            while notifications.iter().next()?.is_some() {}
+        }
+        Ok(())
     }
 
     fn latest_reading(&mut self) -> Result<Option<i64>> {
