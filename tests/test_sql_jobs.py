@@ -162,3 +162,56 @@ def test_stream_scores_json_lines_and_survives_bad_ones(cli: str, plant: tuple[P
     assert len(scored) == len(rows)
     for o, r in zip(scored, rows, strict=True):  # the same numbers as the database job
         assert (o["ds"], o["variable"], o["y"], o["yhat"], int(o["is_anomaly"]), o["anomaly_score"]) == (r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+def test_serve_answers_dashboard_queries(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from test_credit_service import free_port
+
+    db, models = fresh(plant, tmp_path), plant[1]
+    run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "-q")
+    port = free_port()
+    server = subprocess.Popen([cli, "serve", "--db", f"sqlite:{db}", "--addr", f"127.0.0.1:{port}", "-q"])
+
+    def get(path: str) -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            return e.code, json.loads(body) if body.startswith(b"{") else {}
+
+    try:
+        for _ in range(100):
+            try:
+                get("/health")
+                break
+            except OSError:
+                time.sleep(0.05)
+        with sqlite3.connect(db) as c:
+            flagged = c.execute("SELECT COUNT(*) FROM anomalies_detector WHERE is_anomaly = 1 AND variable = 'VAR_02' "
+                                "AND ds >= '2024-03-08'").fetchone()[0]  # fmt: skip
+        status, page = get("/anomalies?variable=VAR_02&from=2024-03-08&limit=7&offset=2")
+        assert status == 200 and page["total"] == flagged and len(page["items"]) == 7  # type: ignore[arg-type]
+        items = page["items"]
+        assert all(i["variable"] == "VAR_02" and i["is_anomaly"] and i["ds"] >= "2024-03-08" for i in items)  # type: ignore[union-attr]
+        assert [i["ds"] for i in items] == sorted((i["ds"] for i in items), reverse=True)  # type: ignore[union-attr]
+        status, stats = get("/variables")
+        assert status == 200 and len(stats["variables"]) == 8  # type: ignore[arg-type]
+        status, months = get("/monthly?variable=VAR_01")
+        assert status == 200 and [m["month"] for m in months["months"]] == ["2024-03"]  # type: ignore[union-attr]
+        status, summary = get("/summary")
+        total = scalar(db, "SELECT COUNT(*) FROM anomalies_detector")
+        assert status == 200 and summary["results"] == total and summary["state"] in {"Normal", "Precaución", "Crítico"}
+        status, err = get("/anomalies?from=yesterday")
+        assert status == 400 and err["error"]["code"] == "E002"  # type: ignore[index]
+        status, err = get("/anomalies?limit=0")
+        assert status == 400
+        status, err = get("/predict")  # no credit model loaded: GET on a POST route
+        assert status in (404, 405)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anomaly_core::credit_risk::{Applicants, Cell, ColumnData};
+use anomaly_core::credit_risk::{Applicants, Cell, ColumnData, CreditModel};
 use anomaly_core::Error;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -57,6 +57,9 @@ fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
 }
 
 fn answer(state: &AppState, bytes: &[u8], names: Names) -> Response {
+    let Some(model) = &state.model else {
+        return error(StatusCode::NOT_FOUND, "E404", "no credit model: start with --credit-model".into(), json!([]));
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return error(StatusCode::BAD_REQUEST, "E001", "no data: send one applicant or a list".into(), json!([]));
     }
@@ -96,8 +99,8 @@ fn answer(state: &AppState, bytes: &[u8], names: Names) -> Response {
             json!([]),
         );
     }
-    let (applicants, mut problems) = table(state, &records);
-    let scored = state.model.score(&applicants);
+    let (applicants, mut problems) = table(model, &records);
+    let scored = model.score(&applicants);
     let scores = match scored {
         Ok(scores) if problems.is_empty() => scores,
         Ok(_) => return invalid(problems),
@@ -110,7 +113,7 @@ fn answer(state: &AppState, bytes: &[u8], names: Names) -> Response {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "E500", "internal error".into(), json!([]));
         }
     };
-    let classes = state.model.classes();
+    let classes = model.classes();
     let results: Vec<Value> = (0..scores.rows())
         .map(|i| {
             let probabilities: Map<String, Value> =
@@ -146,11 +149,11 @@ fn invalid(problems: Vec<Value>) -> Response {
 
 /// The applicants as the model's columns; absent keys and values of the
 /// wrong JSON type are listed (field, applicant index) and stand as missing.
-fn table(state: &AppState, records: &[Map<String, Value>]) -> (Applicants, Vec<Value>) {
+fn table(model: &CreditModel, records: &[Map<String, Value>]) -> (Applicants, Vec<Value>) {
     let mut problems = Vec::new();
     let mut applicants = Applicants::new();
     let rows = records.len();
-    for column in state.model.columns() {
+    for column in model.columns() {
         let name = column.name.as_str();
         let mut cells = Vec::with_capacity(rows);
         let absent = records.iter().filter(|r| !r.contains_key(name)).count();

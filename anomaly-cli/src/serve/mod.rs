@@ -10,6 +10,7 @@
 mod credit;
 mod metrics;
 mod openapi;
+mod queries;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,9 +30,17 @@ use metrics::Metrics;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Credit model written by `anomaly.credit_risk.export_sklearn`.
+    /// Credit model written by `anomaly.credit_risk.export_sklearn`
+    /// (serves POST /predict and /predecir).
+    #[arg(long, required_unless_present = "db")]
+    credit_model: Option<PathBuf>,
+    /// Results database for the read-only dashboard queries (GET /anomalies,
+    /// /variables, /monthly, /summary): `sqlite:PATH` or `postgres://...`.
     #[arg(long)]
-    credit_model: PathBuf,
+    db: Option<String>,
+    /// Results table of the `--db` queries.
+    #[arg(long, default_value = "anomalies_detector")]
+    results_table: String,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -45,15 +54,26 @@ pub(crate) struct ServeArgs {
 
 /// Shared by every request.
 pub(crate) struct AppState {
-    pub(crate) model: CreditModel,
+    pub(crate) model: Option<CreditModel>,
+    pub(crate) db: Option<std::sync::Mutex<Box<dyn crate::store::Store>>>,
     pub(crate) metrics: Metrics,
     pub(crate) openapi: serde_json::Value,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<()> {
-    let model = crate::commands::credit::load(&args.credit_model)?;
-    let openapi = openapi::document(&model);
-    let state = Arc::new(AppState { model, metrics: Metrics::new(), openapi });
+    let model = args.credit_model.as_deref().map(crate::commands::credit::load).transpose()?;
+    let db = match &args.db {
+        Some(url) => {
+            let tables = crate::store::Tables { results: args.results_table.clone(), ..Default::default() };
+            crate::store::check_url(url).and_then(|()| crate::store::check_name(&tables.results)).map_err(|e| {
+                crate::input_error::InputError::Csv { path: PathBuf::from(url), message: format!("{e:#}") }
+            })?;
+            Some(std::sync::Mutex::new(crate::store::open(url, tables)?))
+        }
+        None => None,
+    };
+    let openapi = openapi::document(model.as_ref(), db.is_some());
+    let state = Arc::new(AppState { model, db, metrics: Metrics::new(), openapi });
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         builder.worker_threads(n.max(1));
@@ -65,9 +85,10 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
         info!(
-            "serving {} on http://{} (POST /predict, /predecir; GET /metrics, /health, /docs)",
-            args.credit_model.display(),
-            listener.local_addr()?
+            "serving on http://{} ({}{}GET /metrics, /health, /docs)",
+            listener.local_addr()?,
+            if args.credit_model.is_some() { "POST /predict, /predecir; " } else { "" },
+            if args.db.is_some() { "GET /anomalies, /variables, /monthly, /summary; " } else { "" },
         );
         axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("HTTP server failed")?;
         info!("stopped");
@@ -83,6 +104,10 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/health", get(health))
         .route("/openapi.json", get(openapi_route))
         .route("/docs", get(docs))
+        .route("/anomalies", get(queries::anomalies))
+        .route("/variables", get(queries::variables))
+        .route("/monthly", get(queries::monthly))
+        .route("/summary", get(queries::summary))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -114,13 +139,17 @@ async fn metrics_route(State(state): State<Arc<AppState>>) -> Json<metrics::Snap
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let model = state.model.as_ref().map(|m| {
+        serde_json::json!({
+            "classes": m.classes(),
+            "columns": m.columns().len(),
+            "sklearn_version": m.sklearn_version(),
+        })
+    });
     Json(serde_json::json!({
         "status": "ok",
-        "model": {
-            "classes": state.model.classes(),
-            "columns": state.model.columns().len(),
-            "sklearn_version": state.model.sklearn_version(),
-        },
+        "model": model,
+        "database": state.db.is_some(),
         "state": state.metrics.snapshot().state,
     }))
 }

@@ -5,7 +5,62 @@
 use anomaly_core::credit_risk::{Category, ColumnKind, CreditModel};
 use serde_json::{json, Map, Value};
 
-pub(crate) fn document(model: &CreditModel) -> Value {
+pub(crate) fn document(model: Option<&CreditModel>, db: bool) -> Value {
+    let mut doc = match model {
+        Some(model) => credit(model),
+        None => json!({
+            "openapi": "3.0.3",
+            "info": {"title": "anomaly", "version": env!("CARGO_PKG_VERSION"),
+                     "description": "Read-only queries over the anomaly results tables."},
+            "paths": {},
+            "components": {"schemas": {}},
+        }),
+    };
+    if db {
+        add_queries(&mut doc);
+    }
+    doc
+}
+
+/// The dashboard query paths (`--db`).
+fn add_queries(doc: &mut Value) {
+    let q = |name: &str, kind: &str, description: &str| json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}});
+    let ok = |description: &str| {
+        json!({
+            "200": {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"description": "E002 invalid parameter",
+                    "content": {"application/json": {"schema": {"type": "object"}}}},
+            "503": {"description": "E503 database unavailable",
+                    "content": {"application/json": {"schema": {"type": "object"}}}},
+        })
+    };
+    let paths = &mut doc["paths"];
+    paths["/anomalies"] = json!({"get": {
+        "summary": "Results, newest first, flagged only unless all=true; paginated",
+        "parameters": [
+            q("variable", "string", "only this variable"),
+            q("from", "string", "from this datetime (YYYY-MM-DD[ HH:MM[:SS]])"),
+            q("to", "string", "before this datetime"),
+            q("min_score", "number", "only scores at or above (0-100)"),
+            q("all", "boolean", "every result, not only anomalies"),
+            q("limit", "integer", "page size, 1-10000 (default 100)"),
+            q("offset", "integer", "rows to skip (default 0)"),
+        ],
+        "responses": ok("{total, limit, offset, items}"),
+    }});
+    paths["/variables"] = json!({"get": {"summary": "Statistics per variable", "responses": ok("{variables}")}});
+    paths["/monthly"] = json!({"get": {
+        "summary": "Statistics per month and variable",
+        "parameters": [q("variable", "string", "only this variable")],
+        "responses": ok("{months}"),
+    }});
+    paths["/summary"] = json!({"get": {
+        "summary": "Totals, anomaly percent and state (Normal / Precaución / Crítico)",
+        "responses": ok("{results, anomalies, percent, state, variables, first, last}"),
+    }});
+}
+
+fn credit(model: &CreditModel) -> Value {
     let mut properties = Map::new();
     for column in model.columns() {
         let schema = match column.kind {

@@ -91,8 +91,49 @@ pub(crate) struct JobState {
     pub(crate) last_trained_at: Option<i64>,
 }
 
+/// Filters of the recent-anomalies query (`GET /anomalies`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(crate) struct AnomalyFilter {
+    /// Only this variable.
+    pub(crate) variable: Option<String>,
+    /// Only results at or after this time (seconds).
+    #[serde(skip)]
+    pub(crate) from: Option<i64>,
+    /// Only results before this time (seconds).
+    #[serde(skip)]
+    pub(crate) to: Option<i64>,
+    /// Only scores at or above this (0-100).
+    pub(crate) min_score: Option<f64>,
+    /// Every result, not only the flagged ones.
+    #[serde(default)]
+    pub(crate) all: bool,
+}
+
+/// Per-variable statistics over the results table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct VariableStats {
+    pub(crate) variable: String,
+    pub(crate) results: i64,
+    pub(crate) anomalies: i64,
+    pub(crate) percent: f64,
+    pub(crate) mean_score: f64,
+    pub(crate) first: String,
+    pub(crate) last: String,
+}
+
+/// One month of one variable.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct MonthStats {
+    pub(crate) month: String,
+    pub(crate) variable: String,
+    pub(crate) results: i64,
+    pub(crate) anomalies: i64,
+    pub(crate) mean_score: f64,
+    pub(crate) max_score: f64,
+}
+
 /// The SQL side of the jobs.
-pub(crate) trait Store {
+pub(crate) trait Store: Send {
     /// Creates the tables and indexes that do not exist yet.
     fn ensure_schema(&mut self) -> Result<()>;
     /// Inserts readings in chunks, each chunk one transaction; calls
@@ -113,6 +154,12 @@ pub(crate) trait Store {
     fn job_state(&mut self, job: &str) -> Result<Option<JobState>>;
     /// The newest reading time, if any.
     fn latest_reading(&mut self) -> Result<Option<i64>>;
+    /// Results matching `filter`, newest first, and how many match in all.
+    fn anomalies(&mut self, filter: &AnomalyFilter, limit: i64, offset: i64) -> Result<(i64, Vec<ResultRow>)>;
+    /// Statistics per variable.
+    fn variable_stats(&mut self) -> Result<Vec<VariableStats>>;
+    /// Statistics per month and variable (optionally one variable).
+    fn monthly(&mut self, variable: Option<&str>) -> Result<Vec<MonthStats>>;
     /// Waits up to `timeout` for new readings: databases that can announce
     /// inserts (PostgreSQL's LISTEN/NOTIFY) return as soon as one lands;
     /// the others just wait (a poll).

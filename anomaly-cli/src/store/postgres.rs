@@ -9,7 +9,10 @@ use anyhow::{Context, Result};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
-use super::{check_name, JobState, NewReading, Pending, Reject, ResultRow, Store, Tables};
+use super::{
+    check_name, AnomalyFilter, JobState, MonthStats, NewReading, Pending, Reject, ResultRow, Store, Tables,
+    VariableStats,
+};
 
 /// The LISTEN/NOTIFY channel announcing new readings.
 const CHANNEL: &str = "anomaly_readings";
@@ -265,6 +268,98 @@ impl Store for Postgres {
             rejects: r.get(3),
             last_trained_at: r.get(4),
         }))
+    }
+
+    fn anomalies(&mut self, f: &AnomalyFilter, limit: i64, offset: i64) -> Result<(i64, Vec<ResultRow>)> {
+        let rt = &self.t.results;
+        let filter = format!(
+            "($1::text IS NULL OR variable = $1) AND ($2::bigint IS NULL OR ds >= {}) \
+             AND ($3::bigint IS NULL OR ds < {}) AND ($4::float8 IS NULL OR anomaly_score >= $4) \
+             AND ($5 OR is_anomaly)",
+            ts(2),
+            ts(3)
+        );
+        let total: i64 = self
+            .client
+            .query_one(
+                &format!("SELECT COUNT(*) FROM {rt} WHERE {filter}"),
+                &[&f.variable, &f.from, &f.to, &f.min_score, &f.all],
+            )?
+            .get(0);
+        let rows = self.client.query(
+            &format!(
+                "SELECT EXTRACT(EPOCH FROM ds)::bigint, variable, y, yhat, yhat_lower, yhat_upper, residual, \
+                 is_anomaly, anomaly_score FROM {rt} WHERE {filter} ORDER BY ds DESC, variable LIMIT $6 OFFSET $7"
+            ),
+            &[&f.variable, &f.from, &f.to, &f.min_score, &f.all, &limit, &offset],
+        )?;
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        Ok((
+            total,
+            rows.iter()
+                .map(|r| ResultRow {
+                    ts: r.get(0),
+                    variable: r.get(1),
+                    y: nan(r.get(2)),
+                    yhat: nan(r.get(3)),
+                    yhat_lower: nan(r.get(4)),
+                    yhat_upper: nan(r.get(5)),
+                    residual: nan(r.get(6)),
+                    is_anomaly: r.get(7),
+                    score: nan(r.get(8)),
+                })
+                .collect(),
+        ))
+    }
+
+    fn variable_stats(&mut self) -> Result<Vec<VariableStats>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT variable, COUNT(*), COUNT(*) FILTER (WHERE is_anomaly), AVG(anomaly_score), \
+                 to_char(MIN(ds), 'YYYY-MM-DD HH24:MI:SS'), to_char(MAX(ds), 'YYYY-MM-DD HH24:MI:SS') \
+                 FROM {} GROUP BY variable ORDER BY variable",
+                self.t.results
+            ),
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (results, anomalies): (i64, i64) = (r.get(1), r.get(2));
+                VariableStats {
+                    variable: r.get(0),
+                    results,
+                    anomalies,
+                    percent: 100.0 * anomalies as f64 / results.max(1) as f64,
+                    mean_score: r.get::<_, Option<f64>>(3).unwrap_or(0.0),
+                    first: r.get(4),
+                    last: r.get(5),
+                }
+            })
+            .collect())
+    }
+
+    fn monthly(&mut self, variable: Option<&str>) -> Result<Vec<MonthStats>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT to_char(ds, 'YYYY-MM') AS month, variable, COUNT(*), COUNT(*) FILTER (WHERE is_anomaly), \
+                 AVG(anomaly_score), MAX(anomaly_score) FROM {} WHERE ($1::text IS NULL OR variable = $1) \
+                 GROUP BY month, variable ORDER BY month, variable",
+                self.t.results
+            ),
+            &[&variable],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| MonthStats {
+                month: r.get(0),
+                variable: r.get(1),
+                results: r.get(2),
+                anomalies: r.get(3),
+                mean_score: r.get::<_, Option<f64>>(4).unwrap_or(0.0),
+                max_score: r.get::<_, Option<f64>>(5).unwrap_or(0.0),
+            })
+            .collect())
     }
 
     fn wait_for_readings(&mut self, timeout: std::time::Duration) -> Result<()> {

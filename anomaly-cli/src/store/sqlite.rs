@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{check_name, format_ts, JobState, NewReading, Pending, Reject, ResultRow, Store, Tables};
+use super::{
+    check_name, format_ts, AnomalyFilter, JobState, MonthStats, NewReading, Pending, Reject, ResultRow, Store, Tables,
+    VariableStats,
+};
 
 /// Rows per insert transaction.
 const CHUNK: usize = 10_000;
@@ -226,6 +229,78 @@ impl Store for Sqlite {
                 })
             })
             .optional()?)
+    }
+
+    fn anomalies(&mut self, f: &AnomalyFilter, limit: i64, offset: i64) -> Result<(i64, Vec<ResultRow>)> {
+        let rt = &self.t.results;
+        let filter = "(?1 IS NULL OR variable = ?1) AND (?2 IS NULL OR ds >= ?2) AND (?3 IS NULL OR ds < ?3) \
+                      AND (?4 IS NULL OR anomaly_score >= ?4) AND (?5 OR is_anomaly = 1)";
+        let args = params![f.variable, f.from.map(format_ts), f.to.map(format_ts), f.min_score, f.all];
+        let total: i64 =
+            self.conn.query_row(&format!("SELECT COUNT(*) FROM {rt} WHERE {filter}"), args, |r| r.get(0))?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT ds, variable, y, yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score FROM {rt} \
+             WHERE {filter} ORDER BY ds DESC, variable LIMIT ?6 OFFSET ?7"
+        ))?;
+        let rows = stmt.query_map(
+            params![f.variable, f.from.map(format_ts), f.to.map(format_ts), f.min_score, f.all, limit, offset],
+            |r| {
+                let ds: String = r.get(0)?;
+                Ok(ResultRow {
+                    ts: parse_timestamp(&ds).unwrap_or(0),
+                    variable: r.get(1)?,
+                    y: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                    yhat: r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+                    yhat_lower: r.get::<_, Option<f64>>(4)?.unwrap_or(f64::NAN),
+                    yhat_upper: r.get::<_, Option<f64>>(5)?.unwrap_or(f64::NAN),
+                    residual: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
+                    is_anomaly: r.get(7)?,
+                    score: r.get::<_, Option<f64>>(8)?.unwrap_or(f64::NAN),
+                })
+            },
+        )?;
+        Ok((total, rows.collect::<Result<_, _>>()?))
+    }
+
+    fn variable_stats(&mut self) -> Result<Vec<VariableStats>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT variable, COUNT(*), SUM(is_anomaly), AVG(anomaly_score), MIN(ds), MAX(ds) FROM {} \
+             GROUP BY variable ORDER BY variable",
+            self.t.results
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            let (results, anomalies): (i64, i64) = (r.get(1)?, r.get(2)?);
+            Ok(VariableStats {
+                variable: r.get(0)?,
+                results,
+                anomalies,
+                percent: 100.0 * anomalies as f64 / results.max(1) as f64,
+                mean_score: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                first: r.get(4)?,
+                last: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn monthly(&mut self, variable: Option<&str>) -> Result<Vec<MonthStats>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT substr(ds, 1, 7) AS month, variable, COUNT(*), SUM(is_anomaly), AVG(anomaly_score), \
+             MAX(anomaly_score) FROM {} WHERE (?1 IS NULL OR variable = ?1) \
+             GROUP BY month, variable ORDER BY month, variable",
+            self.t.results
+        ))?;
+        let rows = stmt.query_map(params![variable], |r| {
+            Ok(MonthStats {
+                month: r.get(0)?,
+                variable: r.get(1)?,
+                results: r.get(2)?,
+                anomalies: r.get(3)?,
+                mean_score: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                max_score: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn latest_reading(&mut self) -> Result<Option<i64>> {

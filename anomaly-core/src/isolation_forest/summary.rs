@@ -39,6 +39,19 @@ pub struct StateThresholds {
     pub critical_percent: f64,
 }
 
+impl StateThresholds {
+    /// The state for a percent of anomalous records.
+    pub fn state(&self, percent: f64) -> State {
+        if percent >= self.critical_percent {
+            State::Critico
+        } else if percent >= self.caution_percent {
+            State::Precaucion
+        } else {
+            State::Normal
+        }
+    }
+}
+
 impl Default for StateThresholds {
     fn default() -> Self {
         StateThresholds { caution_percent: 5.0, critical_percent: 10.0 }
@@ -83,14 +96,7 @@ pub fn summarize(labels: &[i8], thresholds: StateThresholds) -> Result<AnomalySu
     let total = labels.len();
     let anomalies = labels.iter().filter(|&&l| l == -1).count();
     let percent = if total == 0 { 0.0 } else { 100.0 * anomalies as f64 / total as f64 };
-    let state = if percent >= critical_percent {
-        State::Critico
-    } else if percent >= caution_percent {
-        State::Precaucion
-    } else {
-        State::Normal
-    };
-    Ok(AnomalySummary { total, anomalies, percent, state })
+    Ok(AnomalySummary { total, anomalies, percent, state: thresholds.state(percent) })
 }
 
 #[cfg(test)]

@@ -1,0 +1,149 @@
+//! Read-only queries over the results tables, for dashboards (`--db`):
+//! `GET /anomalies` (filters, paginated), `/variables`, `/monthly`,
+//! `/summary`. Database calls run on the blocking pool, one at a time per
+//! connection.
+
+use std::sync::Arc;
+
+use anomaly_core::isolation_forest::StateThresholds;
+use anomaly_core::time::parse_timestamp;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{error, AppState};
+use crate::store::{format_ts, AnomalyFilter, Store};
+
+/// Largest page.
+const MAX_LIMIT: i64 = 10_000;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AnomalyQuery {
+    variable: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    min_score: Option<f64>,
+    #[serde(default)]
+    all: bool,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MonthlyQuery {
+    variable: Option<String>,
+}
+
+/// Runs `work` on the database connection, off the async threads.
+async fn with_db<T: Send + 'static>(
+    state: Arc<AppState>,
+    work: impl FnOnce(&mut dyn Store) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Response> {
+    let outcome = tokio::task::spawn_blocking(move || {
+        let Some(db) = &state.db else {
+            return Err(None);
+        };
+        let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        work(db.as_mut()).map_err(Some)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(None)) => {
+            Err(error(StatusCode::NOT_FOUND, "E404", "no database: start the service with --db".into(), json!([])))
+        }
+        Ok(Err(Some(e))) => {
+            log::error!("query failed: {e:#}");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, "E503", "the database is unavailable".into(), json!([])))
+        }
+        Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "E500", "internal error".into(), json!([]))),
+    }
+}
+
+fn bad(field: &str, reason: String) -> Response {
+    let fields = json!([{"field": field, "row": null, "reason": reason}]);
+    error(StatusCode::BAD_REQUEST, "E002", format!("{field}: {reason}"), fields)
+}
+
+/// A time parameter, or why it is not one.
+fn time(text: Option<&str>) -> Result<Option<i64>, String> {
+    text.map(|t| parse_timestamp(t).ok_or_else(|| format!("cannot parse {t:?} (YYYY-MM-DD[ HH:MM[:SS]])"))).transpose()
+}
+
+fn number(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Query(q): Query<AnomalyQuery>) -> Response {
+    let filter = match (time(q.from.as_deref()), time(q.to.as_deref())) {
+        (Ok(from), Ok(to)) => AnomalyFilter { variable: q.variable, from, to, min_score: q.min_score, all: q.all },
+        (Err(reason), _) => return bad("from", reason),
+        (_, Err(reason)) => return bad("to", reason),
+    };
+    let limit = q.limit.unwrap_or(100);
+    let offset = q.offset.unwrap_or(0);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return bad("limit", format!("must be between 1 and {MAX_LIMIT}"));
+    }
+    if offset < 0 {
+        return bad("offset", "must be 0 or more".into());
+    }
+    match with_db(state, move |db| db.anomalies(&filter, limit, offset)).await {
+        Ok((total, rows)) => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "ds": format_ts(r.ts), "variable": r.variable, "y": number(r.y), "yhat": number(r.yhat),
+                        "yhat_lower": number(r.yhat_lower), "yhat_upper": number(r.yhat_upper),
+                        "residual": number(r.residual), "is_anomaly": r.is_anomaly, "anomaly_score": number(r.score),
+                    })
+                })
+                .collect();
+            Json(json!({"total": total, "limit": limit, "offset": offset, "items": items})).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn variables(State(state): State<Arc<AppState>>) -> Response {
+    match with_db(state, |db| db.variable_stats()).await {
+        Ok(stats) => Json(json!({"variables": stats})).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn monthly(State(state): State<Arc<AppState>>, Query(q): Query<MonthlyQuery>) -> Response {
+    match with_db(state, move |db| db.monthly(q.variable.as_deref())).await {
+        Ok(months) => Json(json!({"months": months})).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Response {
+    match with_db(state, |db| db.variable_stats()).await {
+        Ok(stats) => {
+            let results: i64 = stats.iter().map(|s| s.results).sum();
+            let anomalies: i64 = stats.iter().map(|s| s.anomalies).sum();
+            let percent = if results == 0 { 0.0 } else { 100.0 * anomalies as f64 / results as f64 };
+            Json(json!({
+                "results": results,
+                "anomalies": anomalies,
+                "percent": percent,
+                "state": StateThresholds::default().state(percent).as_str(),
+                "variables": stats.len(),
+                "first": stats.iter().map(|s| s.first.as_str()).min(),
+                "last": stats.iter().map(|s| s.last.as_str()).max(),
+            }))
+            .into_response()
+        }
+        Err(response) => response,
+    }
+}
