@@ -215,3 +215,30 @@ def test_serve_answers_dashboard_queries(cli: str, plant: tuple[Path, Path], tmp
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
+
+
+def iforest_job(cli: str, url: str, model: Path) -> None:
+    run(cli, "iforest", "simulate", "--db", url, "--batch-size", "3000", "--anomaly-ratio", "0.05", "-q")
+    run(cli, "iforest", "watch", "--db", url, "--model", str(model), "--interval", "50ms", "--max-iterations", "1", "-q")
+    # A live stream: 4 ticks of 5 records, the table trimmed to 3010 records.
+    run(cli, "iforest", "simulate", "--db", url, "--interval", "20ms", "--ticks", "4", "--batch-size", "5",
+        "--max-records", "3010", "-q")  # fmt: skip
+    run(cli, "iforest", "watch", "--db", url, "--model", str(model), "--interval", "50ms", "--max-iterations", "1", "-q")
+
+
+def test_isolation_forest_job_scores_each_record_once(cli: str, tmp_path: Path) -> None:
+    db = tmp_path / "energy.db"
+    iforest_job(cli, f"sqlite:{db}", tmp_path / "forest.json")
+    assert scalar(db, "SELECT COUNT(*) FROM energy_records") == 3010
+    assert scalar(db, "SELECT COUNT(*) FROM energy_records_scores") == 3020  # trimmed records keep their scores
+    with sqlite3.connect(db) as c:
+        metrics = c.execute("SELECT total, anomalies, percent, state, first_record_id, last_record_id "
+                            "FROM energy_records_metrics ORDER BY id").fetchall()  # fmt: skip
+    assert [(m[0], m[4], m[5]) for m in metrics] == [(3000, 1, 3000), (20, 3001, 3020)]
+    total, flagged, percent, state = metrics[0][:4]
+    assert 2.0 < percent < 12.0 and abs(percent - 100 * flagged / total) < 1e-9
+    assert state == ("Normal" if percent < 5 else "Precaución" if percent < 10 else "Crítico")
+    # Nothing new: a pass writes nothing.
+    run(cli, "iforest", "watch", "--db", f"sqlite:{db}", "--model", str(tmp_path / "forest.json"), "--interval", "50ms",
+        "--max-iterations", "1", "-q")  # fmt: skip
+    assert scalar(db, "SELECT COUNT(*) FROM energy_records_metrics") == 2

@@ -124,3 +124,17 @@ def test_database_restart_under_a_running_worker(cli: str, postgres: Any, plant_
     assert worker.returncode == 0, err
     assert "retrying" in err and "summary:" in err
     assert pg_results(postgres, db) == expected
+
+
+def test_isolation_forest_job_matches_sqlite(cli: str, postgres: Any, tmp_path: Path) -> None:
+    from test_sql_jobs import iforest_job
+
+    db = postgres.database()
+    iforest_job(cli, postgres.url(db), tmp_path / "pg.json")
+    lite = tmp_path / "energy.db"
+    iforest_job(cli, f"sqlite:{lite}", tmp_path / "lite.json")
+    pg = postgres.sql("SELECT total, anomalies, state FROM energy_records_metrics ORDER BY id", db)
+    with sqlite3.connect(lite) as c:
+        expected = [[str(a), str(b), s] for a, b, s in c.execute(
+            "SELECT total, anomalies, state FROM energy_records_metrics ORDER BY id")]  # fmt: skip
+    assert pg == expected

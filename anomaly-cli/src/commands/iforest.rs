@@ -43,6 +43,23 @@ pub(crate) enum Command {
     ///   # {"total":1440,"anomalies":12,"percent":0.83,"state":"Normal",...}
     #[command(verbatim_doc_comment)]
     Score(ScoreArgs),
+    /// Write simulated sensor records (voltage, current, power,
+    /// temperature) into a SQL table, at once or as a live stream.
+    ///
+    ///   anomaly iforest simulate --db sqlite:energy.db --batch-size 5000
+    ///   # a stream: 5 records a second, 12% anomalous, at most 20,000 kept
+    ///   anomaly iforest simulate --db sqlite:energy.db --interval 1s --batch-size 5 \
+    ///       --anomaly-ratio 0.12 --max-records 20000
+    #[command(verbatim_doc_comment)]
+    Simulate(super::iforest_job::SimulateArgs),
+    /// Score new records of a SQL table every --interval: one score per
+    /// record (TABLE_scores) and one metrics row per pass (TABLE_metrics:
+    /// total, anomalies, percent, state), each pass in one transaction;
+    /// retrain from the newest records with --retrain-every.
+    ///
+    ///   anomaly iforest watch --db sqlite:energy.db --model forest.json --interval 5s --retrain-every 300s
+    #[command(verbatim_doc_comment)]
+    Watch(super::iforest_job::WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +146,8 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Fit(args) => fit(args),
         Command::Score(args) => score(args),
+        Command::Simulate(args) => super::iforest_job::simulate(args),
+        Command::Watch(args) => super::iforest_job::watch(args),
     }
 }
 

@@ -45,10 +45,15 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// The database URL as given.
+    pub(crate) fn url(&self) -> &str {
+        &self.db
+    }
+
     /// Opens the database and creates missing tables. A bad URL or table
     /// name is the input's fault (exit 2); a database that cannot be
     /// reached is not (exit 1, and `watch` retries).
-    fn open(&self) -> Result<Box<dyn Store>> {
+    pub(crate) fn open(&self) -> Result<Box<dyn Store>> {
         let tables = Tables {
             readings: self.readings_table.clone(),
             results: self.results_table.clone(),
@@ -67,7 +72,7 @@ impl Db {
 
     /// As [`Db::open`], retrying with backoff while the database is
     /// unreachable (not on a bad URL), until `stop`.
-    fn open_retrying(&self, stop: &AtomicBool) -> Result<Box<dyn Store>> {
+    pub(crate) fn open_retrying(&self, stop: &AtomicBool) -> Result<Box<dyn Store>> {
         let mut failures = 0u32;
         loop {
             match self.open() {
@@ -401,7 +406,7 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
@@ -563,7 +568,7 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
 }
 
 /// Sets a flag on SIGINT or SIGTERM (a thread with a small runtime).
-fn stop_flag() -> Arc<AtomicBool> {
+pub(crate) fn stop_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
     std::thread::spawn(move || {
@@ -696,7 +701,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
 }
 
 /// Sleeps `total`, waking early when `stop` is set.
-fn sleep_unless(stop: &AtomicBool, total: Duration) {
+pub(crate) fn sleep_unless(stop: &AtomicBool, total: Duration) {
     let deadline = Instant::now() + total;
     while !stop.load(Ordering::SeqCst) {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -132,6 +132,20 @@ pub(crate) struct MonthStats {
     pub(crate) max_score: f64,
 }
 
+/// One pass of the isolation-forest job: total, anomalies, percent, state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct PassMetrics {
+    pub(crate) total: i64,
+    pub(crate) anomalies: i64,
+    pub(crate) percent: f64,
+    pub(crate) state: String,
+    pub(crate) first_id: i64,
+    pub(crate) last_id: i64,
+}
+
+/// An isolation-forest score of one record: score_samples, decision, anomaly.
+pub(crate) type RecordScore = (i64, f64, f64, bool);
+
 /// The SQL side of the jobs.
 pub(crate) trait Store: Send {
     /// Creates the tables and indexes that do not exist yet.
@@ -160,6 +174,27 @@ pub(crate) trait Store: Send {
     fn variable_stats(&mut self) -> Result<Vec<VariableStats>>;
     /// Statistics per month and variable (optionally one variable).
     fn monthly(&mut self, variable: Option<&str>) -> Result<Vec<MonthStats>>;
+    /// Creates a records table `(id, datetime, columns...)` and its
+    /// `{table}_scores` (one row per record) and `{table}_metrics` (one row
+    /// per pass) tables, if missing.
+    fn ensure_records(&mut self, table: &str, columns: &[String]) -> Result<()>;
+    /// Appends records `(seconds, values)`.
+    fn insert_records(&mut self, table: &str, columns: &[String], rows: &[(i64, Vec<f64>)]) -> Result<()>;
+    /// Deletes the oldest records beyond the newest `keep`; returns how many.
+    fn trim_records(&mut self, table: &str, keep: usize) -> Result<usize>;
+    /// Up to `limit` records above `after_id` without a score, oldest first.
+    fn pending_records(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<Option<f64>>)>>;
+    /// The newest `n` complete records (for retraining), oldest first.
+    fn latest_records(&mut self, table: &str, columns: &[String], n: usize) -> Result<Vec<Vec<f64>>>;
+    /// Scores, the pass's metrics row and the job state, in one transaction;
+    /// returns the scores inserted.
+    fn commit_scores(&mut self, table: &str, scores: &[RecordScore], metrics: &PassMetrics) -> Result<usize>;
     /// Waits up to `timeout` for new readings: databases that can announce
     /// inserts (PostgreSQL's LISTEN/NOTIFY) return as soon as one lands;
     /// the others just wait (a poll).

@@ -362,6 +362,122 @@ impl Store for Postgres {
             .collect())
     }
 
+    fn ensure_records(&mut self, table: &str, columns: &[String]) -> Result<()> {
+        let cols: String = columns.iter().map(|c| format!(", {c} DOUBLE PRECISION")).collect();
+        let idx = table.replace('.', "_");
+        self.client.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, datetime TIMESTAMP NOT NULL{cols},
+                created_at TIMESTAMP NOT NULL DEFAULT now());
+             CREATE TABLE IF NOT EXISTS {table}_scores (record_id BIGINT PRIMARY KEY, score DOUBLE PRECISION NOT NULL,
+                decision DOUBLE PRECISION NOT NULL, is_anomaly BOOLEAN NOT NULL,
+                scored_at TIMESTAMP NOT NULL DEFAULT now());
+             CREATE INDEX IF NOT EXISTS idx_{idx}_scores_anomaly ON {table}_scores(is_anomaly);
+             CREATE TABLE IF NOT EXISTS {table}_metrics (id BIGSERIAL PRIMARY KEY,
+                computed_at TIMESTAMP NOT NULL DEFAULT now(), total BIGINT NOT NULL, anomalies BIGINT NOT NULL,
+                percent DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, first_record_id BIGINT NOT NULL,
+                last_record_id BIGINT NOT NULL);"
+        ))?;
+        Ok(())
+    }
+
+    fn insert_records(&mut self, table: &str, columns: &[String], rows: &[(i64, Vec<f64>)]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            let mut tx = self.client.transaction()?;
+            {
+                let mut copy = tx.copy_in(&format!("COPY {table} (datetime, {}) FROM STDIN", columns.join(", ")))?;
+                let mut buf = Vec::with_capacity(chunk.len() * 64);
+                for (ts, values) in chunk {
+                    crate::csvio::push_timestamp(&mut buf, *ts);
+                    for v in values {
+                        buf.push(b'\t');
+                        if v.is_finite() {
+                            crate::csvio::push_f64(&mut buf, *v);
+                        } else {
+                            buf.extend_from_slice(b"\\N");
+                        }
+                    }
+                    buf.push(b'\n');
+                }
+                copy.write_all(&buf)?;
+                copy.finish()?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn trim_records(&mut self, table: &str, keep: usize) -> Result<usize> {
+        Ok(self.client.execute(
+            &format!("DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET $1)"),
+            &[&(keep as i64)],
+        )? as usize)
+    }
+
+    fn pending_records(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<Option<f64>>)>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT id, {} FROM {table} r WHERE r.id > $1
+                   AND NOT EXISTS (SELECT 1 FROM {table}_scores s WHERE s.record_id = r.id) ORDER BY r.id LIMIT $2",
+                columns.join(", ")
+            ),
+            &[&after_id, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), (1..=columns.len()).map(|i| r.get::<_, Option<f64>>(i)).collect())).collect())
+    }
+
+    fn latest_records(&mut self, table: &str, columns: &[String], n: usize) -> Result<Vec<Vec<f64>>> {
+        let names = columns.join(", ");
+        let complete = columns.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
+        let rows = self.client.query(
+            &format!(
+                "SELECT {names} FROM (SELECT * FROM {table} WHERE {complete} ORDER BY id DESC LIMIT $1) t ORDER BY id"
+            ),
+            &[&(n as i64)],
+        )?;
+        Ok(rows.iter().map(|r| (0..columns.len()).map(|i| r.get::<_, f64>(i)).collect()).collect())
+    }
+
+    fn commit_scores(&mut self, table: &str, scores: &[super::RecordScore], m: &super::PassMetrics) -> Result<usize> {
+        let state = self.t.state.clone();
+        let mut tx = self.client.transaction()?;
+        let ids: Vec<i64> = scores.iter().map(|s| s.0).collect();
+        let values: Vec<f64> = scores.iter().map(|s| s.1).collect();
+        let decisions: Vec<f64> = scores.iter().map(|s| s.2).collect();
+        let flags: Vec<bool> = scores.iter().map(|s| s.3).collect();
+        let inserted = tx.execute(
+            &format!(
+                "INSERT INTO {table}_scores (record_id, score, decision, is_anomaly)
+                 SELECT * FROM unnest($1::bigint[], $2::float8[], $3::float8[], $4::bool[])
+                 ON CONFLICT (record_id) DO NOTHING"
+            ),
+            &[&ids, &values, &decisions, &flags],
+        )? as usize;
+        tx.execute(
+            &format!(
+                "INSERT INTO {table}_metrics (total, anomalies, percent, state, first_record_id, last_record_id)
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            ),
+            &[&m.total, &m.anomalies, &m.percent, &m.state, &m.first_id, &m.last_id],
+        )?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {state} AS s (job, last_reading_id, results, anomalies) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (job) DO UPDATE SET last_reading_id = GREATEST(s.last_reading_id, excluded.last_reading_id),
+                   results = s.results + excluded.results, anomalies = s.anomalies + excluded.anomalies,
+                   updated_at = now()"
+            ),
+            &[&format!("iforest:{table}"), &m.last_id, &(inserted as i64), &m.anomalies],
+        )?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+
     fn wait_for_readings(&mut self, timeout: std::time::Duration) -> Result<()> {
         if !self.listening {
             self.client.batch_execute(&format!("LISTEN {CHANNEL}"))?;

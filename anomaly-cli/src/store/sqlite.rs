@@ -303,6 +303,104 @@ impl Store for Sqlite {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn ensure_records(&mut self, table: &str, columns: &[String]) -> Result<()> {
+        self.ensure_records_impl(table, columns)
+    }
+
+    fn insert_records(&mut self, table: &str, columns: &[String], rows: &[(i64, Vec<f64>)]) -> Result<()> {
+        let names = columns.join(", ");
+        let marks: String = (0..columns.len()).map(|i| format!(", ?{}", i + 2)).collect();
+        let sql = format!("INSERT INTO {table} (datetime, {names}) VALUES (?1{marks})");
+        for chunk in rows.chunks(CHUNK) {
+            let tx = self.conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(&sql)?;
+                for (ts, values) in chunk {
+                    let mut args: Vec<rusqlite::types::Value> = vec![format_ts(*ts).into()];
+                    args.extend(values.iter().map(|&v| rusqlite::types::Value::Real(v)));
+                    insert.execute(rusqlite::params_from_iter(args))?;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn trim_records(&mut self, table: &str, keep: usize) -> Result<usize> {
+        Ok(self.conn.execute(
+            &format!("DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?1)"),
+            params![keep as i64],
+        )?)
+    }
+
+    fn pending_records(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<Option<f64>>)>> {
+        let names = columns.join(", ");
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, {names} FROM {table} r WHERE r.id > ?1
+               AND NOT EXISTS (SELECT 1 FROM {table}_scores s WHERE s.record_id = r.id) ORDER BY r.id LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![after_id, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let values = (0..columns.len()).map(|i| number(row.get_ref(i + 1).ok()?).ok().flatten()).collect();
+            out.push((row.get(0)?, values));
+        }
+        Ok(out)
+    }
+
+    fn latest_records(&mut self, table: &str, columns: &[String], n: usize) -> Result<Vec<Vec<f64>>> {
+        let names = columns.join(", ");
+        let complete = columns.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {names} FROM (SELECT * FROM {table} WHERE {complete} ORDER BY id DESC LIMIT ?1) ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![n as i64], |row| {
+            (0..columns.len()).map(|i| row.get::<_, f64>(i)).collect::<Result<Vec<f64>, _>>()
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn commit_scores(&mut self, table: &str, scores: &[super::RecordScore], m: &super::PassMetrics) -> Result<usize> {
+        let stamp = now();
+        let state_table = self.t.state.clone();
+        let tx = self.conn.transaction()?;
+        let mut inserted = 0;
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO {table}_scores (record_id, score, decision, is_anomaly, scored_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (record_id) DO NOTHING"
+            ))?;
+            for (id, score, decision, anomaly) in scores {
+                inserted += insert.execute(params![id, score, decision, anomaly, stamp])?;
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table}_metrics (computed_at, total, anomalies, percent, state, first_record_id,
+                     last_record_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![stamp, m.total, m.anomalies, m.percent, m.state, m.first_id, m.last_id],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {state_table} (job, last_reading_id, results, anomalies, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (job) DO UPDATE SET last_reading_id = MAX(last_reading_id, excluded.last_reading_id),
+                       results = results + excluded.results, anomalies = anomalies + excluded.anomalies,
+                       updated_at = excluded.updated_at"
+                ),
+                params![Self::job(table), m.last_id, inserted as i64, m.anomalies, stamp],
+            )?;
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
     fn latest_reading(&mut self) -> Result<Option<i64>> {
         let text: Option<String> =
             self.conn.query_row(&format!("SELECT MAX(datetime) FROM {}", self.t.readings), [], |r| r.get(0))?;
@@ -322,5 +420,29 @@ fn number(value: ValueRef<'_>) -> Result<Option<f64>, String> {
             text.trim().parse::<f64>().map(Some).map_err(|_| text.into_owned())
         }
         ValueRef::Blob(_) => Err("a binary value".into()),
+    }
+}
+
+impl Sqlite {
+    fn job(table: &str) -> String {
+        format!("iforest:{table}")
+    }
+}
+
+/// The isolation-forest job's tables on SQLite.
+impl Sqlite {
+    pub(crate) fn ensure_records_impl(&mut self, table: &str, columns: &[String]) -> Result<()> {
+        let cols: String = columns.iter().map(|c| format!(", {c} REAL")).collect();
+        self.conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, datetime TEXT NOT NULL{cols},
+                created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+             CREATE TABLE IF NOT EXISTS {table}_scores (record_id INTEGER PRIMARY KEY, score REAL NOT NULL,
+                decision REAL NOT NULL, is_anomaly INTEGER NOT NULL, scored_at TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS idx_{table}_scores_anomaly ON {table}_scores(is_anomaly);
+             CREATE TABLE IF NOT EXISTS {table}_metrics (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                computed_at TEXT NOT NULL, total INTEGER NOT NULL, anomalies INTEGER NOT NULL, percent REAL NOT NULL,
+                state TEXT NOT NULL, first_record_id INTEGER NOT NULL, last_record_id INTEGER NOT NULL);"
+        ))?;
+        Ok(())
     }
 }
