@@ -242,3 +242,43 @@ def test_isolation_forest_job_scores_each_record_once(cli: str, tmp_path: Path) 
     run(cli, "iforest", "watch", "--db", f"sqlite:{db}", "--model", str(tmp_path / "forest.json"), "--interval", "50ms",
         "--max-iterations", "1", "-q")  # fmt: skip
     assert scalar(db, "SELECT COUNT(*) FROM energy_records_metrics") == 2
+
+
+def consumption_job(cli: str, url: str, tmp_path: Path) -> None:
+    """Simulate 6 clients x 40 days into the database, flag them with `watch`
+    in two rounds (the second after more readings land), archive and restore."""
+    run(cli, "consumption", "simulate", "--db", url, "--clients", "6", "--days", "40", "--seed", "5", "-q")
+    run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1", "-q")
+    run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1", "-q")
+
+
+def test_consumption_job_matches_the_file_detector(cli: str, tmp_path: Path) -> None:
+    import csv
+
+    db = tmp_path / "consumo.db"
+    url = f"sqlite:{db}"
+    consumption_job(cli, url, tmp_path)
+    run(cli, "consumption", "simulate", "--output", str(tmp_path / "r.csv"), "--clients", "6", "--days", "40",
+        "--seed", "5", "-q")  # fmt: skip
+    run(cli, "consumption", "detect", "--input", str(tmp_path / "r.csv"), "--output", str(tmp_path / "f.csv"), "-q")
+    with open(tmp_path / "f.csv") as f:
+        expected = sorted((r["client_id"], r["timestamp"], r["is_anomaly"] == "true", r["severity"]) for r in csv.DictReader(f))
+    with sqlite3.connect(db) as c:
+        got = sorted((a, b, bool(x), s) for a, b, x, s in c.execute(
+            "SELECT client_id, timestamp, is_anomaly, severity FROM consumo_anomalias"))  # fmt: skip
+        months = c.execute("SELECT COUNT(*), SUM(readings) FROM consumo_mensual").fetchone()
+    assert got == expected and sum(g[2] for g in got) > 0
+    assert months == (6 * 2, 6 * 40 * 24)  # January and February, every reading counted once
+
+    run(cli, "archive", "--db", url, "--older-than", "20d", "-q")
+    run(cli, "restore", "--db", url, "--from", "2024-01-01", "--to", "2024-01-05", "-q")
+    with sqlite3.connect(db) as c:
+        log = c.execute("SELECT action, rows FROM consumo_archivo_log ORDER BY id").fetchall()
+        live = c.execute("SELECT COUNT(*) FROM consumo_lecturas").fetchone()[0]
+        archived = c.execute("SELECT COUNT(*) FROM consumo_lecturas_archivo").fetchone()[0]
+    assert [a for a, _ in log] == ["archive", "restore"] and log[1][1] == 6 * 4 * 24
+    assert live + archived == 6 * 40 * 24 and archived == log[0][1] - log[1][1]
+    # Restored readings keep their flags: nothing is flagged twice.
+    out = run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1")
+    assert "summary: 1 iterations, 0 readings flagged" in out.stderr
+    assert scalar(db, "SELECT COUNT(*) FROM consumo_anomalias") == 6 * 40 * 24

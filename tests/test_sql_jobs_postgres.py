@@ -138,3 +138,22 @@ def test_isolation_forest_job_matches_sqlite(cli: str, postgres: Any, tmp_path: 
         expected = [[str(a), str(b), s] for a, b, s in c.execute(
             "SELECT total, anomalies, state FROM energy_records_metrics ORDER BY id")]  # fmt: skip
     assert pg == expected
+
+
+def test_consumption_job_matches_sqlite(cli: str, postgres: Any, tmp_path: Path) -> None:
+    from test_sql_jobs import consumption_job
+
+    db = postgres.database()
+    consumption_job(cli, postgres.url(db), tmp_path)
+    lite = tmp_path / "c.db"
+    consumption_job(cli, f"sqlite:{lite}", tmp_path)
+    pg = postgres.sql("SELECT client_id, to_char(timestamp, 'YYYY-MM-DD HH24:MI:SS'), is_anomaly::int, severity "
+                      "FROM consumo_anomalias ORDER BY 1, 2", db)  # fmt: skip
+    with sqlite3.connect(lite) as c:
+        expected = [[a, b, str(x), s] for a, b, x, s in c.execute(
+            "SELECT client_id, timestamp, is_anomaly, severity FROM consumo_anomalias ORDER BY 1, 2")]  # fmt: skip
+    assert pg == expected and len(pg) == 6 * 40 * 24
+    run(cli, "archive", "--db", postgres.url(db), "--older-than", "20d", "-q")
+    run(cli, "restore", "--db", postgres.url(db), "--from", "2024-01-01", "--to", "2024-01-05", "-q")
+    log = postgres.sql("SELECT action, rows FROM consumo_archivo_log ORDER BY id", db)
+    assert [r[0] for r in log] == ["archive", "restore"] and int(log[1][1]) == 6 * 4 * 24

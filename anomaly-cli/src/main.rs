@@ -105,6 +105,18 @@ enum Command {
     /// A bad line gives {"error": {"line": N, "message": ...}} and the stream goes on.
     #[command(verbatim_doc_comment)]
     Stream(commands::jobs::StreamArgs),
+    /// Move consumption readings older than a span (counted back from the
+    /// newest reading) to `consumo_lecturas_archivo`, logged in
+    /// `consumo_archivo_log`, in one transaction.
+    ///
+    ///   anomaly archive --db sqlite:energy.db --older-than 30d
+    #[command(verbatim_doc_comment)]
+    Archive(commands::consumption_job::ArchiveArgs),
+    /// Bring archived consumption readings of a time range back, logged.
+    ///
+    ///   anomaly restore --db sqlite:energy.db --from 2024-01-01 --to 2024-02-01
+    #[command(verbatim_doc_comment)]
+    Restore(commands::consumption_job::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +143,8 @@ fn main() -> ExitCode {
         Command::Detect(args) => commands::jobs::detect(args),
         Command::Watch(args) => commands::jobs::watch(args),
         Command::Stream(args) => commands::jobs::stream(args),
+        Command::Archive(args) => commands::consumption_job::archive(args),
+        Command::Restore(args) => commands::consumption_job::restore(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,15 @@ pub(crate) enum Command {
     ///   anomaly consumption simulate --clients 50 --days 60 --output readings.csv --events events.csv
     #[command(verbatim_doc_comment)]
     Simulate(SimulateArgs),
+    /// Flag new readings of the `consumo_lecturas` table every --interval:
+    /// one row per reading in `consumo_anomalias` (types, 0-1 score,
+    /// severity) and the monthly aggregates of the months touched in
+    /// `consumo_mensual`, in one transaction (each reading exactly once).
+    ///
+    ///   anomaly consumption simulate --db sqlite:energy.db --clients 50 --days 60
+    ///   anomaly consumption watch --db sqlite:energy.db --interval 10m
+    #[command(verbatim_doc_comment)]
+    Watch(super::consumption_job::WatchArgs),
     /// Print the default rule parameters as a parameter file for --params.
     ///
     /// Example:
@@ -122,8 +131,12 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Where to write the readings (CSV).
-    #[arg(long, short)]
-    output: PathBuf,
+    #[arg(long, short, required_unless_present = "db")]
+    output: Option<PathBuf>,
+    /// Or write them into the `consumo_lecturas` table of this database
+    /// (`sqlite:PATH` or `postgres://...`).
+    #[arg(long)]
+    db: Option<String>,
     /// Also write the injected events (CSV).
     #[arg(long)]
     events: Option<PathBuf>,
@@ -149,6 +162,7 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Detect(args) => detect(args),
         Command::Simulate(args) => simulate_cmd(args),
+        Command::Watch(args) => super::consumption_job::watch(args),
         Command::Params => {
             let bytes = ConsumptionParams::default().to_bytes()?;
             let value: serde_json::Value = serde_json::from_slice(&bytes)?;
@@ -354,14 +368,19 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
         seed: args.seed,
     };
     let (readings, events) = simulate(&spec).map_err(InputError::Params)?;
-    let clients: Vec<Vec<u8>> = readings.client_names().iter().map(|c| csvio::csv_field(c)).collect();
-    csvio::write_rows_parallel(&args.output, "client_id,timestamp,kwh", readings.len(), |row, out| {
-        out.extend_from_slice(&clients[readings.clients()[row] as usize]);
-        out.push(b',');
-        csvio::push_timestamp(out, readings.timestamps()[row]);
-        out.push(b',');
-        csvio::push_f64(out, readings.kwh()[row]);
-    })?;
+    if let Some(url) = &args.db {
+        super::consumption_job::write_readings(&super::jobs::Db::with_url(url), &readings)?;
+    }
+    if let Some(output) = &args.output {
+        let clients: Vec<Vec<u8>> = readings.client_names().iter().map(|c| csvio::csv_field(c)).collect();
+        csvio::write_rows_parallel(output, "client_id,timestamp,kwh", readings.len(), |row, out| {
+            out.extend_from_slice(&clients[readings.clients()[row] as usize]);
+            out.push(b',');
+            csvio::push_timestamp(out, readings.timestamps()[row]);
+            out.push(b',');
+            csvio::push_f64(out, readings.kwh()[row]);
+        })?;
+    }
     if let Some(path) = &args.events {
         let mut w = csvio::writer(path)?;
         w.write_record(["client_id", "kind", "start", "end"])?;
@@ -378,7 +397,7 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
         readings.len(),
         args.clients,
         events.len(),
-        args.output.display()
+        args.output.as_ref().map_or_else(|| args.db.clone().unwrap_or_default(), |p| p.display().to_string())
     );
     Ok(())
 }

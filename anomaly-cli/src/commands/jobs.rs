@@ -45,6 +45,11 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// A database with the default table names.
+    pub(crate) fn with_url(url: &str) -> Db {
+        Db { db: url.to_owned(), readings_table: "datos_proceso".into(), results_table: "anomalies_detector".into() }
+    }
+
     /// The database URL as given.
     pub(crate) fn url(&self) -> &str {
         &self.db

@@ -1,4 +1,5 @@
 pub(crate) mod consumption;
+pub(crate) mod consumption_job;
 pub(crate) mod credit;
 pub(crate) mod forecast;
 pub(crate) mod iforest;

@@ -146,6 +146,42 @@ pub(crate) struct PassMetrics {
 /// An isolation-forest score of one record: score_samples, decision, anomaly.
 pub(crate) type RecordScore = (i64, f64, f64, bool);
 
+/// A consumption reading as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ConsumptionRow {
+    pub(crate) id: i64,
+    pub(crate) client: String,
+    pub(crate) ts: i64,
+    pub(crate) kwh: Option<f64>,
+}
+
+/// The consumption rules' verdict on one reading.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ConsumptionFlag {
+    pub(crate) reading_id: i64,
+    pub(crate) client: String,
+    pub(crate) ts: i64,
+    pub(crate) kwh: f64,
+    pub(crate) is_anomaly: bool,
+    pub(crate) types: String,
+    pub(crate) score: f64,
+    pub(crate) severity: String,
+}
+
+/// One client's month.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MonthRow {
+    pub(crate) client: String,
+    pub(crate) month: String,
+    pub(crate) readings: i64,
+    pub(crate) total_kwh: f64,
+    pub(crate) anomalies: i64,
+    pub(crate) critical: i64,
+    pub(crate) night_mean_kwh: Option<f64>,
+    pub(crate) peak_mean_kwh: Option<f64>,
+    pub(crate) score: f64,
+}
+
 /// The SQL side of the jobs.
 pub(crate) trait Store: Send {
     /// Creates the tables and indexes that do not exist yet.
@@ -195,6 +231,24 @@ pub(crate) trait Store: Send {
     /// Scores, the pass's metrics row and the job state, in one transaction;
     /// returns the scores inserted.
     fn commit_scores(&mut self, table: &str, scores: &[RecordScore], metrics: &PassMetrics) -> Result<usize>;
+    /// Creates the consumption tables if missing.
+    fn ensure_consumption(&mut self) -> Result<()>;
+    /// Appends consumption readings `(client, seconds, kwh)`.
+    fn insert_consumption(&mut self, rows: &[(String, i64, f64)]) -> Result<()>;
+    /// Up to `limit` readings above `after_id` without a flag row, oldest id first.
+    fn pending_consumption(&mut self, after_id: i64, limit: usize) -> Result<Vec<ConsumptionRow>>;
+    /// Every reading of `clients` from `from` (seconds) on: the rules' context.
+    fn consumption_context(&mut self, clients: &[String], from: i64) -> Result<Vec<ConsumptionRow>>;
+    /// Flags, the months they touch (upserted) and the job state, in one
+    /// transaction; returns the flags inserted.
+    fn commit_consumption(&mut self, flags: &[ConsumptionFlag], months: &[MonthRow], last_id: i64) -> Result<usize>;
+    /// The newest consumption reading's time, if any.
+    fn latest_consumption(&mut self) -> Result<Option<i64>>;
+    /// Moves readings older than `before` to the archive table, logged, in
+    /// one transaction; returns how many.
+    fn archive_consumption(&mut self, before: i64) -> Result<usize>;
+    /// Moves archived readings with `from <= ts < to` back, logged.
+    fn restore_consumption(&mut self, from: i64, to: i64) -> Result<usize>;
     /// Waits up to `timeout` for new readings: databases that can announce
     /// inserts (PostgreSQL's LISTEN/NOTIFY) return as soon as one lands;
     /// the others just wait (a poll).

@@ -10,8 +10,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
 use super::{
-    check_name, AnomalyFilter, JobState, MonthStats, NewReading, Pending, Reject, ResultRow, Store, Tables,
-    VariableStats,
+    check_name, AnomalyFilter, ConsumptionFlag, ConsumptionRow, JobState, MonthRow, MonthStats, NewReading, Pending,
+    Reject, ResultRow, Store, Tables, VariableStats,
 };
 
 /// The LISTEN/NOTIFY channel announcing new readings.
@@ -478,6 +478,170 @@ impl Store for Postgres {
         Ok(inserted)
     }
 
+    fn ensure_consumption(&mut self) -> Result<()> {
+        let lecturas = "id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL, timestamp TIMESTAMP NOT NULL,
+                        kwh DOUBLE PRECISION, created_at TIMESTAMP NOT NULL DEFAULT now()";
+        self.client.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS consumo_lecturas ({lecturas});
+             CREATE INDEX IF NOT EXISTS idx_consumo_lecturas_client_ts ON consumo_lecturas(client_id, timestamp);
+             CREATE TABLE IF NOT EXISTS consumo_lecturas_archivo ({lecturas});
+             CREATE TABLE IF NOT EXISTS consumo_anomalias (reading_id BIGINT PRIMARY KEY, client_id TEXT NOT NULL,
+                timestamp TIMESTAMP NOT NULL, kwh DOUBLE PRECISION, is_anomaly BOOLEAN NOT NULL, types TEXT NOT NULL,
+                score DOUBLE PRECISION NOT NULL, severity TEXT NOT NULL, processed_at TIMESTAMP NOT NULL DEFAULT now());
+             CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_client ON consumo_anomalias(client_id, timestamp);
+             CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_severity ON consumo_anomalias(severity);
+             CREATE TABLE IF NOT EXISTS consumo_mensual (client_id TEXT NOT NULL, month TEXT NOT NULL,
+                readings BIGINT NOT NULL, total_kwh DOUBLE PRECISION NOT NULL, anomalies BIGINT NOT NULL,
+                critical BIGINT NOT NULL, night_mean_kwh DOUBLE PRECISION, peak_mean_kwh DOUBLE PRECISION,
+                score DOUBLE PRECISION NOT NULL, updated_at TIMESTAMP NOT NULL DEFAULT now(),
+                PRIMARY KEY (client_id, month));
+             CREATE TABLE IF NOT EXISTS consumo_archivo_log (id BIGSERIAL PRIMARY KEY, at TIMESTAMP NOT NULL DEFAULT now(),
+                action TEXT NOT NULL, from_ts TIMESTAMP, to_ts TIMESTAMP, rows BIGINT NOT NULL);"
+        ))?;
+        Ok(())
+    }
+
+    fn insert_consumption(&mut self, rows: &[(String, i64, f64)]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            let mut tx = self.client.transaction()?;
+            {
+                let mut copy = tx.copy_in("COPY consumo_lecturas (client_id, timestamp, kwh) FROM STDIN")?;
+                let mut buf = Vec::with_capacity(chunk.len() * 40);
+                for (client, ts, kwh) in chunk {
+                    copy_text(&mut buf, client);
+                    buf.push(b'\t');
+                    crate::csvio::push_timestamp(&mut buf, *ts);
+                    buf.push(b'\t');
+                    crate::csvio::push_f64(&mut buf, *kwh);
+                    buf.push(b'\n');
+                }
+                copy.write_all(&buf)?;
+                copy.finish()?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn pending_consumption(&mut self, after_id: i64, limit: usize) -> Result<Vec<ConsumptionRow>> {
+        let rows = self.client.query(
+            "SELECT id, client_id, EXTRACT(EPOCH FROM timestamp)::bigint, kwh FROM consumo_lecturas r WHERE r.id > $1
+               AND NOT EXISTS (SELECT 1 FROM consumo_anomalias a WHERE a.reading_id = r.id) ORDER BY r.id LIMIT $2",
+            &[&after_id, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(pg_consumption_row).collect())
+    }
+
+    fn consumption_context(&mut self, clients: &[String], from: i64) -> Result<Vec<ConsumptionRow>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT id, client_id, EXTRACT(EPOCH FROM timestamp)::bigint, kwh FROM consumo_lecturas
+                 WHERE client_id = ANY($1) AND timestamp >= {}",
+                ts(2)
+            ),
+            &[&clients, &(from as f64)],
+        )?;
+        Ok(rows.iter().map(pg_consumption_row).collect())
+    }
+
+    fn commit_consumption(&mut self, flags: &[ConsumptionFlag], months: &[MonthRow], last_id: i64) -> Result<usize> {
+        let state = self.t.state.clone();
+        let mut tx = self.client.transaction()?;
+        let ids: Vec<i64> = flags.iter().map(|f| f.reading_id).collect();
+        let clients: Vec<&str> = flags.iter().map(|f| f.client.as_str()).collect();
+        let times: Vec<f64> = flags.iter().map(|f| f.ts as f64).collect();
+        let kwh: Vec<f64> = flags.iter().map(|f| f.kwh).collect();
+        let anomalous: Vec<bool> = flags.iter().map(|f| f.is_anomaly).collect();
+        let types: Vec<&str> = flags.iter().map(|f| f.types.as_str()).collect();
+        let scores: Vec<f64> = flags.iter().map(|f| f.score).collect();
+        let severities: Vec<&str> = flags.iter().map(|f| f.severity.as_str()).collect();
+        let inserted = tx.execute(
+            "INSERT INTO consumo_anomalias (reading_id, client_id, timestamp, kwh, is_anomaly, types, score, severity)
+             SELECT i, c, to_timestamp(t) AT TIME ZONE 'UTC', k, a, y, s, v
+             FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::float8[], $5::bool[], $6::text[], $7::float8[],
+                         $8::text[]) AS u(i, c, t, k, a, y, s, v)
+             ON CONFLICT (reading_id) DO NOTHING",
+            &[&ids, &clients, &times, &kwh, &anomalous, &types, &scores, &severities],
+        )? as usize;
+        for m in months {
+            tx.execute(
+                "INSERT INTO consumo_mensual (client_id, month, readings, total_kwh, anomalies, critical, night_mean_kwh,
+                 peak_mean_kwh, score) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (client_id, month) DO UPDATE SET readings = excluded.readings,
+                   total_kwh = excluded.total_kwh, anomalies = excluded.anomalies, critical = excluded.critical,
+                   night_mean_kwh = excluded.night_mean_kwh, peak_mean_kwh = excluded.peak_mean_kwh,
+                   score = excluded.score, updated_at = now()",
+                &[
+                    &m.client,
+                    &m.month,
+                    &m.readings,
+                    &m.total_kwh,
+                    &m.anomalies,
+                    &m.critical,
+                    &m.night_mean_kwh,
+                    &m.peak_mean_kwh,
+                    &m.score,
+                ],
+            )?;
+        }
+        let anomalies = flags.iter().filter(|f| f.is_anomaly).count() as i64;
+        tx.execute(
+            &format!(
+                "INSERT INTO {state} AS s (job, last_reading_id, results, anomalies) VALUES ('consumption', $1, $2, $3)
+                 ON CONFLICT (job) DO UPDATE SET last_reading_id = GREATEST(s.last_reading_id, excluded.last_reading_id),
+                   results = s.results + excluded.results, anomalies = s.anomalies + excluded.anomalies,
+                   updated_at = now()"
+            ),
+            &[&last_id, &(inserted as i64), &anomalies],
+        )?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn latest_consumption(&mut self) -> Result<Option<i64>> {
+        let row =
+            self.client.query_one("SELECT EXTRACT(EPOCH FROM MAX(timestamp))::bigint FROM consumo_lecturas", &[])?;
+        Ok(row.get(0))
+    }
+
+    fn archive_consumption(&mut self, before: i64) -> Result<usize> {
+        let before = before as f64; // bound as the float8 `to_timestamp` takes
+        let mut tx = self.client.transaction()?;
+        let cut = ts(1);
+        tx.execute(
+            &format!("INSERT INTO consumo_lecturas_archivo SELECT * FROM consumo_lecturas WHERE timestamp < {cut}"),
+            &[&before],
+        )?;
+        let moved = tx.execute(&format!("DELETE FROM consumo_lecturas WHERE timestamp < {cut}"), &[&before])? as i64;
+        tx.execute(
+            &format!("INSERT INTO consumo_archivo_log (action, to_ts, rows) VALUES ('archive', {cut}, $2)"),
+            &[&before, &moved],
+        )?;
+        tx.commit()?;
+        Ok(moved as usize)
+    }
+
+    fn restore_consumption(&mut self, from: i64, to: i64) -> Result<usize> {
+        let (from, to) = (from as f64, to as f64);
+        let mut tx = self.client.transaction()?;
+        let range = format!("timestamp >= {} AND timestamp < {}", ts(1), ts(2));
+        tx.execute(
+            &format!("INSERT INTO consumo_lecturas SELECT * FROM consumo_lecturas_archivo WHERE {range}"),
+            &[&from, &to],
+        )?;
+        let moved = tx.execute(&format!("DELETE FROM consumo_lecturas_archivo WHERE {range}"), &[&from, &to])? as i64;
+        tx.execute(
+            &format!(
+                "INSERT INTO consumo_archivo_log (action, from_ts, to_ts, rows) VALUES ('restore', {}, {}, $3)",
+                ts(1),
+                ts(2)
+            ),
+            &[&from, &to, &moved],
+        )?;
+        tx.commit()?;
+        Ok(moved as usize)
+    }
+
     fn wait_for_readings(&mut self, timeout: std::time::Duration) -> Result<()> {
         if !self.listening {
             self.client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
@@ -497,6 +661,10 @@ impl Store for Postgres {
             .query_one(&format!("SELECT EXTRACT(EPOCH FROM MAX(datetime))::bigint FROM {}", self.t.readings), &[])?;
         Ok(row.get(0))
     }
+}
+
+fn pg_consumption_row(r: &postgres::Row) -> ConsumptionRow {
+    ConsumptionRow { id: r.get(0), client: r.get(1), ts: r.get(2), kwh: r.get(3) }
 }
 
 /// A text field for `COPY ... FROM STDIN` (text format): backslash escapes.

@@ -9,8 +9,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    check_name, format_ts, AnomalyFilter, JobState, MonthStats, NewReading, Pending, Reject, ResultRow, Store, Tables,
-    VariableStats,
+    check_name, format_ts, AnomalyFilter, ConsumptionFlag, ConsumptionRow, JobState, MonthRow, MonthStats, NewReading,
+    Pending, Reject, ResultRow, Store, Tables, VariableStats,
 };
 
 /// Rows per insert transaction.
@@ -401,11 +401,181 @@ impl Store for Sqlite {
         Ok(inserted)
     }
 
+    fn ensure_consumption(&mut self) -> Result<()> {
+        let lecturas =
+            "id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL, timestamp TEXT NOT NULL, kwh REAL,
+                        created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP";
+        self.conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS consumo_lecturas ({lecturas});
+             CREATE INDEX IF NOT EXISTS idx_consumo_lecturas_client_ts ON consumo_lecturas(client_id, timestamp);
+             CREATE TABLE IF NOT EXISTS consumo_lecturas_archivo ({lecturas});
+             CREATE TABLE IF NOT EXISTS consumo_anomalias (reading_id INTEGER PRIMARY KEY, client_id TEXT NOT NULL,
+                timestamp TEXT NOT NULL, kwh REAL, is_anomaly INTEGER NOT NULL, types TEXT NOT NULL, score REAL NOT NULL,
+                severity TEXT NOT NULL, processed_at TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_client ON consumo_anomalias(client_id, timestamp);
+             CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_severity ON consumo_anomalias(severity);
+             CREATE TABLE IF NOT EXISTS consumo_mensual (client_id TEXT NOT NULL, month TEXT NOT NULL,
+                readings INTEGER NOT NULL, total_kwh REAL NOT NULL, anomalies INTEGER NOT NULL, critical INTEGER NOT NULL,
+                night_mean_kwh REAL, peak_mean_kwh REAL, score REAL NOT NULL, updated_at TEXT NOT NULL,
+                PRIMARY KEY (client_id, month));
+             CREATE TABLE IF NOT EXISTS consumo_archivo_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+                action TEXT NOT NULL, from_ts TEXT, to_ts TEXT, rows INTEGER NOT NULL);"
+        ))?;
+        Ok(())
+    }
+
+    fn insert_consumption(&mut self, rows: &[(String, i64, f64)]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            let tx = self.conn.transaction()?;
+            {
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES (?1, ?2, ?3)")?;
+                for (client, ts, kwh) in chunk {
+                    insert.execute(params![client, format_ts(*ts), kwh])?;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn pending_consumption(&mut self, after_id: i64, limit: usize) -> Result<Vec<ConsumptionRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, client_id, timestamp, kwh FROM consumo_lecturas r WHERE r.id > ?1
+               AND NOT EXISTS (SELECT 1 FROM consumo_anomalias a WHERE a.reading_id = r.id) ORDER BY r.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after_id, limit as i64], consumption_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn consumption_context(&mut self, clients: &[String], from: i64) -> Result<Vec<ConsumptionRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, client_id, timestamp, kwh FROM consumo_lecturas WHERE client_id = ?1 AND timestamp >= ?2",
+        )?;
+        let mut out = Vec::new();
+        for client in clients {
+            let rows = stmt.query_map(params![client, format_ts(from)], consumption_row)?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn commit_consumption(&mut self, flags: &[ConsumptionFlag], months: &[MonthRow], last_id: i64) -> Result<usize> {
+        let stamp = now();
+        let state = self.t.state.clone();
+        let tx = self.conn.transaction()?;
+        let mut inserted = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO consumo_anomalias (reading_id, client_id, timestamp, kwh, is_anomaly, types, score, severity,
+                 processed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (reading_id) DO NOTHING",
+            )?;
+            for f in flags {
+                inserted += insert.execute(params![
+                    f.reading_id,
+                    f.client,
+                    format_ts(f.ts),
+                    f.kwh,
+                    f.is_anomaly,
+                    f.types,
+                    f.score,
+                    f.severity,
+                    stamp
+                ])?;
+            }
+            let mut month = tx.prepare_cached(
+                "INSERT INTO consumo_mensual (client_id, month, readings, total_kwh, anomalies, critical, night_mean_kwh,
+                 peak_mean_kwh, score, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (client_id, month) DO UPDATE SET readings = excluded.readings,
+                   total_kwh = excluded.total_kwh, anomalies = excluded.anomalies, critical = excluded.critical,
+                   night_mean_kwh = excluded.night_mean_kwh, peak_mean_kwh = excluded.peak_mean_kwh,
+                   score = excluded.score, updated_at = excluded.updated_at",
+            )?;
+            for m in months {
+                month.execute(params![
+                    m.client,
+                    m.month,
+                    m.readings,
+                    m.total_kwh,
+                    m.anomalies,
+                    m.critical,
+                    m.night_mean_kwh,
+                    m.peak_mean_kwh,
+                    m.score,
+                    stamp
+                ])?;
+            }
+            let anomalies = flags.iter().filter(|f| f.is_anomaly).count() as i64;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {state} (job, last_reading_id, results, anomalies, updated_at) VALUES ('consumption', ?1, ?2, ?3, ?4)
+                     ON CONFLICT (job) DO UPDATE SET last_reading_id = MAX(last_reading_id, excluded.last_reading_id),
+                       results = results + excluded.results, anomalies = anomalies + excluded.anomalies,
+                       updated_at = excluded.updated_at"
+                ),
+                params![last_id, inserted as i64, anomalies, stamp],
+            )?;
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn latest_consumption(&mut self) -> Result<Option<i64>> {
+        let text: Option<String> =
+            self.conn.query_row("SELECT MAX(timestamp) FROM consumo_lecturas", [], |r| r.get(0))?;
+        Ok(text.as_deref().and_then(parse_timestamp))
+    }
+
+    fn archive_consumption(&mut self, before: i64) -> Result<usize> {
+        let (stamp, cut) = (now(), format_ts(before));
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO consumo_lecturas_archivo SELECT * FROM consumo_lecturas WHERE timestamp < ?1",
+            params![cut],
+        )?;
+        let moved = tx.execute("DELETE FROM consumo_lecturas WHERE timestamp < ?1", params![cut])?;
+        tx.execute(
+            "INSERT INTO consumo_archivo_log (at, action, from_ts, to_ts, rows) VALUES (?1, 'archive', NULL, ?2, ?3)",
+            params![stamp, cut, moved as i64],
+        )?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
+    fn restore_consumption(&mut self, from: i64, to: i64) -> Result<usize> {
+        let (stamp, a, b) = (now(), format_ts(from), format_ts(to));
+        let tx = self.conn.transaction()?;
+        let range = "timestamp >= ?1 AND timestamp < ?2";
+        tx.execute(
+            &format!("INSERT INTO consumo_lecturas SELECT * FROM consumo_lecturas_archivo WHERE {range}"),
+            params![a, b],
+        )?;
+        let moved = tx.execute(&format!("DELETE FROM consumo_lecturas_archivo WHERE {range}"), params![a, b])?;
+        tx.execute(
+            "INSERT INTO consumo_archivo_log (at, action, from_ts, to_ts, rows) VALUES (?1, 'restore', ?2, ?3, ?4)",
+            params![stamp, a, b, moved as i64],
+        )?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
     fn latest_reading(&mut self) -> Result<Option<i64>> {
         let text: Option<String> =
             self.conn.query_row(&format!("SELECT MAX(datetime) FROM {}", self.t.readings), [], |r| r.get(0))?;
         Ok(text.as_deref().and_then(parse_timestamp))
     }
+}
+
+fn consumption_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsumptionRow> {
+    let ts: String = r.get(2)?;
+    Ok(ConsumptionRow {
+        id: r.get(0)?,
+        client: r.get(1)?,
+        ts: parse_timestamp(&ts).unwrap_or(i64::MIN),
+        kwh: number(r.get_ref(3)?).ok().flatten(),
+    })
 }
 
 /// A stored value as a number: NULL is missing, text that parses is a

@@ -1,0 +1,229 @@
+//! The consumption team's SQL job: `anomaly consumption watch` flags new
+//! readings with the consumption rules (each client's context loaded from
+//! the start of a month far enough back for its baselines), writes one flag
+//! row per reading and upserts the monthly aggregates of the months touched,
+//! in one transaction; `anomaly archive` / `anomaly restore` move old
+//! readings to the archive table and back, logged.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anomaly_core::consumption::{AnomalyTypes, ConsumptionParams, Readings};
+use anomaly_core::persist::Persist;
+use anomaly_core::time::parse_timestamp;
+use anomaly_core::traits::{Detect, ParamGuard};
+use anyhow::{Context, Result};
+use clap::Args;
+use log::{info, warn};
+
+use super::jobs::{parse_duration, sleep_unless, stop_flag, Db};
+use crate::input_error::InputError;
+use crate::store::{ConsumptionFlag, ConsumptionRow, MonthRow, Store};
+
+/// Readings flagged per pass.
+const BATCH: usize = 200_000;
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    #[command(flatten)]
+    db: Db,
+    /// Wake this often and flag everything new (e.g. 10m).
+    #[arg(long, default_value = "10m")]
+    interval: String,
+    /// Days of each client's history loaded before its new readings (the
+    /// rules' baselines), rounded back to the start of a month.
+    #[arg(long, default_value_t = 35)]
+    context_days: i64,
+    /// Rule parameters (from `anomaly consumption params`); default rules otherwise.
+    #[arg(long)]
+    params: Option<PathBuf>,
+    /// Stop after this many passes (tests, demos).
+    #[arg(long)]
+    max_iterations: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveArgs {
+    #[command(flatten)]
+    db: Db,
+    /// Move readings older than this, counted back from the newest reading (e.g. 30d).
+    #[arg(long)]
+    older_than: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    #[command(flatten)]
+    db: Db,
+    /// First datetime to bring back.
+    #[arg(long)]
+    from: String,
+    /// End of the range, exclusive.
+    #[arg(long)]
+    to: String,
+}
+
+fn open(db: &Db) -> Result<Box<dyn Store>> {
+    let mut store = db.open()?;
+    store.ensure_consumption()?;
+    Ok(store)
+}
+
+/// Seconds at 00:00 on the first day of `ts`'s month.
+fn month_start(ts: i64) -> i64 {
+    let text = crate::store::format_ts(ts);
+    parse_timestamp(&format!("{}-01", &text[..7])).unwrap_or(ts)
+}
+
+/// Writes simulated readings into `consumo_lecturas`.
+pub(crate) fn write_readings(db: &Db, readings: &Readings) -> Result<()> {
+    let mut store = open(db)?;
+    let names = readings.client_names();
+    let rows: Vec<(String, i64, f64)> = (0..readings.len())
+        .map(|i| (names[readings.clients()[i] as usize].clone(), readings.timestamps()[i], readings.kwh()[i]))
+        .collect();
+    store.insert_consumption(&rows)?;
+    info!("wrote {} readings of {} clients to consumo_lecturas", rows.len(), names.len());
+    Ok(())
+}
+
+/// One pass: flags for every pending reading, months touched recomputed.
+fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) -> Result<Option<(usize, usize)>> {
+    let rules = params.check()?;
+    let after = store.job_state("consumption")?.map_or(0, |s| s.last_reading_id);
+    let pending = store.pending_consumption(after, BATCH)?;
+    let Some(last) = pending.last().map(|p| p.id) else { return Ok(None) };
+    let usable = |r: &ConsumptionRow| r.ts != i64::MIN && r.kwh.is_some_and(|k| k.is_finite() && k >= 0.0);
+    let skipped = pending.iter().filter(|r| !usable(r)).count();
+    if skipped > 0 {
+        warn!("{skipped} readings with no usable kWh or time skipped");
+    }
+    let clients: Vec<String> =
+        pending.iter().filter(|r| usable(r)).map(|r| r.client.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let Some(first_ts) = pending.iter().filter(|r| usable(r)).map(|r| r.ts).min() else {
+        store.commit_consumption(&[], &[], last)?;
+        return Ok(Some((0, 0)));
+    };
+    let from = month_start(first_ts - context_days * 86_400);
+    // The context, one reading per (client, time): the first stored wins.
+    let mut seen = HashSet::new();
+    let context: Vec<ConsumptionRow> = store
+        .consumption_context(&clients, from)?
+        .into_iter()
+        .filter(|r| usable(r) && seen.insert((r.client.clone(), r.ts)))
+        .collect();
+    let index: HashMap<&str, u32> = clients.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
+    let readings = Readings::new(
+        clients.clone(),
+        context.iter().map(|r| index[r.client.as_str()]).collect(),
+        context.iter().map(|r| r.ts).collect(),
+        context.iter().map(|r| r.kwh.unwrap_or(0.0)).collect(),
+    )?;
+    let report = rules.detect(&readings)?;
+    let wanted: HashSet<i64> = pending.iter().map(|p| p.id).collect();
+    let f = &report.flags;
+    let flags: Vec<ConsumptionFlag> = context
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| wanted.contains(&r.id))
+        .map(|(i, r)| ConsumptionFlag {
+            reading_id: r.id,
+            client: r.client.clone(),
+            ts: r.ts,
+            kwh: r.kwh.unwrap_or(0.0),
+            is_anomaly: f.is_anomaly[i],
+            types: AnomalyTypes(f.types[i].0).join(";"),
+            score: f.score[i],
+            severity: f.severity[i].as_str().to_owned(),
+        })
+        .collect();
+    // Months from the first new reading's on are complete in the context.
+    let first_month = crate::store::format_ts(first_ts)[..7].to_owned();
+    let months: Vec<MonthRow> = report
+        .monthly
+        .iter()
+        .map(|m| (format!("{:04}-{:02}", m.year, m.month), m))
+        .filter(|(month, _)| *month >= first_month)
+        .map(|(month, m)| MonthRow {
+            client: m.client.clone(),
+            month,
+            readings: m.n_readings as i64,
+            total_kwh: m.total_kwh,
+            anomalies: m.n_anomalies as i64,
+            critical: m.n_critical as i64,
+            night_mean_kwh: m.night_mean_kwh,
+            peak_mean_kwh: m.peak_mean_kwh,
+            score: m.score,
+        })
+        .collect();
+    let anomalies = flags.iter().filter(|f| f.is_anomaly).count();
+    let inserted = store.commit_consumption(&flags, &months, last)?;
+    Ok(Some((inserted, anomalies)))
+}
+
+pub(crate) fn watch(args: WatchArgs) -> Result<()> {
+    let params = match &args.params {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            ConsumptionParams::from_bytes(&bytes)
+                .map_err(|e| InputError::Csv { path: path.clone(), message: e.to_string() })?
+        }
+        None => ConsumptionParams::default(),
+    };
+    params.check().map_err(InputError::Params)?;
+    let wait = parse_duration(&args.interval)?;
+    let stop = stop_flag();
+    let mut store = open(&args.db)?;
+    let (mut iteration, mut total, mut anomalies) = (0u64, 0usize, 0usize);
+    while !stop.load(Ordering::SeqCst) {
+        iteration += 1;
+        match pass(store.as_mut(), &params, args.context_days) {
+            Ok(Some((n, a))) => {
+                info!("iteration {iteration}: {n} readings flagged, {a} anomalies");
+                total += n;
+                anomalies += a;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!("iteration {iteration} failed ({e:#}); retrying");
+                sleep_unless(&stop, Duration::from_secs(1));
+                if let Ok(fresh) = open(&args.db) {
+                    store = fresh;
+                }
+            }
+        }
+        if args.max_iterations.is_some_and(|m| iteration >= m) {
+            break;
+        }
+        sleep_unless(&stop, wait);
+    }
+    info!("summary: {iteration} iterations, {total} readings flagged, {anomalies} anomalies");
+    Ok(())
+}
+
+pub(crate) fn archive(args: ArchiveArgs) -> Result<()> {
+    let span = parse_duration(&args.older_than)?.as_secs() as i64;
+    let mut store = open(&args.db)?;
+    let Some(latest) = store.latest_consumption()? else {
+        info!("no readings: nothing to archive");
+        return Ok(());
+    };
+    let cut = latest - span;
+    let moved = store.archive_consumption(cut)?;
+    info!("archived {moved} readings older than {}", crate::store::format_ts(cut));
+    Ok(())
+}
+
+pub(crate) fn restore(args: RestoreArgs) -> Result<()> {
+    let bad = |what: &str, text: &str| {
+        InputError::Params(anomaly_core::Error::param(what, text, "expected YYYY-MM-DD[ HH:MM[:SS]]"))
+    };
+    let from = parse_timestamp(&args.from).ok_or_else(|| bad("from", &args.from))?;
+    let to = parse_timestamp(&args.to).ok_or_else(|| bad("to", &args.to))?;
+    let mut store = open(&args.db)?;
+    let moved = store.restore_consumption(from, to)?;
+    info!("restored {moved} readings from {} to {}", args.from, args.to);
+    Ok(())
+}
