@@ -282,3 +282,59 @@ def test_consumption_job_matches_the_file_detector(cli: str, tmp_path: Path) -> 
     out = run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1")
     assert "summary: 1 iterations, 0 readings flagged" in out.stderr
     assert scalar(db, "SELECT COUNT(*) FROM consumo_anomalias") == 6 * 40 * 24
+
+
+def test_serve_answers_consumption_dashboard_queries(cli: str, tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from test_credit_service import free_port
+
+    db = tmp_path / "consumo.db"
+    consumption_job(cli, f"sqlite:{db}", tmp_path)
+    port = free_port()
+    server = subprocess.Popen([cli, "serve", "--db", f"sqlite:{db}", "--addr", f"127.0.0.1:{port}", "-q"])
+
+    def get(path: str) -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            return e.code, json.loads(body) if body.startswith(b"{") else {}
+
+    try:
+        for _ in range(100):
+            try:
+                get("/health")
+                break
+            except OSError:
+                time.sleep(0.05)
+        flagged = scalar(db, "SELECT COUNT(*) FROM consumo_anomalias WHERE is_anomaly = 1")
+        status, page = get("/consumption/anomalies?limit=5")
+        assert status == 200 and page["total"] == flagged and len(page["items"]) == min(5, flagged)  # type: ignore[arg-type]
+        top_client = scalar(db, "SELECT client_id FROM consumo_anomalias GROUP BY client_id ORDER BY SUM(is_anomaly) DESC, client_id LIMIT 1")
+        status, page = get(f"/consumption/anomalies?client={top_client}&severity=cr%C3%ADtica")
+        n = scalar(db, f"SELECT COUNT(*) FROM consumo_anomalias WHERE is_anomaly = 1 AND client_id = '{top_client}' AND severity = 'crítica'")
+        assert status == 200 and page["total"] == n
+        status, clients = get("/consumption/clients")
+        assert status == 200 and clients["clients"][0]["client_id"] == top_client and len(clients["clients"]) == 6  # type: ignore[index]
+        status, months = get(f"/consumption/monthly?client={top_client}")
+        assert status == 200 and [m["month"] for m in months["months"]] == ["2024-01", "2024-02"]  # type: ignore[union-attr]
+        status, summary = get("/consumption/summary")
+        assert status == 200 and summary["anomalies"] == flagged and summary["readings"] == 6 * 40 * 24
+        status, err = get("/consumption/anomalies?severity=terrible")
+        assert status == 400 and err["error"]["code"] == "E002"  # type: ignore[index]
+        # A fuzz run over every query route of the OpenAPI document: no 5xx.
+        import sys
+
+        st = Path(sys.executable).parent / "st"
+        if st.exists():
+            fuzz = subprocess.run([str(st), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks",
+                                   "not_a_server_error", "--max-examples", "30", "--seed", "1"],
+                                  capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)  # fmt: skip
+            assert fuzz.returncode == 0, fuzz.stdout[-3000:]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)

@@ -68,7 +68,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
             crate::store::check_url(url).and_then(|()| crate::store::check_name(&tables.results)).map_err(|e| {
                 crate::input_error::InputError::Csv { path: PathBuf::from(url), message: format!("{e:#}") }
             })?;
-            Some(std::sync::Mutex::new(crate::store::open(url, tables)?))
+            let mut store = crate::store::open(url, tables)?;
+            // Missing tables are created empty, so every query answers.
+            store.ensure_schema()?;
+            store.ensure_consumption()?;
+            Some(std::sync::Mutex::new(store))
         }
         None => None,
     };
@@ -108,6 +112,10 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/variables", get(queries::variables))
         .route("/monthly", get(queries::monthly))
         .route("/summary", get(queries::summary))
+        .route("/consumption/anomalies", get(queries::consumption_anomalies))
+        .route("/consumption/clients", get(queries::consumption_clients))
+        .route("/consumption/monthly", get(queries::consumption_monthly))
+        .route("/consumption/summary", get(queries::consumption_summary))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -54,6 +54,31 @@ fn add_queries(doc: &mut Value) {
         "parameters": [q("variable", "string", "only this variable")],
         "responses": ok("{months}"),
     }});
+    paths["/consumption/anomalies"] = json!({"get": {
+        "summary": "Flagged consumption readings, newest first; paginated",
+        "parameters": [
+            q("client", "string", "only this client"),
+            q("severity", "string", "crítica, alta, media, baja or normal"),
+            q("from", "string", "from this datetime"),
+            q("to", "string", "before this datetime"),
+            q("limit", "integer", "page size, 1-10000 (default 100)"),
+            q("offset", "integer", "rows to skip (default 0)"),
+        ],
+        "responses": ok("{total, limit, offset, items}"),
+    }});
+    paths["/consumption/clients"] = json!({"get": {
+        "summary": "Per-client statistics, most anomalous first",
+        "parameters": [q("client", "string", "only this client")],
+        "responses": ok("{clients}"),
+    }});
+    paths["/consumption/monthly"] = json!({"get": {
+        "summary": "Monthly aggregates per client",
+        "parameters": [q("client", "string", "only this client")],
+        "responses": ok("{months}"),
+    }});
+    paths["/consumption/summary"] = json!({"get": {
+        "summary": "Totals and the top 10 clients", "responses": ok("{clients, readings, anomalies, ...}"),
+    }});
     paths["/summary"] = json!({"get": {
         "summary": "Totals, anomaly percent and state (Normal / Precaución / Crítico)",
         "responses": ok("{results, anomalies, percent, state, variables, first, last}"),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error, AppState};
-use crate::store::{format_ts, AnomalyFilter, Store};
+use crate::store::{format_ts, AnomalyFilter, ConsumptionFilter, Store};
 
 /// Largest page.
 const MAX_LIMIT: i64 = 10_000;
@@ -30,6 +30,21 @@ pub(crate) struct AnomalyQuery {
     all: bool,
     limit: Option<i64>,
     offset: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConsumptionQuery {
+    client: Option<String>,
+    severity: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ClientQuery {
+    client: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +156,107 @@ pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Response {
                 "variables": stats.len(),
                 "first": stats.iter().map(|s| s.first.as_str()).min(),
                 "last": stats.iter().map(|s| s.last.as_str()).max(),
+            }))
+            .into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// A page (limit, offset), or the bad parameter and why.
+fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), (&'static str, String)> {
+    let (limit, offset) = (limit.unwrap_or(100), offset.unwrap_or(0));
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    if offset < 0 {
+        return Err(("offset", "must be 0 or more".into()));
+    }
+    Ok((limit, offset))
+}
+
+const SEVERITIES: [&str; 5] = ["crítica", "alta", "media", "baja", "normal"];
+
+pub(crate) async fn consumption_anomalies(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ConsumptionQuery>,
+) -> Response {
+    let (limit, offset) = match page(q.limit, q.offset) {
+        Ok(p) => p,
+        Err((field, reason)) => return bad(field, reason),
+    };
+    if let Some(s) = &q.severity {
+        if !SEVERITIES.contains(&s.as_str()) {
+            return bad("severity", format!("{s:?}: expected one of {}", SEVERITIES.join(", ")));
+        }
+    }
+    let filter = match (time(q.from.as_deref()), time(q.to.as_deref())) {
+        (Ok(from), Ok(to)) => ConsumptionFilter { client: q.client, severity: q.severity, from, to },
+        (Err(reason), _) => return bad("from", reason),
+        (_, Err(reason)) => return bad("to", reason),
+    };
+    match with_db(state, move |db| db.consumption_anomalies(&filter, limit, offset)).await {
+        Ok((total, rows)) => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|f| {
+                    json!({
+                        "client_id": f.client, "timestamp": format_ts(f.ts), "kwh": number(f.kwh),
+                        "types": f.types, "score": number(f.score), "severity": f.severity,
+                    })
+                })
+                .collect();
+            Json(json!({"total": total, "limit": limit, "offset": offset, "items": items})).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Query(q): Query<ClientQuery>) -> Response {
+    match with_db(state, |db| db.client_stats()).await {
+        Ok(stats) => {
+            let stats: Vec<_> =
+                stats.into_iter().filter(|s| q.client.as_ref().is_none_or(|c| *c == s.client_id)).collect();
+            Json(json!({"clients": stats})).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn consumption_monthly(State(state): State<Arc<AppState>>, Query(q): Query<ClientQuery>) -> Response {
+    match with_db(state, move |db| db.consumption_monthly(q.client.as_deref())).await {
+        Ok(months) => {
+            let months: Vec<serde_json::Value> = months
+                .iter()
+                .map(|m| {
+                    json!({
+                        "client_id": m.client, "month": m.month, "readings": m.readings, "total_kwh": number(m.total_kwh),
+                        "anomalies": m.anomalies, "critical": m.critical,
+                        "night_mean_kwh": m.night_mean_kwh.map(number), "peak_mean_kwh": m.peak_mean_kwh.map(number),
+                        "score": number(m.score),
+                    })
+                })
+                .collect();
+            Json(json!({"months": months})).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn consumption_summary(State(state): State<Arc<AppState>>) -> Response {
+    match with_db(state, |db| db.client_stats()).await {
+        Ok(stats) => {
+            let readings: i64 = stats.iter().map(|s| s.readings).sum();
+            let anomalies: i64 = stats.iter().map(|s| s.anomalies).sum();
+            let percent = if readings == 0 { 0.0 } else { 100.0 * anomalies as f64 / readings as f64 };
+            Json(json!({
+                "clients": stats.len(),
+                "readings": readings,
+                "anomalies": anomalies,
+                "percent": percent,
+                "critical": stats.iter().map(|s| s.critical).sum::<i64>(),
+                "clients_with_critical": stats.iter().filter(|s| s.critical > 0).count(),
+                "top_clients": stats.iter().take(10).collect::<Vec<_>>(),
             }))
             .into_response()
         }

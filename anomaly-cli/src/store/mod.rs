@@ -182,6 +182,27 @@ pub(crate) struct MonthRow {
     pub(crate) score: f64,
 }
 
+/// Filters of `GET /consumption/anomalies`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConsumptionFilter {
+    pub(crate) client: Option<String>,
+    pub(crate) severity: Option<String>,
+    pub(crate) from: Option<i64>,
+    pub(crate) to: Option<i64>,
+}
+
+/// Per-client statistics of the consumption flags.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct ClientStats {
+    pub(crate) client_id: String,
+    pub(crate) readings: i64,
+    pub(crate) anomalies: i64,
+    pub(crate) critical: i64,
+    pub(crate) severe: i64,
+    pub(crate) max_score: f64,
+    pub(crate) total_kwh: f64,
+}
+
 /// The SQL side of the jobs.
 pub(crate) trait Store: Send {
     /// Creates the tables and indexes that do not exist yet.
@@ -242,6 +263,17 @@ pub(crate) trait Store: Send {
     /// Flags, the months they touch (upserted) and the job state, in one
     /// transaction; returns the flags inserted.
     fn commit_consumption(&mut self, flags: &[ConsumptionFlag], months: &[MonthRow], last_id: i64) -> Result<usize>;
+    /// Flagged consumption readings matching `filter`, newest first, and how many match.
+    fn consumption_anomalies(
+        &mut self,
+        filter: &ConsumptionFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<ConsumptionFlag>)>;
+    /// Statistics per client, most anomalous first.
+    fn client_stats(&mut self) -> Result<Vec<ClientStats>>;
+    /// Monthly aggregates (optionally one client).
+    fn consumption_monthly(&mut self, client: Option<&str>) -> Result<Vec<MonthRow>>;
     /// The newest consumption reading's time, if any.
     fn latest_consumption(&mut self) -> Result<Option<i64>>;
     /// Moves readings older than `before` to the archive table, logged, in

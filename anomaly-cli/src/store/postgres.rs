@@ -598,6 +598,94 @@ impl Store for Postgres {
         Ok(inserted)
     }
 
+    fn consumption_anomalies(
+        &mut self,
+        f: &super::ConsumptionFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<ConsumptionFlag>)> {
+        let filter = format!(
+            "is_anomaly AND ($1::text IS NULL OR client_id = $1) AND ($2::text IS NULL OR severity = $2) \
+             AND ($3::float8 IS NULL OR timestamp >= {}) AND ($4::float8 IS NULL OR timestamp < {})",
+            ts(3),
+            ts(4)
+        );
+        let (from, to) = (f.from.map(|v| v as f64), f.to.map(|v| v as f64));
+        let total: i64 = self
+            .client
+            .query_one(
+                &format!("SELECT COUNT(*) FROM consumo_anomalias WHERE {filter}"),
+                &[&f.client, &f.severity, &from, &to],
+            )?
+            .get(0);
+        let rows = self.client.query(
+            &format!(
+                "SELECT reading_id, client_id, EXTRACT(EPOCH FROM timestamp)::bigint, kwh, is_anomaly, types, score,
+                 severity FROM consumo_anomalias WHERE {filter} ORDER BY timestamp DESC, client_id LIMIT $5 OFFSET $6"
+            ),
+            &[&f.client, &f.severity, &from, &to, &limit, &offset],
+        )?;
+        Ok((
+            total,
+            rows.iter()
+                .map(|r| ConsumptionFlag {
+                    reading_id: r.get(0),
+                    client: r.get(1),
+                    ts: r.get(2),
+                    kwh: r.get::<_, Option<f64>>(3).unwrap_or(f64::NAN),
+                    is_anomaly: r.get(4),
+                    types: r.get(5),
+                    score: r.get(6),
+                    severity: r.get(7),
+                })
+                .collect(),
+        ))
+    }
+
+    fn client_stats(&mut self) -> Result<Vec<super::ClientStats>> {
+        let rows = self.client.query(
+            "SELECT client_id, COUNT(*), COUNT(*) FILTER (WHERE is_anomaly),
+                    COUNT(*) FILTER (WHERE severity = 'crítica'), COUNT(*) FILTER (WHERE severity IN ('crítica', 'alta')),
+                    MAX(score), COALESCE(SUM(kwh), 0)
+             FROM consumo_anomalias GROUP BY client_id ORDER BY COUNT(*) FILTER (WHERE is_anomaly) DESC, client_id",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| super::ClientStats {
+                client_id: r.get(0),
+                readings: r.get(1),
+                anomalies: r.get(2),
+                critical: r.get(3),
+                severe: r.get(4),
+                max_score: r.get(5),
+                total_kwh: r.get(6),
+            })
+            .collect())
+    }
+
+    fn consumption_monthly(&mut self, client: Option<&str>) -> Result<Vec<MonthRow>> {
+        let rows = self.client.query(
+            "SELECT client_id, month, readings, total_kwh, anomalies, critical, night_mean_kwh, peak_mean_kwh, score
+             FROM consumo_mensual WHERE ($1::text IS NULL OR client_id = $1) ORDER BY client_id, month",
+            &[&client],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| MonthRow {
+                client: r.get(0),
+                month: r.get(1),
+                readings: r.get(2),
+                total_kwh: r.get(3),
+                anomalies: r.get(4),
+                critical: r.get(5),
+                night_mean_kwh: r.get(6),
+                peak_mean_kwh: r.get(7),
+                score: r.get(8),
+            })
+            .collect())
+    }
+
     fn latest_consumption(&mut self) -> Result<Option<i64>> {
         let row =
             self.client.query_one("SELECT EXTRACT(EPOCH FROM MAX(timestamp))::bigint FROM consumo_lecturas", &[])?;

@@ -522,6 +522,81 @@ impl Store for Sqlite {
         Ok(inserted)
     }
 
+    fn consumption_anomalies(
+        &mut self,
+        f: &super::ConsumptionFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<ConsumptionFlag>)> {
+        let filter = "is_anomaly = 1 AND (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR severity = ?2) \
+                      AND (?3 IS NULL OR timestamp >= ?3) AND (?4 IS NULL OR timestamp < ?4)";
+        let (from, to) = (f.from.map(format_ts), f.to.map(format_ts));
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM consumo_anomalias WHERE {filter}"),
+            params![f.client, f.severity, from, to],
+            |r| r.get(0),
+        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT reading_id, client_id, timestamp, kwh, is_anomaly, types, score, severity FROM consumo_anomalias \
+             WHERE {filter} ORDER BY timestamp DESC, client_id LIMIT ?5 OFFSET ?6"
+        ))?;
+        let rows = stmt.query_map(params![f.client, f.severity, from, to, limit, offset], |r| {
+            let ts: String = r.get(2)?;
+            Ok(ConsumptionFlag {
+                reading_id: r.get(0)?,
+                client: r.get(1)?,
+                ts: parse_timestamp(&ts).unwrap_or(0),
+                kwh: r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+                is_anomaly: r.get(4)?,
+                types: r.get(5)?,
+                score: r.get(6)?,
+                severity: r.get(7)?,
+            })
+        })?;
+        Ok((total, rows.collect::<Result<_, _>>()?))
+    }
+
+    fn client_stats(&mut self) -> Result<Vec<super::ClientStats>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT client_id, COUNT(*), SUM(is_anomaly), SUM(severity = 'crítica'),
+                    SUM(severity IN ('crítica', 'alta')), MAX(score), TOTAL(kwh)
+             FROM consumo_anomalias GROUP BY client_id ORDER BY SUM(is_anomaly) DESC, client_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(super::ClientStats {
+                client_id: r.get(0)?,
+                readings: r.get(1)?,
+                anomalies: r.get(2)?,
+                critical: r.get(3)?,
+                severe: r.get(4)?,
+                max_score: r.get(5)?,
+                total_kwh: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn consumption_monthly(&mut self, client: Option<&str>) -> Result<Vec<MonthRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT client_id, month, readings, total_kwh, anomalies, critical, night_mean_kwh, peak_mean_kwh, score
+             FROM consumo_mensual WHERE (?1 IS NULL OR client_id = ?1) ORDER BY client_id, month",
+        )?;
+        let rows = stmt.query_map(params![client], |r| {
+            Ok(MonthRow {
+                client: r.get(0)?,
+                month: r.get(1)?,
+                readings: r.get(2)?,
+                total_kwh: r.get(3)?,
+                anomalies: r.get(4)?,
+                critical: r.get(5)?,
+                night_mean_kwh: r.get(6)?,
+                peak_mean_kwh: r.get(7)?,
+                score: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn latest_consumption(&mut self) -> Result<Option<i64>> {
         let text: Option<String> =
             self.conn.query_row("SELECT MAX(timestamp) FROM consumo_lecturas", [], |r| r.get(0))?;
