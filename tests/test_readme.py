@@ -26,20 +26,22 @@ def test_readme_opens_with_exactly_two_commands() -> None:
 
 
 def test_readme_first_command_runs_the_demo(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
     first = [line for line in BLOCKS[0][1].strip().splitlines() if line.strip()][0]
     args = shlex.split(first)
-    # Write the outputs into a temporary folder instead of the checkout.
-    for flag in ("--output", "--monthly", "--clients"):
-        i = args.index(flag)
-        args[i + 1] = str(tmp_path / args[i + 1])
+    assert args[-1] == "demo"
+    # The database and models go to a temporary folder instead of the checkout.
+    args += ["--db", f"sqlite:{tmp_path / 'anomaly.db'}", "--models", str(tmp_path / "models")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYO3_")}
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr
-    flags = (tmp_path / "flags.csv").read_text().splitlines()
-    assert flags[0] == "client_id,timestamp,kwh,is_anomaly,types,score,severity"
-    assert len(flags) == 1 + 30 * 45 * 24
-    assert any(",plantation" in line or ";plantation" in line for line in flags)
-    assert (tmp_path / "monthly.csv").exists() and (tmp_path / "clients.csv").exists()
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["results"] == summary["readings"] == 25 * 14 * 288 and summary["anomalies"] > 0
+    with sqlite3.connect(tmp_path / "anomaly.db") as c:
+        assert c.execute("SELECT COUNT(*) FROM anomalies_detector").fetchone()[0] == 25 * 14 * 288
+    assert (tmp_path / "models").is_dir()
 
 
 @pytest.mark.parametrize("index", [i for i, (lang, _) in enumerate(BLOCKS) if lang == "python"])

@@ -61,6 +61,15 @@ enum Command {
     ///        -d '{"duration": 12, "purpose": "A43", ...}'
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
+    /// The plant workflow end to end on the embedded SQLite: simulate 25
+    /// process variables x 14 days of 5-minute readings (when the table is
+    /// empty), train one model per variable, score every reading, print a
+    /// JSON summary. Then try `anomaly watch` and `anomaly serve --db`.
+    ///
+    ///   anomaly demo                                   # sqlite:anomaly.db, models/
+    ///   anomaly demo --db postgres://me@localhost/plant --models plant_models/
+    #[command(verbatim_doc_comment)]
+    Demo(commands::jobs::DemoArgs),
     /// Write simulated process readings (trend, daily and weekly cycles,
     /// noise, spikes at --anomaly-ratio) into the readings table.
     ///
@@ -137,6 +146,7 @@ fn main() -> ExitCode {
         Command::Forecast(cmd) => commands::forecast::run(cmd),
         Command::Iforest(cmd) => commands::iforest::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => commands::jobs::demo(args),
         Command::Simulate(args) => commands::jobs::simulate(args),
         Command::Import(args) => commands::jobs::import(args),
         Command::Train(args) => commands::jobs::train(args),
