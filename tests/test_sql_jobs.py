@@ -6,16 +6,51 @@ row)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 RESULT_COLUMNS = "ds, variable, y, yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score"
+
+
+@contextlib.contextmanager
+def serving(cli: str, db: Path) -> Iterator[tuple[int, Callable[[str], tuple[int, dict[str, object]]]]]:
+    """`anomaly serve --db` on a free port, until the block ends: (port, get)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from test_credit_service import free_port
+
+    port = free_port()
+    server = subprocess.Popen([cli, "serve", "--db", f"sqlite:{db}", "--addr", f"127.0.0.1:{port}", "-q"])
+
+    def get(path: str) -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            return e.code, json.loads(body) if body.startswith(b"{") else {}
+
+    try:
+        for _ in range(100):
+            try:
+                get("/health")
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port, get
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
 
 
 def run(cli: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -165,32 +200,9 @@ def test_stream_scores_json_lines_and_survives_bad_ones(cli: str, plant: tuple[P
 
 
 def test_serve_answers_dashboard_queries(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
-    import json
-    import urllib.error
-    import urllib.request
-
-    from test_credit_service import free_port
-
     db, models = fresh(plant, tmp_path), plant[1]
     run(cli, "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "-q")
-    port = free_port()
-    server = subprocess.Popen([cli, "serve", "--db", f"sqlite:{db}", "--addr", f"127.0.0.1:{port}", "-q"])
-
-    def get(path: str) -> tuple[int, dict[str, object]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            body = e.read()
-            return e.code, json.loads(body) if body.startswith(b"{") else {}
-
-    try:
-        for _ in range(100):
-            try:
-                get("/health")
-                break
-            except OSError:
-                time.sleep(0.05)
+    with serving(cli, db) as (port, get):
         with sqlite3.connect(db) as c:
             flagged = c.execute("SELECT COUNT(*) FROM anomalies_detector WHERE is_anomaly = 1 AND variable = 'VAR_02' "
                                 "AND ds >= '2024-03-08'").fetchone()[0]  # fmt: skip
@@ -212,9 +224,6 @@ def test_serve_answers_dashboard_queries(cli: str, plant: tuple[Path, Path], tmp
         assert status == 400
         status, err = get("/predict")  # no credit model loaded: GET on a POST route
         assert status in (404, 405)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)
 
 
 def iforest_job(cli: str, url: str, model: Path) -> None:
@@ -285,32 +294,9 @@ def test_consumption_job_matches_the_file_detector(cli: str, tmp_path: Path) -> 
 
 
 def test_serve_answers_consumption_dashboard_queries(cli: str, tmp_path: Path) -> None:
-    import json
-    import urllib.error
-    import urllib.request
-
-    from test_credit_service import free_port
-
     db = tmp_path / "consumo.db"
     consumption_job(cli, f"sqlite:{db}", tmp_path)
-    port = free_port()
-    server = subprocess.Popen([cli, "serve", "--db", f"sqlite:{db}", "--addr", f"127.0.0.1:{port}", "-q"])
-
-    def get(path: str) -> tuple[int, dict[str, object]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            body = e.read()
-            return e.code, json.loads(body) if body.startswith(b"{") else {}
-
-    try:
-        for _ in range(100):
-            try:
-                get("/health")
-                break
-            except OSError:
-                time.sleep(0.05)
+    with serving(cli, db) as (port, get):
         flagged = scalar(db, "SELECT COUNT(*) FROM consumo_anomalias WHERE is_anomaly = 1")
         status, page = get("/consumption/anomalies?limit=5")
         assert status == 200 and page["total"] == flagged and len(page["items"]) == min(5, flagged)  # type: ignore[arg-type]
@@ -335,6 +321,3 @@ def test_serve_answers_consumption_dashboard_queries(cli: str, tmp_path: Path) -
                                    "not_a_server_error", "--max-examples", "30", "--seed", "1"],
                                   capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)  # fmt: skip
             assert fuzz.returncode == 0, fuzz.stdout[-3000:]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)

@@ -86,7 +86,7 @@ impl Db {
                 Err(e) if stop.load(Ordering::SeqCst) => return Err(e),
                 Err(e) => {
                     failures += 1;
-                    let backoff = Duration::from_millis((500u64 << failures.min(6)).min(30_000));
+                    let backoff = backoff(failures);
                     warn!("database unavailable ({e:#}); retrying in {backoff:.1?}");
                     sleep_unless(stop, backoff);
                 }
@@ -663,7 +663,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
             Err(err) => {
                 // The database may be restarting: back off, keep going.
                 failures += 1;
-                let backoff = Duration::from_millis((500u64 << failures.min(6)).min(30_000));
+                let backoff = backoff(failures);
                 warn!("iteration {iteration} failed ({err:#}); retrying in {backoff:.1?}");
                 sleep_unless(&stop, backoff);
                 if let Ok(fresh) = args.db.open() {
@@ -703,6 +703,11 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
         total.rejects
     );
     Ok(())
+}
+
+/// How long to wait after `failures` failures in a row: 1 s doubling up to 30 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((500u64 << failures.min(6)).min(30_000))
 }
 
 /// Sleeps `total`, waking early when `stop` is set.
