@@ -321,3 +321,20 @@ def test_serve_answers_consumption_dashboard_queries(cli: str, tmp_path: Path) -
                                    "not_a_server_error", "--max-examples", "30", "--seed", "1"],
                                   capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)  # fmt: skip
             assert fuzz.returncode == 0, fuzz.stdout[-3000:]
+
+
+def test_import_and_iforest_watch_reject_bad_input_clearly(cli: str, tmp_path: Path) -> None:
+    db = f"sqlite:{tmp_path / 'bad.db'}"
+    for name, text, message in [
+        ("time.csv", "datetime,variable_name,value\nyesterday,VAR_01,1.0\n", 'line 2: cannot parse "yesterday"'),
+        ("value.csv", "datetime,variable_name,value\n2024-03-04 00:00,VAR_01,abc\n", 'line 2, column value: cannot parse "abc"'),
+        ("columns.csv", "when,variable_name,value\n2024-03-04 00:00,VAR_01,1.0\n", "datetime"),
+    ]:  # fmt: skip
+        (tmp_path / name).write_text(text)
+        out = run(cli, "import", "--db", db, "--input", str(tmp_path / name), check=False)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+    run(cli, "iforest", "simulate", "--db", db, "--batch-size", "500", "-q")
+    run(cli, "iforest", "watch", "--db", db, "--model", str(tmp_path / "f.json"), "--max-iterations", "1", "-q")
+    out = run(cli, "iforest", "watch", "--db", db, "--model", str(tmp_path / "f.json"), "--columns", "voltage,current",
+              "--max-iterations", "1", check=False)  # fmt: skip
+    assert out.returncode != 0 and "4 features, --columns names 2" in out.stderr, out.stderr
