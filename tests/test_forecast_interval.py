@@ -296,3 +296,28 @@ def test_forecast_detector_bad_input() -> None:
         anomaly.ForecastDetector().detect(df, time_col="datetime", value_col="value", variable_col="variable_name")
     with pytest.raises(anomaly.ParameterError):
         anomaly.ForecastDetector(k_sigma=-1).fit(df, time_col="datetime", value_col="value", variable_col="variable_name")
+
+
+def test_forecast_detector_errors_name_the_callers_columns() -> None:
+    df, _ = long_frame(n_vars=2, n=300)
+    mine = df.rename(columns={"datetime": "fecha", "value": "lectura", "variable_name": "tag"})
+    cols = {"time_col": "fecha", "value_col": "lectura", "variable_col": "tag"}
+    inf = mine.copy()
+    inf.loc[7, "lectura"] = np.inf
+    with pytest.raises(anomaly.NonFiniteError, match="^lectura at row 7") as err:
+        anomaly.ForecastDetector().fit(inf, **cols)
+    assert (err.value.field, err.value.row) == ("lectura", 7)
+    dup = pd.concat([mine, mine.iloc[[5]]], ignore_index=True)
+    with pytest.raises(anomaly.TimestampError, match="^fecha at row 600 duplicates row 5") as err:
+        anomaly.ForecastDetector().fit(dup, **cols)
+    assert err.value.field == "fecha"
+    text = mine.astype({"lectura": object})
+    text.loc[3, "lectura"] = "n/d"
+    with pytest.raises(anomaly.NumberError, match="'n/d' is not a number") as err:
+        anomaly.ForecastDetector().fit(text, **cols)
+    assert (err.value.field, err.value.row) == ("lectura", 3)
+    missing = mine.copy()
+    missing.loc[3, "lectura"] = None  # a missing reading is not an error
+    detector = anomaly.ForecastDetector().fit(missing, **cols)
+    with pytest.raises(anomaly.NonFiniteError, match="^lectura at row 0") as err:
+        detector.detect(inf.iloc[7:9], **cols)
