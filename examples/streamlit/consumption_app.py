@@ -47,7 +47,7 @@ def overview() -> None:
     cols = st.columns(4)
     cols[0].metric("Clientes", len(stats))
     cols[1].metric("Lecturas", f"{total:,}")
-    cols[2].metric("Anomalías", f"{flagged:,}", f"{100 * flagged / max(total, 1):.2f}%")
+    cols[2].metric("Anomalías", f"{flagged:,}", f"{100 * flagged / max(total, 1):.2f}%", delta_color="inverse")
     cols[3].metric("Clientes con críticas", int((stats["criticas"] > 0).sum()))
     st.subheader("Top 10 clientes anómalos")
     st.dataframe(stats.head(10), hide_index=True)

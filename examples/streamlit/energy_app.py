@@ -81,13 +81,15 @@ state = metrics()["state"].iloc[-1] if len(metrics()) else "sin datos"
 cols = st.columns(4)
 cols[0].metric("Registros", f"{len(data):,}")
 cols[1].metric("Puntuados", f"{len(scored):,}")
-cols[2].metric("Anomalías", anomalies, f"{percent:.2f}%")
+cols[2].metric("Anomalías", anomalies, f"{percent:.2f}%", delta_color="inverse")  # more is worse
 cols[3].metric("Estado", state)
+bar = "#cb181d" if percent >= 10 else "#e6550d" if percent >= 5 else "#31a354"  # the state's colour
 gauge = go.Figure(go.Indicator(
     mode="gauge+number", value=percent, title={"text": "% anómalo"},
-    gauge={"axis": {"range": [0, 20]}, "steps": [{"range": [0, 5], "color": "#c7e9c0"},
-                                                  {"range": [5, 10], "color": "#fdd0a2"},
-                                                  {"range": [10, 20], "color": "#fcbba1"}]},
+    gauge={"axis": {"range": [0, 20]}, "bar": {"color": bar},
+           "steps": [{"range": [0, 5], "color": "#c7e9c0"},
+                     {"range": [5, 10], "color": "#fdd0a2"},
+                     {"range": [10, 20], "color": "#fcbba1"}]},
 ))  # fmt: skip
 st.plotly_chart(gauge)
 
