@@ -16,7 +16,8 @@ mod store;
 use input_error::InputError;
 
 /// Anomaly detection jobs: electricity consumption rules, isolation
-/// forests, forecasting intervals and credit scoring (SQL jobs to come).
+/// forests, forecasting intervals and credit scoring, the SQL jobs and
+/// worker that run them on SQLite or PostgreSQL, and an HTTP service.
 ///
 /// Logs go to stderr (set RUST_LOG or -v / -q); results go to files, and
 /// `--json` prints a machine-readable summary on stdout.
