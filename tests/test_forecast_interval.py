@@ -205,6 +205,35 @@ def test_bad_input(frame: pd.DataFrame, error: type, match: str) -> None:
         Prophet().fit(frame)
 
 
+@pytest.mark.parametrize(
+    ("frame", "error", "field", "row"),
+    [
+        (pd.DataFrame({"ds": ["2024-01-01", "2024-01-02", "2024-01-03"], "y": [1.0, 2.0, np.inf]}), anomaly.NonFiniteError, "y", 2),
+        (pd.DataFrame({"ds": ["2024-01-01", "2024-01-02", "2024-01-03"], "y": [1.0, "n/d", 2.0]}), anomaly.NumberError, "y", 1),
+        (pd.DataFrame({"ds": ["2024-01-01", "2024-01-02", "ayer"], "y": [1.0, 2.0, 3.0]}), anomaly.TimestampError, "ds", 2),
+        (pd.DataFrame({"ds": ["2024-01-01", None, "2024-01-03"], "y": [1.0, 2.0, 3.0]}), anomaly.TimestampError, "ds", 1),
+        (pd.DataFrame({"ds": ["2024-01-01", "2024-01-02"]}), anomaly.ColumnError, "y", None),
+    ],
+    ids=["infinite", "text", "unparsable-date", "missing-date", "no-y"],
+)
+def test_bad_input_is_typed_and_names_field_and_row(frame: pd.DataFrame, error: type, field: str, row: int | None) -> None:
+    with pytest.raises(error) as err:
+        Prophet().fit(frame)
+    assert isinstance(err.value, ValueError) and (err.value.field, err.value.row) == (field, row)
+
+
+def test_regressor_errors_name_the_regressor() -> None:
+    df = plant_series(5, n=300).assign(load=1.0).astype({"load": object})
+    df.loc[4, "load"] = "x"
+    with pytest.raises(anomaly.NumberError, match="load at row 4") as err:
+        Prophet().add_regressor("load").fit(df)
+    assert err.value.field == "load"
+    df.loc[4, "load"] = np.nan
+    with pytest.raises(anomaly.NonFiniteError, match="'load'") as err:
+        Prophet().add_regressor("load").fit(df)
+    assert (err.value.field, err.value.row) == ("load", 4)
+
+
 def test_unsupported_options_and_misuse() -> None:
     for kwargs in ({"growth": "logistic"}, {"holidays": pd.DataFrame()}, {"mcmc_samples": 100}, {"scaling": "minmax"}):
         with pytest.raises(anomaly.ParameterError):

@@ -179,30 +179,42 @@ class Prophet:
     # -- data ------------------------------------------------------------------------------------
 
     def _frame(self, df: pd.DataFrame, need_y: bool) -> pd.DataFrame:
+        """Prophet's input checks and messages, raised as typed errors naming the column and row."""
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
-        if "ds" not in df or (need_y and "y" not in df):
-            raise ValueError('Dataframe must have columns "ds" and "y" with the dates and values respectively.')
+        for col in ["ds", "y"] if need_y else ["ds"]:
+            if col not in df:
+                message = 'Dataframe must have columns "ds" and "y" with the dates and values respectively.'
+                raise input_error(_anomaly.ColumnError, message, col)
         df = df.copy()
         if need_y:
-            df["y"] = pd.to_numeric(df["y"])
-            if np.isinf(df["y"].to_numpy(dtype=float)).any():
-                raise input_error(_anomaly.NonFiniteError, "Found infinity in column y.", "y")
+            df["y"] = _numeric(df["y"], "y")
+            inf = np.flatnonzero(np.isinf(df["y"].to_numpy(dtype=float)))
+            if len(inf):
+                raise input_error(_anomaly.NonFiniteError, "Found infinity in column y.", "y", int(inf[0]))
         if df["ds"].dtype == np.int64:
             df["ds"] = df["ds"].astype(str)
-        df["ds"] = pd.to_datetime(df["ds"])
+        try:
+            df["ds"] = pd.to_datetime(df["ds"])
+        except (ValueError, TypeError) as err:
+            parsed = pd.to_datetime(df["ds"], errors="coerce")
+            bad = np.flatnonzero((parsed.isna() & df["ds"].notna()).to_numpy())
+            row = int(bad[0]) if len(bad) else None
+            raise input_error(TimestampError, f"Column ds cannot be parsed as dates: {err}", "ds", row) from None
         if df["ds"].dt.tz is not None:
             raise input_error(
                 TimestampError, "Column ds has timezone specified, which is not supported. Remove timezone.", "ds"
             )
-        if df["ds"].isnull().any():
-            raise input_error(TimestampError, "Found NaN in column ds.", "ds")
+        missing = np.flatnonzero(df["ds"].isnull().to_numpy())
+        if len(missing):
+            raise input_error(TimestampError, "Found NaN in column ds.", "ds", int(missing[0]))
         for name in self.extra_regressors:
             if name not in df:
                 raise input_error(_anomaly.ColumnError, f"Regressor {name!r} missing from dataframe", name)
-            df[name] = pd.to_numeric(df[name])
-            if df[name].isnull().any():
-                raise input_error(_anomaly.NonFiniteError, f"Found NaN in column {name!r}", name)
+            df[name] = _numeric(df[name], name)
+            missing = np.flatnonzero(df[name].isnull().to_numpy())
+            if len(missing):
+                raise input_error(_anomaly.NonFiniteError, f"Found NaN in column {name!r}", name, int(missing[0]))
         if df.index.name == "ds":
             df.index.name = None
         # Sorted as Prophet does; repeated timestamps are kept, as Prophet keeps them.
@@ -301,6 +313,16 @@ class Prophet:
             if any(m == mode for m in mode_of.values()):
                 present.add(mode + "_terms")
         return {"present": present}
+
+
+def _numeric(column: pd.Series, name: str) -> pd.Series:
+    """``pd.to_numeric`` as Prophet calls it, with text reported as a NumberError naming the row."""
+    try:
+        return pd.to_numeric(column)
+    except (ValueError, TypeError):
+        numbers = pd.to_numeric(column, errors="coerce")
+        row = int(np.flatnonzero((numbers.isna() & column.notna()).to_numpy())[0])
+        raise input_error(NumberError, f"{name} at row {row}: {column.iloc[row]!r} is not a number", name, row) from None
 
 
 @contextlib.contextmanager
