@@ -293,6 +293,50 @@ def test_consumption_job_matches_the_file_detector(cli: str, tmp_path: Path) -> 
     assert scalar(db, "SELECT COUNT(*) FROM consumo_anomalias") == 6 * 40 * 24
 
 
+BAD_CONSUMPTION = [  # (client, timestamp, kwh) inserted after a clean history, and the reason expected
+    ("C00001", "2024-02-10 03:00:00", -3.0, "kwh is negative (-3)"),
+    ("C00002", "2024-02-10 04:00:00", None, "kwh is missing or not a number"),
+    ("C00003", "2024-02-10 05:00:00", "n/d", "kwh is missing or not a number"),
+    ("C00004", "not a time", 1.0, "timestamp cannot be parsed"),
+    ("C00005", "2024-01-15 12:00:00", 9.0, "repeats reading"),  # same client and time as a stored one
+]
+
+
+def consumption_with_bad_readings(cli: str, url: str, insert: Callable[[list[tuple[object, ...]]], None]) -> None:
+    run(cli, "consumption", "simulate", "--db", url, "--clients", "5", "--days", "40", "--seed", "2", "-q")
+    run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1", "-q")
+    insert([(c, t, k) for c, t, k, _ in BAD_CONSUMPTION])
+    out = run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "2")
+    assert "5 readings rejected to consumo_rechazos" in out.stderr
+
+
+def test_consumption_job_rejects_what_it_cannot_flag(cli: str, tmp_path: Path) -> None:
+    """Every reading gets a flag or a reject with its reason, once: nothing
+    is skipped silently, and a rerun adds nothing."""
+    db = tmp_path / "c.db"
+
+    def insert(rows: list[tuple[object, ...]]) -> None:
+        with sqlite3.connect(db) as c:
+            c.executemany("INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES (?, ?, ?)", rows)
+
+    consumption_with_bad_readings(cli, f"sqlite:{db}", insert)
+    with sqlite3.connect(db) as c:
+        rejects = c.execute("SELECT client_id, reason FROM consumo_rechazos ORDER BY reading_id").fetchall()
+        first = c.execute("SELECT id FROM consumo_lecturas WHERE client_id = 'C00005' AND timestamp = '2024-01-15 12:00:00' "
+                          "ORDER BY id LIMIT 1").fetchone()[0]  # fmt: skip
+        unaccounted = c.execute("SELECT COUNT(*) FROM consumo_lecturas r WHERE NOT EXISTS (SELECT 1 FROM consumo_anomalias a "
+                                "WHERE a.reading_id = r.id) AND NOT EXISTS (SELECT 1 FROM consumo_rechazos j "
+                                "WHERE j.reading_id = r.id)").fetchone()[0]  # fmt: skip
+        state = c.execute("SELECT results, rejects FROM anomaly_job_state WHERE job = 'consumption'").fetchone()
+        flagged = c.execute("SELECT COUNT(*) FROM consumo_anomalias").fetchone()[0]
+    assert [c for c, _ in rejects] == [c for c, *_ in BAD_CONSUMPTION]
+    assert all(reason.startswith(expected) for (_, reason), (*_, expected) in zip(rejects, BAD_CONSUMPTION))
+    assert rejects[-1][1] == f"repeats reading {first} (same client and time)"
+    assert unaccounted == 0 and flagged == 5 * 40 * 24 and state == (flagged, 5)
+    again = run(cli, "consumption", "watch", "--db", f"sqlite:{db}", "--interval", "50ms", "--max-iterations", "1")
+    assert "rejected" not in again.stderr and scalar(db, "SELECT COUNT(*) FROM consumo_rechazos") == 5
+
+
 def test_serve_answers_consumption_dashboard_queries(cli: str, tmp_path: Path) -> None:
     db = tmp_path / "consumo.db"
     consumption_job(cli, f"sqlite:{db}", tmp_path)

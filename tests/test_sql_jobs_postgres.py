@@ -157,3 +157,27 @@ def test_consumption_job_matches_sqlite(cli: str, postgres: Any, tmp_path: Path)
     run(cli, "restore", "--db", postgres.url(db), "--from", "2024-01-01", "--to", "2024-01-05", "-q")
     log = postgres.sql("SELECT action, rows FROM consumo_archivo_log ORDER BY id", db)
     assert [r[0] for r in log] == ["archive", "restore"] and int(log[1][1]) == 6 * 4 * 24
+
+
+def test_consumption_job_rejects_what_it_cannot_flag(cli: str, postgres: Any) -> None:
+    from test_sql_jobs import BAD_CONSUMPTION, consumption_with_bad_readings
+
+    db = postgres.database()
+
+    def insert(rows: list[tuple[object, ...]]) -> None:
+        # PostgreSQL's columns are typed: text kWh and unparsable times cannot be stored, NaN can.
+        kept = [(c, t, k) for c, t, k in rows if not isinstance(k, str) and t != "not a time"]
+        kept += [("C00003", "2024-02-10 05:00:00", float("nan")), ("C00004", "2024-02-10 06:00:00", float("inf"))]
+        values = ", ".join(f"('{c}', '{t}', {'NULL' if k is None else repr(str(k))}::float8)" for c, t, k in kept)
+        postgres.sql(f"INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES {values}", db)
+
+    consumption_with_bad_readings(cli, postgres.url(db), insert)
+    rejects = postgres.sql("SELECT client_id, reason FROM consumo_rechazos ORDER BY reading_id", db)
+    assert [r[0] for r in rejects] == ["C00001", "C00002", "C00005", "C00003", "C00004"]
+    assert [r[1] for r in rejects][:2] == ["kwh is negative (-3)", "kwh is missing or not a number"]
+    assert rejects[2][1].startswith("repeats reading") and rejects[3][1] == "kwh is not finite (NaN)"
+    assert rejects[4][1] == "kwh is not finite (inf)"
+    unaccounted = postgres.sql("SELECT COUNT(*) FROM consumo_lecturas r WHERE NOT EXISTS (SELECT 1 FROM consumo_anomalias a "
+                               "WHERE a.reading_id = r.id) AND NOT EXISTS (SELECT 1 FROM consumo_rechazos j "
+                               "WHERE j.reading_id = r.id)", db)  # fmt: skip
+    assert unaccounted == [["0"]]

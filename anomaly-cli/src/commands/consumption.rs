@@ -48,8 +48,10 @@ pub(crate) enum Command {
     Simulate(SimulateArgs),
     /// Flag new readings of the `consumo_lecturas` table every --interval:
     /// one row per reading in `consumo_anomalias` (types, 0-1 score,
-    /// severity) and the monthly aggregates of the months touched in
-    /// `consumo_mensual`, in one transaction (each reading exactly once).
+    /// severity), or in `consumo_rechazos` with the reason when it cannot be
+    /// flagged (bad kWh or time, a repeated reading), and the monthly
+    /// aggregates of the months touched in `consumo_mensual`, in one
+    /// transaction (each reading exactly once).
     ///
     ///   anomaly consumption simulate --db sqlite:energy.db --clients 50 --days 60
     ///   anomaly consumption watch --db sqlite:energy.db --interval 10m

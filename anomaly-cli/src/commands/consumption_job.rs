@@ -1,8 +1,9 @@
 //! The consumption team's SQL job: `anomaly consumption watch` flags new
 //! readings with the consumption rules (each client's context loaded from
 //! the start of a month far enough back for its baselines), writes one flag
-//! row per reading and upserts the monthly aggregates of the months touched,
-//! in one transaction; `anomaly archive` / `anomaly restore` move old
+//! row per reading (or a reject row with the reason, for a reading that
+//! cannot be flagged) and upserts the monthly aggregates of the months
+//! touched, in one transaction; `anomaly archive` / `anomaly restore` move old
 //! readings to the archive table and back, logged.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -20,7 +21,7 @@ use log::{info, warn};
 
 use super::jobs::{parse_duration, sleep_unless, stop_flag, Db};
 use crate::input_error::InputError;
-use crate::store::{ConsumptionFlag, ConsumptionRow, MonthRow, Store};
+use crate::store::{ConsumptionFlag, ConsumptionRow, MonthRow, Reject, Store};
 
 /// Readings flagged per pass.
 const BATCH: usize = 200_000;
@@ -89,31 +90,58 @@ pub(crate) fn write_readings(db: &Db, readings: &Readings) -> Result<()> {
     Ok(())
 }
 
-/// One pass: flags for every pending reading, months touched recomputed.
+/// Why a stored reading cannot be flagged, if it cannot.
+fn unusable(r: &ConsumptionRow) -> Option<String> {
+    if r.ts == i64::MIN {
+        return Some("timestamp cannot be parsed".into());
+    }
+    match r.kwh {
+        None => Some("kwh is missing or not a number".into()),
+        Some(k) if !k.is_finite() => Some(format!("kwh is not finite ({k})")),
+        Some(k) if k < 0.0 => Some(format!("kwh is negative ({k})")),
+        Some(_) => None,
+    }
+}
+
+fn warn_rejects(rejects: &[Reject]) {
+    if let Some(first) = rejects.first() {
+        warn!(
+            "{} readings rejected to consumo_rechazos (first: reading {}, {})",
+            rejects.len(),
+            first.reading_id,
+            first.reason
+        );
+    }
+}
+
+/// One pass: every pending reading flagged or rejected (with the reason),
+/// months touched recomputed.
 fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) -> Result<Option<(usize, usize)>> {
     let rules = params.check()?;
     let after = store.job_state("consumption")?.map_or(0, |s| s.last_reading_id);
     let pending = store.pending_consumption(after, BATCH)?;
     let Some(last) = pending.last().map(|p| p.id) else { return Ok(None) };
-    let usable = |r: &ConsumptionRow| r.ts != i64::MIN && r.kwh.is_some_and(|k| k.is_finite() && k >= 0.0);
-    let skipped = pending.iter().filter(|r| !usable(r)).count();
-    if skipped > 0 {
-        warn!("{skipped} readings with no usable kWh or time skipped");
-    }
+    let usable = |r: &ConsumptionRow| unusable(r).is_none();
+    let mut rejects: Vec<Reject> = pending
+        .iter()
+        .filter_map(|r| {
+            unusable(r).map(|reason| Reject { reading_id: r.id, ts: r.ts, variable: r.client.clone(), reason })
+        })
+        .collect();
     let clients: Vec<String> =
         pending.iter().filter(|r| usable(r)).map(|r| r.client.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let Some(first_ts) = pending.iter().filter(|r| usable(r)).map(|r| r.ts).min() else {
-        store.commit_consumption(&[], &[], last)?;
+        warn_rejects(&rejects);
+        store.commit_consumption(&[], &rejects, &[], last)?;
         return Ok(Some((0, 0)));
     };
     let from = month_start(first_ts - context_days * 86_400);
-    // The context, one reading per (client, time): the first stored wins.
-    let mut seen = HashSet::new();
-    let context: Vec<ConsumptionRow> = store
-        .consumption_context(&clients, from)?
-        .into_iter()
-        .filter(|r| usable(r) && seen.insert((r.client.clone(), r.ts)))
-        .collect();
+    // The context, one reading per (client, time): the lowest id wins.
+    let mut context = store.consumption_context(&clients, from)?;
+    context.retain(usable);
+    context.sort_by_key(|r| r.id);
+    let mut seen: HashMap<(String, i64), i64> = HashMap::new();
+    context.retain(|r| *seen.entry((r.client.clone(), r.ts)).or_insert(r.id) == r.id);
     let index: HashMap<&str, u32> = clients.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
     let readings = Readings::new(
         clients.clone(),
@@ -158,8 +186,20 @@ fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) ->
             score: m.score,
         })
         .collect();
+    // A usable pending reading left out of the context repeats an earlier one.
+    let flagged: HashSet<i64> = flags.iter().map(|f| f.reading_id).collect();
+    rejects.extend(pending.iter().filter(|r| usable(r) && !flagged.contains(&r.id)).map(|r| {
+        let first = seen.get(&(r.client.clone(), r.ts)).copied().unwrap_or_default();
+        Reject {
+            reading_id: r.id,
+            ts: r.ts,
+            variable: r.client.clone(),
+            reason: format!("repeats reading {first} (same client and time)"),
+        }
+    }));
+    warn_rejects(&rejects);
     let anomalies = flags.iter().filter(|f| f.is_anomaly).count();
-    let inserted = store.commit_consumption(&flags, &months, last)?;
+    let inserted = store.commit_consumption(&flags, &rejects, &months, last)?;
     Ok(Some((inserted, anomalies)))
 }
 

@@ -76,7 +76,9 @@ pub(crate) struct ResultRow {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Reject {
     pub(crate) reading_id: i64,
+    /// Seconds; `i64::MIN` when the stored time cannot be parsed (NULL).
     pub(crate) ts: i64,
+    /// The series: a process variable, or a consumption client.
     pub(crate) variable: String,
     pub(crate) reason: String,
 }
@@ -256,13 +258,19 @@ pub(crate) trait Store: Send {
     fn ensure_consumption(&mut self) -> Result<()>;
     /// Appends consumption readings `(client, seconds, kwh)`.
     fn insert_consumption(&mut self, rows: &[(String, i64, f64)]) -> Result<()>;
-    /// Up to `limit` readings above `after_id` without a flag row, oldest id first.
+    /// Up to `limit` readings above `after_id` without a flag or reject row, oldest id first.
     fn pending_consumption(&mut self, after_id: i64, limit: usize) -> Result<Vec<ConsumptionRow>>;
     /// Every reading of `clients` from `from` (seconds) on: the rules' context.
     fn consumption_context(&mut self, clients: &[String], from: i64) -> Result<Vec<ConsumptionRow>>;
-    /// Flags, the months they touch (upserted) and the job state, in one
-    /// transaction; returns the flags inserted.
-    fn commit_consumption(&mut self, flags: &[ConsumptionFlag], months: &[MonthRow], last_id: i64) -> Result<usize>;
+    /// Flags, rejects (`consumo_rechazos`), the months the flags touch
+    /// (upserted) and the job state, in one transaction; returns the flags inserted.
+    fn commit_consumption(
+        &mut self,
+        flags: &[ConsumptionFlag],
+        rejects: &[Reject],
+        months: &[MonthRow],
+        last_id: i64,
+    ) -> Result<usize>;
     /// Flagged consumption readings matching `filter`, newest first, and how many match.
     fn consumption_anomalies(
         &mut self,

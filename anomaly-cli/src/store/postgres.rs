@@ -490,6 +490,8 @@ impl Store for Postgres {
                 score DOUBLE PRECISION NOT NULL, severity TEXT NOT NULL, processed_at TIMESTAMP NOT NULL DEFAULT now());
              CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_client ON consumo_anomalias(client_id, timestamp);
              CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_severity ON consumo_anomalias(severity);
+             CREATE TABLE IF NOT EXISTS consumo_rechazos (reading_id BIGINT PRIMARY KEY, client_id TEXT NOT NULL,
+                timestamp TIMESTAMP, reason TEXT NOT NULL, rejected_at TIMESTAMPTZ NOT NULL DEFAULT now());
              CREATE TABLE IF NOT EXISTS consumo_mensual (client_id TEXT NOT NULL, month TEXT NOT NULL,
                 readings BIGINT NOT NULL, total_kwh DOUBLE PRECISION NOT NULL, anomalies BIGINT NOT NULL,
                 critical BIGINT NOT NULL, night_mean_kwh DOUBLE PRECISION, peak_mean_kwh DOUBLE PRECISION,
@@ -526,7 +528,8 @@ impl Store for Postgres {
     fn pending_consumption(&mut self, after_id: i64, limit: usize) -> Result<Vec<ConsumptionRow>> {
         let rows = self.client.query(
             "SELECT id, client_id, EXTRACT(EPOCH FROM timestamp)::bigint, kwh FROM consumo_lecturas r WHERE r.id > $1
-               AND NOT EXISTS (SELECT 1 FROM consumo_anomalias a WHERE a.reading_id = r.id) ORDER BY r.id LIMIT $2",
+               AND NOT EXISTS (SELECT 1 FROM consumo_anomalias a WHERE a.reading_id = r.id)
+               AND NOT EXISTS (SELECT 1 FROM consumo_rechazos j WHERE j.reading_id = r.id) ORDER BY r.id LIMIT $2",
             &[&after_id, &(limit as i64)],
         )?;
         Ok(rows.iter().map(pg_consumption_row).collect())
@@ -544,9 +547,27 @@ impl Store for Postgres {
         Ok(rows.iter().map(pg_consumption_row).collect())
     }
 
-    fn commit_consumption(&mut self, flags: &[ConsumptionFlag], months: &[MonthRow], last_id: i64) -> Result<usize> {
+    fn commit_consumption(
+        &mut self,
+        flags: &[ConsumptionFlag],
+        rejects: &[Reject],
+        months: &[MonthRow],
+        last_id: i64,
+    ) -> Result<usize> {
         let state = self.t.state.clone();
         let mut tx = self.client.transaction()?;
+        let reject_ids: Vec<i64> = rejects.iter().map(|j| j.reading_id).collect();
+        let reject_clients: Vec<&str> = rejects.iter().map(|j| j.variable.as_str()).collect();
+        let reject_times: Vec<Option<f64>> =
+            rejects.iter().map(|j| (j.ts != i64::MIN).then_some(j.ts as f64)).collect();
+        let reasons: Vec<&str> = rejects.iter().map(|j| j.reason.as_str()).collect();
+        let rejected = tx.execute(
+            "INSERT INTO consumo_rechazos (reading_id, client_id, timestamp, reason)
+             SELECT i, c, to_timestamp(t) AT TIME ZONE 'UTC', r
+             FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[]) AS u(i, c, t, r)
+             ON CONFLICT (reading_id) DO NOTHING",
+            &[&reject_ids, &reject_clients, &reject_times, &reasons],
+        )? as i64;
         let ids: Vec<i64> = flags.iter().map(|f| f.reading_id).collect();
         let clients: Vec<&str> = flags.iter().map(|f| f.client.as_str()).collect();
         let times: Vec<f64> = flags.iter().map(|f| f.ts as f64).collect();
@@ -587,12 +608,13 @@ impl Store for Postgres {
         let anomalies = flags.iter().filter(|f| f.is_anomaly).count() as i64;
         tx.execute(
             &format!(
-                "INSERT INTO {state} AS s (job, last_reading_id, results, anomalies) VALUES ('consumption', $1, $2, $3)
+                "INSERT INTO {state} AS s (job, last_reading_id, results, anomalies, rejects)
+                 VALUES ('consumption', $1, $2, $3, $4)
                  ON CONFLICT (job) DO UPDATE SET last_reading_id = GREATEST(s.last_reading_id, excluded.last_reading_id),
                    results = s.results + excluded.results, anomalies = s.anomalies + excluded.anomalies,
-                   updated_at = now()"
+                   rejects = s.rejects + excluded.rejects, updated_at = now()"
             ),
-            &[&last_id, &(inserted as i64), &anomalies],
+            &[&last_id, &(inserted as i64), &anomalies, &rejected],
         )?;
         tx.commit()?;
         Ok(inserted)

@@ -414,6 +414,8 @@ impl Store for Sqlite {
                 severity TEXT NOT NULL, processed_at TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_client ON consumo_anomalias(client_id, timestamp);
              CREATE INDEX IF NOT EXISTS idx_consumo_anomalias_severity ON consumo_anomalias(severity);
+             CREATE TABLE IF NOT EXISTS consumo_rechazos (reading_id INTEGER PRIMARY KEY, client_id TEXT NOT NULL,
+                timestamp TEXT, reason TEXT NOT NULL, rejected_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS consumo_mensual (client_id TEXT NOT NULL, month TEXT NOT NULL,
                 readings INTEGER NOT NULL, total_kwh REAL NOT NULL, anomalies INTEGER NOT NULL, critical INTEGER NOT NULL,
                 night_mean_kwh REAL, peak_mean_kwh REAL, score REAL NOT NULL, updated_at TEXT NOT NULL,
@@ -442,7 +444,8 @@ impl Store for Sqlite {
     fn pending_consumption(&mut self, after_id: i64, limit: usize) -> Result<Vec<ConsumptionRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, client_id, timestamp, kwh FROM consumo_lecturas r WHERE r.id > ?1
-               AND NOT EXISTS (SELECT 1 FROM consumo_anomalias a WHERE a.reading_id = r.id) ORDER BY r.id LIMIT ?2",
+               AND NOT EXISTS (SELECT 1 FROM consumo_anomalias a WHERE a.reading_id = r.id)
+               AND NOT EXISTS (SELECT 1 FROM consumo_rechazos j WHERE j.reading_id = r.id) ORDER BY r.id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after_id, limit as i64], consumption_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -462,12 +465,26 @@ impl Store for Sqlite {
         Ok(out)
     }
 
-    fn commit_consumption(&mut self, flags: &[ConsumptionFlag], months: &[MonthRow], last_id: i64) -> Result<usize> {
+    fn commit_consumption(
+        &mut self,
+        flags: &[ConsumptionFlag],
+        rejects: &[Reject],
+        months: &[MonthRow],
+        last_id: i64,
+    ) -> Result<usize> {
         let stamp = now();
         let state = self.t.state.clone();
         let tx = self.conn.transaction()?;
-        let mut inserted = 0;
+        let (mut inserted, mut rejected) = (0, 0i64);
         {
+            let mut reject = tx.prepare_cached(
+                "INSERT INTO consumo_rechazos (reading_id, client_id, timestamp, reason, rejected_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (reading_id) DO NOTHING",
+            )?;
+            for j in rejects {
+                let ts = (j.ts != i64::MIN).then(|| format_ts(j.ts));
+                rejected += reject.execute(params![j.reading_id, j.variable, ts, j.reason, stamp])? as i64;
+            }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO consumo_anomalias (reading_id, client_id, timestamp, kwh, is_anomaly, types, score, severity,
                  processed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (reading_id) DO NOTHING",
@@ -510,12 +527,13 @@ impl Store for Sqlite {
             let anomalies = flags.iter().filter(|f| f.is_anomaly).count() as i64;
             tx.execute(
                 &format!(
-                    "INSERT INTO {state} (job, last_reading_id, results, anomalies, updated_at) VALUES ('consumption', ?1, ?2, ?3, ?4)
+                    "INSERT INTO {state} (job, last_reading_id, results, anomalies, rejects, updated_at)
+                     VALUES ('consumption', ?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (job) DO UPDATE SET last_reading_id = MAX(last_reading_id, excluded.last_reading_id),
                        results = results + excluded.results, anomalies = anomalies + excluded.anomalies,
-                       updated_at = excluded.updated_at"
+                       rejects = rejects + excluded.rejects, updated_at = excluded.updated_at"
                 ),
-                params![last_id, inserted as i64, anomalies, stamp],
+                params![last_id, inserted as i64, anomalies, rejected, stamp],
             )?;
         }
         tx.commit()?;
