@@ -337,6 +337,58 @@ def test_consumption_job_rejects_what_it_cannot_flag(cli: str, tmp_path: Path) -
     assert "rejected" not in again.stderr and scalar(db, "SELECT COUNT(*) FROM consumo_rechazos") == 5
 
 
+def test_isolation_forest_job_rejects_incomplete_records_and_scores_late_ids(cli: str, tmp_path: Path) -> None:
+    db = tmp_path / "energy.db"
+    url, model = f"sqlite:{db}", str(tmp_path / "forest.json")
+
+    def watch() -> subprocess.CompletedProcess[str]:
+        return run(cli, "iforest", "watch", "--db", url, "--model", model, "--interval", "50ms", "--max-iterations", "1")
+
+    run(cli, "iforest", "simulate", "--db", url, "--batch-size", "600", "-q")
+    watch()
+    top = scalar(db, "SELECT MAX(id) FROM energy_records")
+    with sqlite3.connect(db) as c:
+        c.executemany(
+            "INSERT INTO energy_records (id, datetime, voltage, current, power, temperature) VALUES (?, ?, ?, ?, ?, ?)",
+            [(top + 10, "2024-05-01 00:00:00", None, 10.0, 2200.0, 35.0),
+             (top + 11, "2024-05-01 00:00:01", 220.0, "n/d", 2200.0, 35.0),
+             (top + 12, "2024-05-01 00:00:02", 220.0, 10.0, float("inf"), 35.0),
+             (top + 13, "2024-05-01 00:00:03", 221.0, 10.1, 2230.0, 34.0)],
+        )  # fmt: skip
+    out = watch()
+    assert "3 records rejected to energy_records_rejects" in out.stderr
+    # Committed late with a lower id than the watermark (another writer's transaction).
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO energy_records (id, datetime, voltage, current, power, temperature) "
+                  "VALUES (?, '2024-05-01 00:00:04', 219.0, 9.9, 2180.0, 35.5)", (top + 5,))  # fmt: skip
+    watch()
+    with sqlite3.connect(db) as c:
+        rejects = c.execute("SELECT record_id, reason FROM energy_records_rejects ORDER BY record_id").fetchall()
+        state = c.execute("SELECT results, rejects FROM anomaly_job_state WHERE job = 'iforest:energy_records'").fetchone()
+    assert rejects == [(top + 10, "voltage is missing or not a number"), (top + 11, "current is missing or not a number"),
+                       (top + 12, "power is not finite (inf)")]  # fmt: skip
+    assert scalar(db, "SELECT COUNT(*) FROM energy_records_scores") == 600 + 2 and state == (602, 3)
+    assert scalar(db, f"SELECT COUNT(*) FROM energy_records_scores WHERE record_id = {top + 5}") == 1
+    assert "records rejected" not in watch().stderr
+
+
+def test_consumption_job_flags_readings_committed_below_the_watermark(cli: str, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    url = f"sqlite:{db}"
+    run(cli, "consumption", "simulate", "--db", url, "--clients", "3", "--days", "35", "--seed", "4", "-q")
+    top = scalar(db, "SELECT MAX(id) FROM consumo_lecturas")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO consumo_lecturas (id, client_id, timestamp, kwh) VALUES (?, 'C00001', '2024-02-05 01:00:00', 0.4)",
+                  (top + 10,))  # fmt: skip
+    run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1", "-q")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO consumo_lecturas (id, client_id, timestamp, kwh) VALUES (?, 'C00002', '2024-02-05 02:00:00', 0.5)",
+                  (top + 3,))  # fmt: skip
+    run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1", "-q")
+    assert scalar(db, f"SELECT COUNT(*) FROM consumo_anomalias WHERE reading_id = {top + 3}") == 1
+    assert scalar(db, "SELECT COUNT(*) FROM consumo_anomalias") == 3 * 35 * 24 + 2
+
+
 def test_serve_answers_consumption_dashboard_queries(cli: str, tmp_path: Path) -> None:
     db = tmp_path / "consumo.db"
     consumption_job(cli, f"sqlite:{db}", tmp_path)

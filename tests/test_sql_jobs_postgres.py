@@ -181,3 +181,18 @@ def test_consumption_job_rejects_what_it_cannot_flag(cli: str, postgres: Any) ->
                                "WHERE a.reading_id = r.id) AND NOT EXISTS (SELECT 1 FROM consumo_rechazos j "
                                "WHERE j.reading_id = r.id)", db)  # fmt: skip
     assert unaccounted == [["0"]]
+
+
+def test_isolation_forest_job_rejects_incomplete_records(cli: str, postgres: Any, tmp_path: Path) -> None:
+    db = postgres.database()
+    url, model = postgres.url(db), str(tmp_path / "forest.json")
+    run(cli, "iforest", "simulate", "--db", url, "--batch-size", "600", "-q")
+    run(cli, "iforest", "watch", "--db", url, "--model", model, "--interval", "50ms", "--max-iterations", "1", "-q")
+    postgres.sql("INSERT INTO energy_records (datetime, voltage, current, power, temperature) VALUES "
+                 "('2024-05-01 00:00:00', NULL, 10, 2200, 35), ('2024-05-01 00:00:01', 220, 10, 'Infinity', 35), "
+                 "('2024-05-01 00:00:02', 221, 10.1, 2230, 34)", db)  # fmt: skip
+    run(cli, "iforest", "watch", "--db", url, "--model", model, "--interval", "50ms", "--max-iterations", "2", "-q")
+    rejects = postgres.sql("SELECT reason FROM energy_records_rejects ORDER BY record_id", db)
+    assert rejects == [["voltage is missing or not a number"], ["power is not finite (inf)"]]
+    assert postgres.sql("SELECT COUNT(*) FROM energy_records_scores", db) == [["601"]]
+    assert postgres.sql("SELECT results, rejects FROM anomaly_job_state WHERE job = 'iforest:energy_records'", db) == [["601", "2"]]

@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use log::{info, warn};
 
-use super::jobs::{parse_duration, sleep_unless, stop_flag, Db};
+use super::jobs::{parse_duration, sleep_unless, stop_flag, Db, ID_MARGIN};
 use crate::input_error::InputError;
 use crate::store::{ConsumptionFlag, ConsumptionRow, MonthRow, Reject, Store};
 
@@ -118,8 +118,10 @@ fn warn_rejects(rejects: &[Reject]) {
 /// months touched recomputed.
 fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) -> Result<Option<(usize, usize)>> {
     let rules = params.check()?;
+    // Readings committed out of id order by concurrent writers sit below the
+    // watermark: look back ID_MARGIN ids (flagged and rejected ones are excluded).
     let after = store.job_state("consumption")?.map_or(0, |s| s.last_reading_id);
-    let pending = store.pending_consumption(after, BATCH)?;
+    let pending = store.pending_consumption((after - ID_MARGIN).max(0), BATCH)?;
     let Some(last) = pending.last().map(|p| p.id) else { return Ok(None) };
     let usable = |r: &ConsumptionRow| unusable(r).is_none();
     let mut rejects: Vec<Reject> = pending

@@ -53,8 +53,10 @@ pub(crate) enum Command {
     #[command(verbatim_doc_comment)]
     Simulate(super::iforest_job::SimulateArgs),
     /// Score new records of a SQL table every --interval: one score per
-    /// record (TABLE_scores) and one metrics row per pass (TABLE_metrics:
-    /// total, anomalies, percent, state), each pass in one transaction;
+    /// record (TABLE_scores; a record with a missing or infinite value goes
+    /// to TABLE_rejects with the column named) and one metrics row per pass
+    /// (TABLE_metrics: total, anomalies, percent, state), each pass in one
+    /// transaction;
     /// retrain from the newest records with --retrain-every.
     ///
     ///   anomaly iforest watch --db sqlite:energy.db --model forest.json --interval 5s --retrain-every 300s

@@ -19,8 +19,8 @@ use clap::Args;
 use log::{info, warn};
 use ndarray::Array2;
 
-use super::jobs::{parse_duration, sleep_unless, stop_flag, unix_now, Db};
-use crate::store::{check_name, PassMetrics, Store};
+use super::jobs::{parse_duration, sleep_unless, stop_flag, unix_now, Db, ID_MARGIN};
+use crate::store::{check_name, PassMetrics, RecordReject, Store};
 
 const COLUMNS: &str = "voltage,current,power,temperature";
 
@@ -188,6 +188,15 @@ fn train(db: &mut dyn Store, args: &WatchArgs) -> Result<FittedIsolationForest> 
     Ok(model)
 }
 
+/// Why a stored record cannot be scored, naming the first bad column.
+fn unscorable(columns: &[String], values: &[Option<f64>]) -> Option<String> {
+    columns.iter().zip(values).find_map(|(name, v)| match v {
+        None => Some(format!("{name} is missing or not a number")),
+        Some(x) if !x.is_finite() => Some(format!("{name} is not finite ({x})")),
+        Some(_) => None,
+    })
+}
+
 pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     let thresholds = StateThresholds { caution_percent: args.caution_percent, critical_percent: args.critical_percent };
     let wait = parse_duration(&args.interval)?;
@@ -214,16 +223,21 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
                 model = train(db.as_mut(), &args)?;
                 last_train = Instant::now();
             }
+            // Records committed out of id order sit below the watermark: look
+            // back ID_MARGIN ids (scored and rejected ones are excluded).
             let after = db.job_state(&job)?.map_or(0, |s| s.last_reading_id);
-            let pending = db.pending_records(&r.table, &r.columns, after, 50_000)?;
+            let pending = db.pending_records(&r.table, &r.columns, (after - ID_MARGIN).max(0), 50_000)?;
             let (Some(first), Some(last)) = (pending.first().map(|p| p.0), pending.last().map(|p| p.0)) else {
                 return Ok(None);
             };
-            // Records with a missing value cannot be scored (as in scikit-learn): skipped, logged.
+            // A record with a missing or infinite value cannot be scored (as in
+            // scikit-learn): rejected with the column named, in the same transaction.
+            let rejects: Vec<RecordReject> =
+                pending.iter().filter_map(|(id, v)| unscorable(&r.columns, v).map(|why| (*id, why))).collect();
             let complete: Vec<&(i64, Vec<Option<f64>>)> =
-                pending.iter().filter(|(_, v)| v.iter().all(|x| x.is_some_and(f64::is_finite))).collect();
-            if complete.len() < pending.len() {
-                warn!("{} records with missing values skipped", pending.len() - complete.len());
+                pending.iter().filter(|(_, v)| unscorable(&r.columns, v).is_none()).collect();
+            if let Some((id, why)) = rejects.first() {
+                warn!("{} records rejected to {}_rejects (first: record {id}, {why})", rejects.len(), r.table);
             }
             let x = Array2::from_shape_fn((complete.len(), r.columns.len()), |(i, j)| {
                 complete[i].1[j].unwrap_or(f64::NAN) as f32
@@ -249,7 +263,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
                 first_id: first,
                 last_id: last,
             };
-            db.commit_scores(&r.table, &rows, &metrics)?;
+            db.commit_scores(&r.table, &rows, &rejects, &metrics)?;
             Ok(Some(metrics))
         })();
         match pass {

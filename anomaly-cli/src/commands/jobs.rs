@@ -27,7 +27,7 @@ const BATCH: usize = 50_000;
 /// id order by concurrent writers): by `detect`, and by `watch` on its
 /// first pass and then every `MARGIN_EVERY` passes; the passes between look
 /// only above the watermark, which keeps a new datetime's delay short.
-const ID_MARGIN: i64 = 10_000;
+pub(crate) const ID_MARGIN: i64 = 10_000;
 const MARGIN_EVERY: u64 = 20;
 
 #[derive(Debug, Clone, Args)]

@@ -148,6 +148,9 @@ pub(crate) struct PassMetrics {
 /// An isolation-forest score of one record: score_samples, decision, anomaly.
 pub(crate) type RecordScore = (i64, f64, f64, bool);
 
+/// A record the isolation forest cannot score: its id and why.
+pub(crate) type RecordReject = (i64, String);
+
 /// A consumption reading as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ConsumptionRow {
@@ -234,14 +237,14 @@ pub(crate) trait Store: Send {
     /// Statistics per month and variable (optionally one variable).
     fn monthly(&mut self, variable: Option<&str>) -> Result<Vec<MonthStats>>;
     /// Creates a records table `(id, datetime, columns...)` and its
-    /// `{table}_scores` (one row per record) and `{table}_metrics` (one row
-    /// per pass) tables, if missing.
+    /// `{table}_scores` (one row per record), `{table}_rejects` (records that
+    /// cannot be scored) and `{table}_metrics` (one row per pass) tables, if missing.
     fn ensure_records(&mut self, table: &str, columns: &[String]) -> Result<()>;
     /// Appends records `(seconds, values)`.
     fn insert_records(&mut self, table: &str, columns: &[String], rows: &[(i64, Vec<f64>)]) -> Result<()>;
     /// Deletes the oldest records beyond the newest `keep`; returns how many.
     fn trim_records(&mut self, table: &str, keep: usize) -> Result<usize>;
-    /// Up to `limit` records above `after_id` without a score, oldest first.
+    /// Up to `limit` records above `after_id` without a score or reject, oldest first.
     fn pending_records(
         &mut self,
         table: &str,
@@ -251,9 +254,15 @@ pub(crate) trait Store: Send {
     ) -> Result<Vec<(i64, Vec<Option<f64>>)>>;
     /// The newest `n` complete records (for retraining), oldest first.
     fn latest_records(&mut self, table: &str, columns: &[String], n: usize) -> Result<Vec<Vec<f64>>>;
-    /// Scores, the pass's metrics row and the job state, in one transaction;
-    /// returns the scores inserted.
-    fn commit_scores(&mut self, table: &str, scores: &[RecordScore], metrics: &PassMetrics) -> Result<usize>;
+    /// Scores, rejects, the pass's metrics row and the job state, in one
+    /// transaction; returns the scores inserted.
+    fn commit_scores(
+        &mut self,
+        table: &str,
+        scores: &[RecordScore],
+        rejects: &[RecordReject],
+        metrics: &PassMetrics,
+    ) -> Result<usize>;
     /// Creates the consumption tables if missing.
     fn ensure_consumption(&mut self) -> Result<()>;
     /// Appends consumption readings `(client, seconds, kwh)`.

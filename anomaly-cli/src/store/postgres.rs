@@ -372,6 +372,8 @@ impl Store for Postgres {
                 decision DOUBLE PRECISION NOT NULL, is_anomaly BOOLEAN NOT NULL,
                 scored_at TIMESTAMP NOT NULL DEFAULT now());
              CREATE INDEX IF NOT EXISTS idx_{idx}_scores_anomaly ON {table}_scores(is_anomaly);
+             CREATE TABLE IF NOT EXISTS {table}_rejects (record_id BIGINT PRIMARY KEY, reason TEXT NOT NULL,
+                rejected_at TIMESTAMP NOT NULL DEFAULT now());
              CREATE TABLE IF NOT EXISTS {table}_metrics (id BIGSERIAL PRIMARY KEY,
                 computed_at TIMESTAMP NOT NULL DEFAULT now(), total BIGINT NOT NULL, anomalies BIGINT NOT NULL,
                 percent DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, first_record_id BIGINT NOT NULL,
@@ -423,7 +425,8 @@ impl Store for Postgres {
         let rows = self.client.query(
             &format!(
                 "SELECT id, {} FROM {table} r WHERE r.id > $1
-                   AND NOT EXISTS (SELECT 1 FROM {table}_scores s WHERE s.record_id = r.id) ORDER BY r.id LIMIT $2",
+                   AND NOT EXISTS (SELECT 1 FROM {table}_scores s WHERE s.record_id = r.id)
+                   AND NOT EXISTS (SELECT 1 FROM {table}_rejects j WHERE j.record_id = r.id) ORDER BY r.id LIMIT $2",
                 columns.join(", ")
             ),
             &[&after_id, &(limit as i64)],
@@ -443,9 +446,24 @@ impl Store for Postgres {
         Ok(rows.iter().map(|r| (0..columns.len()).map(|i| r.get::<_, f64>(i)).collect()).collect())
     }
 
-    fn commit_scores(&mut self, table: &str, scores: &[super::RecordScore], m: &super::PassMetrics) -> Result<usize> {
+    fn commit_scores(
+        &mut self,
+        table: &str,
+        scores: &[super::RecordScore],
+        rejects: &[super::RecordReject],
+        m: &super::PassMetrics,
+    ) -> Result<usize> {
         let state = self.t.state.clone();
         let mut tx = self.client.transaction()?;
+        let reject_ids: Vec<i64> = rejects.iter().map(|j| j.0).collect();
+        let reasons: Vec<&str> = rejects.iter().map(|j| j.1.as_str()).collect();
+        let rejected = tx.execute(
+            &format!(
+                "INSERT INTO {table}_rejects (record_id, reason)
+                 SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (record_id) DO NOTHING"
+            ),
+            &[&reject_ids, &reasons],
+        )? as i64;
         let ids: Vec<i64> = scores.iter().map(|s| s.0).collect();
         let values: Vec<f64> = scores.iter().map(|s| s.1).collect();
         let decisions: Vec<f64> = scores.iter().map(|s| s.2).collect();
@@ -467,12 +485,13 @@ impl Store for Postgres {
         )?;
         tx.execute(
             &format!(
-                "INSERT INTO {state} AS s (job, last_reading_id, results, anomalies) VALUES ($1, $2, $3, $4)
+                "INSERT INTO {state} AS s (job, last_reading_id, results, anomalies, rejects)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (job) DO UPDATE SET last_reading_id = GREATEST(s.last_reading_id, excluded.last_reading_id),
                    results = s.results + excluded.results, anomalies = s.anomalies + excluded.anomalies,
-                   updated_at = now()"
+                   rejects = s.rejects + excluded.rejects, updated_at = now()"
             ),
-            &[&format!("iforest:{table}"), &m.last_id, &(inserted as i64), &m.anomalies],
+            &[&format!("iforest:{table}"), &m.last_id, &(inserted as i64), &m.anomalies, &rejected],
         )?;
         tx.commit()?;
         Ok(inserted)

@@ -343,7 +343,8 @@ impl Store for Sqlite {
         let names = columns.join(", ");
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, {names} FROM {table} r WHERE r.id > ?1
-               AND NOT EXISTS (SELECT 1 FROM {table}_scores s WHERE s.record_id = r.id) ORDER BY r.id LIMIT ?2"
+               AND NOT EXISTS (SELECT 1 FROM {table}_scores s WHERE s.record_id = r.id)
+               AND NOT EXISTS (SELECT 1 FROM {table}_rejects j WHERE j.record_id = r.id) ORDER BY r.id LIMIT ?2"
         ))?;
         let mut rows = stmt.query(params![after_id, limit as i64])?;
         let mut out = Vec::new();
@@ -366,12 +367,25 @@ impl Store for Sqlite {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn commit_scores(&mut self, table: &str, scores: &[super::RecordScore], m: &super::PassMetrics) -> Result<usize> {
+    fn commit_scores(
+        &mut self,
+        table: &str,
+        scores: &[super::RecordScore],
+        rejects: &[super::RecordReject],
+        m: &super::PassMetrics,
+    ) -> Result<usize> {
         let stamp = now();
         let state_table = self.t.state.clone();
         let tx = self.conn.transaction()?;
-        let mut inserted = 0;
+        let (mut inserted, mut rejected) = (0, 0i64);
         {
+            let mut reject = tx.prepare_cached(&format!(
+                "INSERT INTO {table}_rejects (record_id, reason, rejected_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (record_id) DO NOTHING"
+            ))?;
+            for (id, reason) in rejects {
+                rejected += reject.execute(params![id, reason, stamp])? as i64;
+            }
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO {table}_scores (record_id, score, decision, is_anomaly, scored_at)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (record_id) DO NOTHING"
@@ -388,13 +402,13 @@ impl Store for Sqlite {
             )?;
             tx.execute(
                 &format!(
-                    "INSERT INTO {state_table} (job, last_reading_id, results, anomalies, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO {state_table} (job, last_reading_id, results, anomalies, rejects, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (job) DO UPDATE SET last_reading_id = MAX(last_reading_id, excluded.last_reading_id),
                        results = results + excluded.results, anomalies = anomalies + excluded.anomalies,
-                       updated_at = excluded.updated_at"
+                       rejects = rejects + excluded.rejects, updated_at = excluded.updated_at"
                 ),
-                params![Self::job(table), m.last_id, inserted as i64, m.anomalies, stamp],
+                params![Self::job(table), m.last_id, inserted as i64, m.anomalies, rejected, stamp],
             )?;
         }
         tx.commit()?;
@@ -702,6 +716,8 @@ impl Sqlite {
              CREATE TABLE IF NOT EXISTS {table}_scores (record_id INTEGER PRIMARY KEY, score REAL NOT NULL,
                 decision REAL NOT NULL, is_anomaly INTEGER NOT NULL, scored_at TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS idx_{table}_scores_anomaly ON {table}_scores(is_anomaly);
+             CREATE TABLE IF NOT EXISTS {table}_rejects (record_id INTEGER PRIMARY KEY, reason TEXT NOT NULL,
+                rejected_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {table}_metrics (id INTEGER PRIMARY KEY AUTOINCREMENT,
                 computed_at TEXT NOT NULL, total INTEGER NOT NULL, anomalies INTEGER NOT NULL, percent REAL NOT NULL,
                 state TEXT NOT NULL, first_record_id INTEGER NOT NULL, last_record_id INTEGER NOT NULL);"
