@@ -374,6 +374,16 @@ fn forecast_train_then_detect_flags_a_spike() {
     let out = anomaly(&["forecast", "detect", "-m", &models, "-i", &new, "-o", &results]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("duplicates row 0"), "{}", stderr(&out));
+    // Errors name the user's own columns.
+    let own = ["--time-col", "fecha", "--variable-col", "tag", "--value-col", "lectura"];
+    std::fs::write(&new, "fecha,tag,lectura\n2024-03-08 00:00:00,flow,1\n2024-03-08 00:00:00,flow,2\n").expect("write");
+    let out = anomaly(&[&["forecast", "detect", "-m", &models, "-i", &new, "-o", &results], &own[..]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("fecha at row 1 duplicates row 0"), "{}", stderr(&out));
+    std::fs::write(&new, "fecha,tag,lectura\n2024-03-08 00:00:00,flow,inf\n").expect("write");
+    let out = anomaly(&[&["forecast", "detect", "-m", &models, "-i", &new, "-o", &results], &own[..]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("lectura at row 0 is not finite"), "{}", stderr(&out));
     let out = anomaly(&["forecast", "detect", "-m", &dir.path("nowhere"), "-i", &new, "-o", &results]);
     assert_eq!(out.status.code(), Some(2));
 }

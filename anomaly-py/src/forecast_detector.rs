@@ -1,6 +1,6 @@
 //! `ForecastDetectorModel`: one forecasting detector per variable.
 
-use anomaly_core::forecast_interval::{DetectorConfig, LongReadings, MultiDetector};
+use anomaly_core::forecast_interval::{DetectorConfig, LongColumns, LongReadings, MultiDetector};
 use anomaly_core::persist::Persist;
 use anomaly_core::Error;
 use numpy::{IntoPyArray, PyReadonlyArray1};
@@ -9,24 +9,31 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::{run, to_py};
 
+/// The caller's `(time, variable, value)` column names, for error messages
+/// (the core's defaults when absent).
+type Columns = Option<(String, String, String)>;
+
 fn readings(
     codes: &PyReadonlyArray1<'_, u32>,
     names: &[String],
     ds: &PyReadonlyArray1<'_, i64>,
     value: &PyReadonlyArray1<'_, f64>,
+    columns: Columns,
 ) -> anomaly_core::Result<LongReadings> {
+    let columns =
+        columns.map_or_else(LongColumns::default, |(time, variable, value)| LongColumns { time, variable, value });
     let variable = codes
         .as_array()
         .iter()
         .map(|&c| {
             names.get(c as usize).cloned().ok_or_else(|| Error::Shape {
-                field: "variable".into(),
+                field: columns.variable.clone(),
                 expected: format!("codes below {}", names.len()),
                 found: format!("{c}"),
             })
         })
         .collect::<anomaly_core::Result<_>>()?;
-    Ok(LongReadings { ds: ds.as_array().to_vec(), variable, value: value.as_array().to_vec() })
+    Ok(LongReadings { ds: ds.as_array().to_vec(), variable, value: value.as_array().to_vec(), columns })
 }
 
 /// Detectors by variable (see `anomaly_core::forecast_interval::MultiDetector`).
@@ -39,6 +46,7 @@ pub(crate) struct PyForecastDetector {
 impl PyForecastDetector {
     /// Fits one model per variable: variable codes into `names`, `ds` in ns.
     #[staticmethod]
+    #[pyo3(signature = (config_json, codes, names, ds, value, *, columns = None))]
     fn fit(
         py: Python<'_>,
         config_json: &str,
@@ -46,16 +54,18 @@ impl PyForecastDetector {
         names: Vec<String>,
         ds: PyReadonlyArray1<'_, i64>,
         value: PyReadonlyArray1<'_, f64>,
+        columns: Columns,
     ) -> PyResult<Self> {
         let config: DetectorConfig = serde_json::from_str(config_json).map_err(|e| {
             to_py(py, Error::param("config", config_json, &format!("not a valid detector config: {e}")))
         })?;
-        let data = readings(&codes, &names, &ds, &value).map_err(|e| to_py(py, e))?;
+        let data = readings(&codes, &names, &ds, &value, columns).map_err(|e| to_py(py, e))?;
         let inner = run(py, move || MultiDetector::fit(&config, &data))?;
         Ok(PyForecastDetector { inner })
     }
 
     /// Flags readings; columns in input row order.
+    #[pyo3(signature = (codes, names, ds, value, *, columns = None))]
     fn detect<'py>(
         &self,
         py: Python<'py>,
@@ -63,8 +73,9 @@ impl PyForecastDetector {
         names: Vec<String>,
         ds: PyReadonlyArray1<'py, i64>,
         value: PyReadonlyArray1<'py, f64>,
+        columns: Columns,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let data = readings(&codes, &names, &ds, &value).map_err(|e| to_py(py, e))?;
+        let data = readings(&codes, &names, &ds, &value, columns).map_err(|e| to_py(py, e))?;
         let inner = &self.inner;
         let d = run(py, move || inner.detect(&data))?;
         let out = PyDict::new(py);

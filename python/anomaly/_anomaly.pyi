@@ -151,6 +151,8 @@ class ForecastDetectorModel:
         names: list[str],
         ds: npt.NDArray[np.int64],
         value: npt.NDArray[np.float64],
+        *,
+        columns: tuple[str, str, str] | None = None,
     ) -> ForecastDetectorModel: ...
     def detect(
         self,
@@ -158,6 +160,8 @@ class ForecastDetectorModel:
         names: list[str],
         ds: npt.NDArray[np.int64],
         value: npt.NDArray[np.float64],
+        *,
+        columns: tuple[str, str, str] | None = None,
     ) -> dict[str, Any]: ...
     def variables(self) -> list[str]: ...
     def stats_json(self) -> str: ...

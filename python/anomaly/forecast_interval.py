@@ -27,16 +27,14 @@ reproducible, and ``interval_method="analytic"`` gives deterministic bands
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from anomaly import _anomaly
-from anomaly.errors import InvalidInputError, NumberError, ParameterError, TimestampError, input_error
+from anomaly.errors import NumberError, ParameterError, TimestampError, input_error
 
 __all__ = ["ForecastDetector", "Prophet"]
 
@@ -325,21 +323,6 @@ def _numeric(column: pd.Series, name: str) -> pd.Series:
         raise input_error(NumberError, f"{name} at row {row}: {column.iloc[row]!r} is not a number", name, row) from None
 
 
-@contextlib.contextmanager
-def _user_columns(time_col: str, value_col: str, variable_col: str | None) -> Iterator[None]:
-    """Re-raises the core's input errors under the caller's column names
-    (the core calls its long columns datetime, variable and value)."""
-    try:
-        yield
-    except InvalidInputError as err:
-        names = {"datetime": time_col, "value": value_col, "variable": variable_col or "variable"}
-        field = getattr(err, "field", None)
-        if field not in names or names[field] == field:
-            raise
-        renamed = str(err).replace(field, names[field], 1)
-        raise input_error(type(err), renamed, names[field], getattr(err, "row", None)) from None
-
-
 class ForecastDetector:
     """The plant team's detector: one Prophet model per process variable.
 
@@ -383,7 +366,10 @@ class ForecastDetector:
         self._models: Any = None
 
     @staticmethod
-    def _long(df: pd.DataFrame, time_col: str, value_col: str, variable_col: str | None) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    def _long(
+        df: pd.DataFrame, time_col: str, value_col: str, variable_col: str | None
+    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, tuple[str, str, str]]:
+        """Codes, variable names, ns timestamps, values, and the column names the core's errors use."""
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
         for col in [time_col, value_col] + ([variable_col] if variable_col else []):
@@ -396,34 +382,28 @@ class ForecastDetector:
         if len(bad):
             row = int(bad[0])
             raise input_error(TimestampError, f"{time_col} at row {row}: cannot parse {df[time_col].iloc[row]!r}", time_col, row)
-        raw = df[value_col]
-        numbers = pd.to_numeric(raw, errors="coerce")
-        text = np.flatnonzero((numbers.isna() & raw.notna()).to_numpy())
-        if len(text):  # missing is NaN or None; text is a mistake, not a missing reading
-            row = int(text[0])
-            raise input_error(NumberError, f"{value_col} at row {row}: {raw.iloc[row]!r} is not a number", value_col, row)
-        values = numbers.to_numpy(dtype=np.float64)
+        # Missing is NaN or None; text is a mistake, not a missing reading.
+        values = _numeric(df[value_col], value_col).to_numpy(dtype=np.float64)
         if variable_col:
             codes, uniques = pd.factorize(df[variable_col].astype(str))
             names = [str(u) for u in uniques]
         else:
             codes, names = np.zeros(len(df), dtype=np.int64), [str(value_col)]
-        return codes.astype(np.uint32), names, times.to_numpy(dtype="datetime64[ns]").astype(np.int64), values
+        columns = (time_col, variable_col or "variable", value_col)
+        return codes.astype(np.uint32), names, times.to_numpy(dtype="datetime64[ns]").astype(np.int64), values, columns
 
     def fit(self, df: pd.DataFrame, *, time_col: str = "ds", value_col: str = "y", variable_col: str | None = None) -> ForecastDetector:
         """Fits one model per variable (in parallel, GIL released)."""
-        codes, names, ds, values = self._long(df, time_col, value_col, variable_col)
-        with _user_columns(time_col, value_col, variable_col):
-            self._models = _anomaly.ForecastDetectorModel.fit(json.dumps(self._config), codes, names, ds, values)
+        codes, names, ds, values, columns = self._long(df, time_col, value_col, variable_col)
+        self._models = _anomaly.ForecastDetectorModel.fit(json.dumps(self._config), codes, names, ds, values, columns=columns)
         return self
 
     def detect(self, df: pd.DataFrame, *, time_col: str = "ds", value_col: str = "y", variable_col: str | None = None) -> pd.DataFrame:
         """``df`` plus ``yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score``."""
         if self._models is None:
             raise Exception("Model has not been fit.")
-        codes, names, ds, values = self._long(df, time_col, value_col, variable_col)
-        with _user_columns(time_col, value_col, variable_col):
-            raw = self._models.detect(codes, names, ds, values)
+        codes, names, ds, values, columns = self._long(df, time_col, value_col, variable_col)
+        raw = self._models.detect(codes, names, ds, values, columns=columns)
         out = df.copy()
         for key in ("yhat", "yhat_lower", "yhat_upper", "residual", "is_anomaly", "anomaly_score"):
             out[key] = raw[key]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anomaly_core::forecast_interval::{DetectorConfig, LongReadings, Mode, MultiDetector};
+use anomaly_core::forecast_interval::{DetectorConfig, LongColumns, LongReadings, Mode, MultiDetector};
 use anomaly_core::time::parse_timestamp;
 use anomaly_core::Error as CoreError;
 use anyhow::{Context, Result};
@@ -113,7 +113,14 @@ fn read_long(path: &Path, columns: &Columns) -> Result<LongReadings> {
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
     let index = |name: &str| csvio::column_index(path, &headers, name);
     let (ti, vi, xi) = (index(&columns.time_col)?, index(&columns.variable_col)?, index(&columns.value_col)?);
-    let mut out = LongReadings::default();
+    let mut out = LongReadings {
+        columns: LongColumns {
+            time: columns.time_col.clone(),
+            variable: columns.variable_col.clone(),
+            value: columns.value_col.clone(),
+        },
+        ..Default::default()
+    };
     let mut record = csv::StringRecord::new();
     let mut row = 0;
     while reader.read_record(&mut record).map_err(csv_err)? {

@@ -207,6 +207,25 @@ pub struct LongReadings {
     pub variable: Vec<String>,
     /// Values (NaN = missing).
     pub value: Vec<f64>,
+    /// The caller's names of the three columns, for error messages.
+    pub columns: LongColumns,
+}
+
+/// Column names used in error messages, so users see their own names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LongColumns {
+    /// Timestamp column.
+    pub time: String,
+    /// Variable name column.
+    pub variable: String,
+    /// Value column.
+    pub value: String,
+}
+
+impl Default for LongColumns {
+    fn default() -> Self {
+        LongColumns { time: "datetime".into(), variable: "variable".into(), value: "value".into() }
+    }
 }
 
 impl LongReadings {
@@ -216,13 +235,14 @@ impl LongReadings {
         if self.ds.is_empty() {
             return Err(Error::Empty { what: "readings".into() });
         }
-        for (field, len) in [("variable", self.variable.len()), ("value", self.value.len())] {
+        let names = &self.columns;
+        for (field, len) in [(&names.variable, self.variable.len()), (&names.value, self.value.len())] {
             if len != self.ds.len() {
-                return Err(Error::LengthMismatch { field: field.into(), expected: self.ds.len(), found: len });
+                return Err(Error::LengthMismatch { field: field.clone(), expected: self.ds.len(), found: len });
             }
         }
         if let Some(row) = self.value.iter().position(|v| v.is_infinite()) {
-            return Err(Error::NonFinite { field: "value".into(), row, value: self.value[row] });
+            return Err(Error::NonFinite { field: names.value.clone(), row, value: self.value[row] });
         }
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (row, v) in self.variable.iter().enumerate() {
@@ -232,7 +252,7 @@ impl LongReadings {
             rows.sort_by_key(|&r| (self.ds[r], r));
             if let Some(w) = rows.windows(2).find(|w| self.ds[w[0]] == self.ds[w[1]]) {
                 return Err(Error::DuplicateTimestamp {
-                    field: "datetime".into(),
+                    field: names.time.clone(),
                     row: w[1],
                     first_row: w[0],
                     key: format!(

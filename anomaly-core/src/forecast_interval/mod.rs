@@ -54,7 +54,8 @@ mod objective;
 mod options;
 
 pub use detector::{
-    anomaly_score, Detection, DetectorConfig, FittedDetector, LongDetection, LongReadings, MultiDetector, VariableStats,
+    anomaly_score, Detection, DetectorConfig, FittedDetector, LongColumns, LongDetection, LongReadings, MultiDetector,
+    VariableStats,
 };
 pub use model::{
     normal_quantile, FittedProphet, Forecast, History, Intervals, ProphetParams, RegressorTerm, SeasonalityTerm,
