@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_credit_service import free_port
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", flags=re.S | re.M)
 RUN = {"python", "bash"}
 GUIDES = sorted(p for p in DOCS.glob("*.md") if any(lang in RUN for lang, _ in FENCE.findall(p.read_text())))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_user_guide_covers_what_users_do() -> None:

@@ -123,16 +123,15 @@ fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) ->
     let after = store.job_state("consumption")?.map_or(0, |s| s.last_reading_id);
     let pending = store.pending_consumption((after - ID_MARGIN).max(0), BATCH)?;
     let Some(last) = pending.last().map(|p| p.id) else { return Ok(None) };
-    let usable = |r: &ConsumptionRow| unusable(r).is_none();
-    let mut rejects: Vec<Reject> = pending
-        .iter()
-        .filter_map(|r| {
-            unusable(r).map(|reason| Reject { reading_id: r.id, ts: r.ts, variable: r.client.clone(), reason })
-        })
-        .collect();
-    let clients: Vec<String> =
-        pending.iter().filter(|r| usable(r)).map(|r| r.client.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let Some(first_ts) = pending.iter().filter(|r| usable(r)).map(|r| r.ts).min() else {
+    let (mut usable, mut rejects): (Vec<&ConsumptionRow>, Vec<Reject>) = (vec![], vec![]);
+    for r in &pending {
+        match unusable(r) {
+            Some(reason) => rejects.push(Reject { reading_id: r.id, ts: r.ts, variable: r.client.clone(), reason }),
+            None => usable.push(r),
+        }
+    }
+    let clients: Vec<String> = usable.iter().map(|r| r.client.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let Some(first_ts) = usable.iter().map(|r| r.ts).min() else {
         warn_rejects(&rejects);
         store.commit_consumption(&[], &rejects, &[], last)?;
         return Ok(Some((0, 0)));
@@ -140,7 +139,7 @@ fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) ->
     let from = month_start(first_ts - context_days * 86_400);
     // The context, one reading per (client, time): the lowest id wins.
     let mut context = store.consumption_context(&clients, from)?;
-    context.retain(usable);
+    context.retain(|r| unusable(r).is_none());
     context.sort_by_key(|r| r.id);
     let mut seen: HashMap<(String, i64), i64> = HashMap::new();
     context.retain(|r| *seen.entry((r.client.clone(), r.ts)).or_insert(r.id) == r.id);
@@ -190,7 +189,7 @@ fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) ->
         .collect();
     // A usable pending reading left out of the context repeats an earlier one.
     let flagged: HashSet<i64> = flags.iter().map(|f| f.reading_id).collect();
-    rejects.extend(pending.iter().filter(|r| usable(r) && !flagged.contains(&r.id)).map(|r| {
+    rejects.extend(usable.iter().filter(|r| !flagged.contains(&r.id)).map(|r| {
         let first = seen.get(&(r.client.clone(), r.ts)).copied().unwrap_or_default();
         Reject {
             reading_id: r.id,

@@ -232,10 +232,13 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
             };
             // A record with a missing or infinite value cannot be scored (as in
             // scikit-learn): rejected with the column named, in the same transaction.
-            let rejects: Vec<RecordReject> =
-                pending.iter().filter_map(|(id, v)| unscorable(&r.columns, v).map(|why| (*id, why))).collect();
-            let complete: Vec<&(i64, Vec<Option<f64>>)> =
-                pending.iter().filter(|(_, v)| unscorable(&r.columns, v).is_none()).collect();
+            let (mut complete, mut rejects) = (Vec::new(), Vec::<RecordReject>::new());
+            for record in &pending {
+                match unscorable(&r.columns, &record.1) {
+                    Some(why) => rejects.push((record.0, why)),
+                    None => complete.push(record),
+                }
+            }
             if let Some((id, why)) = rejects.first() {
                 warn!("{} records rejected to {}_rejects (first: record {id}, {why})", rejects.len(), r.table);
             }
