@@ -28,6 +28,11 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<forecast_detector::PyForecastDetector>()?;
     m.add_function(wrap_pyfunction!(forecast_detector::_forecast_detector_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(forecast_interval::_prophet_from_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast_interval::prophet_map, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast_interval::prophet_map_many, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast_interval::prophet_simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast_interval::prophet_trend, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast_interval::fourier_series, m)?)?;
     m.add("ANOMALY_TYPES", consumption::anomaly_type_names())?;
     m.add("SEVERITIES", consumption::severity_names())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

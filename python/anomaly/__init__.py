@@ -16,7 +16,7 @@ Every error raised is an :class:`AnomalyError`, a :class:`ValueError`
 subclass; input errors carry ``.field`` and ``.row``.
 """
 
-from anomaly import consumption, credit_risk, errors, forecast_interval, isolation_forest
+from anomaly import consumption, credit_risk, diagnostics, errors, forecast_interval, isolation_forest, serialize
 from anomaly._anomaly import __version__
 from anomaly.errors import *  # noqa: F403 - the exception classes
 from anomaly.forecast_interval import ForecastDetector, Prophet
@@ -30,6 +30,8 @@ __all__ = [
     "__version__",
     "consumption",
     "credit_risk",
+    "diagnostics",
     "forecast_interval",
     "isolation_forest",
+    "serialize",
 ]

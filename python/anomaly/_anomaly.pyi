@@ -141,6 +141,31 @@ class ProphetModel:
     def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
 
 def _prophet_from_bytes(data: bytes) -> ProphetModel: ...
+def prophet_map(**kwargs: Any) -> dict[str, Any]: ...
+def prophet_map_many(problems: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+def prophet_simulate(
+    t: npt.NDArray[np.float64],
+    cap: npt.NDArray[np.float64],
+    floor: npt.NDArray[np.float64],
+    trend_indicator: int,
+    k: float,
+    m: float,
+    delta: npt.NDArray[np.float64],
+    changepoints_t: npt.NDArray[np.float64],
+    history_step: float,
+    xb_a: npt.NDArray[np.float64],
+    xb_m: npt.NDArray[np.float64],
+    sigma_obs: float,
+    y_scale: float,
+    n_samples: int,
+    seed: int,
+    interval_width: float | None = None,
+    method: str = "simulated",
+) -> dict[str, npt.NDArray[np.float64]]: ...
+def prophet_trend(
+    t: Any, cap: Any, trend_indicator: int, k: float, m: float, delta: Any, changepoints_t: Any
+) -> npt.NDArray[np.float64]: ...
+def fourier_series(ds: npt.NDArray[np.int64], period: float, order: int) -> npt.NDArray[np.float64]: ...
 
 @final
 class ForecastDetectorModel:

@@ -49,15 +49,19 @@
 //! new reading evaluates the stored model; nothing is refitted.
 
 mod detector;
+mod gauss_newton;
+mod logistic;
+mod map;
 mod model;
 mod objective;
 mod options;
+mod simulate;
 
 pub use detector::{
     anomaly_score, Detection, DetectorConfig, FittedDetector, LongColumns, LongDetection, LongReadings, MultiDetector,
     VariableStats,
 };
-pub use model::{
-    normal_quantile, FittedProphet, Forecast, History, Intervals, ProphetParams, RegressorTerm, SeasonalityTerm,
-};
+pub use map::{fit_map, fit_map_many, MapFit, StanData, Trend};
+pub use model::{FittedProphet, Forecast, History, Intervals, ProphetParams, RegressorTerm, SeasonalityTerm};
 pub use options::{Growth, Mode, ProphetOptions, Regressor, Seasonality, SeasonalitySetting};
+pub use simulate::{fourier_series, normal_quantile, trend, Bounds, Simulation};

@@ -4,6 +4,8 @@
 //!
 //! Parameters are laid out as `[k, m, delta (S), log_sigma, beta (K)]`.
 
+use super::logistic::{self, SegmentJacobian, Segments};
+
 /// The fixed data of one fit, in Prophet's scaled units.
 pub(crate) struct Problem<'a> {
     /// Scaled time, sorted.
@@ -26,6 +28,8 @@ pub(crate) struct Problem<'a> {
     pub(crate) tau: f64,
     /// Flat growth: `trend = m`.
     pub(crate) flat: bool,
+    /// Logistic growth: the capacity of each row (scaled).
+    pub(crate) cap: Option<&'a [f64]>,
 }
 
 impl<'a> Problem<'a> {
@@ -49,6 +53,11 @@ impl<'a> Problem<'a> {
         out.clear();
         if self.flat {
             out.resize(self.t.len(), m);
+            return;
+        }
+        if let Some(cap) = self.cap {
+            let seg = Segments::new(k, m, delta, self.t_change);
+            logistic::trend(self.t, cap, &self.active, &seg, out);
             return;
         }
         // Prefix sums of delta and delta * t_change over changepoints.
@@ -115,9 +124,42 @@ impl<'a> Problem<'a> {
         f
     }
 
+    /// The objective with the noise level at its closed-form optimum for
+    /// the other parameters (written into `p`), without the gradient: what
+    /// a line search or trust-region step needs.
+    pub(crate) fn profiled_value(&self, p: &mut [f64], scratch: &mut Scratch) -> f64 {
+        let s = self.t_change.len();
+        let kf = self.n_features;
+        self.trend(p, &mut scratch.trend);
+        let beta = &p[3 + s..];
+        let mut sum_sq = 0.0;
+        for (i, &trend) in scratch.trend.iter().enumerate() {
+            let row = &self.x[i * kf..(i + 1) * kf];
+            let (mut mult, mut add) = (0.0, 0.0);
+            for ((x, b), &m) in row.iter().zip(beta).zip(self.multiplicative) {
+                if m {
+                    mult += x * b;
+                } else {
+                    add += x * b;
+                }
+            }
+            let r = self.y[i] - (trend * (1.0 + mult) + add);
+            sum_sq += r * r;
+        }
+        let n = self.t.len() as f64;
+        let half_ssr = 0.5 * sum_sq;
+        // d f / d log sigma = n + 4 sigma^2 - 2 L / sigma^2 = 0.
+        let sigma2 = noise_variance(n, half_ssr);
+        p[2 + s] = 0.5 * sigma2.ln();
+        let (k, m) = (p[0], p[1]);
+        let l1: f64 = p[2..2 + s].iter().map(|d| d.abs()).sum::<f64>() / self.tau;
+        let ridge: f64 = p[3 + s..].iter().zip(self.sigmas).map(|(b, sd)| 0.5 * b * b / (sd * sd)).sum();
+        half_ssr / sigma2 + n * p[2 + s] + (k * k + m * m) / 50.0 + l1 + 2.0 * sigma2 + ridge
+    }
+
     /// Half the residual sum of squares, one pass over the rows; writes its
     /// gradient (model parameters) into `grad`.
-    fn half_ssr(&self, p: &[f64], grad: &mut [f64], scratch: &mut Scratch) -> f64 {
+    pub(crate) fn half_ssr(&self, p: &[f64], grad: &mut [f64], scratch: &mut Scratch) -> f64 {
         let s = self.t_change.len();
         let kf = self.n_features;
         let beta = &p[3 + s..];
@@ -151,6 +193,21 @@ impl<'a> Problem<'a> {
         }
         grad[0] = g_k;
         grad[1] = g_m;
+        if let Some(cap) = self.cap {
+            // Logistic: the chain rule through each row's trend Jacobian.
+            let seg = Segments::new(p[0], p[1], &p[2..2 + s], self.t_change);
+            let jac = SegmentJacobian::new(&seg, self.t_change);
+            let mut row = vec![0.0; 2 + s];
+            grad[..2 + s].iter_mut().for_each(|g| *g = 0.0);
+            for (i, (&ti, &c)) in self.t.iter().zip(cap).enumerate() {
+                jac.row(&seg, ti, c, self.active[i], &mut row);
+                let gt = scratch.d_trend[i];
+                for (g, r) in grad[..2 + s].iter_mut().zip(&row) {
+                    *g += gt * r;
+                }
+            }
+            return 0.5 * sum_sq;
+        }
         // delta_j gathers sum over rows with active > j of gt_i * (t_i - t_change_j):
         // suffix sums over rows, grouped by how many changepoints are active.
         if !self.flat && s > 0 {
@@ -178,7 +235,7 @@ impl<'a> Problem<'a> {
     /// `y'y - 2 b' theta + theta' G theta`. `None` when a feature is
     /// multiplicative (then `yhat` is not linear in the parameters).
     pub(crate) fn gram(&self) -> Option<Gram> {
-        if self.multiplicative.iter().any(|&m| m) {
+        if self.cap.is_some() || self.multiplicative.iter().any(|&m| m) {
             return None;
         }
         let s = self.t_change.len();
@@ -239,6 +296,16 @@ impl Gram {
     }
 }
 
+/// The optimal `sigma_obs^2` for half residual sum of squares `half_ssr`
+/// over `n` rows: the positive root of `4 s^2 + n s - 2 L = 0`, written
+/// as `4 L / (sqrt(n^2 + 32 L) + n)` so a near-perfect fit does not cancel
+/// to zero; floored at `sigma_obs = 1e-9`, the noise level Prophet itself
+/// uses for an exactly fitted (constant) history, so a model that can
+/// interpolate its history keeps a finite objective.
+pub(crate) fn noise_variance(n: f64, half_ssr: f64) -> f64 {
+    (4.0 * half_ssr / ((n * n + 32.0 * half_ssr).sqrt() + n)).max(1e-18)
+}
+
 /// Buffers reused across evaluations.
 #[derive(Default)]
 pub(crate) struct Scratch {
@@ -284,7 +351,7 @@ impl Problem<'_> {
             }
             let mut g = vec![0.0; p.len()];
             let half_ssr = self.half_ssr(&p, &mut g, &mut Scratch::default());
-            let sigma2 = (-n + (n * n + 32.0 * half_ssr).sqrt()) / 8.0;
+            let sigma2 = noise_variance(n, half_ssr);
             p[sigma_slot] = 0.5 * sigma2.max(1e-300).ln();
             let value = self.value_and_gradient(&p, &mut g, &mut Scratch::default(), None);
             if tolerance <= 1e-12 && (previous - value).abs() <= 1e-15 * value.abs().max(1.0) {
@@ -306,7 +373,7 @@ impl Problem<'_> {
 /// coordinates satisfy the optimality condition, it is the minimum.
 /// Otherwise it is kept if it lowers the objective, and the sweeps go on
 /// until none moves the objective by more than `tolerance`.
-fn lasso_cd(g: &[f64], b: &[f64], prior: &[f64], l1: &[f64], w: f64, x: &mut [f64], tolerance: f64) {
+pub(crate) fn lasso_cd(g: &[f64], b: &[f64], prior: &[f64], l1: &[f64], w: f64, x: &mut [f64], tolerance: f64) {
     let dim = x.len();
     let gradient = |x: &[f64]| -> Vec<f64> {
         (0..dim)
@@ -444,7 +511,7 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], m: usize) -> bool {
 }
 
 /// Accumulates `G += z z'` (upper triangle) and `b += z y` for one row.
-fn accumulate(g: &mut [f64], b: &mut [f64], z: &[f64], y: f64) {
+pub(crate) fn accumulate(g: &mut [f64], b: &mut [f64], z: &[f64], y: f64) {
     let dim = z.len();
     for a in 0..dim {
         let za = z[a];
@@ -459,190 +526,11 @@ fn accumulate(g: &mut [f64], b: &mut [f64], z: &[f64], y: f64) {
     }
 }
 
-fn symmetrize(g: &mut [f64], dim: usize) {
+pub(crate) fn symmetrize(g: &mut [f64], dim: usize) {
     for a in 0..dim {
         for c in 0..a {
             g[a * dim + c] = g[c * dim + a];
         }
-    }
-}
-
-impl Problem<'_> {
-    /// The MAP of a model with multiplicative terms by proximal
-    /// Gauss-Newton. `yhat = trend (1 + X_m beta) + X_a beta` is bilinear,
-    /// so its Jacobian is cheap and the Gauss-Newton quadratic (plus the
-    /// normal priors and the Laplace prior's L1 term) is solved exactly by
-    /// coordinate descent; the noise level has a closed form for each
-    /// candidate, and a backtracking step keeps the objective falling.
-    /// Because the second-derivative terms dropped by Gauss-Newton are
-    /// residual-weighted, convergence is fast where the model fits, and the
-    /// kinks are handled exactly rather than crawled around as L-BFGS does.
-    pub(crate) fn solve_gauss_newton(&self, mut p: Vec<f64>, max_iterations: usize) -> Vec<f64> {
-        let s = self.t_change.len();
-        let kf = self.n_features;
-        let n = self.t.len();
-        let dt = 2 + s;
-        let dim = dt + kf;
-        let model = |a: usize| if a < dt { a } else { a + 1 };
-        let prior: Vec<f64> = (0..dim)
-            .map(|a| match a {
-                0 | 1 => 1.0 / 25.0,
-                a if a < dt => 0.0,
-                a => 1.0 / (self.sigmas[a - dt] * self.sigmas[a - dt]),
-            })
-            .collect();
-        let l1: Vec<f64> = (0..dim).map(|a| if (2..dt).contains(&a) { 1.0 / self.tau } else { 0.0 }).collect();
-        let mut scratch = Scratch::default();
-        let mut g = vec![0.0; p.len()];
-        // Profile out the noise level: the objective at its closed-form optimum.
-        let profile = |p: &mut Vec<f64>, g: &mut Vec<f64>, scratch: &mut Scratch| {
-            let half_ssr = self.half_ssr(p, g, scratch);
-            let sigma2 = (-(n as f64) + ((n * n) as f64 + 32.0 * half_ssr).sqrt()) / 8.0;
-            p[dt] = 0.5 * sigma2.max(1e-300).ln();
-            self.value_and_gradient(p, g, scratch, None)
-        };
-        let mut value = profile(&mut p, &mut g, &mut scratch);
-        let mut gram = vec![0.0; dim * dim];
-        let mut rhs = vec![0.0; dim];
-        let mut trend = Vec::with_capacity(n);
-        let mut f = vec![0.0; kf];
-        // Per number of active changepoints: sums of v^2, v^2 t, v^2 t^2, v r, v r t
-        // (trend block) and, per feature, v f and v f t (trend-feature block).
-        let mut sums = vec![[0.0f64; 5]; s + 1];
-        let mut cross = vec![0.0f64; (s + 1) * kf * 2];
-        let mut tolerance = 1e-8;
-        for _ in 0..max_iterations {
-            let w = (-2.0 * p[dt]).exp();
-            self.trend(&p, &mut trend);
-            let beta = &p[dt + 1..];
-            gram.iter_mut().for_each(|v| *v = 0.0);
-            rhs.iter_mut().for_each(|v| *v = 0.0);
-            sums.iter_mut().for_each(|e| *e = [0.0; 5]);
-            cross.iter_mut().for_each(|v| *v = 0.0);
-            for (i, &tr) in trend.iter().enumerate() {
-                let row = &self.x[i * kf..(i + 1) * kf];
-                let (mut mult, mut add) = (0.0, 0.0);
-                for j in 0..kf {
-                    if self.multiplicative[j] {
-                        mult += row[j] * beta[j];
-                    } else {
-                        add += row[j] * beta[j];
-                    }
-                }
-                let (v, ti) = (1.0 + mult, self.t[i]);
-                let r = self.y[i] - tr * v - add;
-                for ((fj, &x), &m) in f.iter_mut().zip(row).zip(self.multiplicative) {
-                    *fj = if m { tr * x } else { x };
-                }
-                let group = if self.flat { 0 } else { self.active[i] };
-                let e = &mut sums[group];
-                e[0] += v * v;
-                e[1] += v * v * ti;
-                e[2] += v * v * ti * ti;
-                e[3] += v * r;
-                e[4] += v * r * ti;
-                let c = &mut cross[group * kf * 2..(group + 1) * kf * 2];
-                for (j, &fj) in f.iter().enumerate() {
-                    c[2 * j] += v * fj;
-                    c[2 * j + 1] += v * fj * ti;
-                }
-                // Feature block, offset into the full matrix.
-                for a in 0..kf {
-                    let fa = f[a];
-                    rhs[dt + a] += fa * r;
-                    let out = &mut gram[(dt + a) * dim + dt..(dt + a + 1) * dim];
-                    for c in a..kf {
-                        out[c] += fa * f[c];
-                    }
-                }
-            }
-            // Trend rows (upper triangle): k, m, then each changepoint from
-            // the sums over rows with more than j active changepoints.
-            let fold = |from: usize, width: usize, src: &[f64]| -> Vec<f64> {
-                let mut acc = vec![0.0; width];
-                for g in from..=s {
-                    for (x, y) in acc.iter_mut().zip(&src[g * width..(g + 1) * width]) {
-                        *x += y;
-                    }
-                }
-                acc
-            };
-            let flat_sums: Vec<f64> = sums.iter().flatten().copied().collect();
-            let total = fold(0, 5, &flat_sums);
-            let total_cross = fold(0, 2 * kf, &cross);
-            gram[dim + 1] = total[0];
-            rhs[1] = total[3];
-            for j in 0..kf {
-                gram[dim + dt + j] = total_cross[2 * j];
-            }
-            if !self.flat {
-                gram[0] = total[2];
-                gram[1] = total[1];
-                rhs[0] = total[4];
-                for j in 0..kf {
-                    gram[dt + j] = total_cross[2 * j + 1];
-                }
-                let mut tail = vec![0.0f64; 5];
-                let mut tail_cross = vec![0.0f64; 2 * kf];
-                let mut tails = vec![[0.0f64; 5]; s];
-                for j in (0..s).rev() {
-                    for (x, y) in tail.iter_mut().zip(&sums[j + 1]) {
-                        *x += y;
-                    }
-                    for (x, y) in tail_cross.iter_mut().zip(&cross[(j + 1) * 2 * kf..(j + 2) * 2 * kf]) {
-                        *x += y;
-                    }
-                    tails[j].copy_from_slice(&tail);
-                    let (cj, row) = (self.t_change[j], (2 + j) * dim);
-                    gram[2 + j] = tail[2] - cj * tail[1];
-                    gram[dim + 2 + j] = tail[1] - cj * tail[0];
-                    rhs[2 + j] = tail[4] - cj * tail[3];
-                    for l in 0..kf {
-                        gram[row + dt + l] = tail_cross[2 * l + 1] - cj * tail_cross[2 * l];
-                    }
-                }
-                for j in 0..s {
-                    let cj = self.t_change[j];
-                    for l in j..s {
-                        let (cl, tm) = (self.t_change[l], &tails[l]);
-                        gram[(2 + j) * dim + 2 + l] = tm[2] - (cj + cl) * tm[1] + cj * cl * tm[0];
-                    }
-                }
-            }
-            symmetrize(&mut gram, dim);
-            // Gauss-Newton target: b = J'r + G theta0.
-            let theta0: Vec<f64> = (0..dim).map(|a| p[model(a)]).collect();
-            for a in 0..dim {
-                let row = &gram[a * dim..(a + 1) * dim];
-                rhs[a] += row.iter().zip(&theta0).map(|(x, y)| x * y).sum::<f64>();
-            }
-            let mut theta = theta0.clone();
-            lasso_cd(&gram, &rhs, &prior, &l1, w, &mut theta, tolerance);
-            // Backtrack along the segment (the L1 term is convex on it).
-            let mut step = 1.0;
-            let mut accepted = None;
-            for _ in 0..40 {
-                let mut q = p.clone();
-                for a in 0..dim {
-                    q[model(a)] = theta0[a] + step * (theta[a] - theta0[a]);
-                }
-                let candidate = profile(&mut q, &mut g, &mut scratch);
-                if candidate <= value {
-                    accepted = Some((q, candidate));
-                    break;
-                }
-                step *= 0.5;
-            }
-            let Some((q, candidate)) = accepted else { break };
-            let gained = value - candidate;
-            p = q;
-            value = candidate;
-            if tolerance <= 1e-12 && gained <= 1e-14 * value.abs().max(1.0) {
-                break;
-            }
-            tolerance = (tolerance * 0.01).max(1e-12);
-        }
-        p
     }
 }
 
@@ -671,6 +559,7 @@ mod tests {
                 active: Problem::count_active(&t, &t_change),
                 tau: 0.05,
                 flat,
+                cap: None,
             };
             let p = [0.4, 0.2, 0.03, -0.02, 0.01, -1.3, 0.1, -0.05, 0.2];
             let mut grad = vec![0.0; p.len()];
