@@ -24,10 +24,8 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<isolation_forest::PyIsolationForestModel>()?;
     m.add_function(wrap_pyfunction!(isolation_forest::_isolation_forest_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(isolation_forest::summarize_labels, m)?)?;
-    m.add_class::<forecast_interval::PyProphetModel>()?;
     m.add_class::<forecast_detector::PyForecastDetector>()?;
     m.add_function(wrap_pyfunction!(forecast_detector::_forecast_detector_from_bytes, m)?)?;
-    m.add_function(wrap_pyfunction!(forecast_interval::_prophet_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(forecast_interval::prophet_map, m)?)?;
     m.add_function(wrap_pyfunction!(forecast_interval::prophet_map_many, m)?)?;
     m.add_function(wrap_pyfunction!(forecast_interval::prophet_simulate, m)?)?;

@@ -106,41 +106,6 @@ def summarize_labels(
     labels: npt.NDArray[np.int8], *, caution_percent: float = 5.0, critical_percent: float = 10.0
 ) -> dict[str, Any]: ...
 
-@final
-class ProphetModel:
-    @staticmethod
-    def fit(
-        options_json: str,
-        ds: npt.NDArray[np.int64],
-        y: npt.NDArray[np.float64],
-        regressors: list[tuple[str, npt.NDArray[np.float64]]] = ...,
-    ) -> ProphetModel: ...
-    def predict(
-        self,
-        ds: npt.NDArray[np.int64],
-        regressors: list[tuple[str, npt.NDArray[np.float64]]] = ...,
-        intervals: str = "simulated",
-        seed: int = 0,
-    ) -> dict[str, Any]: ...
-    def objective_at(
-        self,
-        ds: npt.NDArray[np.int64],
-        y: npt.NDArray[np.float64],
-        k: float,
-        m: float,
-        delta: list[float],
-        sigma_obs: float,
-        beta: list[float],
-        regressors: list[tuple[str, npt.NDArray[np.float64]]] = ...,
-    ) -> float: ...
-    def params(self) -> dict[str, Any]: ...
-    def options_json(self) -> str: ...
-    def to_bytes(self) -> bytes: ...
-    @staticmethod
-    def from_bytes(data: bytes) -> ProphetModel: ...
-    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
-
-def _prophet_from_bytes(data: bytes) -> ProphetModel: ...
 def prophet_map(**kwargs: Any) -> dict[str, Any]: ...
 def prophet_map_many(problems: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
 def prophet_simulate(

@@ -1,7 +1,8 @@
 """The exception tree of anomaly, rooted in :class:`AnomalyError` (a ValueError).
 
 The classes live in the Rust extension so that errors raised by Rust and by
-the Python wrappers are the same classes::
+the Python wrappers are the same classes; the two that only Python code
+raises (marked py) are defined here::
 
     AnomalyError(ValueError)
     ├── InvalidInputError        .field, .row (0-based position)
@@ -15,7 +16,8 @@ the Python wrappers are the same classes::
     │   └── InvalidFieldsError   .problems: every bad field of a request (field, row, reason)
     ├── ParameterError           .field = the parameter
     ├── ModelFileError           corrupt, newer version, other kind
-    ├── UnsupportedModelError    a scikit-learn step the credit exporter cannot reproduce
+    ├── ModelStateError          py: a call the model's state forbids (fit twice, predict before fit)
+    ├── UnsupportedModelError    py: a scikit-learn step the credit exporter cannot reproduce
     └── InternalError            a bug (a Rust panic caught at the border)
 """
 
@@ -45,6 +47,7 @@ __all__ = [
     "InvalidFieldsError",
     "InvalidInputError",
     "ModelFileError",
+    "ModelStateError",
     "NegativeValueError",
     "NonFiniteError",
     "NumberError",
@@ -53,6 +56,14 @@ __all__ = [
     "TimestampError",
     "UnsupportedModelError",
 ]
+
+
+class ModelStateError(AnomalyError):
+    """A call the model's state does not allow: fitting twice, predicting before fitting,
+    adding a component after fitting (Prophet raises a bare ``Exception`` there).
+
+    Defined in Python because only :class:`anomaly.Prophet`, which is Python, raises it.
+    """
 
 
 class UnsupportedModelError(AnomalyError):

@@ -82,6 +82,35 @@ impl SegmentJacobian {
         SegmentJacobian { d_rate, d_offset, width }
     }
 
+    /// Second derivatives of each segment's offset (the rates are linear
+    /// in the parameters), `(S + 1)` row-major `width x width` blocks.
+    pub(crate) fn offset_hessians(&self, seg: &Segments, t_change: &[f64]) -> Vec<f64> {
+        let w = self.width;
+        let block = w * w;
+        let mut h = vec![0.0; (t_change.len() + 1) * block];
+        for (j, &c) in t_change.iter().enumerate() {
+            let (r, next, o) = (seg.rate[j], seg.rate[j + 1], seg.offset[j]);
+            let q = 1.0 - r / next;
+            let d_r = &self.d_rate[j * w..(j + 1) * w];
+            let d_next = &self.d_rate[(j + 1) * w..(j + 2) * w];
+            let d_o = &self.d_offset[j * w..(j + 1) * w];
+            let d_q: Vec<f64> = (0..w).map(|a| -d_r[a] / next + r * d_next[a] / (next * next)).collect();
+            let (prev, cur) = h.split_at_mut((j + 1) * block);
+            let h_o = &prev[j * block..];
+            let out = &mut cur[..block];
+            // o' = o + (c - o) q: d2o' = d2o (1 - q) - do dq' - dq do' + (c - o) d2q,
+            // d2q = (dr dn' + dn dr') / n^2 - 2 r dn dn' / n^3.
+            for a in 0..w {
+                for b in 0..w {
+                    let d2q = (d_r[a] * d_next[b] + d_next[a] * d_r[b]) / (next * next)
+                        - 2.0 * r * d_next[a] * d_next[b] / (next * next * next);
+                    out[a * w + b] = h_o[a * w + b] * (1.0 - q) - d_o[a] * d_q[b] - d_q[a] * d_o[b] + (c - o) * d2q;
+                }
+            }
+        }
+        h
+    }
+
     /// `d trend_i / d [k, m, delta]` for a row at `t` with capacity `cap`
     /// in segment `a`, written into `out`; returns the trend.
     pub(crate) fn row(&self, seg: &Segments, t: f64, cap: f64, a: usize, out: &mut [f64]) -> f64 {
@@ -94,6 +123,56 @@ impl SegmentJacobian {
         }
         cap * s
     }
+}
+
+/// Per segment, the residual-weighted sums that make up the trend part of
+/// the Hessian: `sum w c s''`, `sum w c s'' t`, `sum w c s'' t^2` and
+/// `sum w c s'` over the segment's rows (`w` the weight, `c` the cap).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CurvatureSums([f64; 4]);
+
+impl CurvatureSums {
+    /// Adds a row at `t` with capacity `cap` and weight `weight`.
+    pub(crate) fn add(&mut self, seg: &Segments, a: usize, t: f64, cap: f64, weight: f64) {
+        let s = sigmoid(seg.rate[a] * (t - seg.offset[a]));
+        let first = weight * cap * s * (1.0 - s);
+        let second = first * (1.0 - 2.0 * s);
+        self.0[0] += second;
+        self.0[1] += second * t;
+        self.0[2] += second * t * t;
+        self.0[3] += first;
+    }
+}
+
+/// `sum_i weight_i d2 trend_i` over the trend parameters (`width x width`,
+/// full), from each segment's [`CurvatureSums`]. With `u = r (t - o)`,
+/// `d2 trend = c s'' du du' + c s' d2u`, `du = t dr - e` where
+/// `e = o dr + r do`, and `d2u = -(dr do' + do dr') - r d2o`.
+pub(crate) fn trend_curvature(
+    seg: &Segments,
+    jac: &SegmentJacobian,
+    offset_hessians: &[f64],
+    sums: &[CurvatureSums],
+) -> Vec<f64> {
+    let w = jac.width;
+    let mut out = vec![0.0; w * w];
+    for (a, CurvatureSums([c2, c2t, c2tt, c1])) in sums.iter().enumerate() {
+        if *c2 == 0.0 && *c1 == 0.0 {
+            continue;
+        }
+        let (r, o) = (seg.rate[a], seg.offset[a]);
+        let d_r = &jac.d_rate[a * w..(a + 1) * w];
+        let d_o = &jac.d_offset[a * w..(a + 1) * w];
+        let e: Vec<f64> = (0..w).map(|x| o * d_r[x] + r * d_o[x]).collect();
+        let h_o = &offset_hessians[a * w * w..(a + 1) * w * w];
+        for x in 0..w {
+            for y in 0..w {
+                out[x * w + y] += c2tt * d_r[x] * d_r[y] - c2t * (d_r[x] * e[y] + e[x] * d_r[y]) + c2 * e[x] * e[y]
+                    - c1 * (d_r[x] * d_o[y] + d_o[x] * d_r[y] + r * h_o[x * w + y]);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,6 +194,49 @@ mod tests {
         ];
         for (a, b) in out.iter().zip(expected) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn curvature_matches_finite_differences() {
+        let t_change = [0.2, 0.45, 0.7];
+        let p = [1.3, 0.1, 0.4, -0.9, 0.3];
+        let rows = [(0.1, 2.0, 0.7), (0.3, 1.5, -0.4), (0.5, 2.0, 1.1), (0.9, 3.0, 0.2), (1.2, 2.5, -0.8)];
+        let weighted_gradient = |p: &[f64]| -> Vec<f64> {
+            let seg = Segments::new(p[0], p[1], &p[2..], &t_change);
+            let jac = SegmentJacobian::new(&seg, &t_change);
+            let mut total = vec![0.0; 5];
+            let mut row = vec![0.0; 5];
+            for &(t, cap, w) in &rows {
+                let a = t_change.iter().filter(|&&c| t >= c).count();
+                jac.row(&seg, t, cap, a, &mut row);
+                total.iter_mut().zip(&row).for_each(|(x, r)| *x += w * r);
+            }
+            total
+        };
+        let seg = Segments::new(p[0], p[1], &p[2..], &t_change);
+        let jac = SegmentJacobian::new(&seg, &t_change);
+        let hessians = jac.offset_hessians(&seg, &t_change);
+        let mut sums = vec![CurvatureSums::default(); 4];
+        for &(t, cap, w) in &rows {
+            let a = t_change.iter().filter(|&&c| t >= c).count();
+            sums[a].add(&seg, a, t, cap, w);
+        }
+        let h = trend_curvature(&seg, &jac, &hessians, &sums);
+        for i in 0..5 {
+            let step = 1e-6;
+            let (mut up, mut down) = (p, p);
+            up[i] += step;
+            down[i] -= step;
+            let (gu, gd) = (weighted_gradient(&up), weighted_gradient(&down));
+            for j in 0..5 {
+                let numeric = (gu[j] - gd[j]) / (2.0 * step);
+                assert!(
+                    (numeric - h[j * 5 + i]).abs() < 1e-5 * (1.0 + numeric.abs()),
+                    "{i} {j}: {numeric} vs {}",
+                    h[j * 5 + i]
+                );
+            }
         }
     }
 

@@ -224,33 +224,38 @@ pub(crate) fn solve(problem: &Problem<'_>, x0: Vec<f64>, warm: bool) -> Vec<f64>
         // fit of logit(y / cap), whose rates and intercept are the logistic
         // trend's own parameters (its continuity offsets make the curves
         // equal). The better optimum is kept.
-        let from_init = problem.solve_logistic(x0.clone(), 500);
-        let z: Vec<f64> = problem
-            .y
-            .iter()
-            .zip(cap)
-            .map(|(y, c)| {
-                let p = (y / c).clamp(1e-3, 1.0 - 1e-3);
-                (p / (1.0 - p)).ln()
-            })
-            .collect();
-        let flags = vec![false; problem.multiplicative.len()];
-        let linear = Problem { y: &z, cap: None, multiplicative: &flags, active: problem.active.clone(), ..*problem };
-        let Some(gram) = linear.gram() else { return from_init };
-        let mut start = vec![0.0; x0.len()];
-        let n = z.len();
-        start[0] = (z[n - 1] - z[0]) / (problem.t[n - 1] - problem.t[0]).max(1e-12);
-        start[1] = z[0] - start[0] * problem.t[0];
-        let fitted = linear.solve_additive(&gram, start);
-        if fitted[0].abs() < 1e-9 || !fitted.iter().all(|v| v.is_finite()) {
-            return from_init;
-        }
-        let mut start = x0;
-        start[0] = fitted[0];
-        start[1] = -fitted[1] / fitted[0];
-        start[2..2 + s].copy_from_slice(&fitted[2..2 + s]);
-        start[3 + s..].iter_mut().for_each(|b| *b = 0.0);
-        let from_logit = problem.solve_logistic(start, 500);
+        // The two starts are independent: solved side by side.
+        let logit_start = || -> Option<Vec<f64>> {
+            let z: Vec<f64> = problem
+                .y
+                .iter()
+                .zip(cap)
+                .map(|(y, c)| {
+                    let p = (y / c).clamp(1e-3, 1.0 - 1e-3);
+                    (p / (1.0 - p)).ln()
+                })
+                .collect();
+            let flags = vec![false; problem.multiplicative.len()];
+            let linear =
+                Problem { y: &z, cap: None, multiplicative: &flags, active: problem.active.clone(), ..*problem };
+            let gram = linear.gram()?;
+            let mut start = vec![0.0; x0.len()];
+            let n = z.len();
+            start[0] = (z[n - 1] - z[0]) / (problem.t[n - 1] - problem.t[0]).max(1e-12);
+            start[1] = z[0] - start[0] * problem.t[0];
+            let fitted = linear.solve_additive(&gram, start);
+            if fitted[0].abs() < 1e-9 || !fitted.iter().all(|v| v.is_finite()) {
+                return None;
+            }
+            let mut start = x0.clone();
+            start[0] = fitted[0];
+            start[1] = -fitted[1] / fitted[0];
+            start[2..2 + s].copy_from_slice(&fitted[2..2 + s]);
+            start[3 + s..].iter_mut().for_each(|b| *b = 0.0);
+            Some(problem.solve_logistic(start, 500))
+        };
+        let (from_init, from_logit) = rayon::join(|| problem.solve_logistic(x0.clone(), 500), logit_start);
+        let Some(from_logit) = from_logit else { return from_init };
         return if objective(&from_logit) < objective(&from_init) { from_logit } else { from_init };
     }
     if let Some(gram) = problem.gram() {
@@ -272,12 +277,11 @@ pub(crate) fn solve(problem: &Problem<'_>, x0: Vec<f64>, warm: bool) -> Vec<f64>
         }
         p
     });
-    let mut best = problem.solve_gauss_newton(from_additive.unwrap_or_else(|| x0.clone()), 200);
-    if warm {
-        let other = problem.solve_gauss_newton(x0, 200);
-        if objective(&other) < objective(&best) {
-            best = other;
-        }
+    let start = from_additive.unwrap_or_else(|| x0.clone());
+    let (best, other) =
+        rayon::join(|| problem.solve_gauss_newton(start, 200), || warm.then(|| problem.solve_gauss_newton(x0, 200)));
+    match other {
+        Some(other) if objective(&other) < objective(&best) => other,
+        _ => best,
     }
-    best
 }

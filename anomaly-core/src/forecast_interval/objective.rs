@@ -344,7 +344,7 @@ impl Problem<'_> {
         let mut tolerance = 1e-6;
         for _ in 0..500 {
             let w = (-2.0 * p[sigma_slot]).exp();
-            lasso_cd(&gram.g, &gram.b, &prior, &l1, w, &mut theta, tolerance);
+            lasso_cd(&gram.g, &gram.b, &prior, &l1, w, &mut theta, tolerance, 10_000);
             // Noise level: d f / d log sigma = n + 4 sigma^2 - 2 L / sigma^2 = 0.
             for a in 0..dim {
                 p[model(a)] = theta[a];
@@ -364,7 +364,9 @@ impl Problem<'_> {
     }
 }
 
-/// Minimises `w (1/2 x'Gx - b'x) + 1/2 sum prior x^2 + sum l1 |x|` from `x`.
+/// Minimises `w (1/2 x'Gx - b'x) + 1/2 sum prior x^2 + sum l1 |x|` from `x`,
+/// in at most `max_sweeps` rounds (an outer Gauss-Newton step needs no
+/// exact inner solve: its line search only asks for a descent).
 /// Coordinate descent (soft-thresholding) finds the sign pattern; on an
 /// ill-conditioned Gram matrix (neighbouring changepoints are nearly
 /// collinear) it then crawls, so after every few sweeps the quadratic
@@ -373,7 +375,17 @@ impl Problem<'_> {
 /// coordinates satisfy the optimality condition, it is the minimum.
 /// Otherwise it is kept if it lowers the objective, and the sweeps go on
 /// until none moves the objective by more than `tolerance`.
-pub(crate) fn lasso_cd(g: &[f64], b: &[f64], prior: &[f64], l1: &[f64], w: f64, x: &mut [f64], tolerance: f64) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lasso_cd(
+    g: &[f64],
+    b: &[f64],
+    prior: &[f64],
+    l1: &[f64],
+    w: f64,
+    x: &mut [f64],
+    tolerance: f64,
+    max_sweeps: usize,
+) {
     let dim = x.len();
     let gradient = |x: &[f64]| -> Vec<f64> {
         (0..dim)
@@ -390,7 +402,7 @@ pub(crate) fn lasso_cd(g: &[f64], b: &[f64], prior: &[f64], l1: &[f64], w: f64, 
     let mut grad = gradient(x);
     let mut system = vec![0.0; dim * dim];
     let mut rhs = vec![0.0; dim];
-    for _ in 0..10_000 {
+    for _ in 0..max_sweeps {
         let mut largest = 0.0f64;
         for a in 0..dim {
             let q = w * g[a * dim + a] + prior[a];
@@ -474,7 +486,7 @@ pub(crate) fn lasso_cd(g: &[f64], b: &[f64], prior: &[f64], l1: &[f64], w: f64, 
 /// Solves `A x = b` in place for a symmetric positive definite `A`
 /// (row-major `m x m`, overwritten by its Cholesky factor); false when `A`
 /// is not numerically positive definite.
-fn cholesky_solve(a: &mut [f64], b: &mut [f64], m: usize) -> bool {
+pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], m: usize) -> bool {
     for j in 0..m {
         let mut d = a[j * m + j];
         for k in 0..j {

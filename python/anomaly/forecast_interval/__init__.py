@@ -9,7 +9,8 @@
 Mirrors ``anomaly_core::forecast_interval``.
 """
 
+from anomaly.errors import ModelStateError
 from anomaly.forecast_interval.detector import ForecastDetector
-from anomaly.forecast_interval.prophet import ModelStateError, Prophet
+from anomaly.forecast_interval.prophet import Prophet
 
 __all__ = ["ForecastDetector", "ModelStateError", "Prophet"]

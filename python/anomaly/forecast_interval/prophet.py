@@ -40,10 +40,10 @@ import pandas as pd
 
 from anomaly import _anomaly
 from anomaly.errors import (
-    AnomalyError,
     ColumnError,
     EmptyInputError,
     InvalidInputError,
+    ModelStateError,
     NonFiniteError,
     ParameterError,
     input_error,
@@ -52,7 +52,7 @@ from anomaly.forecast_interval import holidays as country_holidays
 from anomaly.forecast_interval._features import FeaturesMixin, parse_ds
 from anomaly.forecast_interval._predict import TREND_INDICATOR, PredictMixin
 
-__all__ = ["ModelStateError", "Prophet"]
+__all__ = ["Prophet"]
 
 logger = logging.getLogger("anomaly.forecast_interval")
 
@@ -64,11 +64,6 @@ RESERVED_NAMES = frozenset(
     _RESERVED + [n + "_lower" for n in _RESERVED] + [n + "_upper" for n in _RESERVED]
     + ["ds", "y", "cap", "floor", "y_scaled", "cap_scaled"]
 )  # fmt: skip
-
-
-class ModelStateError(AnomalyError):
-    """A call the model's state does not allow: fitting twice, predicting before fitting,
-    adding a component after fitting (Prophet raises a bare ``Exception`` there)."""
 
 
 class StanBackend:
