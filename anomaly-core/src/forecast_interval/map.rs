@@ -231,7 +231,7 @@ pub(crate) fn solve(problem: &Problem<'_>, x0: Vec<f64>, warm: bool) -> Vec<f64>
                 .iter()
                 .zip(cap)
                 .map(|(y, c)| {
-                    let p = (y / c).clamp(1e-3, 1.0 - 1e-3);
+                    let p = (y / c).clamp(0.05, 0.95);
                     (p / (1.0 - p)).ln()
                 })
                 .collect();
