@@ -217,7 +217,7 @@ pub fn fit_map_many(problems: &[(StanData, ProphetParams)]) -> Vec<Result<MapFit
 /// the better optimum kept. Logistic growth runs Gauss-Newton from `x0`.
 pub(crate) fn solve(problem: &Problem<'_>, x0: Vec<f64>, warm: bool) -> Vec<f64> {
     let s = problem.t_change.len();
-    let objective = |p: &[f64]| problem.value_and_gradient(p, &mut vec![0.0; p.len()], &mut Scratch::default(), None);
+    let objective = |p: &[f64]| problem.value(p);
     if let Some(cap) = problem.cap {
         // Logistic fits are not convex and Prophet's initial point can sit
         // in a poor basin; a second start comes from the piecewise-linear

@@ -128,6 +128,19 @@ impl<'a> Problem<'a> {
     /// the other parameters (written into `p`), without the gradient: what
     /// a line search or trust-region step needs.
     pub(crate) fn profiled_value(&self, p: &mut [f64], scratch: &mut Scratch) -> f64 {
+        let half_ssr = self.half_ssr_value(p, scratch);
+        // d f / d log sigma = n + 4 sigma^2 - 2 L / sigma^2 = 0.
+        p[2 + self.t_change.len()] = 0.5 * noise_variance(self.t.len() as f64, half_ssr).ln();
+        self.value_from(p, half_ssr)
+    }
+
+    /// The objective at `p` as it is (no gradient).
+    pub(crate) fn value(&self, p: &[f64]) -> f64 {
+        self.value_from(p, self.half_ssr_value(p, &mut Scratch::default()))
+    }
+
+    /// Half the residual sum of squares, one pass, no gradient.
+    fn half_ssr_value(&self, p: &[f64], scratch: &mut Scratch) -> f64 {
         let s = self.t_change.len();
         let kf = self.n_features;
         self.trend(p, &mut scratch.trend);
@@ -146,15 +159,19 @@ impl<'a> Problem<'a> {
             let r = self.y[i] - (trend * (1.0 + mult) + add);
             sum_sq += r * r;
         }
+        0.5 * sum_sq
+    }
+
+    /// The objective from half the residual sum of squares and the priors.
+    fn value_from(&self, p: &[f64], half_ssr: f64) -> f64 {
+        let s = self.t_change.len();
         let n = self.t.len() as f64;
-        let half_ssr = 0.5 * sum_sq;
-        // d f / d log sigma = n + 4 sigma^2 - 2 L / sigma^2 = 0.
-        let sigma2 = noise_variance(n, half_ssr);
-        p[2 + s] = 0.5 * sigma2.ln();
+        let log_sigma = p[2 + s];
+        let sigma2 = (2.0 * log_sigma).exp();
         let (k, m) = (p[0], p[1]);
         let l1: f64 = p[2..2 + s].iter().map(|d| d.abs()).sum::<f64>() / self.tau;
         let ridge: f64 = p[3 + s..].iter().zip(self.sigmas).map(|(b, sd)| 0.5 * b * b / (sd * sd)).sum();
-        half_ssr / sigma2 + n * p[2 + s] + (k * k + m * m) / 50.0 + l1 + 2.0 * sigma2 + ridge
+        half_ssr / sigma2 + n * log_sigma + (k * k + m * m) / 50.0 + l1 + 2.0 * sigma2 + ridge
     }
 
     /// Half the residual sum of squares, one pass over the rows; writes its
@@ -326,7 +343,6 @@ impl Problem<'_> {
     pub(crate) fn solve_additive(&self, gram: &Gram, mut p: Vec<f64>) -> Vec<f64> {
         let s = self.t_change.len();
         let dim = gram.dim;
-        let n = self.t.len() as f64;
         let (sigma_slot, model) = (2 + s, |a: usize| if a < 2 + s { a } else { a + 1 });
         let mut theta: Vec<f64> = (0..dim).map(|a| p[model(a)]).collect();
         // Per-coordinate prior curvature and L1 weight.
@@ -342,6 +358,7 @@ impl Problem<'_> {
         // Early rounds, while the noise level still moves, need no tight
         // inner solve; the tolerance tightens round by round.
         let mut tolerance = 1e-6;
+        let mut scratch = Scratch::default();
         for _ in 0..500 {
             let w = (-2.0 * p[sigma_slot]).exp();
             lasso_cd(&gram.g, &gram.b, &prior, &l1, w, &mut theta, tolerance, 10_000);
@@ -349,11 +366,7 @@ impl Problem<'_> {
             for a in 0..dim {
                 p[model(a)] = theta[a];
             }
-            let mut g = vec![0.0; p.len()];
-            let half_ssr = self.half_ssr(&p, &mut g, &mut Scratch::default());
-            let sigma2 = noise_variance(n, half_ssr);
-            p[sigma_slot] = 0.5 * sigma2.max(1e-300).ln();
-            let value = self.value_and_gradient(&p, &mut g, &mut Scratch::default(), None);
+            let value = self.profiled_value(&mut p, &mut scratch);
             if tolerance <= 1e-12 && (previous - value).abs() <= 1e-15 * value.abs().max(1.0) {
                 break;
             }
