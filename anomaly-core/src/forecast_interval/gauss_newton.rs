@@ -221,6 +221,7 @@ impl Problem<'_> {
         let mut tolerance = 1e-8;
         // Damping starts moderate: Prophet's initial point is far from the optimum.
         let mut lambda = if damping { 1e-3 } else { 0.0f64 };
+        let mut stalled = 0;
         for _ in 0..max_iterations {
             if !value.is_finite() {
                 break;
@@ -282,7 +283,10 @@ impl Problem<'_> {
             let gained = value - candidate;
             p = q;
             value = candidate;
-            if tolerance <= 1e-12 && lambda < 1e-6 && gained <= 1e-10 * value.abs().max(1.0) {
+            // Converged: a negligible gain from an undamped step, or several
+            // in a row while damping stays up (the steps cannot get longer).
+            stalled = if gained <= 1e-10 * value.abs().max(1.0) { stalled + 1 } else { 0 };
+            if tolerance <= 1e-12 && stalled > 0 && (lambda < 1e-6 || stalled >= 5) {
                 break;
             }
             tolerance = (tolerance * 0.01).max(1e-12);

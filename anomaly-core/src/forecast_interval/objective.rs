@@ -501,29 +501,21 @@ pub(crate) fn lasso_cd(
 /// is not numerically positive definite.
 pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], m: usize) -> bool {
     for j in 0..m {
-        let mut d = a[j * m + j];
-        for k in 0..j {
-            d -= a[j * m + k] * a[j * m + k];
-        }
+        let (_, rest) = a.split_at_mut(j * m);
+        let (row_j, below) = rest.split_at_mut(m);
+        let d = row_j[j] - dot(&row_j[..j], &row_j[..j]);
         if d <= 0.0 || !d.is_finite() {
             return false;
         }
         let d = d.sqrt();
-        a[j * m + j] = d;
-        for i in j + 1..m {
-            let mut s = a[i * m + j];
-            for k in 0..j {
-                s -= a[i * m + k] * a[j * m + k];
-            }
-            a[i * m + j] = s / d;
+        row_j[j] = d;
+        for row_i in below.chunks_mut(m) {
+            row_i[j] = (row_i[j] - dot(&row_i[..j], &row_j[..j])) / d;
         }
     }
     for i in 0..m {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= a[i * m + k] * b[k];
-        }
-        b[i] = s / a[i * m + i];
+        let row = &a[i * m..(i + 1) * m];
+        b[i] = (b[i] - dot(&row[..i], &b[..i])) / row[i];
     }
     for i in (0..m).rev() {
         let mut s = b[i];
@@ -533,6 +525,19 @@ pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], m: usize) -> bool {
         b[i] = s / a[i * m + i];
     }
     true
+}
+
+/// Dot product with four running sums, so it vectorises.
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
+    let tail: f64 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in xc.zip(yc) {
+        for k in 0..4 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Accumulates `G += z z'` (upper triangle) and `b += z y` for one row.
