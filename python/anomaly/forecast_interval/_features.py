@@ -66,7 +66,9 @@ def parse_ds(ds: pd.Series, rows: np.ndarray | None = None) -> pd.Series:
             bad = np.flatnonzero((parsed.isna() & ds.notna()).to_numpy())
             row = _row(rows, int(bad[0])) if len(bad) else None
             raise input_error(TimestampError, f"Column ds cannot be parsed as dates: {err}", "ds", row) from None
-    if getattr(ds.dt, "tz", None) is not None:
+    # The dtype knows the zone; the .dt accessor costs ~40 us to build.
+    tz = getattr(ds.dtype, "tz", None) if ds.dtype.kind == "M" else getattr(ds.dt, "tz", None)
+    if tz is not None:
         raise input_error(TimestampError, "Column ds has timezone specified, which is not supported. Remove timezone.", "ds")
     missing = np.flatnonzero(ds.isna().to_numpy())
     if len(missing):
@@ -302,9 +304,48 @@ class FeaturesMixin:
             frame["prior_scale"] = scale
         return pd.DataFrame(frame)
 
+    def _holiday_memo_for(self) -> dict[Any, Any]:
+        """The memo of holiday tables and column layouts; valid while the holidays frame (the same
+        object: prophet_copy shares it and the memo), country and prior scale stay as they were."""
+        memo = self._holiday_memo
+        owner = memo.get("owner")
+        if owner is None or owner[0] is not self.holidays or owner[1:] != (self.country_holidays, self.holidays_prior_scale):
+            memo.clear()
+            memo["owner"] = (self.holidays, self.country_holidays, self.holidays_prior_scale)
+        return memo
+
+    def _trained_names(self) -> tuple[str, ...] | None:
+        """``train_holiday_names`` as a tuple, converted once per Series (pandas' Arrow strings are slow)."""
+        names = self.train_holiday_names
+        if names is None:
+            return None
+        cached = self._trained_cache
+        if cached is None or cached[0] is not names:
+            cached = self._trained_cache = (names, tuple(names.to_numpy(dtype=object).tolist()))
+        return cached[1]
+
+    def _holiday_key(self, ds: np.ndarray) -> tuple[Any, ...]:
+        year_list = None
+        if self.country_holidays is not None and len(ds):
+            years = ds.view("datetime64[ns]").astype("datetime64[Y]").astype(int) + 1970
+            year_list = tuple({int(y) for y in np.unique(years)})  # a set's order, as holiday_table has always had it
+        return (year_list, self._trained_names())
+
     def _holiday_rows(self, ds: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any, Any, Any]:
         """The holiday table as arrays: names, ds (ns; NaT for training holidays absent here),
-        lower and upper windows and prior scales (None when no row has them)."""
+        lower and upper windows and prior scales (None when no row has them). Read-only, memoized."""
+        memo = self._holiday_memo_for()
+        key = ("rows", *self._holiday_key(ds))
+        rows = memo.get(key)
+        if rows is None:
+            rows = self._build_holiday_rows(key[1], key[2])
+            for array in rows:
+                if array is not None:
+                    array.flags.writeable = False
+            memo[key] = rows
+        return rows
+
+    def _build_holiday_rows(self, year_list: Any, trained: Any) -> tuple[np.ndarray, np.ndarray, Any, Any, Any]:
         parts_names, parts_ds, parts_lower, parts_upper, parts_scale = [], [], [], [], []
         has_windows = has_scale = False
         if self.holidays is not None:
@@ -318,10 +359,8 @@ class FeaturesMixin:
             parts_lower.append(h["lower_window"].to_numpy(dtype=float) if has_windows else nan)
             parts_upper.append(h["upper_window"].to_numpy(dtype=float) if has_windows else nan)
             parts_scale.append(h["prior_scale"].to_numpy(dtype=float) if has_scale else nan)
-        if self.country_holidays is not None and len(ds):
-            years = ds.view("datetime64[ns]").astype("datetime64[Y]").astype(int) + 1970
-            year_list = list({int(y) for y in np.unique(years)})
-            c_ds, c_names = country_holidays.holiday_table(self.country_holidays, year_list)
+        if year_list is not None:
+            c_ds, c_names = country_holidays.holiday_table(self.country_holidays, list(year_list))
             nan = np.full(len(c_ds), np.nan)
             parts_names.append(c_names)
             parts_ds.append(c_ds)
@@ -333,13 +372,12 @@ class FeaturesMixin:
         lower = np.concatenate(parts_lower) if parts_lower else np.empty(0)
         upper = np.concatenate(parts_upper) if parts_upper else np.empty(0)
         scale = np.concatenate(parts_scale) if parts_scale else np.empty(0)
-        if self.train_holiday_names is not None:
-            trained = self.train_holiday_names.to_numpy(dtype=object)
+        if trained is not None:
             # Sets, not pd.Index: pandas 3 would convert the names to Arrow strings first.
-            trained_set, present = set(trained.tolist()), set(names.tolist())
+            trained_set, present = set(trained), set(names.tolist())
             keep = np.fromiter((n in trained_set for n in names.tolist()), bool, len(names))
             names, hds, lower, upper, scale = names[keep], hds[keep], lower[keep], upper[keep], scale[keep]
-            absent = np.array([n for n in trained.tolist() if n not in present], dtype=object)
+            absent = np.array([n for n in trained if n not in present], dtype=object)
             if len(absent):
                 # A training holiday with no date here still gets its (zero) column.
                 nan = np.full(len(absent), np.nan)
@@ -365,6 +403,24 @@ class FeaturesMixin:
     def _holiday_matrix(
         self, dates: np.ndarray, names: np.ndarray, hds: np.ndarray, lower: Any, upper: Any, scale: Any
     ) -> tuple[np.ndarray, list[str], list[float], list[str]]:
+        return self._fill_holidays(dates, self._holiday_layout(names, hds, lower, upper, scale))
+
+    def _holiday_design(self, ds: np.ndarray) -> tuple[np.ndarray, list[str], list[float], list[str]] | None:
+        """``_holiday_matrix`` of the memoized table at ``ds`` (None without holidays); the
+        column layout is memoized too, so cross-validation's copies build it once per year span."""
+        rows = self._holiday_rows(ds)
+        if len(rows[0]) == 0:
+            return None
+        memo = self._holiday_memo
+        key = ("layout", *self._holiday_key(ds))
+        layout = memo.get(key)
+        if layout is None:
+            layout = memo[key] = self._holiday_layout(*rows)
+        return self._fill_holidays(ds, layout)
+
+    def _holiday_layout(self, names: np.ndarray, hds: np.ndarray, lower: Any, upper: Any, scale: Any) -> tuple[Any, ...]:
+        """What the holiday columns are, independent of the dates: (columns, priors, holiday names,
+        each (row, offset) pair's day, whether it has one, its column)."""
         n_rows = len(names)
         if lower is None:
             lower = upper = np.zeros(n_rows)
@@ -405,11 +461,15 @@ class FeaturesMixin:
         position[order] = np.arange(len(order))
         columns = [labels[i] for i in order]
         priors = [float(ps[first[key_code[i]]]) for i in order]
-
-        matrix = np.zeros((len(dates), len(columns)))
         valid = hds[pair_row] != np.iinfo(np.int64).min
-        days = dates // _DAY_NS
         occurrence = hds[pair_row] // _DAY_NS + offset
+        return columns, priors, holiday_names, occurrence, valid, position[pair_col]
+
+    def _fill_holidays(self, dates: np.ndarray, layout: tuple[Any, ...]) -> tuple[np.ndarray, list[str], list[float], list[str]]:
+        """The 0/1 holiday matrix at ``dates`` (int64 ns) for a layout; sets ``train_holiday_names`` on the first call."""
+        columns, priors, holiday_names, occurrence, valid, pair_position = layout
+        matrix = np.zeros((len(dates), len(columns)))
+        days = dates // _DAY_NS
         sorter = np.argsort(days, kind="stable")
         sorted_days = days[sorter]
         lo = np.searchsorted(sorted_days, occurrence, "left")
@@ -418,31 +478,38 @@ class FeaturesMixin:
         if hits.sum():
             which = np.repeat(np.arange(len(hits)), hits)
             within = np.arange(len(which)) - (np.cumsum(hits) - hits)[which]
-            matrix[sorter[lo[which] + within], position[pair_col[which]]] = 1.0
+            matrix[sorter[lo[which] + within], pair_position[which]] = 1.0
         if self.train_holiday_names is None:
             self.train_holiday_names = pd.Series(holiday_names)
-        return matrix, columns, priors, holiday_names
+        return matrix, list(columns), list(priors), list(holiday_names)
 
     # -- the design matrix -----------------------------------------------------------------------
 
     def _design(self, df: pd.DataFrame) -> tuple[np.ndarray, list[str], list[float], dict[str, list[str]]]:
         """Prophet's feature matrix as an array: ``(X, column names, prior scales, modes)``."""
-        ds = ns_of(df["ds"])
+        ds_col = df["ds"]
+        ds = ns_of(ds_col)
+        tz_free = ds_col.dtype.kind == "M" and getattr(ds_col.dtype, "tz", None) is None
         blocks: list[np.ndarray] = []
         names: list[str] = []
         priors: list[float] = []
         modes: dict[str, list[str]] = {"additive": [], "multiplicative": []}
         for name, props in self.seasonalities.items():
-            features = self.fourier_series(df["ds"], props["period"], props["fourier_order"])
+            if tz_free:  # fourier_series' own checks, once for all seasonalities
+                if not props["fourier_order"] >= 1:
+                    raise input_error(ParameterError, "series_order must be >= 1", "series_order")
+                features = _anomaly.fourier_series(ds, float(props["period"]), int(props["fourier_order"]))
+            else:
+                features = self.fourier_series(ds_col, props["period"], props["fourier_order"])
             if props["condition_name"] is not None:
                 features = features * df[props["condition_name"]].to_numpy(dtype=bool)[:, None]
             blocks.append(features)
             names.extend(f"{name}_delim_{i + 1}" for i in range(features.shape[1]))
             priors.extend([props["prior_scale"]] * features.shape[1])
             modes[props["mode"]].append(name)
-        table = self._holiday_rows(ds)
-        if len(table[0]) > 0:
-            matrix, columns, holiday_priors, holiday_names = self._holiday_matrix(ds, *table)
+        holidays = self._holiday_design(ds)
+        if holidays is not None:
+            matrix, columns, holiday_priors, holiday_names = holidays
             blocks.append(matrix)
             names.extend(columns)
             priors.extend(holiday_priors)
@@ -472,8 +539,9 @@ class FeaturesMixin:
             if cols:
                 members[name] = members.get(name, set()) | cols
 
-        if self.train_holiday_names is not None:
-            group("holidays", list(pd.unique(self.train_holiday_names)))
+        trained = self._trained_names()
+        if trained is not None:
+            group("holidays", trained)
         for mode in ("additive", "multiplicative"):
             group(mode + "_terms", list(modes[mode]))
             group("extra_regressors_" + mode, [r for r, p in self.extra_regressors.items() if p["mode"] == mode])

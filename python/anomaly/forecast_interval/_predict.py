@@ -97,14 +97,23 @@ class PredictMixin:
 
     def predict_trend(self, df: pd.DataFrame) -> np.ndarray:
         """The trend at ``df``'s rows (a prepared frame: ``t``, ``floor``, ``cap_scaled``), in ``y`` units."""
-        k, m, deltas = self._point()
+        return self._trend_of(self._trend_inputs(df))
+
+    def _trend_inputs(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """``t``, scaled ``cap`` (zeros unless logistic) and ``floor`` as arrays, read from the frame once."""
         t = df["t"].to_numpy(dtype=float)
+        cap = df["cap_scaled"].to_numpy(dtype=float) if self.growth == "logistic" else np.zeros(len(t))
+        return {"t": t, "cap": cap, "floor": df["floor"].to_numpy(dtype=float)}
+
+    def _trend_of(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        k, m, deltas = self._point()
+        t = inputs["t"]
         if self.growth == "flat":
             trend = self.flat_trend(t, m)
         else:
-            cap = df["cap_scaled"].to_numpy(dtype=float) if self.growth == "logistic" else None
+            cap = inputs["cap"] if self.growth == "logistic" else None
             trend = _trend(t, cap, TREND_INDICATOR[self.growth], deltas, k, m, self.changepoints_t)
-        return trend * self.y_scale + df["floor"].to_numpy(dtype=float)
+        return trend * self.y_scale + inputs["floor"]
 
     def _component_values(self, x: np.ndarray, table: np.ndarray, labels: list[str]) -> np.ndarray:
         """Each component's value per row (``(n, components)``), additive ones in ``y`` units."""
@@ -129,7 +138,15 @@ class PredictMixin:
         return pd.DataFrame(data)
 
     def _simulate(
-        self, df: pd.DataFrame, x: np.ndarray, names: list[str], table: np.ndarray, labels: list[str], regressor_samples: Any, width: Any
+        self,
+        df: pd.DataFrame,
+        x: np.ndarray,
+        names: list[str],
+        table: np.ndarray,
+        labels: list[str],
+        regressor_samples: Any,
+        width: Any,
+        trend_inputs: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         beta = self.params["beta"][0]
         s_a = table[:, labels.index("additive_terms")].astype(float)
@@ -149,14 +166,13 @@ class PredictMixin:
                 xb_a += draws * beta[j] * s_a[j] * self.y_scale
                 xb_m += draws * beta[j] * s_m[j]
         k, m, deltas = (self.params["k"][0], self.params["m"][0], self.params["delta"][0])
-        t = df["t"].to_numpy(dtype=float)
-        cap = df["cap_scaled"].to_numpy(dtype=float) if self.growth == "logistic" else np.zeros(len(t))
+        inputs = trend_inputs if trend_inputs is not None else self._trend_inputs(df)
         history_t = self.history["t"].to_numpy(dtype=float)
         step = float(np.diff(history_t).mean()) if len(history_t) > 1 else 0.0
         return _anomaly.prophet_simulate(
-            np.ascontiguousarray(t),
-            cap,
-            df["floor"].to_numpy(dtype=float),
+            np.ascontiguousarray(inputs["t"]),
+            inputs["cap"],
+            inputs["floor"],
             TREND_INDICATOR[self.growth],
             _scalar(k),
             _scalar(m),

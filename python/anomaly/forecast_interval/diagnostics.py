@@ -33,6 +33,7 @@ Models without the solver split (``_stan_inputs``), for example a
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import inspect
 import logging
 import multiprocessing
@@ -288,6 +289,11 @@ def single_cutoff_forecast(
     return pd.DataFrame(out)
 
 
+@functools.lru_cache(maxsize=16)
+def _parameters(cls: type) -> Any:
+    return inspect.signature(cls).parameters
+
+
 def prophet_copy(m: Any, cutoff: pd.Timestamp | None = None) -> Any:
     """An unfitted model with ``m``'s settings, seasonalities, regressors and
     country holidays; specified changepoints are kept only before the last
@@ -322,17 +328,26 @@ def prophet_copy(m: Any, cutoff: pd.Timestamp | None = None) -> Any:
         stan_backend=backend.get_type() if backend is not None and hasattr(backend, "get_type") else None,
     )
     # anomaly.Prophet's own options (seed, interval_method, scaling) travel too.
-    accepted = inspect.signature(type(m)).parameters
+    accepted = _parameters(type(m))
     for name in ("scaling", "seed", "interval_method"):
         if name in accepted and hasattr(m, name):
             options[name] = getattr(m, name)
+    # A frame anomaly.Prophet validated when it built m is shared (as Prophet's copies share it),
+    # with m's memo of holiday tables; any other frame goes through the constructor's checks.
+    share = m.holidays is not None and getattr(m, "_holidays_validated", None) is m.holidays
+    if share:
+        options["holidays"] = None
     m2 = type(m)(**options)
+    if share:
+        m2.holidays = m2._holidays_validated = m.holidays
+        m2._holiday_memo = m._holiday_memo
     # The fitted regressor models are not copied: the copy's fit refits them.
     m2.extra_regressors = type(m.extra_regressors)(
         (name, {k: (None if k == "predictor" else deepcopy(v)) for k, v in props.items()})
         for name, props in m.extra_regressors.items()
     )
-    m2.seasonalities = deepcopy(m.seasonalities)
+    # Seasonality settings are scalars and strings: copying each dict is a deep copy.
+    m2.seasonalities = type(m.seasonalities)((name, dict(props)) for name, props in m.seasonalities.items())
     m2.country_holidays = deepcopy(m.country_holidays)
     return m2
 

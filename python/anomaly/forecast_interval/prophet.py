@@ -52,6 +52,11 @@ from anomaly.forecast_interval import holidays as country_holidays
 from anomaly.forecast_interval._features import FeaturesMixin, parse_ds
 from anomaly.forecast_interval._predict import TREND_INDICATOR, PredictMixin
 
+try:  # pandas >= 3
+    from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
+except ImportError:  # pragma: no cover - older pandas builds the frame with DataFrame.insert
+    _from_blocks = None
+
 __all__ = ["Prophet"]
 
 logger = logging.getLogger("anomaly.forecast_interval")
@@ -90,6 +95,10 @@ class Prophet(FeaturesMixin, PredictMixin):
     ``interval_method`` (``"simulated"``: Prophet's Monte Carlo band;
     ``"analytic"``: a deterministic band). ``mcmc_samples > 0`` is refused.
     """
+
+    # Caches live in slots, outside __dict__: code that compares or saves a model's
+    # __dict__ (prophet's serialize tests, model_to_dict) sees Prophet's attributes only.
+    __slots__ = ("_holiday_memo", "_trained_cache", "_holidays_validated")
 
     def __init__(
         self,
@@ -174,6 +183,11 @@ class Prophet(FeaturesMixin, PredictMixin):
         self.fit_kwargs: dict[str, Any] = {}
         self.objective_: float | None = None
         self._regressor_name: str | None = None
+        # Memos of holiday tables (shared with prophet_copy's copies) and of train_holiday_names;
+        # the frame validated at construction, so copies need not validate it again.
+        self._holiday_memo: dict[Any, Any] = {}
+        self._trained_cache: tuple[Any, tuple[str, ...]] | None = None
+        self._holidays_validated: pd.DataFrame | None = None
         self.validate_inputs()
         self.stan_backend = StanBackend(stan_backend)
 
@@ -196,9 +210,11 @@ class Prophet(FeaturesMixin, PredictMixin):
         h = self.holidays
         if not (isinstance(h, pd.DataFrame) and "ds" in h and "holiday" in h):
             raise input_error(ColumnError, 'holidays must be a DataFrame with "ds" and "holiday" columns.', "holidays")
-        h["ds"] = pd.to_datetime(h["ds"])
-        for col in ("ds", "holiday"):
-            missing = np.flatnonzero(h[col].isna().to_numpy())
+        ds = h["ds"]
+        if ds.dtype.kind != "M":  # to_datetime returns datetime columns unchanged; setting one costs
+            h["ds"] = ds = pd.to_datetime(ds)
+        for col, values in (("ds", ds), ("holiday", h["holiday"])):
+            missing = np.flatnonzero(values.isna().to_numpy())
             if len(missing):
                 raise input_error(NonFiniteError, "Found a NaN in holidays dataframe.", col, int(missing[0]))
         has_lower, has_upper = "lower_window" in h, "upper_window" in h
@@ -211,6 +227,7 @@ class Prophet(FeaturesMixin, PredictMixin):
                 raise input_error(InvalidInputError, "Holiday upper_window should be >= 0", "upper_window")
         for name in h["holiday"].unique():
             self.validate_column_name(name, check_holidays=False)
+        self._holidays_validated = h
 
     def validate_column_name(
         self, name: str, check_holidays: bool = True, check_seasonalities: bool = True, check_regressors: bool = True
@@ -447,7 +464,8 @@ class Prophet(FeaturesMixin, PredictMixin):
             frame = self.setup_dataframe(frame)
         regressor_samples = self._standardized(regressor_samples)
 
-        trend = self.predict_trend(frame)
+        inputs = self._trend_inputs(frame)
+        trend = self._trend_of(inputs)
         x, names, _, modes = self._design(frame)
         table, labels, _ = self._checked_components(names, modes)
         values = self._component_values(x, table, labels)
@@ -465,9 +483,9 @@ class Prophet(FeaturesMixin, PredictMixin):
                 head["cap"] = cap.array
         if self.logistic_floor:
             names_out.append("floor")
-            blocks.append(frame["floor"].to_numpy(dtype=float)[:, None])
+            blocks.append(inputs["floor"][:, None])
         if self.uncertainty_samples:
-            bands = self._simulate(frame, x, names, table, labels, regressor_samples, float(self.interval_width))
+            bands = self._simulate(frame, x, names, table, labels, regressor_samples, float(self.interval_width), inputs)
             for key in ("yhat_lower", "yhat_upper", "trend_lower", "trend_upper"):
                 names_out.append(key)
                 blocks.append(np.asarray(bands[key], dtype=float)[:, None])
@@ -483,7 +501,15 @@ class Prophet(FeaturesMixin, PredictMixin):
         additive = values[:, labels.index("additive_terms")]
         blocks.append((trend * (1 + multiplicative) + additive)[:, None])
         names_out.append("yhat")
-        out = pd.DataFrame(np.concatenate(blocks, axis=1), columns=names_out, copy=False)
+        block = np.concatenate(blocks, axis=1)
+        if "cap" not in head and _from_blocks is not None:
+            # The two blocks as they are: DataFrame.insert of ds would cost as much again as the frame.
+            return _from_blocks(
+                [(block.T, np.arange(1, len(names_out) + 1)), (head["ds"], np.array([0]))],
+                index=pd.RangeIndex(len(block)),
+                columns=pd.Index(["ds", *names_out]),
+            )
+        out = pd.DataFrame(block, columns=names_out, copy=False)
         out.insert(0, "ds", head["ds"])
         if "cap" in head:
             out.insert(2, "cap", head["cap"])  # Prophet's order: ds, trend, cap, floor
