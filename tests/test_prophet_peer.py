@@ -135,7 +135,7 @@ def _read_junit(report: Path) -> dict[str, str]:
 
 def test_list_is_well_formed() -> None:
     bad = {test: reason for test, reason in EXPECTED_NOT_PASSING.items() if reason not in ALLOWED_REASONS}
-    assert not bad, f"only MCMC sampling and the L-BFGS pin may excuse a test: {bad}"
+    assert not bad, f"only MCMC sampling and pins of where Stan stops may excuse a test: {bad}"
     print("\nprophet tests expected not to pass:")
     for test, reason in EXPECTED_NOT_PASSING.items():
         print(f"  {test}: {reason}")
