@@ -177,6 +177,45 @@ def test_bad_parameters_name_the_parameter(params, field) -> None:  # type: igno
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("params", "field", "fragment"),
+    [
+        ({"interval": "10x"}, "interval", "'10x'"),
+        ({"interval": "99999999999999999999d"}, "interval", "too large"),
+        ({"interval": "99999999h"}, "interval", "too large"),
+        ({"interval": "90s"}, "interval", "whole number of minutes"),
+        ({"interval": 0}, "interval", "whole number of minutes"),
+        ({"interval": 1.5}, "interval", "expected a duration"),
+        ({"night_band": "22"}, "night_band", "START-END"),
+        ({"night_band": "x-6"}, "night_band", "START-END"),
+        ({"peak_band": "0-24"}, "peak_band", "whole day"),
+    ],
+)
+def test_interval_and_band_errors_come_from_the_core(params, field, fragment) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(anomaly.ParameterError) as info:
+        consumption.ConsumptionRules(**params)
+    assert isinstance(info.value, anomaly.AnomalyError)
+    assert info.value.field == field
+    message = str(info.value).replace('"', "'")
+    assert field in message and fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("interval", "minutes"),
+    [("30m", 30), ("30min", 30), ("1h", 60), ("1h30m", 90), (45, 45), ("15", 15), (pd.Timedelta("2h"), 120)],
+)
+def test_interval_forms(interval, minutes) -> None:  # type: ignore[no-untyped-def]
+    assert anomaly._anomaly.parse_minutes("interval", str(minutes)) == minutes
+    assert consumption._minutes(interval, "interval") == minutes
+    assert consumption.ConsumptionRules(interval="30m").get_params()["interval_minutes"] == 30
+
+
+def test_band_string_goes_through_the_core() -> None:
+    rules = consumption.ConsumptionRules(night_band=" 22 - 6 ", peak_band="18-22")
+    assert rules.get_params()["night_band"] == (22, 6)
+    assert anomaly._anomaly.parse_hour_band("night_band", "0-6") == (0, 6)
+
+
 def test_not_a_dataframe() -> None:
     with pytest.raises(TypeError):
         consumption.detect([1, 2, 3])  # type: ignore[arg-type]

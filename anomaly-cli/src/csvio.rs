@@ -148,29 +148,6 @@ pub(crate) fn push_f64(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// Appends `YYYY-MM-DD HH:MM:SS`.
-pub(crate) fn push_timestamp(out: &mut Vec<u8>, ts: i64) {
-    let (y, m, d) = anomaly_core::time::civil_from_days(ts.div_euclid(86_400));
-    let s = ts.rem_euclid(86_400);
-    if (0..10_000).contains(&y) {
-        let two = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
-        two(out, y / 100);
-        two(out, y % 100);
-        out.push(b'-');
-        two(out, i64::from(m));
-        out.push(b'-');
-        two(out, i64::from(d));
-        out.push(b' ');
-        two(out, s / 3600);
-        out.push(b':');
-        two(out, (s / 60) % 60);
-        out.push(b':');
-        two(out, s % 60);
-    } else {
-        out.extend_from_slice(anomaly_core::time::format_timestamp(ts).as_bytes());
-    }
-}
-
 /// A numeric matrix read from a CSV with a header row.
 pub(crate) struct Matrix {
     pub(crate) columns: Vec<String>,

@@ -181,6 +181,22 @@ fn missing_file_exits_1_and_bad_usage_exits_2() {
 }
 
 #[test]
+fn bad_or_huge_durations_exit_2_naming_the_value() {
+    let dir = TempDir::new("durations");
+    let (db, models) = (format!("sqlite:{}", dir.path("plant.db")), dir.path("models"));
+    for value in ["10x", "99999999999999999999d"] {
+        let out = anomaly(&["watch", "--db", &db, "--models", &models, "--interval", value]);
+        assert_eq!(out.status.code(), Some(2), "{value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("--interval = \"{value}\"")), "{}", stderr(&out));
+    }
+    for value in ["10x", "99999999h"] {
+        let out = anomaly(&["consumption", "simulate", "-o", &dir.path("r.csv"), "--interval", value]);
+        assert_eq!(out.status.code(), Some(2), "{value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("interval = \"{value}\"")), "{}", stderr(&out));
+    }
+}
+
+#[test]
 fn parameters_from_file_and_set_flags() {
     let dir = TempDir::new("params");
     let out = anomaly(&["consumption", "params"]);

@@ -140,9 +140,239 @@ pub fn write_timestamp(out: &mut String, ts: i64) {
     let _ = write!(out, "{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}");
 }
 
+/// Appends `YYYY-MM-DD HH:MM:SS` to a byte buffer: the same text as
+/// [`format_timestamp`], written digit by digit because CSV export calls it
+/// once per row.
+pub fn push_timestamp(out: &mut Vec<u8>, ts: i64) {
+    let (y, m, d) = civil_from_days(day_of(ts));
+    let s = second_of_day(ts);
+    if (0..10_000).contains(&y) {
+        let two = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+        two(out, y / 100);
+        two(out, y % 100);
+        out.push(b'-');
+        two(out, i64::from(m));
+        out.push(b'-');
+        two(out, i64::from(d));
+        out.push(b' ');
+        two(out, s / 3600);
+        out.push(b':');
+        two(out, (s / 60) % 60);
+        out.push(b':');
+        two(out, s % 60);
+    } else {
+        // Years outside 0-9999 (negative or five digits) take the general path.
+        out.extend_from_slice(format_timestamp(ts).as_bytes());
+    }
+}
+
+/// The unit of a duration, also the unit of a bare number (see [`parse_duration`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationUnit {
+    /// `ms`.
+    Millisecond,
+    /// `s`.
+    Second,
+    /// `m` or `min`.
+    Minute,
+    /// `h`.
+    Hour,
+    /// `d`.
+    Day,
+    /// `w`.
+    Week,
+}
+
+impl DurationUnit {
+    fn nanos(self) -> u128 {
+        const S: u128 = 1_000_000_000;
+        match self {
+            DurationUnit::Millisecond => S / 1000,
+            DurationUnit::Second => S,
+            DurationUnit::Minute => 60 * S,
+            DurationUnit::Hour => 3600 * S,
+            DurationUnit::Day => 86_400 * S,
+            DurationUnit::Week => 604_800 * S,
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => DurationUnit::Millisecond,
+            "s" | "sec" | "secs" | "second" | "seconds" => DurationUnit::Second,
+            "m" | "min" | "mins" | "minute" | "minutes" => DurationUnit::Minute,
+            "h" | "hr" | "hrs" | "hour" | "hours" => DurationUnit::Hour,
+            "d" | "day" | "days" => DurationUnit::Day,
+            "w" | "week" | "weeks" => DurationUnit::Week,
+            _ => return None,
+        })
+    }
+}
+
+const DURATION_GRAMMAR: &str = "expected a duration such as 30m, 1h, 1h30m, 1.5h or 2d (units ms, s, m/min, h, d, w)";
+
+/// Parses a duration, the one grammar of every duration the CLI and Python
+/// accept: one or more `NUMBER[UNIT]` terms, summed (`1h30m`), with optional
+/// spaces around them. `NUMBER` is digits with an optional decimal fraction
+/// (`1.5h`, no sign, no exponent); `UNIT` is `ms`, `s`, `m`/`min`, `h`, `d`
+/// or `w` (also spelled out, e.g. `minutes`, any case). A bare number
+/// (`90`) is in `bare` units, the caller's documented default.
+///
+/// Arithmetic is exact and checked: a value too large for
+/// [`std::time::Duration`] is an error, never a wrap or a panic. Errors are
+/// [`Error::InvalidParameter`](crate::Error::InvalidParameter) naming `name`
+/// and the text.
+///
+/// ```
+/// use std::time::Duration;
+/// use anomaly_core::time::{parse_duration, DurationUnit};
+/// assert_eq!(parse_duration("lookback", "1h30m", DurationUnit::Second).unwrap(), Duration::from_secs(5400));
+/// assert_eq!(parse_duration("poll", "500ms", DurationUnit::Second).unwrap(), Duration::from_millis(500));
+/// assert_eq!(parse_duration("interval", "90", DurationUnit::Minute).unwrap(), Duration::from_secs(5400));
+/// assert!(parse_duration("interval", "10x", DurationUnit::Second).is_err());
+/// assert!(parse_duration("interval", "99999999999999999999d", DurationUnit::Second).is_err());
+/// ```
+pub fn parse_duration(name: &str, text: &str, bare: DurationUnit) -> crate::Result<std::time::Duration> {
+    let bad = |reason: &str| crate::Error::param(name, format!("{text:?}"), reason);
+    let too_large = || bad("too large");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad(DURATION_GRAMMAR));
+    }
+    let (mut total, mut terms) = (0u128, 0usize);
+    while !rest.is_empty() {
+        let int_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(f) => f.split_at(f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len())),
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(bad(DURATION_GRAMMAR));
+        }
+        let after = after.trim_start();
+        let unit_len = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let (unit_name, after) = after.split_at(unit_len);
+        let unit = if unit_name.is_empty() {
+            // A bare number only stands alone: `1h30` is a typo, not 1h30m.
+            if terms > 0 || !after.is_empty() {
+                return Err(bad(DURATION_GRAMMAR));
+            }
+            bare
+        } else {
+            DurationUnit::from_name(unit_name).ok_or_else(|| bad(DURATION_GRAMMAR))?
+        };
+        // value = (int . frac) * unit, in nanoseconds; digits past 18 decimals
+        // are below a nanosecond for every unit up to a week and are dropped.
+        let frac = &frac[..frac.len().min(18)];
+        let scale = 10u128.pow(frac.len() as u32);
+        let mut mantissa = 0u128;
+        for c in int.bytes().chain(frac.bytes()) {
+            mantissa =
+                mantissa.checked_mul(10).and_then(|m| m.checked_add(u128::from(c - b'0'))).ok_or_else(too_large)?;
+        }
+        let nanos = mantissa.checked_mul(unit.nanos()).ok_or_else(too_large)? / scale;
+        total = total.checked_add(nanos).ok_or_else(too_large)?;
+        terms += 1;
+        rest = after.trim_start();
+    }
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| too_large())?;
+    Ok(std::time::Duration::new(secs, (total % 1_000_000_000) as u32))
+}
+
+/// Parses a sampling interval as a positive whole number of minutes that
+/// fits a `u32`, with the grammar of [`parse_duration`]; a bare number is
+/// minutes (`90` = `1h30m`).
+///
+/// ```
+/// use anomaly_core::time::parse_minutes;
+/// assert_eq!(parse_minutes("interval", "30m").unwrap(), 30);
+/// assert_eq!(parse_minutes("interval", "1h").unwrap(), 60);
+/// assert!(parse_minutes("interval", "90s").is_err());
+/// assert!(parse_minutes("interval", "99999999h").is_err());
+/// ```
+pub fn parse_minutes(name: &str, text: &str) -> crate::Result<u32> {
+    let duration = parse_duration(name, text, DurationUnit::Minute)?;
+    let bad = |reason: &str| crate::Error::param(name, format!("{text:?}"), reason);
+    if duration.is_zero() || duration.subsec_nanos() != 0 || duration.as_secs() % 60 != 0 {
+        return Err(bad("must be a positive whole number of minutes"));
+    }
+    u32::try_from(duration.as_secs() / 60).map_err(|_| bad("too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn secs(text: &str) -> crate::Result<Duration> {
+        parse_duration("interval", text, DurationUnit::Second)
+    }
+
+    #[test]
+    fn duration_grammar() {
+        for (text, expected) in [
+            ("2s", Duration::from_secs(2)),
+            ("2", Duration::from_secs(2)),
+            ("500ms", Duration::from_millis(500)),
+            ("10m", Duration::from_secs(600)),
+            ("10min", Duration::from_secs(600)),
+            ("30 minutes", Duration::from_secs(1800)),
+            ("1.5h", Duration::from_secs(5400)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1h 30min", Duration::from_secs(5400)),
+            (" 2d ", Duration::from_secs(172_800)),
+            ("1w", Duration::from_secs(604_800)),
+            ("1H", Duration::from_secs(3600)),
+            (".5s", Duration::from_millis(500)),
+            ("0.1s", Duration::from_millis(100)),
+            ("0s", Duration::ZERO),
+        ] {
+            assert_eq!(secs(text).unwrap(), expected, "{text}");
+        }
+        assert_eq!(parse_duration("interval", "90", DurationUnit::Minute).unwrap(), Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn duration_bad_units_and_forms() {
+        for bad in ["", "10x", "ten", "3y", "-1s", "+1s", "1e3s", "h", ".", "1.h2", "1h30", "1 2", "1s-", "1.5.5s"] {
+            let err = secs(bad).unwrap_err();
+            assert_eq!(err.field(), Some("interval"), "{bad}");
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn duration_overflow_is_an_error() {
+        for huge in ["99999999999999999999d", "999999999999999999999999999999999999999999s", "18446744073709551616s"] {
+            let err = secs(huge).unwrap_err();
+            assert!(err.to_string().contains("too large"), "{err}");
+        }
+        assert_eq!(secs("18446744073709551615s").unwrap().as_secs(), u64::MAX);
+        let err = parse_minutes("interval", "99999999h").unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn minutes() {
+        assert_eq!(parse_minutes("interval", "15m").unwrap(), 15);
+        assert_eq!(parse_minutes("interval", "1h").unwrap(), 60);
+        assert_eq!(parse_minutes("interval", "90").unwrap(), 90);
+        assert_eq!(parse_minutes("interval", "1800s").unwrap(), 30);
+        for bad in ["0", "0m", "90s", "1.5m"] {
+            let err = parse_minutes("interval", bad).unwrap_err();
+            assert!(err.to_string().contains("positive whole number of minutes"), "{err}");
+        }
+    }
+
+    #[test]
+    fn push_timestamp_matches_format_timestamp() {
+        for ts in [0, -1, 1_709_213_400, 253_402_300_799, 253_402_300_800, -62_167_219_201] {
+            let mut out = Vec::new();
+            push_timestamp(&mut out, ts);
+            assert_eq!(String::from_utf8(out).unwrap(), format_timestamp(ts), "{ts}");
+        }
+    }
 
     #[test]
     fn civil_round_trip_over_four_centuries() {

@@ -1,7 +1,9 @@
 //! `ConsumptionRules`: the consumption rules on numpy columns.
 
 use anomaly_core::consumption::simulate::{simulate, SimulationSpec};
-use anomaly_core::consumption::{AnomalyType, ColumnNames, ConsumptionParams, ConsumptionReport, Readings, Severity};
+use anomaly_core::consumption::{
+    AnomalyType, ColumnNames, ConsumptionParams, ConsumptionReport, HourBand, Readings, Severity,
+};
 use anomaly_core::persist::Persist;
 use anomaly_core::traits::{Detect, ParamGuard};
 use anomaly_core::Error;
@@ -182,4 +184,19 @@ pub(crate) fn simulate_consumption<'py>(
     ev.set_item("end", events.iter().map(|e| e.end).collect::<Vec<_>>().into_pyarray(py))?;
     out.set_item("events", ev)?;
     Ok(out)
+}
+
+/// A sampling interval in whole minutes, parsed by the core's one duration
+/// grammar (`"30m"`, `"1h"`, `"90"` = 90 minutes); errors name `name`.
+#[pyfunction]
+pub(crate) fn parse_minutes(py: Python<'_>, name: &str, text: &str) -> PyResult<u32> {
+    anomaly_core::time::parse_minutes(name, text).map_err(|e| to_py(py, e))
+}
+
+/// An hour band `"START-END"` (e.g. `"22-6"`) as `(start_hour, end_hour)`,
+/// parsed and checked by the core; errors name `name`.
+#[pyfunction]
+pub(crate) fn parse_hour_band(py: Python<'_>, name: &str, text: &str) -> PyResult<(u32, u32)> {
+    let band = HourBand::parse(name, text).map_err(|e| to_py(py, e))?;
+    Ok((band.start_hour, band.end_hour))
 }

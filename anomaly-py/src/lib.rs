@@ -20,6 +20,8 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumption::PyConsumptionRules>()?;
     m.add_function(wrap_pyfunction!(consumption::_consumption_rules_from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(consumption::simulate_consumption, m)?)?;
+    m.add_function(wrap_pyfunction!(consumption::parse_minutes, m)?)?;
+    m.add_function(wrap_pyfunction!(consumption::parse_hour_band, m)?)?;
     m.add_class::<credit_risk::PyCreditModel>()?;
     m.add_class::<isolation_forest::PyIsolationForestModel>()?;
     m.add_function(wrap_pyfunction!(isolation_forest::_isolation_forest_from_bytes, m)?)?;

@@ -36,8 +36,8 @@ Example::
 
 from __future__ import annotations
 
+import datetime
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,29 +80,29 @@ _DEFAULTS = default_params()
 
 
 def _minutes(value: str | int | pd.Timedelta, name: str) -> int:
-    """Accepts ``"30min"``, ``"1h"``, ``30`` (minutes) or a Timedelta."""
-    try:
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            minutes = float(value)
-        else:
-            text = str(value).strip()
-            if re.fullmatch(r"\d+m", text):  # "30m" means minutes here, not months
-                text += "in"
-            minutes = pd.Timedelta(text).total_seconds() / 60
-    except (ValueError, TypeError):
-        raise input_error(ParameterError, f"parameter {name} = {value!r}: expected a duration such as '30min' or '1h'", name) from None
-    if minutes <= 0 or minutes != int(minutes):
-        raise input_error(ParameterError, f"parameter {name} = {value!r}: must be a positive whole number of minutes", name)
-    return int(minutes)
+    """Accepts ``"30min"``, ``"1h"``, ``30`` (minutes) or a Timedelta.
+
+    Strings go through the core's one duration grammar (the CLI's too);
+    Timedeltas and integers are only converted to it here.
+    """
+    if isinstance(value, (pd.Timedelta, datetime.timedelta, np.timedelta64)):
+        text = f"{pd.Timedelta(value).total_seconds()!r}s"
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        text = str(int(value))
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise input_error(ParameterError, f"parameter {name} = {value!r}: expected a duration such as '30min' or '1h'", name)
+    return int(_anomaly.parse_minutes(name, text))
 
 
 def _band(value: Any, name: str) -> dict[str, int]:
     """Accepts ``(0, 6)``, ``"22-6"`` or ``{"start_hour": 0, "end_hour": 6}``."""
     if isinstance(value, dict):
         return {"start_hour": int(value["start_hour"]), "end_hour": int(value["end_hour"])}
-    if isinstance(value, str) and "-" in value:
-        start, end = value.split("-", 1)
-        return {"start_hour": int(start), "end_hour": int(end)}
+    if isinstance(value, str):
+        start, end = _anomaly.parse_hour_band(name, value)
+        return {"start_hour": start, "end_hour": end}
     try:
         start, end = value
         return {"start_hour": int(start), "end_hour": int(end)}

@@ -93,7 +93,7 @@ pub(crate) struct DetectArgs {
     #[arg(long, value_parser = parse_minutes)]
     interval: Option<u32>,
     /// Sum readings into complete buckets of this length (e.g. 1h) first.
-    #[arg(long, value_parser = parse_minutes)]
+    #[arg(long, value_parser = parse_aggregate)]
     aggregate: Option<u32>,
     /// Night band as START-END hours (wraps past midnight), e.g. 0-6, 22-6.
     #[arg(long)]
@@ -144,20 +144,15 @@ pub(crate) struct SimulateArgs {
     events: Option<PathBuf>,
 }
 
-/// Parses `30m`, `1h`, `90` (minutes).
-fn parse_minutes(s: &str) -> Result<u32, String> {
-    let s = s.trim();
-    let (number, scale) = if let Some(h) = s.strip_suffix('h') {
-        (h, 60)
-    } else if let Some(m) = s.strip_suffix("min").or_else(|| s.strip_suffix('m')) {
-        (m, 1)
-    } else {
-        (s, 1)
-    };
-    match number.trim().parse::<u32>() {
-        Ok(n) if n > 0 => Ok(n * scale),
-        _ => Err(format!("expected a duration like 15m, 30m or 1h, got {s:?}")),
-    }
+/// A sampling interval flag in the core's duration grammar (`30m`, `1h`;
+/// a bare number is minutes); clap reports a bad value with exit code 2.
+fn parse_minutes(text: &str) -> Result<u32, anomaly_core::Error> {
+    anomaly_core::time::parse_minutes("interval", text)
+}
+
+/// [`parse_minutes`] for `--aggregate`.
+fn parse_aggregate(text: &str) -> Result<u32, anomaly_core::Error> {
+    anomaly_core::time::parse_minutes("aggregate", text)
 }
 
 pub(crate) fn run(cmd: Command) -> Result<()> {
@@ -289,7 +284,7 @@ fn write_flags(path: &Path, names: &ColumnNames, readings: &Readings, report: &C
     csvio::write_rows_parallel(path, &header, readings.len(), |row, out| {
         out.extend_from_slice(&clients[readings.clients()[row] as usize]);
         out.push(b',');
-        csvio::push_timestamp(out, readings.timestamps()[row]);
+        anomaly_core::time::push_timestamp(out, readings.timestamps()[row]);
         out.push(b',');
         csvio::push_f64(out, readings.kwh()[row]);
         out.extend_from_slice(if flags.is_anomaly[row] { b",true," } else { b",false," });
@@ -378,7 +373,7 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
         csvio::write_rows_parallel(output, "client_id,timestamp,kwh", readings.len(), |row, out| {
             out.extend_from_slice(&clients[readings.clients()[row] as usize]);
             out.push(b',');
-            csvio::push_timestamp(out, readings.timestamps()[row]);
+            anomaly_core::time::push_timestamp(out, readings.timestamps()[row]);
             out.push(b',');
             csvio::push_f64(out, readings.kwh()[row]);
         })?;

@@ -74,7 +74,7 @@ fn open(db: &Db) -> Result<Box<dyn Store>> {
 
 /// Seconds at 00:00 on the first day of `ts`'s month.
 fn month_start(ts: i64) -> i64 {
-    let text = crate::store::format_ts(ts);
+    let text = anomaly_core::time::format_timestamp(ts);
     parse_timestamp(&format!("{}-01", &text[..7])).unwrap_or(ts)
 }
 
@@ -169,7 +169,7 @@ fn pass(store: &mut dyn Store, params: &ConsumptionParams, context_days: i64) ->
         })
         .collect();
     // Months from the first new reading's on are complete in the context.
-    let first_month = crate::store::format_ts(first_ts)[..7].to_owned();
+    let first_month = anomaly_core::time::format_timestamp(first_ts)[..7].to_owned();
     let months: Vec<MonthRow> = report
         .monthly
         .iter()
@@ -214,7 +214,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
         None => ConsumptionParams::default(),
     };
     params.check().map_err(InputError::Params)?;
-    let wait = parse_duration(&args.interval)?;
+    let wait = parse_duration("--interval", &args.interval)?;
     let stop = stop_flag();
     let mut store = open(&args.db)?;
     let (mut iteration, mut total, mut anomalies) = (0u64, 0usize, 0usize);
@@ -245,7 +245,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
 }
 
 pub(crate) fn archive(args: ArchiveArgs) -> Result<()> {
-    let span = parse_duration(&args.older_than)?.as_secs() as i64;
+    let span = parse_duration("--older-than", &args.older_than)?.as_secs() as i64;
     let mut store = open(&args.db)?;
     let Some(latest) = store.latest_consumption()? else {
         info!("no readings: nothing to archive");
@@ -253,7 +253,7 @@ pub(crate) fn archive(args: ArchiveArgs) -> Result<()> {
     };
     let cut = latest - span;
     let moved = store.archive_consumption(cut)?;
-    info!("archived {moved} readings older than {}", crate::store::format_ts(cut));
+    info!("archived {moved} readings older than {}", anomaly_core::time::format_timestamp(cut));
     Ok(())
 }
 

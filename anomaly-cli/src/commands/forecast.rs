@@ -181,7 +181,7 @@ fn detect(args: DetectArgs) -> Result<()> {
     let header = "ds,variable,y,yhat,yhat_lower,yhat_upper,residual,is_anomaly,anomaly_score";
     let names: Vec<Vec<u8>> = readings.variable.iter().map(|v| csvio::csv_field(v)).collect();
     csvio::write_rows_parallel(&args.output, header, readings.ds.len(), |row, out| {
-        csvio::push_timestamp(out, readings.ds[row].div_euclid(1_000_000_000));
+        anomaly_core::time::push_timestamp(out, readings.ds[row].div_euclid(1_000_000_000));
         out.push(b',');
         out.extend_from_slice(&names[row]);
         for v in [readings.value[row], r.yhat[row], r.yhat_lower[row], r.yhat_upper[row], r.residual[row]] {

@@ -104,7 +104,7 @@ pub(crate) fn simulate(args: SimulateArgs) -> Result<()> {
     let mut db = r.open()?;
     let mut rng = Rng::new(args.seed);
     let stop = stop_flag();
-    let every = args.interval.as_deref().map(parse_duration).transpose()?;
+    let every = args.interval.as_deref().map(|t| parse_duration("--interval", t)).transpose()?;
     let (mut tick, mut written) = (0u64, 0usize);
     loop {
         let now = unix_now();
@@ -199,8 +199,8 @@ fn unscorable(columns: &[String], values: &[Option<f64>]) -> Option<String> {
 
 pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     let thresholds = StateThresholds { caution_percent: args.caution_percent, critical_percent: args.critical_percent };
-    let wait = parse_duration(&args.interval)?;
-    let retrain = args.retrain_every.as_deref().map(parse_duration).transpose()?;
+    let wait = parse_duration("--interval", &args.interval)?;
+    let retrain = args.retrain_every.as_deref().map(|t| parse_duration("--retrain-every", t)).transpose()?;
     let stop = stop_flag();
     let r = &args.records;
     let mut db = r.open()?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anomaly_core::forecast_interval::{DetectorConfig, LongReadings, Mode, MultiDetector};
 use anomaly_core::rng::Rng;
-use anomaly_core::time::parse_timestamp;
+use anomaly_core::time::{parse_timestamp, DurationUnit};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use log::{info, warn};
@@ -217,24 +217,10 @@ pub(crate) struct WatchArgs {
     batch_size: usize,
 }
 
-/// `10m`, `2s`, `500ms`, `1h`, `2d` as a duration.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.trim().parse().with_context(|| format!("duration {text:?}: expected e.g. 2s, 10m, 1h"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        other => bail!("duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)"),
-    };
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        bail!("duration {text:?} must be a non-negative number");
-    }
-    Ok(Duration::from_secs_f64(seconds))
+/// A duration flag (`10m`, `2s`, `500ms`, `1h30m`, `2d`; a bare number is
+/// seconds) in the core's one grammar; a bad value is bad input (exit 2).
+pub(crate) fn parse_duration(flag: &str, text: &str) -> Result<Duration> {
+    Ok(anomaly_core::time::parse_duration(flag, text, DurationUnit::Second).map_err(InputError::Params)?)
 }
 
 fn timestamp(text: &str, what: &str) -> Result<i64> {
@@ -543,7 +529,7 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
     let mut db = args.db.open()?;
     let since = match &args.lookback {
         Some(span) => {
-            let span = parse_duration(span)?.as_secs() as i64;
+            let span = parse_duration("--lookback", span)?.as_secs() as i64;
             db.latest_reading()?.map(|latest| latest - span)
         }
         None => None,
@@ -611,11 +597,11 @@ fn next_daily(at: &str, now: i64) -> Result<i64> {
 
 pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     let wait = match (&args.poll_interval, &args.interval) {
-        (Some(p), _) => parse_duration(p)?,
-        (None, Some(i)) => parse_duration(i)?,
+        (Some(p), _) => parse_duration("--poll-interval", p)?,
+        (None, Some(i)) => parse_duration("--interval", i)?,
         (None, None) => Duration::from_secs(2),
     };
-    let retrain_every = args.retrain_every.as_deref().map(parse_duration).transpose()?;
+    let retrain_every = args.retrain_every.as_deref().map(|t| parse_duration("--retrain-every", t)).transpose()?;
     let mut next_retrain = match (&retrain_every, &args.retrain_at) {
         (Some(every), _) => Some(unix_now() + every.as_secs() as i64),
         (None, Some(at)) => Some(next_daily(at, unix_now())?),
@@ -728,11 +714,10 @@ mod tests {
 
     #[test]
     fn durations_and_daily_times() {
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
-        assert!(parse_duration("ten").is_err() && parse_duration("3y").is_err() && parse_duration("-1s").is_err());
+        let d = |t| parse_duration("--interval", t);
+        assert_eq!(d("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(d("500ms").unwrap(), Duration::from_millis(500));
+        assert!(d("ten").is_err() && d("3y").is_err() && d("-1s").is_err());
         let midnight = 1_700_006_400; // a multiple of 86,400: 2023-11-15 00:00 UTC
         assert_eq!(next_daily("02:00", midnight).unwrap(), midnight + 7200);
         assert_eq!(next_daily("02:00", midnight + 7200).unwrap(), midnight + 86_400 + 7200);
@@ -803,7 +788,7 @@ pub(crate) fn stream(args: StreamArgs) -> Result<()> {
             };
             let d = models.detect(&readings).map_err(|e| e.to_string())?.rows;
             Ok(serde_json::json!({
-                "ds": store::format_ts(ts), "variable": variable, "y": y,
+                "ds": anomaly_core::time::format_timestamp(ts), "variable": variable, "y": y,
                 "yhat": d.yhat[0], "yhat_lower": d.yhat_lower[0], "yhat_upper": d.yhat_upper[0],
                 "residual": d.residual[0], "is_anomaly": d.is_anomaly[0], "anomaly_score": d.score[0],
             }))
@@ -867,7 +852,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<()> {
         db: args.db.clone(),
         models: args.models.clone(),
         from: None,
-        to: Some(store::format_ts(latest - 86_400)),
+        to: Some(anomaly_core::time::format_timestamp(latest - 86_400)),
         k_sigma: 2.0,
         interval_width: 0.95,
         seasonality_mode: "multiplicative".into(),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anomaly_core::isolation_forest::StateThresholds;
-use anomaly_core::time::parse_timestamp;
+use anomaly_core::time::{format_timestamp, parse_timestamp};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error, AppState};
-use crate::store::{format_ts, AnomalyFilter, ConsumptionFilter, Store};
+use crate::store::{AnomalyFilter, ConsumptionFilter, Store};
 
 /// Largest page.
 const MAX_LIMIT: i64 = 10_000;
@@ -116,7 +116,7 @@ pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Query(q): Quer
                 .iter()
                 .map(|r| {
                     json!({
-                        "ds": format_ts(r.ts), "variable": r.variable, "y": number(r.y), "yhat": number(r.yhat),
+                        "ds": format_timestamp(r.ts), "variable": r.variable, "y": number(r.y), "yhat": number(r.yhat),
                         "yhat_lower": number(r.yhat_lower), "yhat_upper": number(r.yhat_upper),
                         "residual": number(r.residual), "is_anomaly": r.is_anomaly, "anomaly_score": number(r.score),
                     })
@@ -201,7 +201,7 @@ pub(crate) async fn consumption_anomalies(
                 .iter()
                 .map(|f| {
                     json!({
-                        "client_id": f.client, "timestamp": format_ts(f.ts), "kwh": number(f.kwh),
+                        "client_id": f.client, "timestamp": format_timestamp(f.ts), "kwh": number(f.kwh),
                         "types": f.types, "score": number(f.score), "severity": f.severity,
                     })
                 })

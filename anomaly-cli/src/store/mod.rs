@@ -341,10 +341,3 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// `YYYY-MM-DD HH:MM:SS` for seconds since the epoch.
-pub(crate) fn format_ts(ts: i64) -> String {
-    let mut out = Vec::with_capacity(19);
-    crate::csvio::push_timestamp(&mut out, ts);
-    String::from_utf8(out).unwrap_or_default()
-}

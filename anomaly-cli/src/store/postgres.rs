@@ -124,7 +124,7 @@ impl Store for Postgres {
                 ))?;
                 let mut buf = Vec::with_capacity(chunk.len() * 48);
                 for r in chunk {
-                    crate::csvio::push_timestamp(&mut buf, r.ts);
+                    anomaly_core::time::push_timestamp(&mut buf, r.ts);
                     buf.push(b'\t');
                     copy_text(&mut buf, &r.variable);
                     buf.push(b'\t');
@@ -389,7 +389,7 @@ impl Store for Postgres {
                 let mut copy = tx.copy_in(&format!("COPY {table} (datetime, {}) FROM STDIN", columns.join(", ")))?;
                 let mut buf = Vec::with_capacity(chunk.len() * 64);
                 for (ts, values) in chunk {
-                    crate::csvio::push_timestamp(&mut buf, *ts);
+                    anomaly_core::time::push_timestamp(&mut buf, *ts);
                     for v in values {
                         buf.push(b'\t');
                         if v.is_finite() {
@@ -531,7 +531,7 @@ impl Store for Postgres {
                 for (client, ts, kwh) in chunk {
                     copy_text(&mut buf, client);
                     buf.push(b'\t');
-                    crate::csvio::push_timestamp(&mut buf, *ts);
+                    anomaly_core::time::push_timestamp(&mut buf, *ts);
                     buf.push(b'\t');
                     crate::csvio::push_f64(&mut buf, *kwh);
                     buf.push(b'\n');

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use anomaly_core::time::parse_timestamp;
+use anomaly_core::time::{format_timestamp, parse_timestamp};
 use anyhow::{Context, Result};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    check_name, format_ts, AnomalyFilter, ConsumptionFlag, ConsumptionRow, JobState, MonthRow, MonthStats, NewReading,
-    Pending, Reject, ResultRow, Store, Tables, VariableStats,
+    check_name, AnomalyFilter, ConsumptionFlag, ConsumptionRow, JobState, MonthRow, MonthStats, NewReading, Pending,
+    Reject, ResultRow, Store, Tables, VariableStats,
 };
 
 /// Rows per insert transaction.
@@ -36,7 +36,7 @@ impl Sqlite {
 
 fn now() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    format_ts(secs)
+    format_timestamp(secs)
 }
 
 impl Store for Sqlite {
@@ -93,7 +93,7 @@ impl Store for Sqlite {
             {
                 let mut insert = tx.prepare_cached(&sql)?;
                 for r in chunk {
-                    insert.execute(params![format_ts(r.ts), r.variable, r.value, r.source])?;
+                    insert.execute(params![format_timestamp(r.ts), r.variable, r.value, r.source])?;
                 }
             }
             tx.commit()?;
@@ -110,7 +110,7 @@ impl Store for Sqlite {
             self.t.readings
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(params![from.map(format_ts), to.map(format_ts)])?;
+        let mut rows = stmt.query(params![from.map(format_timestamp), to.map(format_timestamp)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let text: String = row.get(0)?;
@@ -132,7 +132,7 @@ impl Store for Sqlite {
              ORDER BY r.id LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params![after_id, since.map(format_ts), limit as i64])?;
+        let mut rows = stmt.query(params![after_id, since.map(format_timestamp), limit as i64])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let text: String = row.get(1)?;
@@ -159,7 +159,7 @@ impl Store for Sqlite {
             ))?;
             for r in results {
                 let n = insert.execute(params![
-                    format_ts(r.ts),
+                    format_timestamp(r.ts),
                     r.variable,
                     r.y,
                     r.yhat,
@@ -178,7 +178,7 @@ impl Store for Sqlite {
                  ON CONFLICT (reading_id) DO NOTHING"
             ))?;
             for j in rejects {
-                let ds = (j.ts != i64::MIN).then(|| format_ts(j.ts));
+                let ds = (j.ts != i64::MIN).then(|| format_timestamp(j.ts));
                 rejected += reject.execute(params![j.reading_id, ds, j.variable, j.reason, stamp])? as i64;
             }
             tx.execute(
@@ -235,7 +235,7 @@ impl Store for Sqlite {
         let rt = &self.t.results;
         let filter = "(?1 IS NULL OR variable = ?1) AND (?2 IS NULL OR ds >= ?2) AND (?3 IS NULL OR ds < ?3) \
                       AND (?4 IS NULL OR anomaly_score >= ?4) AND (?5 OR is_anomaly = 1)";
-        let args = params![f.variable, f.from.map(format_ts), f.to.map(format_ts), f.min_score, f.all];
+        let args = params![f.variable, f.from.map(format_timestamp), f.to.map(format_timestamp), f.min_score, f.all];
         let total: i64 =
             self.conn.query_row(&format!("SELECT COUNT(*) FROM {rt} WHERE {filter}"), args, |r| r.get(0))?;
         let mut stmt = self.conn.prepare(&format!(
@@ -243,7 +243,15 @@ impl Store for Sqlite {
              WHERE {filter} ORDER BY ds DESC, variable LIMIT ?6 OFFSET ?7"
         ))?;
         let rows = stmt.query_map(
-            params![f.variable, f.from.map(format_ts), f.to.map(format_ts), f.min_score, f.all, limit, offset],
+            params![
+                f.variable,
+                f.from.map(format_timestamp),
+                f.to.map(format_timestamp),
+                f.min_score,
+                f.all,
+                limit,
+                offset
+            ],
             |r| {
                 let ds: String = r.get(0)?;
                 Ok(ResultRow {
@@ -316,7 +324,7 @@ impl Store for Sqlite {
             {
                 let mut insert = tx.prepare_cached(&sql)?;
                 for (ts, values) in chunk {
-                    let mut args: Vec<rusqlite::types::Value> = vec![format_ts(*ts).into()];
+                    let mut args: Vec<rusqlite::types::Value> = vec![format_timestamp(*ts).into()];
                     args.extend(values.iter().map(|&v| rusqlite::types::Value::Real(v)));
                     insert.execute(rusqlite::params_from_iter(args))?;
                 }
@@ -447,7 +455,7 @@ impl Store for Sqlite {
                 let mut insert =
                     tx.prepare_cached("INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES (?1, ?2, ?3)")?;
                 for (client, ts, kwh) in chunk {
-                    insert.execute(params![client, format_ts(*ts), kwh])?;
+                    insert.execute(params![client, format_timestamp(*ts), kwh])?;
                 }
             }
             tx.commit()?;
@@ -471,7 +479,7 @@ impl Store for Sqlite {
         )?;
         let mut out = Vec::new();
         for client in clients {
-            let rows = stmt.query_map(params![client, format_ts(from)], consumption_row)?;
+            let rows = stmt.query_map(params![client, format_timestamp(from)], consumption_row)?;
             for row in rows {
                 out.push(row?);
             }
@@ -496,7 +504,7 @@ impl Store for Sqlite {
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (reading_id) DO NOTHING",
             )?;
             for j in rejects {
-                let ts = (j.ts != i64::MIN).then(|| format_ts(j.ts));
+                let ts = (j.ts != i64::MIN).then(|| format_timestamp(j.ts));
                 rejected += reject.execute(params![j.reading_id, j.variable, ts, j.reason, stamp])? as i64;
             }
             let mut insert = tx.prepare_cached(
@@ -507,7 +515,7 @@ impl Store for Sqlite {
                 inserted += insert.execute(params![
                     f.reading_id,
                     f.client,
-                    format_ts(f.ts),
+                    format_timestamp(f.ts),
                     f.kwh,
                     f.is_anomaly,
                     f.types,
@@ -562,7 +570,7 @@ impl Store for Sqlite {
     ) -> Result<(i64, Vec<ConsumptionFlag>)> {
         let filter = "is_anomaly = 1 AND (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR severity = ?2) \
                       AND (?3 IS NULL OR timestamp >= ?3) AND (?4 IS NULL OR timestamp < ?4)";
-        let (from, to) = (f.from.map(format_ts), f.to.map(format_ts));
+        let (from, to) = (f.from.map(format_timestamp), f.to.map(format_timestamp));
         let total: i64 = self.conn.query_row(
             &format!("SELECT COUNT(*) FROM consumo_anomalias WHERE {filter}"),
             params![f.client, f.severity, from, to],
@@ -636,7 +644,7 @@ impl Store for Sqlite {
     }
 
     fn archive_consumption(&mut self, before: i64) -> Result<usize> {
-        let (stamp, cut) = (now(), format_ts(before));
+        let (stamp, cut) = (now(), format_timestamp(before));
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO consumo_lecturas_archivo SELECT * FROM consumo_lecturas WHERE timestamp < ?1",
@@ -652,7 +660,7 @@ impl Store for Sqlite {
     }
 
     fn restore_consumption(&mut self, from: i64, to: i64) -> Result<usize> {
-        let (stamp, a, b) = (now(), format_ts(from), format_ts(to));
+        let (stamp, a, b) = (now(), format_timestamp(from), format_timestamp(to));
         let tx = self.conn.transaction()?;
         let range = "timestamp >= ?1 AND timestamp < ?2";
         tx.execute(

@@ -55,16 +55,31 @@ impl std::fmt::Display for HourBand {
     }
 }
 
+impl HourBand {
+    /// Parses `"0-6"` or `"22-6"` (`START-END` hours, spaces allowed) and
+    /// checks it; errors name the parameter `name`. The one parser of hour
+    /// bands, used by the CLI (through `FromStr`) and Python.
+    ///
+    /// ```
+    /// use anomaly_core::consumption::HourBand;
+    /// assert_eq!(HourBand::parse("night_band", "22-6").unwrap(), HourBand::new(22, 6));
+    /// assert_eq!(HourBand::parse("night_band", "6").unwrap_err().field(), Some("night_band"));
+    /// ```
+    pub fn parse(name: &str, text: &str) -> Result<Self> {
+        let bad = || Error::param(name, text, "expected START-END hours, e.g. 0-6 or 22-6");
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        let band = HourBand::new(a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        band.check(name)?;
+        Ok(band)
+    }
+}
+
 impl std::str::FromStr for HourBand {
     type Err = Error;
 
-    /// Parses `"0-6"` or `"22-6"`.
+    /// [`HourBand::parse`] for a parameter called `band`.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::param("band", s, "expected START-END hours, e.g. 0-6 or 22-6");
-        let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let band = HourBand::new(a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-        band.check("band")?;
-        Ok(band)
+        HourBand::parse("band", s)
     }
 }
 
