@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import threading
 import time
@@ -47,6 +48,18 @@ def test_same_seed_same_model_any_threads(data: np.ndarray) -> None:
     c = IsolationForest(random_state=8).fit(data).score_samples(data)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_huge_n_jobs_is_capped_at_the_cores(data: np.ndarray) -> None:
+    """n_jobs=10**6 once started thousands of threads; 10**30 overflowed the binding."""
+    reference = IsolationForest(random_state=0, n_jobs=1).fit(data)
+    scores = reference.score_samples(data)
+    for n_jobs in (10**6, 10**30, -(10**6)):
+        model = IsolationForest(random_state=0, n_jobs=n_jobs).fit(data)
+        np.testing.assert_array_equal(model.score_samples(data), scores)
+        assert 1 <= model._threads() <= min(os.cpu_count() or 1, model.n_estimators)
+    # The binding caps too, for callers that bypass the estimator.
+    np.testing.assert_array_equal(reference._forest.score_samples(np.ascontiguousarray(data, dtype=np.float32), 10**6), scores)
 
 
 def test_contamination_flags_that_fraction(data: np.ndarray) -> None:

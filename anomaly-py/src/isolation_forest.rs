@@ -18,8 +18,9 @@ pub(crate) fn with_threads<T: Send>(
 ) -> anomaly_core::Result<T> {
     match n_threads {
         None => work(),
+        // Never more threads than cores, whatever the caller asks.
         Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(n.clamp(1, std::thread::available_parallelism().map_or(1, |c| c.get())))
             .build()
             .map_err(|e| Error::param("n_jobs", n, &e.to_string()))?
             .install(work),

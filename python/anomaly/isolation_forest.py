@@ -97,11 +97,13 @@ class IsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         self.extension_level = extension_level
 
     def _threads(self) -> int | None:
+        # Capped at the cores and the trees: more threads cannot be used
+        # (results do not depend on the count), and each one costs a stack.
         if self.n_jobs is None:
             return None
-        if self.n_jobs < 0:
-            return max(1, (os.cpu_count() or 1) + 1 + self.n_jobs)
-        return max(1, int(self.n_jobs))
+        cores = os.cpu_count() or 1
+        wanted = cores + 1 + self.n_jobs if self.n_jobs < 0 else self.n_jobs
+        return max(1, min(int(wanted), cores, int(self.n_estimators)))
 
     def fit(self, X: Any, y: Any = None) -> IsolationForest:
         """Fits the forest. ``y`` is ignored."""
