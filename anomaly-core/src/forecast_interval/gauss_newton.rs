@@ -8,7 +8,7 @@
 //! backtracks so the objective never rises.
 
 use super::logistic::{trend_curvature, CurvatureSums, SegmentJacobian, Segments};
-use super::objective::{cholesky_solve, lasso_cd, symmetrize, Problem, Scratch};
+use super::objective::{cholesky_solve, face_system, lasso_cd, symmetrize, Problem, Scratch};
 
 impl Problem<'_> {
     /// The MAP of a model with multiplicative terms by proximal
@@ -52,6 +52,7 @@ impl Problem<'_> {
                 }
             }
         }
+        let (prior, _) = self.prior_weights();
         self.gauss_newton(p, max_iterations, true, |p, gram, rhs| {
             let seg = Segments::new(p[0], p[1], &p[2..dt], self.t_change);
             let jac = SegmentJacobian::new(&seg, self.t_change);
@@ -171,16 +172,7 @@ impl Problem<'_> {
             let free: Vec<usize> = (0..dim).filter(|&a| !(2..dt).contains(&a) || p[a] != 0.0).collect();
             let m = free.len();
             let mut factor = vec![0.0; m * m];
-            for (x, &a) in free.iter().enumerate() {
-                for (y, &b) in free.iter().enumerate() {
-                    factor[x * m + y] = weight * newton[a * dim + b];
-                }
-                factor[x * m + x] += match a {
-                    0 | 1 => 1.0 / 25.0,
-                    a if a < dt => 0.0,
-                    a => 1.0 / (self.sigmas[a - dt] * self.sigmas[a - dt]),
-                };
-            }
+            face_system(&newton, dim, weight, &prior, &free, &mut factor);
             if cholesky_solve(&mut factor, &mut vec![0.0; m], m) {
                 gram.copy_from_slice(&newton);
             }
@@ -204,14 +196,7 @@ impl Problem<'_> {
         let dt = 2 + s;
         let dim = dt + kf;
         let model = |a: usize| if a < dt { a } else { a + 1 };
-        let prior: Vec<f64> = (0..dim)
-            .map(|a| match a {
-                0 | 1 => 1.0 / 25.0,
-                a if a < dt => 0.0,
-                a => 1.0 / (self.sigmas[a - dt] * self.sigmas[a - dt]),
-            })
-            .collect();
-        let l1: Vec<f64> = (0..dim).map(|a| if (2..dt).contains(&a) { 1.0 / self.tau } else { 0.0 }).collect();
+        let (prior, l1) = self.prior_weights();
         let mut scratch = Scratch::default();
         // Profile out the noise level: the objective at its closed-form optimum.
         let profile = |p: &mut Vec<f64>, scratch: &mut Scratch| self.profiled_value(p, scratch);

@@ -111,6 +111,9 @@ impl SegmentJacobian {
         h
     }
 
+    /// The reference form the solver's per-segment sums are built from
+    /// (`alpha d rate + beta d offset`), kept for the derivative tests.
+    #[cfg(test)]
     /// `d trend_i / d [k, m, delta]` for a row at `t` with capacity `cap`
     /// in segment `a`, written into `out`; returns the trend.
     pub(crate) fn row(&self, seg: &Segments, t: f64, cap: f64, a: usize, out: &mut [f64]) -> f64 {

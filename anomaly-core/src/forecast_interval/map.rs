@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::model::ProphetParams;
-use super::objective::{Problem, Scratch};
+use super::objective::Problem;
 use crate::error::{Error, Result};
 
 /// Prophet's trend models (Stan's `trend_indicator`: 0, 1, 2).
@@ -183,7 +183,7 @@ pub fn fit_map(data: &StanData, init: &ProphetParams) -> Result<MapFit> {
     x0.extend(&init.beta);
     let warm = init.delta.iter().chain(&init.beta).any(|&v| v != 0.0);
     let p = solve(&problem, x0, warm);
-    let value = problem.value_and_gradient(&p, &mut vec![0.0; p.len()], &mut Scratch::default(), None);
+    let value = problem.value(&p);
     if !value.is_finite() {
         return Err(Error::param(
             "data",

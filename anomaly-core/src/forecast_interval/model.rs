@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::map::{solve, Trend};
-use super::objective::{Problem, Scratch};
+use super::objective::Problem;
 use super::options::{Growth, Mode, ProphetOptions, SeasonalitySetting};
 use super::simulate::{fourier_row, trend, Simulation};
 use crate::error::{Error, Result};
@@ -393,8 +393,7 @@ impl FittedProphet {
                 cap: None,
             };
             let p = solve(&problem, x0, false);
-            let mut g = vec![0.0; p.len()];
-            let value = problem.value_and_gradient(&p, &mut g, &mut Scratch::default(), None);
+            let value = problem.value(&p);
             (p, value)
         };
         model.objective = objective;
@@ -448,8 +447,7 @@ impl FittedProphet {
         p.extend(&params.delta);
         p.push(params.sigma_obs.ln());
         p.extend(&params.beta);
-        let mut grad = vec![0.0; p.len()];
-        Ok(problem.value_and_gradient(&p, &mut grad, &mut Scratch::default(), None))
+        Ok(problem.value(&p))
     }
 
     /// Feature matrix (row-major), prior scales and multiplicative flags

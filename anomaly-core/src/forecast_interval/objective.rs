@@ -1,10 +1,11 @@
 //! Prophet's MAP objective (the Stan model's negative log posterior, with
 //! constants dropped and `sigma_obs` optimised on the log scale without a
-//! Jacobian, as Stan's optimiser does) and its analytic gradient.
+//! Jacobian, as Stan's optimiser does), with the noise level profiled out
+//! in closed form, and the exact additive solver.
 //!
 //! Parameters are laid out as `[k, m, delta (S), log_sigma, beta (K)]`.
 
-use super::logistic::{self, SegmentJacobian, Segments};
+use super::logistic::{self, Segments};
 
 /// The fixed data of one fit, in Prophet's scaled units.
 pub(crate) struct Problem<'a> {
@@ -72,58 +73,6 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Objective value and gradient at `p` (the Laplace prior's derivative
-    /// taken as `sign(delta) / tau`, as Stan's automatic differentiation
-    /// does). With `gram`, the likelihood comes from the precomputed Gram
-    /// matrix (additive models only) instead of a pass over the rows.
-    pub(crate) fn value_and_gradient(
-        &self,
-        p: &[f64],
-        grad: &mut [f64],
-        scratch: &mut Scratch,
-        gram: Option<&Gram>,
-    ) -> f64 {
-        let s = self.t_change.len();
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        // Half the residual sum of squares and its gradient in the model
-        // parameters (everything but log_sigma).
-        let half_ssr = match gram {
-            Some(gram) => gram.half_ssr(p, s, grad, &mut scratch.theta),
-            None => self.half_ssr(p, grad, scratch),
-        };
-        let log_sigma = p[2 + s];
-        let sigma = log_sigma.exp();
-        let inv_var = 1.0 / (sigma * sigma);
-        let n = self.t.len() as f64;
-        grad.iter_mut().for_each(|g| *g *= inv_var);
-        let mut f = half_ssr * inv_var + n * log_sigma;
-        // Priors: k, m ~ N(0, 5); delta ~ Laplace(0, tau); sigma ~ N(0, 0.5); beta ~ N(0, sigmas).
-        let (k, m) = (p[0], p[1]);
-        f += (k * k + m * m) / 50.0;
-        grad[0] += k / 25.0;
-        grad[1] += m / 25.0;
-        for (j, &d) in p[2..2 + s].iter().enumerate() {
-            f += d.abs() / self.tau;
-            // The derivative of |x| is taken as 0 at 0, as Stan's is.
-            let sign = if d > 0.0 {
-                1.0
-            } else if d < 0.0 {
-                -1.0
-            } else {
-                0.0
-            };
-            grad[2 + j] += sign / self.tau;
-        }
-        f += 2.0 * sigma * sigma;
-        grad[2 + s] = n - 2.0 * half_ssr * inv_var + 4.0 * sigma * sigma;
-        for (j, &b) in p[3 + s..].iter().enumerate() {
-            let prior = 1.0 / (self.sigmas[j] * self.sigmas[j]);
-            f += 0.5 * b * b * prior;
-            grad[3 + s + j] += b * prior;
-        }
-        f
-    }
-
     /// The objective with the noise level at its closed-form optimum for
     /// the other parameters (written into `p`), without the gradient: what
     /// a line search or trust-region step needs.
@@ -174,79 +123,6 @@ impl<'a> Problem<'a> {
         half_ssr / sigma2 + n * log_sigma + (k * k + m * m) / 50.0 + l1 + 2.0 * sigma2 + ridge
     }
 
-    /// Half the residual sum of squares, one pass over the rows; writes its
-    /// gradient (model parameters) into `grad`.
-    pub(crate) fn half_ssr(&self, p: &[f64], grad: &mut [f64], scratch: &mut Scratch) -> f64 {
-        let s = self.t_change.len();
-        let kf = self.n_features;
-        let beta = &p[3 + s..];
-        self.trend(p, &mut scratch.trend);
-        let n = self.t.len();
-        scratch.d_trend.clear();
-        let (mut g_k, mut g_m, mut sum_sq) = (0.0f64, 0.0f64, 0.0f64);
-        // Branch-free split of beta into its multiplicative and additive
-        // parts, so the row loops vectorise.
-        let flags: Vec<f64> = self.multiplicative.iter().map(|&m| f64::from(u8::from(m))).collect();
-        let beta_m: Vec<f64> = beta.iter().zip(&flags).map(|(b, f)| b * f).collect();
-        let beta_a: Vec<f64> = beta.iter().zip(&flags).map(|(b, f)| b * (1.0 - f)).collect();
-        let g_beta = &mut grad[3 + s..];
-        for i in 0..n {
-            let row = &self.x[i * kf..(i + 1) * kf];
-            let mult: f64 = row.iter().zip(&beta_m).map(|(x, b)| x * b).sum();
-            let add: f64 = row.iter().zip(&beta_a).map(|(x, b)| x * b).sum();
-            let trend = scratch.trend[i];
-            let r = self.y[i] - (trend * (1.0 + mult) + add);
-            sum_sq += r * r;
-            let (ca, cm) = (-r, -r * trend);
-            for ((g, x), f) in g_beta.iter_mut().zip(row).zip(&flags) {
-                *g += x * (ca + (cm - ca) * f);
-            }
-            let gt = -r * (1.0 + mult);
-            scratch.d_trend.push(gt);
-            if !self.flat {
-                g_k += gt * self.t[i];
-            }
-            g_m += gt;
-        }
-        grad[0] = g_k;
-        grad[1] = g_m;
-        if let Some(cap) = self.cap {
-            // Logistic: the chain rule through each row's trend Jacobian.
-            let seg = Segments::new(p[0], p[1], &p[2..2 + s], self.t_change);
-            let jac = SegmentJacobian::new(&seg, self.t_change);
-            let mut row = vec![0.0; 2 + s];
-            grad[..2 + s].iter_mut().for_each(|g| *g = 0.0);
-            for (i, (&ti, &c)) in self.t.iter().zip(cap).enumerate() {
-                jac.row(&seg, ti, c, self.active[i], &mut row);
-                let gt = scratch.d_trend[i];
-                for (g, r) in grad[..2 + s].iter_mut().zip(&row) {
-                    *g += gt * r;
-                }
-            }
-            return 0.5 * sum_sq;
-        }
-        // delta_j gathers sum over rows with active > j of gt_i * (t_i - t_change_j):
-        // suffix sums over rows, grouped by how many changepoints are active.
-        if !self.flat && s > 0 {
-            let (sum_gt, sum_gt_t) = (&mut scratch.sum_gt, &mut scratch.sum_gt_t);
-            sum_gt.clear();
-            sum_gt.resize(s + 1, 0.0);
-            sum_gt_t.clear();
-            sum_gt_t.resize(s + 1, 0.0);
-            for i in 0..n {
-                sum_gt[self.active[i]] += scratch.d_trend[i];
-                sum_gt_t[self.active[i]] += scratch.d_trend[i] * self.t[i];
-            }
-            let (mut tail_gt, mut tail_gt_t) = (0.0, 0.0);
-            for j in (0..s).rev() {
-                tail_gt += sum_gt[j + 1];
-                tail_gt_t += sum_gt_t[j + 1];
-                grad[2 + j] = tail_gt_t - self.t_change[j] * tail_gt;
-            }
-        }
-        0.5 * sum_sq
-    }
-
     /// The Gram form of an additive model: `yhat = Z theta` with
     /// `theta = [k, m, delta, beta]`, so the sum of squares is
     /// `y'y - 2 b' theta + theta' G theta`. `None` when a feature is
@@ -260,7 +136,6 @@ impl<'a> Problem<'a> {
         let dim = 2 + s + kf;
         let mut g = vec![0.0; dim * dim];
         let mut b = vec![0.0; dim];
-        let mut yy = 0.0;
         let mut z = vec![0.0; dim];
         for i in 0..self.t.len() {
             let ti = self.t[i];
@@ -273,44 +148,19 @@ impl<'a> Problem<'a> {
                 }
             }
             z[2 + s..].copy_from_slice(&self.x[i * kf..(i + 1) * kf]);
-            let yi = self.y[i];
-            yy += yi * yi;
-            accumulate(&mut g, &mut b, &z, yi);
+            accumulate(&mut g, &mut b, &z, self.y[i]);
         }
         symmetrize(&mut g, dim);
-        Some(Gram { dim, g, b, yy })
+        Some(Gram { dim, g, b })
     }
 }
 
-/// `G = Z'Z`, `b = Z'y` and `y'y` of an additive model.
+/// `G = Z'Z` and `b = Z'y` of an additive model.
 #[derive(Debug, Clone)]
 pub(crate) struct Gram {
     dim: usize,
     g: Vec<f64>,
     b: Vec<f64>,
-    yy: f64,
-}
-
-impl Gram {
-    /// Half the residual sum of squares at the full parameter vector `p`,
-    /// with its gradient (model parameters) written into `grad`.
-    fn half_ssr(&self, p: &[f64], s: usize, grad: &mut [f64], theta: &mut Vec<f64>) -> f64 {
-        theta.clear();
-        theta.extend_from_slice(&p[..2 + s]);
-        theta.extend_from_slice(&p[3 + s..]);
-        let mut quad = 0.0;
-        let mut linear = 0.0;
-        for a in 0..self.dim {
-            let row = &self.g[a * self.dim..(a + 1) * self.dim];
-            let g_theta: f64 = row.iter().zip(theta.iter()).map(|(x, y)| x * y).sum();
-            quad += theta[a] * g_theta;
-            linear += self.b[a] * theta[a];
-            // d/dtheta of half SSR = G theta - b.
-            let slot = if a < 2 + s { a } else { a + 1 };
-            grad[slot] = g_theta - self.b[a];
-        }
-        0.5 * (self.yy - 2.0 * linear + quad).max(0.0)
-    }
 }
 
 /// The optimal `sigma_obs^2` for half residual sum of squares `half_ssr`
@@ -326,14 +176,24 @@ pub(crate) fn noise_variance(n: f64, half_ssr: f64) -> f64 {
 /// Buffers reused across evaluations.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    theta: Vec<f64>,
     trend: Vec<f64>,
-    d_trend: Vec<f64>,
-    sum_gt: Vec<f64>,
-    sum_gt_t: Vec<f64>,
 }
 
 impl Problem<'_> {
+    /// Per coordinate of `[k, m, delta, beta]` (log sigma left out): the
+    /// normal priors' curvature (`k, m ~ N(0, 5)`, `beta ~ N(0, sigmas)`)
+    /// and the Laplace prior's L1 weight (`delta ~ Laplace(0, tau)`).
+    pub(crate) fn prior_weights(&self) -> (Vec<f64>, Vec<f64>) {
+        let dt = 2 + self.t_change.len();
+        let curvature = (0..dt)
+            .map(|a| if a < 2 { 1.0 / 25.0 } else { 0.0 })
+            .chain(self.sigmas.iter().map(|sd| 1.0 / (sd * sd)))
+            .collect();
+        let l1 =
+            (0..dt).map(|a| if a < 2 { 0.0 } else { 1.0 / self.tau }).chain(self.sigmas.iter().map(|_| 0.0)).collect();
+        (curvature, l1)
+    }
+
     /// The exact MAP of an additive model. For a fixed noise level the
     /// objective is a convex quadratic plus the Laplace prior's L1 term,
     /// solved by coordinate descent with soft-thresholding on the Gram
@@ -345,15 +205,7 @@ impl Problem<'_> {
         let dim = gram.dim;
         let (sigma_slot, model) = (2 + s, |a: usize| if a < 2 + s { a } else { a + 1 });
         let mut theta: Vec<f64> = (0..dim).map(|a| p[model(a)]).collect();
-        // Per-coordinate prior curvature and L1 weight.
-        let prior: Vec<f64> = (0..dim)
-            .map(|a| match a {
-                0 | 1 => 1.0 / 25.0,
-                a if a < 2 + s => 0.0,
-                a => 1.0 / (self.sigmas[a - 2 - s] * self.sigmas[a - 2 - s]),
-            })
-            .collect();
-        let l1: Vec<f64> = (0..dim).map(|a| if (2..2 + s).contains(&a) { 1.0 / self.tau } else { 0.0 }).collect();
+        let (prior, l1) = self.prior_weights();
         let mut previous = f64::INFINITY;
         // Early rounds, while the noise level still moves, need no tight
         // inner solve; the tolerance tightens round by round.
@@ -451,10 +303,8 @@ pub(crate) fn lasso_cd(
         for _ in 0..dim {
             let free: Vec<usize> = (0..dim).filter(|&a| x[a] != 0.0 || l1[a] == 0.0).collect();
             let m = free.len();
+            face_system(g, dim, w, prior, &free, &mut system[..m * m]);
             for (i, &a) in free.iter().enumerate() {
-                for (j, &c) in free.iter().enumerate() {
-                    system[i * m + j] = w * g[a * dim + c] + if a == c { prior[a] } else { 0.0 };
-                }
                 rhs[i] = w * b[a] - if l1[a] > 0.0 { l1[a] * x[a].signum() } else { 0.0 };
             }
             if !cholesky_solve(&mut system[..m * m], &mut rhs[..m], m) {
@@ -492,6 +342,17 @@ pub(crate) fn lasso_cd(
         // (the nonzero ones are at their face's minimum).
         if (0..dim).all(|a| x[a] != 0.0 || l1[a] == 0.0 || grad[a].abs() <= l1[a]) {
             break;
+        }
+    }
+}
+
+/// `w G + diag(prior)` restricted to the coordinates `free` (row-major
+/// `free.len()` square, into `out`): the quadratic on one face of the L1 term.
+pub(crate) fn face_system(g: &[f64], dim: usize, w: f64, prior: &[f64], free: &[usize], out: &mut [f64]) {
+    let m = free.len();
+    for (i, &a) in free.iter().enumerate() {
+        for (j, &c) in free.iter().enumerate() {
+            out[i * m + j] = w * g[a * dim + c] + if a == c { prior[a] } else { 0.0 };
         }
     }
 }
@@ -569,15 +430,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gradient_matches_finite_differences() {
+    fn profiled_noise_level_is_the_optimum() {
+        // The closed-form sigma_obs minimises the objective in log sigma for
+        // the other parameters, in every kind of model.
         let n = 40;
         let t: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
         let y: Vec<f64> = t.iter().map(|&ti| 0.3 + 0.5 * ti + 0.1 * (ti * 20.0).sin()).collect();
         let x: Vec<f64> = t.iter().flat_map(|&ti| [(ti * 20.0).sin(), (ti * 20.0).cos(), ti * ti]).collect();
         let t_change = [0.2, 0.5, 0.7];
-        for (multiplicative, flat) in
-            [([false, false, false], false), ([true, false, true], false), ([true, true, false], true)]
-        {
+        let cap = vec![2.0; n];
+        for (multiplicative, flat, logistic) in [
+            ([false, false, false], false, false),
+            ([true, false, true], false, false),
+            ([true, true, false], true, false),
+            ([false, true, false], false, true),
+        ] {
             let problem = Problem {
                 t: &t,
                 y: &y,
@@ -589,26 +456,15 @@ mod tests {
                 active: Problem::count_active(&t, &t_change),
                 tau: 0.05,
                 flat,
-                cap: None,
+                cap: logistic.then_some(&cap[..]),
             };
-            let p = [0.4, 0.2, 0.03, -0.02, 0.01, -1.3, 0.1, -0.05, 0.2];
-            let mut grad = vec![0.0; p.len()];
-            let mut scratch = Scratch::default();
-            problem.value_and_gradient(&p, &mut grad, &mut scratch, None);
-            for i in 0..p.len() {
-                let h = 1e-6;
-                let (mut a, mut b) = (p, p);
-                a[i] += h;
-                b[i] -= h;
-                let mut g = vec![0.0; p.len()];
-                let numeric = (problem.value_and_gradient(&a, &mut g, &mut scratch, None)
-                    - problem.value_and_gradient(&b, &mut g, &mut scratch, None))
-                    / (2.0 * h);
-                assert!(
-                    (numeric - grad[i]).abs() < 1e-5 * (1.0 + numeric.abs()),
-                    "param {i}: {numeric} vs {}",
-                    grad[i]
-                );
+            let mut p = [0.4, 0.2, 0.03, -0.02, 0.01, 0.0, 0.1, -0.05, 0.2];
+            let best = problem.profiled_value(&mut p, &mut Scratch::default());
+            assert_eq!(best, problem.value(&p));
+            for h in [-1e-3, 1e-3] {
+                let mut q = p;
+                q[5] += h;
+                assert!(problem.value(&q) > best, "log sigma {} + {h}", p[5]);
             }
         }
     }
