@@ -1,30 +1,9 @@
-"""``anomaly.serialize``: save and load fitted Prophet models (a drop-in for
-``prophet.serialize``); see :mod:`anomaly.forecast_interval.serialize`."""
+"""``anomaly.serialize`` is :mod:`anomaly.forecast_interval.serialize` (a drop-in for
+``prophet.serialize``), the same module object under a second name, as
+:mod:`anomaly.diagnostics` is."""
 
-from anomaly.forecast_interval.serialize import (
-    NP_ARRAY,
-    ORDEREDDICT,
-    PD_DATAFRAME,
-    PD_SERIES,
-    PD_TIMEDELTA,
-    PD_TIMESTAMP,
-    SIMPLE_ATTRIBUTES,
-    model_from_dict,
-    model_from_json,
-    model_to_dict,
-    model_to_json,
-)
+import sys
 
-__all__ = [
-    "NP_ARRAY",
-    "ORDEREDDICT",
-    "PD_DATAFRAME",
-    "PD_SERIES",
-    "PD_TIMEDELTA",
-    "PD_TIMESTAMP",
-    "SIMPLE_ATTRIBUTES",
-    "model_from_dict",
-    "model_from_json",
-    "model_to_dict",
-    "model_to_json",
-]
+from anomaly.forecast_interval import serialize as _module
+
+sys.modules[__name__] = _module

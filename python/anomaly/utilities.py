@@ -1,6 +1,9 @@
-"""``anomaly.utilities``: Prophet's model utilities (a drop-in for
-``prophet.utilities``); see :mod:`anomaly.forecast_interval.utilities`."""
+"""``anomaly.utilities`` is :mod:`anomaly.forecast_interval.utilities` (a drop-in for
+``prophet.utilities``), the same module object under a second name, as
+:mod:`anomaly.diagnostics` is."""
 
-from anomaly.forecast_interval.utilities import regressor_coefficients, regressor_index, warm_start_params
+import sys
 
-__all__ = ["regressor_coefficients", "regressor_index", "warm_start_params"]
+from anomaly.forecast_interval import utilities as _module
+
+sys.modules[__name__] = _module
