@@ -36,7 +36,7 @@ pub fn fourier_series(ds: &[i64], period: f64, order: usize) -> Result<Vec<f64>>
     if !(period.is_finite() && period > 0.0) {
         return Err(Error::param("period", period, "must be a finite number > 0"));
     }
-    let width = 2 * order;
+    let width = order.checked_mul(2).ok_or_else(|| Error::param("order", order, "too large"))?;
     let mut out = vec![0.0; cells(ds.len(), width, "fourier_series")?];
     if width == 0 {
         return Ok(out);
