@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod csvio;
+mod db;
 mod input_error;
+mod jobs;
 mod serve;
 mod store;
 
@@ -45,7 +47,8 @@ enum Command {
     #[command(subcommand)]
     Credit(commands::credit::Command),
     /// Forecasting-interval detector (Prophet's model): train one model per
-    /// process variable, flag readings outside the forecast band.
+    /// process variable, flag readings outside the forecast band; from CSV
+    /// files or as SQL jobs (simulate, import, train, detect, watch, stream).
     #[command(subcommand)]
     Forecast(commands::forecast::Command),
     /// Isolation forest on numeric CSVs (scikit-learn's semantics): fit a
@@ -65,68 +68,28 @@ enum Command {
     /// The plant workflow end to end on the embedded SQLite: simulate 25
     /// process variables x 14 days of 5-minute readings (when the table is
     /// empty), train one model per variable, score every reading, print a
-    /// JSON summary. Then try `anomaly watch` and `anomaly serve --db`.
+    /// JSON summary. Then try `anomaly forecast watch` and `anomaly serve --db`.
     ///
     ///   anomaly demo                                   # sqlite:anomaly.db, models/
     ///   anomaly demo --db postgres://me@localhost/plant --models plant_models/
     #[command(verbatim_doc_comment)]
-    Demo(commands::jobs::DemoArgs),
-    /// Write simulated process readings (trend, daily and weekly cycles,
-    /// noise, spikes at --anomaly-ratio) into the readings table.
-    ///
-    ///   anomaly simulate --db sqlite:plant.db --variables 25 --days 14
-    #[command(verbatim_doc_comment)]
-    Simulate(commands::jobs::SimulateArgs),
-    /// Load a CSV of readings (long: datetime,variable_name,value; or wide:
-    /// datetime plus one column per variable) into the readings table.
-    ///
-    ///   anomaly import --db sqlite:plant.db --input history.csv
-    ///   anomaly import --db sqlite:plant.db --input wide.csv --layout wide
-    #[command(verbatim_doc_comment)]
-    Import(commands::jobs::ImportArgs),
-    /// Train one forecasting model per variable from the readings table.
-    ///
-    ///   anomaly train --db sqlite:plant.db --models models/ [--from 2024-03-01 --to 2024-03-15]
-    #[command(verbatim_doc_comment)]
-    Train(commands::jobs::TrainArgs),
-    /// Score every reading that has no result yet, once, and exit.
-    ///
-    ///   anomaly detect --db sqlite:plant.db --models models/ --once [--lookback 1h] [--json]
-    #[command(verbatim_doc_comment)]
-    Detect(commands::jobs::DetectArgs),
-    /// Keep scoring new readings: every --poll-interval (individual mode) or
-    /// every --interval (worker mode); retrain with --retrain-every or
-    /// --retrain-at. Each reading is processed exactly once, also across
-    /// restarts and overlapping workers; Ctrl+C or SIGTERM finish the batch
-    /// and print a summary.
-    ///
-    ///   anomaly watch --db sqlite:plant.db --models models/ --poll-interval 2s
-    ///   anomaly watch --db sqlite:plant.db --models models/ --interval 10m --retrain-at 02:00
-    #[command(verbatim_doc_comment)]
-    Watch(commands::jobs::WatchArgs),
-    /// Score readings arriving as JSON lines on stdin, one result line per
-    /// reading on stdout as soon as it is scored; no database. Feed it from
-    /// any message broker's console consumer or a pipe:
-    ///
-    ///   kcat -C -b broker:9092 -t readings -u | anomaly stream --models models/ > results.jsonl
-    ///   echo '{"datetime": "2024-03-18 10:00:00", "variable_name": "VAR_01", "value": 51.2}' \
-    ///       | anomaly stream --models models/
-    ///
-    /// A bad line gives {"error": {"line": N, "message": ...}} and the stream goes on.
-    #[command(verbatim_doc_comment)]
-    Stream(commands::jobs::StreamArgs),
-    /// Move consumption readings older than a span (counted back from the
-    /// newest reading) to `consumo_lecturas_archivo`, logged in
-    /// `consumo_archivo_log`, in one transaction.
-    ///
-    ///   anomaly archive --db sqlite:energy.db --older-than 30d
-    #[command(verbatim_doc_comment)]
-    Archive(commands::consumption_job::ArchiveArgs),
-    /// Bring archived consumption readings of a time range back, logged.
-    ///
-    ///   anomaly restore --db sqlite:energy.db --from 2024-01-01 --to 2024-02-01
-    #[command(verbatim_doc_comment)]
-    Restore(commands::consumption_job::RestoreArgs),
+    Demo(commands::plant::DemoArgs),
+    /// Alias of `anomaly forecast simulate` (kept for existing scripts).
+    Simulate(commands::plant::SimulateArgs),
+    /// Alias of `anomaly forecast import`.
+    Import(commands::plant::ImportArgs),
+    /// Alias of `anomaly forecast train`.
+    Train(commands::forecast::TrainArgs),
+    /// Alias of `anomaly forecast detect`.
+    Detect(commands::forecast::DetectArgs),
+    /// Alias of `anomaly forecast watch`.
+    Watch(jobs::forecast::WatchArgs),
+    /// Alias of `anomaly forecast stream`.
+    Stream(commands::plant::StreamArgs),
+    /// Alias of `anomaly consumption archive`.
+    Archive(jobs::consumption::ArchiveArgs),
+    /// Alias of `anomaly consumption restore`.
+    Restore(jobs::consumption::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -147,15 +110,15 @@ fn main() -> ExitCode {
         Command::Forecast(cmd) => commands::forecast::run(cmd),
         Command::Iforest(cmd) => commands::iforest::run(cmd),
         Command::Serve(args) => serve::run(args),
-        Command::Demo(args) => commands::jobs::demo(args),
-        Command::Simulate(args) => commands::jobs::simulate(args),
-        Command::Import(args) => commands::jobs::import(args),
-        Command::Train(args) => commands::jobs::train(args),
-        Command::Detect(args) => commands::jobs::detect(args),
-        Command::Watch(args) => commands::jobs::watch(args),
-        Command::Stream(args) => commands::jobs::stream(args),
-        Command::Archive(args) => commands::consumption_job::archive(args),
-        Command::Restore(args) => commands::consumption_job::restore(args),
+        Command::Demo(args) => commands::plant::demo(args),
+        Command::Simulate(args) => commands::plant::simulate(args),
+        Command::Import(args) => commands::plant::import(args),
+        Command::Train(args) => commands::forecast::train(args),
+        Command::Detect(args) => commands::forecast::detect(args),
+        Command::Watch(args) => jobs::forecast::watch(args),
+        Command::Stream(args) => commands::plant::stream(args),
+        Command::Archive(args) => jobs::consumption::archive(args),
+        Command::Restore(args) => jobs::consumption::restore(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

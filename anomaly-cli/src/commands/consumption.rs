@@ -56,7 +56,19 @@ pub(crate) enum Command {
     ///   anomaly consumption simulate --db sqlite:energy.db --clients 50 --days 60
     ///   anomaly consumption watch --db sqlite:energy.db --interval 10m
     #[command(verbatim_doc_comment)]
-    Watch(super::consumption_job::WatchArgs),
+    Watch(crate::jobs::consumption::WatchArgs),
+    /// Move readings older than a span (counted back from the newest
+    /// reading) to `consumo_lecturas_archivo`, logged in
+    /// `consumo_archivo_log`, in one transaction.
+    ///
+    ///   anomaly consumption archive --db sqlite:energy.db --older-than 30d
+    #[command(verbatim_doc_comment)]
+    Archive(crate::jobs::consumption::ArchiveArgs),
+    /// Bring archived readings of a time range back, logged.
+    ///
+    ///   anomaly consumption restore --db sqlite:energy.db --from 2024-01-01 --to 2024-02-01
+    #[command(verbatim_doc_comment)]
+    Restore(crate::jobs::consumption::RestoreArgs),
     /// Print the default rule parameters as a parameter file for --params.
     ///
     /// Example:
@@ -159,7 +171,9 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Detect(args) => detect(args),
         Command::Simulate(args) => simulate_cmd(args),
-        Command::Watch(args) => super::consumption_job::watch(args),
+        Command::Watch(args) => crate::jobs::consumption::watch(args),
+        Command::Archive(args) => crate::jobs::consumption::archive(args),
+        Command::Restore(args) => crate::jobs::consumption::restore(args),
         Command::Params => {
             let bytes = ConsumptionParams::default().to_bytes()?;
             let value: serde_json::Value = serde_json::from_slice(&bytes)?;
@@ -366,7 +380,7 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
     };
     let (readings, events) = simulate(&spec).map_err(InputError::Params)?;
     if let Some(url) = &args.db {
-        super::consumption_job::write_readings(&super::jobs::Db::with_url(url), &readings)?;
+        crate::jobs::consumption::write_readings(&crate::jobs::forecast::DbArgs::with_url(url), &readings)?;
     }
     if let Some(output) = &args.output {
         let clients: Vec<Vec<u8>> = readings.client_names().iter().map(|c| csvio::csv_field(c)).collect();

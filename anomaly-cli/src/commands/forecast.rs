@@ -1,10 +1,10 @@
-//! `anomaly forecast ...`: train one forecasting model per process variable
-//! from a long CSV, and flag readings with the saved models.
+//! `anomaly forecast ...`: the plant's forecasting-interval detector, from
+//! files (a long CSV) or from the readings table of a database.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anomaly_core::forecast_interval::{DetectorConfig, LongColumns, LongReadings, Mode, MultiDetector};
+use anomaly_core::forecast_interval::{DetectorConfig, LongColumns, LongReadings, MultiDetector};
 use anomaly_core::time::parse_timestamp;
 use anomaly_core::Error as CoreError;
 use anyhow::{Context, Result};
@@ -13,28 +13,61 @@ use log::info;
 
 use crate::csvio;
 use crate::input_error::InputError;
+use crate::jobs::forecast::DbArgs;
 
 /// Forecasting subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Fit one Prophet-style model per variable of a long CSV
-    /// (datetime, variable_name, value) and save them in a directory.
+    /// Fit one Prophet-style model per variable, from a long CSV
+    /// (datetime, variable_name, value) with --input, or else from the
+    /// database's readings table, and save them in a directory.
     ///
-    /// Example:
+    /// Examples:
     ///
     ///   anomaly forecast train --input history.csv --models models/
-    ///   # models/detector.json indexes one model file per variable
+    ///   anomaly forecast train --db sqlite:plant.db --models models/ [--from 2024-03-01 --to 2024-03-15]
     #[command(verbatim_doc_comment)]
     Train(TrainArgs),
     /// Flag readings with saved models: outside [yhat_lower, yhat_upper]
     /// or |y - yhat| > k * std(training residuals), with a 0-100 score.
-    /// Nothing is refitted.
+    /// Nothing is refitted. With --input/--output a CSV; else, with
+    /// --once, every reading of the database that has no result yet.
     ///
-    /// Example:
+    /// Examples:
     ///
     ///   anomaly forecast detect --models models/ --input new.csv --output results.csv --json
+    ///   anomaly forecast detect --db sqlite:plant.db --models models/ --once [--lookback 1h] [--json]
     #[command(verbatim_doc_comment)]
     Detect(DetectArgs),
+    /// Write simulated process readings (trend, daily and weekly cycles,
+    /// noise, spikes at --anomaly-ratio) into the readings table.
+    ///
+    ///   anomaly forecast simulate --db sqlite:plant.db --variables 25 --days 14
+    #[command(verbatim_doc_comment)]
+    Simulate(super::plant::SimulateArgs),
+    /// Load a CSV of readings (long: datetime,variable_name,value; or wide:
+    /// datetime plus one column per variable) into the readings table.
+    ///
+    ///   anomaly forecast import --db sqlite:plant.db --input history.csv [--layout wide]
+    #[command(verbatim_doc_comment)]
+    Import(super::plant::ImportArgs),
+    /// Keep scoring new readings: every --poll-interval (individual mode) or
+    /// every --interval (worker mode); retrain with --retrain-every or
+    /// --retrain-at. Each reading is processed exactly once, also across
+    /// restarts and overlapping workers; Ctrl+C or SIGTERM finish the batch
+    /// and print a summary.
+    ///
+    ///   anomaly forecast watch --db sqlite:plant.db --models models/ --poll-interval 2s
+    ///   anomaly forecast watch --db sqlite:plant.db --models models/ --interval 10m --retrain-at 02:00
+    #[command(verbatim_doc_comment)]
+    Watch(crate::jobs::forecast::WatchArgs),
+    /// Score readings arriving as JSON lines on stdin, one result line per
+    /// reading on stdout as soon as it is scored; no database. A bad line
+    /// gives {"error": {"line": N, "message": ...}} and the stream goes on.
+    ///
+    ///   kcat -C -b broker:9092 -t readings -u | anomaly forecast stream --models models/ > results.jsonl
+    #[command(verbatim_doc_comment)]
+    Stream(super::plant::StreamArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,14 +91,22 @@ struct Columns {
 
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
-    /// Long CSV with a header row.
+    /// Long CSV with a header row (default: the database's readings table).
     #[arg(long, short)]
-    input: PathBuf,
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
     /// Directory to write the models to.
     #[arg(long, short)]
     models: PathBuf,
     #[command(flatten)]
     columns: Columns,
+    /// First datetime used for training from the database (default: all history).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the database training range, exclusive.
+    #[arg(long)]
+    to: Option<String>,
     /// The k of the |y - yhat| > k * std(residuals) rule.
     #[arg(long, default_value_t = 2.0)]
     k_sigma: f64,
@@ -75,7 +116,7 @@ pub(crate) struct TrainArgs {
     /// Laplace scale of trend changes.
     #[arg(long, default_value_t = 0.05)]
     changepoint_prior_scale: f64,
-    /// How seasonality combines with the trend.
+    /// How seasonality combines with the trend (the plant team's models are multiplicative).
     #[arg(long, value_enum, default_value = "multiplicative")]
     seasonality_mode: SeasonalityMode,
 }
@@ -85,14 +126,25 @@ pub(crate) struct DetectArgs {
     /// Model directory from `anomaly forecast train`.
     #[arg(long, short)]
     models: PathBuf,
-    /// Long CSV of readings to check.
-    #[arg(long, short)]
-    input: PathBuf,
-    /// Where to write the results (CSV).
-    #[arg(long, short)]
-    output: PathBuf,
+    /// Long CSV of readings to check (default: the database's pending readings).
+    #[arg(long, short, requires = "output")]
+    input: Option<PathBuf>,
+    /// Where to write the results of --input (CSV).
+    #[arg(long, short, requires = "input")]
+    output: Option<PathBuf>,
     #[command(flatten)]
     columns: Columns,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Database: process everything pending once, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Database: only readings within this span of the newest one (e.g. 1h, 30m, 2d).
+    #[arg(long)]
+    lookback: Option<String>,
+    /// Database: readings scored and committed per transaction.
+    #[arg(long, default_value_t = crate::jobs::forecast::BATCH)]
+    batch_size: usize,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -102,6 +154,10 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Train(args) => train(args),
         Command::Detect(args) => detect(args),
+        Command::Simulate(args) => super::plant::simulate(args),
+        Command::Import(args) => super::plant::import(args),
+        Command::Watch(args) => crate::jobs::forecast::watch(args),
+        Command::Stream(args) => super::plant::stream(args),
     }
 }
 
@@ -147,40 +203,51 @@ fn read_long(path: &Path, columns: &Columns) -> Result<LongReadings> {
     Ok(out)
 }
 
-fn train(args: TrainArgs) -> Result<()> {
+pub(crate) fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let mut config = DetectorConfig { k_sigma: args.k_sigma, ..Default::default() };
-    config.prophet.interval_width = args.interval_width;
-    config.prophet.changepoint_prior_scale = args.changepoint_prior_scale;
-    config.prophet.seasonality_mode = match args.seasonality_mode {
-        SeasonalityMode::Additive => Mode::Additive,
-        SeasonalityMode::Multiplicative => Mode::Multiplicative,
+    let mode = match args.seasonality_mode {
+        SeasonalityMode::Additive => "additive",
+        SeasonalityMode::Multiplicative => "multiplicative",
     };
-    config.validate().map_err(InputError::Params)?;
-    let readings = read_long(&args.input, &args.columns)?;
+    let config = DetectorConfig::from_options(args.k_sigma, args.interval_width, args.changepoint_prior_scale, mode)
+        .map_err(InputError::Params)?;
+    let Some(input) = &args.input else {
+        return crate::jobs::forecast::train(&args.db, &config, args.from.as_deref(), args.to.as_deref(), &args.models);
+    };
+    let readings = read_long(input, &args.columns)?;
     let mut names: Vec<&String> = readings.variable.iter().collect();
     names.sort();
     names.dedup();
-    info!("read {} readings of {} variables from {}", readings.ds.len(), names.len(), args.input.display());
+    info!("read {} readings of {} variables from {}", readings.ds.len(), names.len(), input.display());
     let bar = csvio::progress(names.len() as u64, true, "training");
     let models = MultiDetector::fit_with_progress(&config, &readings, &|_| bar.inc(1))
-        .map_err(|e| InputError::data(&args.input, e))?;
+        .map_err(|e| InputError::data(input, e))?;
     bar.finish_and_clear();
     models.save(&args.models).with_context(|| format!("cannot write models to {}", args.models.display()))?;
     info!("trained {} models in {:.2?}; wrote {}", models.variables.len(), started.elapsed(), args.models.display());
     Ok(())
 }
 
-fn detect(args: DetectArgs) -> Result<()> {
+pub(crate) fn detect(args: DetectArgs) -> Result<()> {
+    let (Some(input), Some(output)) = (&args.input, &args.output) else {
+        return crate::jobs::forecast::detect(crate::jobs::forecast::DetectArgs {
+            db: args.db,
+            models: args.models,
+            once: args.once,
+            lookback: args.lookback,
+            json: args.json,
+            batch_size: args.batch_size,
+        });
+    };
     let started = Instant::now();
     let models = MultiDetector::load(&args.models)
         .map_err(|e| InputError::Csv { path: args.models.clone(), message: e.to_string() })?;
-    let readings = read_long(&args.input, &args.columns)?;
-    let result = models.detect(&readings).map_err(|e| InputError::data(&args.input, e))?;
+    let readings = read_long(input, &args.columns)?;
+    let result = models.detect(&readings).map_err(|e| InputError::data(input, e))?;
     let r = &result.rows;
     let header = "ds,variable,y,yhat,yhat_lower,yhat_upper,residual,is_anomaly,anomaly_score";
     let names: Vec<Vec<u8>> = readings.variable.iter().map(|v| csvio::csv_field(v)).collect();
-    csvio::write_rows_parallel(&args.output, header, readings.ds.len(), |row, out| {
+    csvio::write_rows_parallel(output, header, readings.ds.len(), |row, out| {
         anomaly_core::time::push_timestamp(out, readings.ds[row].div_euclid(1_000_000_000));
         out.push(b',');
         out.extend_from_slice(&names[row]);

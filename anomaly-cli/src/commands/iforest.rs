@@ -51,7 +51,7 @@ pub(crate) enum Command {
     ///   anomaly iforest simulate --db sqlite:energy.db --interval 1s --batch-size 5 \
     ///       --anomaly-ratio 0.12 --max-records 20000
     #[command(verbatim_doc_comment)]
-    Simulate(super::iforest_job::SimulateArgs),
+    Simulate(crate::jobs::records::SimulateArgs),
     /// Score new records of a SQL table every --interval: one score per
     /// record (TABLE_scores; a record with a missing or infinite value goes
     /// to TABLE_rejects with the column named) and one metrics row per pass
@@ -61,7 +61,7 @@ pub(crate) enum Command {
     ///
     ///   anomaly iforest watch --db sqlite:energy.db --model forest.json --interval 5s --retrain-every 300s
     #[command(verbatim_doc_comment)]
-    Watch(super::iforest_job::WatchArgs),
+    Watch(crate::jobs::records::WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,8 +148,8 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Fit(args) => fit(args),
         Command::Score(args) => score(args),
-        Command::Simulate(args) => super::iforest_job::simulate(args),
-        Command::Watch(args) => super::iforest_job::watch(args),
+        Command::Simulate(args) => crate::jobs::records::simulate(args),
+        Command::Watch(args) => crate::jobs::records::watch(args),
     }
 }
 

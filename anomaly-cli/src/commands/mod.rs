@@ -1,7 +1,5 @@
 pub(crate) mod consumption;
-pub(crate) mod consumption_job;
 pub(crate) mod credit;
 pub(crate) mod forecast;
 pub(crate) mod iforest;
-pub(crate) mod iforest_job;
-pub(crate) mod jobs;
+pub(crate) mod plant;

@@ -55,7 +55,7 @@ pub(crate) struct ServeArgs {
 /// Shared by every request.
 pub(crate) struct AppState {
     pub(crate) model: Option<CreditModel>,
-    pub(crate) db: Option<std::sync::Mutex<Box<dyn crate::store::Store>>>,
+    pub(crate) db: Option<std::sync::Mutex<(crate::db::Db, crate::store::forecast::Tables)>>,
     pub(crate) metrics: Metrics,
     pub(crate) openapi: serde_json::Value,
 }
@@ -64,15 +64,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     let model = args.credit_model.as_deref().map(crate::commands::credit::load).transpose()?;
     let db = match &args.db {
         Some(url) => {
-            let tables = crate::store::Tables { results: args.results_table.clone(), ..Default::default() };
-            crate::store::check_url(url).and_then(|()| crate::store::check_name(&tables.results)).map_err(|e| {
-                crate::input_error::InputError::Csv { path: PathBuf::from(url), message: format!("{e:#}") }
-            })?;
-            let mut store = crate::store::open(url, tables)?;
+            let tables = crate::store::forecast::Tables::new("datos_proceso", &args.results_table);
+            let mut db = crate::db::Db::open(url, &tables.names())?;
             // Missing tables are created empty, so every query answers.
-            store.ensure_schema()?;
-            store.ensure_consumption()?;
-            Some(std::sync::Mutex::new(store))
+            crate::store::forecast::ensure(&mut db, &tables)?;
+            crate::store::consumption::ensure(&mut db)?;
+            Some(std::sync::Mutex::new((db, tables)))
         }
         None => None,
     };

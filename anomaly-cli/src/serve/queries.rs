@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error, AppState};
-use crate::store::{AnomalyFilter, ConsumptionFilter, Store};
+use crate::db::Db;
+use crate::store::consumption::{self, Filter as ConsumptionFilter};
+use crate::store::forecast::{self, AnomalyFilter, Tables};
 
 /// Largest page.
 const MAX_LIMIT: i64 = 10_000;
@@ -55,14 +57,15 @@ pub(crate) struct MonthlyQuery {
 /// Runs `work` on the database connection, off the async threads.
 async fn with_db<T: Send + 'static>(
     state: Arc<AppState>,
-    work: impl FnOnce(&mut dyn Store) -> anyhow::Result<T> + Send + 'static,
+    work: impl FnOnce(&mut Db, &Tables) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, Response> {
     let outcome = tokio::task::spawn_blocking(move || {
         let Some(db) = &state.db else {
             return Err(None);
         };
-        let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        work(db.as_mut()).map_err(Some)
+        let mut guard = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (db, tables) = &mut *guard;
+        work(db, tables).map_err(Some)
     })
     .await;
     match outcome {
@@ -110,7 +113,7 @@ pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Query(q): Quer
     if offset < 0 {
         return bad("offset", "must be 0 or more".into());
     }
-    match with_db(state, move |db| db.anomalies(&filter, limit, offset)).await {
+    match with_db(state, move |db, t| forecast::anomalies(db, t, &filter, limit, offset)).await {
         Ok((total, rows)) => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
@@ -129,21 +132,21 @@ pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Query(q): Quer
 }
 
 pub(crate) async fn variables(State(state): State<Arc<AppState>>) -> Response {
-    match with_db(state, |db| db.variable_stats()).await {
+    match with_db(state, forecast::variable_stats).await {
         Ok(stats) => Json(json!({"variables": stats})).into_response(),
         Err(response) => response,
     }
 }
 
 pub(crate) async fn monthly(State(state): State<Arc<AppState>>, Query(q): Query<MonthlyQuery>) -> Response {
-    match with_db(state, move |db| db.monthly(q.variable.as_deref())).await {
+    match with_db(state, move |db, t| forecast::monthly(db, t, q.variable.as_deref())).await {
         Ok(months) => Json(json!({"months": months})).into_response(),
         Err(response) => response,
     }
 }
 
 pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Response {
-    match with_db(state, |db| db.variable_stats()).await {
+    match with_db(state, forecast::variable_stats).await {
         Ok(stats) => {
             let results: i64 = stats.iter().map(|s| s.results).sum();
             let anomalies: i64 = stats.iter().map(|s| s.anomalies).sum();
@@ -195,7 +198,7 @@ pub(crate) async fn consumption_anomalies(
         (Err(reason), _) => return bad("from", reason),
         (_, Err(reason)) => return bad("to", reason),
     };
-    match with_db(state, move |db| db.consumption_anomalies(&filter, limit, offset)).await {
+    match with_db(state, move |db, _| consumption::anomalies(db, &filter, limit, offset)).await {
         Ok((total, rows)) => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
@@ -213,7 +216,7 @@ pub(crate) async fn consumption_anomalies(
 }
 
 pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Query(q): Query<ClientQuery>) -> Response {
-    match with_db(state, |db| db.client_stats()).await {
+    match with_db(state, |db, _| consumption::client_stats(db)).await {
         Ok(stats) => {
             let stats: Vec<_> =
                 stats.into_iter().filter(|s| q.client.as_ref().is_none_or(|c| *c == s.client_id)).collect();
@@ -224,7 +227,7 @@ pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Quer
 }
 
 pub(crate) async fn consumption_monthly(State(state): State<Arc<AppState>>, Query(q): Query<ClientQuery>) -> Response {
-    match with_db(state, move |db| db.consumption_monthly(q.client.as_deref())).await {
+    match with_db(state, move |db, _| consumption::monthly(db, q.client.as_deref())).await {
         Ok(months) => {
             let months: Vec<serde_json::Value> = months
                 .iter()
@@ -244,7 +247,7 @@ pub(crate) async fn consumption_monthly(State(state): State<Arc<AppState>>, Quer
 }
 
 pub(crate) async fn consumption_summary(State(state): State<Arc<AppState>>) -> Response {
-    match with_db(state, |db| db.client_stats()).await {
+    match with_db(state, |db, _| consumption::client_stats(db)).await {
         Ok(stats) => {
             let readings: i64 = stats.iter().map(|s| s.readings).sum();
             let anomalies: i64 = stats.iter().map(|s| s.anomalies).sum();

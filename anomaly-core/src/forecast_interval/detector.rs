@@ -47,6 +47,29 @@ impl Default for DetectorConfig {
 }
 
 impl DetectorConfig {
+    /// The plant defaults with the options every front end names (CLI
+    /// flags, job settings), checked: `seasonality_mode` is `additive` or
+    /// `multiplicative`.
+    pub fn from_options(
+        k_sigma: f64,
+        interval_width: f64,
+        changepoint_prior_scale: f64,
+        seasonality_mode: &str,
+    ) -> Result<DetectorConfig> {
+        let mut config = DetectorConfig { k_sigma, ..Default::default() };
+        config.prophet.interval_width = interval_width;
+        config.prophet.changepoint_prior_scale = changepoint_prior_scale;
+        config.prophet.seasonality_mode = match seasonality_mode {
+            "additive" => Mode::Additive,
+            "multiplicative" => Mode::Multiplicative,
+            other => {
+                return Err(Error::param("seasonality_mode", other, "expected additive or multiplicative"));
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the thresholds and Prophet options.
     pub fn validate(&self) -> Result<()> {
         self.prophet.validate()?;

@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use anomaly_core::data::FeatureMatrix;
 use anomaly_core::isolation_forest::{FittedIsolationForest, IsolationForestParams, StateThresholds};
@@ -16,18 +15,21 @@ use anomaly_core::rng::Rng;
 use anomaly_core::traits::{Fit, ParamGuard};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use log::{info, warn};
+use log::info;
 use ndarray::Array2;
 
-use super::jobs::{parse_duration, sleep_unless, stop_flag, unix_now, Db, ID_MARGIN};
-use crate::store::{check_name, PassMetrics, RecordReject, Store};
+use super::{parse_duration, sleep_unless, stop_flag, unix_now, Job, Schedule, Worker};
+use crate::db::{Db, Sql};
+use crate::jobs::forecast::DbArgs;
+use crate::store::records::{PassMetrics, Records, Score};
+use crate::store::{Reject, Written};
 
 const COLUMNS: &str = "voltage,current,power,temperature";
 
 #[derive(Debug, Args)]
 pub(crate) struct RecordsArgs {
     #[command(flatten)]
-    db: Db,
+    db: DbArgs,
     /// Records table (scores go to TABLE_scores, metrics to TABLE_metrics).
     #[arg(long, default_value = "energy_records")]
     table: String,
@@ -37,15 +39,14 @@ pub(crate) struct RecordsArgs {
 }
 
 impl RecordsArgs {
-    fn open(&self) -> Result<Box<dyn Store>> {
-        for name in std::iter::once(&self.table).chain(&self.columns) {
-            check_name(name).map_err(|e| crate::input_error::InputError::Csv {
-                path: PathBuf::from(self.db.url()),
-                message: format!("{e:#}"),
-            })?;
-        }
-        let mut db = self.db.open()?;
-        db.ensure_records(&self.table, &self.columns)?;
+    fn records(&self) -> Records {
+        Records { table: self.table.clone(), columns: self.columns.clone() }
+    }
+
+    fn open(&self) -> Result<Db> {
+        let records = self.records();
+        let mut db = Db::open(&self.db.db, &records.names())?;
+        records.ensure(&mut db)?;
         Ok(db)
     }
 }
@@ -117,10 +118,10 @@ pub(crate) fn simulate(args: SimulateArgs) -> Result<()> {
                 )
             })
             .collect();
-        db.insert_records(&r.table, &r.columns, &rows)?;
+        r.records().insert(&mut db, &rows)?;
         written += rows.len();
         if args.max_records > 0 {
-            let trimmed = db.trim_records(&r.table, args.max_records)?;
+            let trimmed = r.records().trim(&mut db, args.max_records)?;
             if trimmed > 0 {
                 info!("trimmed {trimmed} oldest records (keeping {})", args.max_records);
             }
@@ -169,9 +170,9 @@ pub(crate) struct WatchArgs {
     max_iterations: Option<u64>,
 }
 
-fn train(db: &mut dyn Store, args: &WatchArgs) -> Result<FittedIsolationForest> {
+fn train(db: &mut Db, args: &WatchArgs) -> Result<FittedIsolationForest> {
     let r = &args.records;
-    let rows = db.latest_records(&r.table, &r.columns, args.train_records)?;
+    let rows = r.records().latest(db, args.train_records)?;
     if rows.len() < 2 {
         bail!("{} has {} complete records: not enough to train (run `anomaly iforest simulate`)", r.table, rows.len());
     }
@@ -197,101 +198,111 @@ fn unscorable(columns: &[String], values: &[Option<f64>]) -> Option<String> {
     })
 }
 
+/// The isolation-forest job: new records scored, one metrics row (total,
+/// anomalies, percent, state) per committed batch.
+struct ForestJob<'a> {
+    args: &'a WatchArgs,
+    records: Records,
+    model: FittedIsolationForest,
+    thresholds: StateThresholds,
+}
+
+impl Job for ForestJob<'_> {
+    type Row = (i64, Vec<Option<f64>>);
+    type Out = (Vec<Score>, PassMetrics);
+
+    fn name(&self) -> String {
+        self.records.job()
+    }
+
+    fn unit(&self) -> &'static str {
+        "records"
+    }
+
+    fn rejects_table(&self) -> String {
+        format!("{}_rejects", self.records.table)
+    }
+
+    fn batch_size(&self) -> usize {
+        50_000
+    }
+
+    fn pending(&mut self, db: &mut Db, after: i64, limit: usize) -> Result<Vec<Self::Row>> {
+        self.records.pending(db, after, limit)
+    }
+
+    fn id(row: &Self::Row) -> i64 {
+        row.0
+    }
+
+    fn score(&mut self, _db: &mut Db, pending: &[Self::Row]) -> Result<(Self::Out, Vec<Reject>)> {
+        let columns = &self.records.columns;
+        // A record with a missing or infinite value cannot be scored (as in
+        // scikit-learn): rejected with the column named, in the same transaction.
+        let (mut complete, mut rejects) = (Vec::new(), Vec::new());
+        for record in pending {
+            match unscorable(columns, &record.1) {
+                Some(reason) => rejects.push(Reject { id: record.0, ts: None, series: None, reason }),
+                None => complete.push(record),
+            }
+        }
+        let model = &self.model;
+        let x = Array2::from_shape_fn((complete.len(), columns.len()), |(i, j)| {
+            complete[i].1[j].unwrap_or(f64::NAN) as f32
+        });
+        let scores = if complete.is_empty() {
+            Vec::new()
+        } else {
+            model.score_samples(&FeatureMatrix::new(x.view(), Some(model.n_features))?)?
+        };
+        let rows: Vec<Score> = complete
+            .iter()
+            .zip(&scores)
+            .map(|(r, &s)| Score { id: r.0, score: s, decision: s - model.offset, is_anomaly: s - model.offset < 0.0 })
+            .collect();
+        let flagged = rows.iter().filter(|r| r.is_anomaly).count() as i64;
+        let n = rows.len() as i64;
+        let percent = if n == 0 { 0.0 } else { 100.0 * flagged as f64 / n as f64 };
+        let metrics = PassMetrics {
+            total: n,
+            anomalies: flagged,
+            percent,
+            state: self.thresholds.state(percent).as_str().to_owned(),
+            first_id: pending.first().map_or(0, |p| p.0),
+            last_id: pending.last().map_or(0, |p| p.0),
+        };
+        info!("{} records, {} anomalies ({:.2}%): {}", n, flagged, percent, metrics.state);
+        Ok(((rows, metrics), rejects))
+    }
+
+    fn write(&self, tx: &mut dyn Sql, out: &Self::Out, rejects: &[Reject]) -> Result<Written> {
+        self.records.write(tx, &out.0, rejects, &out.1)
+    }
+
+    fn retrain(&mut self, db: &mut Db) -> Result<()> {
+        self.model = train(db, self.args)?;
+        Ok(())
+    }
+}
+
 pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     let thresholds = StateThresholds { caution_percent: args.caution_percent, critical_percent: args.critical_percent };
     let wait = parse_duration("--interval", &args.interval)?;
     let retrain = args.retrain_every.as_deref().map(|t| parse_duration("--retrain-every", t)).transpose()?;
-    let stop = stop_flag();
     let r = &args.records;
     let mut db = r.open()?;
-    let mut model = match std::fs::read(&args.model) {
+    let model = match std::fs::read(&args.model) {
         Ok(bytes) => {
             FittedIsolationForest::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?
         }
-        Err(_) => train(db.as_mut(), &args)?,
+        Err(_) => train(&mut db, &args)?,
     };
+    drop(db);
     if model.n_features != r.columns.len() {
         bail!("{} has {} features, --columns names {}", args.model.display(), model.n_features, r.columns.len());
     }
-    let job = format!("iforest:{}", r.table);
-    let mut last_train = Instant::now();
-    let (mut iteration, mut total, mut anomalies) = (0u64, 0i64, 0i64);
-    while !stop.load(Ordering::SeqCst) {
-        iteration += 1;
-        let pass = (|| -> Result<Option<PassMetrics>> {
-            if retrain.is_some_and(|every| last_train.elapsed() >= every) {
-                model = train(db.as_mut(), &args)?;
-                last_train = Instant::now();
-            }
-            // Records committed out of id order sit below the watermark: look
-            // back ID_MARGIN ids (scored and rejected ones are excluded).
-            let after = db.job_state(&job)?.map_or(0, |s| s.last_reading_id);
-            let pending = db.pending_records(&r.table, &r.columns, (after - ID_MARGIN).max(0), 50_000)?;
-            let (Some(first), Some(last)) = (pending.first().map(|p| p.0), pending.last().map(|p| p.0)) else {
-                return Ok(None);
-            };
-            // A record with a missing or infinite value cannot be scored (as in
-            // scikit-learn): rejected with the column named, in the same transaction.
-            let (mut complete, mut rejects) = (Vec::new(), Vec::<RecordReject>::new());
-            for record in &pending {
-                match unscorable(&r.columns, &record.1) {
-                    Some(why) => rejects.push((record.0, why)),
-                    None => complete.push(record),
-                }
-            }
-            if let Some((id, why)) = rejects.first() {
-                warn!("{} records rejected to {}_rejects (first: record {id}, {why})", rejects.len(), r.table);
-            }
-            let x = Array2::from_shape_fn((complete.len(), r.columns.len()), |(i, j)| {
-                complete[i].1[j].unwrap_or(f64::NAN) as f32
-            });
-            let scores = if complete.is_empty() {
-                Vec::new()
-            } else {
-                model.score_samples(&FeatureMatrix::new(x.view(), Some(model.n_features))?)?
-            };
-            let rows: Vec<(i64, f64, f64, bool)> = complete
-                .iter()
-                .zip(&scores)
-                .map(|((id, _), &s)| (*id, s, s - model.offset, s - model.offset < 0.0))
-                .collect();
-            let flagged = rows.iter().filter(|r| r.3).count() as i64;
-            let n = rows.len() as i64;
-            let percent = if n == 0 { 0.0 } else { 100.0 * flagged as f64 / n as f64 };
-            let metrics = PassMetrics {
-                total: n,
-                anomalies: flagged,
-                percent,
-                state: thresholds.state(percent).as_str().to_owned(),
-                first_id: first,
-                last_id: last,
-            };
-            db.commit_scores(&r.table, &rows, &rejects, &metrics)?;
-            Ok(Some(metrics))
-        })();
-        match pass {
-            Ok(Some(m)) => {
-                info!(
-                    "iteration {iteration}: {} records, {} anomalies ({:.2}%): {}",
-                    m.total, m.anomalies, m.percent, m.state
-                );
-                total += m.total;
-                anomalies += m.anomalies;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                warn!("iteration {iteration} failed ({e:#}); retrying");
-                sleep_unless(&stop, Duration::from_secs(1));
-                if let Ok(fresh) = r.open() {
-                    db = fresh;
-                }
-            }
-        }
-        if args.max_iterations.is_some_and(|m| iteration >= m) {
-            break;
-        }
-        sleep_unless(&stop, wait);
-    }
-    info!("summary: {iteration} iterations, {total} records scored, {anomalies} anomalies");
-    Ok(())
+    let mut job = ForestJob { args: &args, records: r.records(), model, thresholds };
+    let worker =
+        Worker { wait, retrain: retrain.map(Schedule::Every), max_iterations: args.max_iterations, verb: "scored" };
+    super::watch(&|| r.open(), &mut job, &worker)
 }

@@ -1,0 +1,547 @@
+//! One dialect layer under every store: a connection to SQLite (embedded,
+//! the default) or PostgreSQL, opened and validated once from a URL, with
+//! the few things the two really do differently (placeholders, time
+//! columns, upsert helpers, bulk load, LISTEN/NOTIFY) kept here, so that
+//! each domain's SQL and its exactly-once transaction are written once.
+//!
+//! Store SQL is written in PostgreSQL's form with four portable helpers
+//! that [`Dialect::render`] rewrites: `ts($N)` binds a time parameter,
+//! `epoch(col)` reads a time column as seconds, `month(col)` gives
+//! `YYYY-MM`, `greatest(a, b)` is a two-argument maximum, `now()` the
+//! time of the statement (UTC text on SQLite); DDL uses the
+//! type tokens `{id}`, `{ts}`, `{real}`, `{int}`, `{bool}` and `{now}`.
+
+mod postgres;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anomaly_core::time::parse_timestamp;
+use anyhow::{bail, Result};
+
+use crate::input_error::InputError;
+
+/// Which SQL the connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A value read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Bool(bool),
+    /// Bytes where text or a number was expected (kept only to name it).
+    Blob,
+}
+
+impl Value {
+    pub(crate) fn int(&self) -> Option<i64> {
+        match *self {
+            Value::Int(i) => Some(i),
+            Value::Bool(b) => Some(i64::from(b)),
+            Value::Real(x) if x.fract() == 0.0 && x.abs() < 9e15 => Some(x as i64),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn real(&self) -> Option<f64> {
+        match *self {
+            Value::Int(i) => Some(i as f64),
+            Value::Real(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn flag(&self) -> bool {
+        matches!(*self, Value::Bool(true)) || matches!(*self, Value::Int(i) if i != 0)
+    }
+
+    /// A time column read through `epoch(col)`: seconds on PostgreSQL, the
+    /// stored text on SQLite. `None` when it cannot be read as a time.
+    pub(crate) fn ts(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Text(t) => parse_timestamp(t),
+            _ => None,
+        }
+    }
+
+    /// A stored measurement: NULL is missing, text that parses is a
+    /// number, any other text or bytes are kept to reject them by name.
+    pub(crate) fn number(&self) -> Result<Option<f64>, String> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Int(i) => Ok(Some(*i as f64)),
+            Value::Real(x) => Ok(Some(*x)),
+            Value::Bool(b) => Ok(Some(f64::from(u8::from(*b)))),
+            Value::Text(t) => t.trim().parse::<f64>().map(Some).map_err(|_| t.clone()),
+            Value::Blob => Err("a binary value".into()),
+        }
+    }
+}
+
+/// A row as read.
+pub(crate) type Row = Vec<Value>;
+
+/// A parameter to bind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Param<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Bool(bool),
+    /// Seconds since the epoch, bound where the SQL says `ts($N)`.
+    Ts(i64),
+}
+
+impl<'a> Param<'a> {
+    pub(crate) fn ts(t: Option<i64>) -> Param<'a> {
+        t.map_or(Param::Null, Param::Ts)
+    }
+
+    pub(crate) fn text(t: Option<&'a str>) -> Param<'a> {
+        t.map_or(Param::Null, Param::Text)
+    }
+
+    pub(crate) fn real(x: Option<f64>) -> Param<'a> {
+        x.map_or(Param::Null, Param::Real)
+    }
+}
+
+/// One column of a bulk insert, in row order.
+#[derive(Debug)]
+pub(crate) enum Column<'a> {
+    Int(Vec<i64>),
+    Real(Vec<f64>),
+    OptReal(Vec<Option<f64>>),
+    Text(Vec<&'a str>),
+    OptText(Vec<Option<&'a str>>),
+    Bool(Vec<bool>),
+    Ts(Vec<i64>),
+    OptTs(Vec<Option<i64>>),
+    /// The time of the insert (`processed_at`, `rejected_at`).
+    Now,
+}
+
+impl Column<'_> {
+    fn len(&self) -> Option<usize> {
+        Some(match self {
+            Column::Int(v) => v.len(),
+            Column::Real(v) => v.len(),
+            Column::OptReal(v) => v.len(),
+            Column::Text(v) => v.len(),
+            Column::OptText(v) => v.len(),
+            Column::Bool(v) => v.len(),
+            Column::Ts(v) => v.len(),
+            Column::OptTs(v) => v.len(),
+            Column::Now => return None,
+        })
+    }
+
+    fn param(&self, i: usize) -> Param<'_> {
+        match self {
+            Column::Int(v) => Param::Int(v[i]),
+            Column::Real(v) => Param::Real(v[i]),
+            Column::OptReal(v) => Param::real(v[i]),
+            Column::Text(v) => Param::Text(v[i]),
+            Column::OptText(v) => Param::text(v[i]),
+            Column::Bool(v) => Param::Bool(v[i]),
+            Column::Ts(v) => Param::Ts(v[i]),
+            Column::OptTs(v) => Param::ts(v[i]),
+            Column::Now => Param::Null,
+        }
+    }
+}
+
+/// A bulk insert: one round trip (PostgreSQL) or one prepared statement
+/// (SQLite) for the whole batch.
+#[derive(Debug)]
+pub(crate) struct Insert<'a> {
+    pub(crate) table: &'a str,
+    pub(crate) columns: Vec<(&'a str, Column<'a>)>,
+    /// `ON CONFLICT (...) DO ...`, or empty.
+    pub(crate) conflict: &'a str,
+    /// Counts the inserted rows whose column at this index is true.
+    pub(crate) count_true: Option<usize>,
+}
+
+impl Insert<'_> {
+    fn rows(&self) -> Result<usize> {
+        let mut lens = self.columns.iter().filter_map(|(_, c)| c.len());
+        let n = lens.next().unwrap_or(0);
+        if lens.any(|l| l != n) {
+            bail!("insert into {}: columns of different lengths", self.table);
+        }
+        Ok(n)
+    }
+}
+
+/// What a bulk insert wrote: rows (conflicting ones skipped), and how many
+/// of them had the counted column true.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Inserted {
+    pub(crate) rows: usize,
+    pub(crate) flagged: usize,
+}
+
+/// What stores run their SQL on: a connection or a transaction.
+pub(crate) trait Sql {
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; returns the rows changed.
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<usize>;
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>>;
+    fn insert(&mut self, insert: &Insert<'_>) -> Result<Inserted>;
+    /// Runs several statements without parameters (DDL).
+    fn batch(&mut self, sql: &str) -> Result<()>;
+
+    fn query_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(::postgres::Client),
+}
+
+/// An open database.
+pub(crate) struct Db {
+    conn: Conn,
+    listening: bool,
+}
+
+/// A transaction: committed by [`Db::transaction`] when its closure succeeds.
+pub(crate) enum Tx<'a> {
+    Sqlite(rusqlite::Transaction<'a>),
+    Postgres(::postgres::Transaction<'a>),
+}
+
+/// Checks a name spliced into SQL (tables, columns): letters, digits, `_`,
+/// and `.` for a schema; not starting with a digit.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        bail!("name {name:?}: use letters, digits and underscores (at most 63)");
+    }
+    Ok(())
+}
+
+/// A URL or name error: the input's fault (exit 2).
+pub(crate) fn bad_input(url: &str, e: anyhow::Error) -> anyhow::Error {
+    InputError::Csv { path: PathBuf::from(redact(url)), message: format!("{e:#}") }.into()
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+enum Target<'a> {
+    Sqlite(&'a str),
+    Postgres(&'a str),
+}
+
+fn target(url: &str) -> Result<Target<'_>> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        return Ok(Target::Sqlite(path));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres(url));
+    }
+    if url.contains("://") {
+        bail!("unknown database URL {:?}: expected sqlite:PATH or postgres://user@host:port/database", redact(url));
+    }
+    Ok(Target::Sqlite(url))
+}
+
+impl Db {
+    /// Opens `sqlite:PATH` (or a bare path) or `postgres://...`, checking
+    /// `names` (tables, columns) first. A bad URL or name is bad input
+    /// (exit 2); an unreachable database is not (exit 1, and workers retry).
+    pub(crate) fn open(url: &str, names: &[&str]) -> Result<Db> {
+        let target = target(url).map_err(|e| bad_input(url, e))?;
+        for name in names {
+            check_name(name).map_err(|e| bad_input(url, e))?;
+        }
+        let conn = match target {
+            Target::Sqlite(path) => Conn::Sqlite(sqlite::open(path)?),
+            Target::Postgres(url) => Conn::Postgres(postgres::open(url)?),
+        };
+        Ok(Db { conn, listening: false })
+    }
+
+    /// Runs `work` in one transaction, committed when it returns `Ok`.
+    pub(crate) fn transaction<T>(&mut self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut tx = match &mut self.conn {
+            Conn::Sqlite(c) => Tx::Sqlite(c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?),
+            Conn::Postgres(c) => Tx::Postgres(c.transaction()?),
+        };
+        let out = work(&mut tx)?;
+        match tx {
+            Tx::Sqlite(t) => t.commit()?,
+            Tx::Postgres(t) => t.commit()?,
+        }
+        Ok(out)
+    }
+
+    /// Makes inserts into `table` announce themselves on `channel`
+    /// (PostgreSQL; a no-op on SQLite, which is polled).
+    pub(crate) fn notify_on_insert(&mut self, table: &str, channel: &str) {
+        if let Conn::Postgres(c) = &mut self.conn {
+            postgres::notify_on_insert(c, table, channel);
+        }
+    }
+
+    /// Waits up to `timeout` for a notification on `channel` (PostgreSQL's
+    /// LISTEN/NOTIFY); elsewhere just waits.
+    pub(crate) fn wait(&mut self, channel: &str, timeout: Duration) -> Result<()> {
+        match &mut self.conn {
+            Conn::Postgres(c) => {
+                if !self.listening {
+                    c.batch_execute(&format!("LISTEN {channel}"))?;
+                    self.listening = true;
+                }
+                postgres::wait(c, timeout)
+            }
+            Conn::Sqlite(_) => {
+                std::thread::sleep(timeout);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Sql for Db {
+    fn dialect(&self) -> Dialect {
+        match self.conn {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<usize> {
+        let sql = self.dialect().render(sql);
+        match &mut self.conn {
+            Conn::Sqlite(c) => sqlite::exec(c, &sql, params),
+            Conn::Postgres(c) => postgres::exec(c, &sql, params),
+        }
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        let sql = self.dialect().render(sql);
+        match &mut self.conn {
+            Conn::Sqlite(c) => sqlite::query(c, &sql, params),
+            Conn::Postgres(c) => postgres::query(c, &sql, params),
+        }
+    }
+
+    fn insert(&mut self, insert: &Insert<'_>) -> Result<Inserted> {
+        self.transaction(|tx| tx.insert(insert))
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        let sql = self.dialect().render(sql);
+        match &mut self.conn {
+            Conn::Sqlite(c) => Ok(c.execute_batch(&sql)?),
+            Conn::Postgres(c) => Ok(c.batch_execute(&sql)?),
+        }
+    }
+}
+
+impl Sql for Tx<'_> {
+    fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<usize> {
+        let sql = self.dialect().render(sql);
+        match self {
+            Tx::Sqlite(t) => sqlite::exec(t, &sql, params),
+            Tx::Postgres(t) => postgres::exec(t, &sql, params),
+        }
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        let sql = self.dialect().render(sql);
+        match self {
+            Tx::Sqlite(t) => sqlite::query(t, &sql, params),
+            Tx::Postgres(t) => postgres::query(t, &sql, params),
+        }
+    }
+
+    fn insert(&mut self, insert: &Insert<'_>) -> Result<Inserted> {
+        let rows = insert.rows()?;
+        if rows == 0 {
+            return Ok(Inserted::default());
+        }
+        match self {
+            Tx::Sqlite(t) => sqlite::insert(t, insert, rows),
+            Tx::Postgres(t) => postgres::insert(t, insert, rows),
+        }
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        let sql = self.dialect().render(sql);
+        match self {
+            Tx::Sqlite(t) => Ok(t.execute_batch(&sql)?),
+            Tx::Postgres(t) => Ok(t.batch_execute(&sql)?),
+        }
+    }
+}
+
+impl Dialect {
+    /// The statement in this dialect's SQL (see the module docs).
+    pub(crate) fn render(self, sql: &str) -> String {
+        let (id, ts, real, int, boolean, now) = match self {
+            Dialect::Sqlite => {
+                ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "REAL", "INTEGER", "INTEGER", "CURRENT_TIMESTAMP")
+            }
+            Dialect::Postgres => {
+                ("BIGSERIAL PRIMARY KEY", "TIMESTAMP", "DOUBLE PRECISION", "BIGINT", "BOOLEAN", "now()")
+            }
+        };
+        let sql = sql
+            .replace("{id}", id)
+            .replace("{ts}", ts)
+            .replace("{real}", real)
+            .replace("{int}", int)
+            .replace("{bool}", boolean)
+            .replace("{now}", now);
+        let sql = rewrite(&sql, "ts", |arg| match self {
+            Dialect::Sqlite => arg.to_owned(),
+            Dialect::Postgres => format!("(to_timestamp(CAST({arg} AS DOUBLE PRECISION)) AT TIME ZONE 'UTC')"),
+        });
+        let sql = rewrite(&sql, "epoch", |arg| match self {
+            Dialect::Sqlite => arg.to_owned(),
+            Dialect::Postgres => format!("CAST(EXTRACT(EPOCH FROM {arg}) AS BIGINT)"),
+        });
+        let sql = rewrite(&sql, "month", |arg| match self {
+            Dialect::Sqlite => format!("substr({arg}, 1, 7)"),
+            Dialect::Postgres => format!("to_char({arg}, 'YYYY-MM')"),
+        });
+        let sql = rewrite(&sql, "greatest", |arg| match self {
+            Dialect::Sqlite => format!("MAX({arg})"),
+            Dialect::Postgres => format!("GREATEST({arg})"),
+        });
+        match self {
+            Dialect::Sqlite => sqlite::placeholders(&sql.replace("now()", "strftime('%Y-%m-%d %H:%M:%S', 'now')")),
+            Dialect::Postgres => sql,
+        }
+    }
+}
+
+/// Replaces every call `name(arg)` (a whole word, balanced parentheses).
+fn rewrite(sql: &str, name: &str, with: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut rest = sql;
+    let pattern = format!("{name}(");
+    while let Some(at) = rest.find(&pattern) {
+        let word_start = at == 0 || !rest[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        let open = at + pattern.len();
+        let close = word_start.then(|| matching(&rest[open..])).flatten();
+        match close {
+            Some(len) => {
+                out.push_str(&rest[..at]);
+                out.push_str(&with(&rest[open..open + len]));
+                rest = &rest[open + len + 1..];
+            }
+            None => {
+                out.push_str(&rest[..open]);
+                rest = &rest[open..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of the text before the `)` closing an open parenthesis.
+fn matching(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some(i),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_statement_in_both_dialects() {
+        let sql = "SELECT epoch(ds), month(ds) FROM t WHERE ds >= ts($2) AND n = greatest(a, b) AND x = $10";
+        assert_eq!(
+            Dialect::Sqlite.render(sql),
+            "SELECT ds, substr(ds, 1, 7) FROM t WHERE ds >= ?2 AND n = MAX(a, b) AND x = ?10"
+        );
+        assert_eq!(
+            Dialect::Postgres.render(sql),
+            "SELECT CAST(EXTRACT(EPOCH FROM ds) AS BIGINT), to_char(ds, 'YYYY-MM') FROM t WHERE ds >= \
+             (to_timestamp(CAST($2 AS DOUBLE PRECISION)) AT TIME ZONE 'UTC') AND n = GREATEST(a, b) AND x = $10"
+        );
+        // Only whole words: `posts(` and `epochs(` are left alone.
+        assert_eq!(Dialect::Sqlite.render("SELECT posts(1), epochs(2)"), "SELECT posts(1), epochs(2)");
+    }
+
+    #[test]
+    fn names_and_urls_are_checked_before_connecting() {
+        assert!(check_name("energy_records").is_ok() && check_name("plant.results").is_ok());
+        for bad in ["", "1abc", "a;DROP", "a b", &"x".repeat(64)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(Db::open("mysql://x", &[]).is_err());
+        assert!(Db::open("sqlite::memory:", &["bad name"]).is_err());
+        assert_eq!(redact("postgres://me:secret@host/db"), "postgres://me:***@host/db");
+    }
+
+    #[test]
+    fn bulk_insert_counts_conflicts_and_flags() -> Result<()> {
+        let mut db = Db::open("sqlite::memory:", &[])?;
+        db.batch("CREATE TABLE t (k INTEGER PRIMARY KEY, a {bool} NOT NULL, at {ts} NOT NULL)")?;
+        let insert = |keys: Vec<i64>, flags: Vec<bool>| Insert {
+            table: "t",
+            columns: vec![("k", Column::Int(keys)), ("a", Column::Bool(flags)), ("at", Column::Now)],
+            conflict: "ON CONFLICT (k) DO NOTHING",
+            count_true: Some(1),
+        };
+        assert_eq!(db.insert(&insert(vec![1, 2, 3], vec![true, false, true]))?, Inserted { rows: 3, flagged: 2 });
+        assert_eq!(db.insert(&insert(vec![3, 4], vec![true, true]))?, Inserted { rows: 1, flagged: 1 });
+        let rows = db.query("SELECT COUNT(*), SUM(a) FROM t WHERE k >= $1", &[Param::Int(2)])?;
+        assert_eq!(rows, vec![vec![Value::Int(3), Value::Int(2)]]);
+        Ok(())
+    }
+}

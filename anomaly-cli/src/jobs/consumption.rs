@@ -1,0 +1,285 @@
+//! The consumption team's SQL job: `anomaly consumption watch` flags new
+//! readings with the consumption rules (each client's context loaded from
+//! the start of a month far enough back for its baselines), writes one flag
+//! row per reading (or a reject row with the reason, for a reading that
+//! cannot be flagged) and upserts the monthly aggregates of the months
+//! touched, in one transaction; `anomaly consumption archive|restore` move old
+//! readings to the archive table and back, logged.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+
+use anomaly_core::consumption::{AnomalyTypes, ConsumptionParams, Readings};
+use anomaly_core::persist::Persist;
+use anomaly_core::time::parse_timestamp;
+use anomaly_core::traits::{Detect, ParamGuard};
+use anyhow::{Context, Result};
+use clap::Args;
+use log::info;
+
+use super::{parse_duration, Job, Worker};
+use crate::db::{Db, Sql};
+use crate::input_error::InputError;
+use crate::jobs::forecast::DbArgs;
+use crate::store::consumption::{self as store, Flag, MonthRow, Reading};
+use crate::store::{Reject, Written};
+
+/// Readings flagged per pass.
+const BATCH: usize = 200_000;
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Wake this often and flag everything new (e.g. 10m).
+    #[arg(long, default_value = "10m")]
+    interval: String,
+    /// Days of each client's history loaded before its new readings (the
+    /// rules' baselines), rounded back to the start of a month.
+    #[arg(long, default_value_t = 35)]
+    context_days: i64,
+    /// Rule parameters (from `anomaly consumption params`); default rules otherwise.
+    #[arg(long)]
+    params: Option<PathBuf>,
+    /// Stop after this many passes (tests, demos).
+    #[arg(long)]
+    max_iterations: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Move readings older than this, counted back from the newest reading (e.g. 30d).
+    #[arg(long)]
+    older_than: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// First datetime to bring back.
+    #[arg(long)]
+    from: String,
+    /// End of the range, exclusive.
+    #[arg(long)]
+    to: String,
+}
+
+fn open(db: &DbArgs) -> Result<Db> {
+    let mut conn = Db::open(&db.db, &[])?;
+    store::ensure(&mut conn)?;
+    Ok(conn)
+}
+
+/// Seconds at 00:00 on the first day of `ts`'s month.
+fn month_start(ts: i64) -> i64 {
+    let text = anomaly_core::time::format_timestamp(ts);
+    parse_timestamp(&format!("{}-01", &text[..7])).unwrap_or(ts)
+}
+
+/// Writes simulated readings into `consumo_lecturas`.
+pub(crate) fn write_readings(db: &DbArgs, readings: &Readings) -> Result<()> {
+    let mut conn = open(db)?;
+    let names = readings.client_names();
+    let rows: Vec<(String, i64, f64)> = (0..readings.len())
+        .map(|i| (names[readings.clients()[i] as usize].clone(), readings.timestamps()[i], readings.kwh()[i]))
+        .collect();
+    store::insert(&mut conn, &rows)?;
+    info!("wrote {} readings of {} clients to consumo_lecturas", rows.len(), names.len());
+    Ok(())
+}
+
+/// Why a stored reading cannot be flagged, if it cannot.
+fn unusable(r: &Reading) -> Option<String> {
+    if r.client.is_none() {
+        return Some("client_id is not text".into());
+    }
+    if r.ts.is_none() {
+        return Some("timestamp cannot be parsed".into());
+    }
+    match r.kwh {
+        None => Some("kwh is missing or not a number".into()),
+        Some(k) if !k.is_finite() => Some(format!("kwh is not finite ({k})")),
+        Some(k) if k < 0.0 => Some(format!("kwh is negative ({k})")),
+        Some(_) => None,
+    }
+}
+
+/// A usable reading: `(id, client, seconds, kwh)`.
+type Usable = (i64, String, i64, f64);
+
+fn usable(r: &Reading) -> Option<Usable> {
+    Some((r.id, r.client.clone()?, r.ts?, r.kwh?)).filter(|_| unusable(r).is_none())
+}
+
+/// What one batch writes.
+pub(crate) struct Batch {
+    flags: Vec<Flag>,
+    months: Vec<MonthRow>,
+}
+
+/// The consumption job: every pending reading flagged with its clients'
+/// context (from the start of a month far enough back for the baselines),
+/// or rejected with the reason; the months touched recomputed.
+struct ConsumptionJob {
+    params: ConsumptionParams,
+    context_days: i64,
+}
+
+impl Job for ConsumptionJob {
+    type Row = Reading;
+    type Out = Batch;
+
+    fn name(&self) -> String {
+        store::JOB.into()
+    }
+
+    fn unit(&self) -> &'static str {
+        "readings"
+    }
+
+    fn rejects_table(&self) -> String {
+        "consumo_rechazos".into()
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    fn pending(&mut self, db: &mut Db, after: i64, limit: usize) -> Result<Vec<Reading>> {
+        store::pending(db, after, limit)
+    }
+
+    fn id(row: &Reading) -> i64 {
+        row.id
+    }
+
+    fn score(&mut self, db: &mut Db, pending: &[Reading]) -> Result<(Batch, Vec<Reject>)> {
+        let rules = self.params.check()?;
+        let mut rejects = Vec::new();
+        let mut fresh: Vec<Usable> = Vec::new();
+        for r in pending {
+            match (usable(r), unusable(r)) {
+                (Some(u), _) => fresh.push(u),
+                (None, reason) => rejects.push(Reject {
+                    id: r.id,
+                    ts: r.ts,
+                    series: r.client.clone(),
+                    reason: reason.unwrap_or_default(),
+                }),
+            }
+        }
+        let empty = Batch { flags: Vec::new(), months: Vec::new() };
+        let Some(first_ts) = fresh.iter().map(|r| r.2).min() else { return Ok((empty, rejects)) };
+        let clients: Vec<String> = fresh.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let from = month_start(first_ts - self.context_days * 86_400);
+        // The context, one reading per (client, time): the lowest id wins.
+        let mut context: Vec<Usable> = store::context(db, &clients, from)?.iter().filter_map(usable).collect();
+        context.sort_by_key(|r| r.0);
+        let mut seen: HashMap<(String, i64), i64> = HashMap::new();
+        context.retain(|r| *seen.entry((r.1.clone(), r.2)).or_insert(r.0) == r.0);
+        let index: HashMap<&str, u32> = clients.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
+        let readings = Readings::new(
+            clients.clone(),
+            context.iter().map(|r| index[r.1.as_str()]).collect(),
+            context.iter().map(|r| r.2).collect(),
+            context.iter().map(|r| r.3).collect(),
+        )?;
+        let report = rules.detect(&readings)?;
+        let wanted: HashSet<i64> = pending.iter().map(|p| p.id).collect();
+        let f = &report.flags;
+        let flags: Vec<Flag> = context
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| wanted.contains(&r.0))
+            .map(|(i, r)| Flag {
+                reading_id: r.0,
+                client: r.1.clone(),
+                ts: r.2,
+                kwh: r.3,
+                is_anomaly: f.is_anomaly[i],
+                types: AnomalyTypes(f.types[i].0).join(";"),
+                score: f.score[i],
+                severity: f.severity[i].as_str().to_owned(),
+            })
+            .collect();
+        // Months from the first new reading's on are complete in the context.
+        let first_month = anomaly_core::time::format_timestamp(first_ts)[..7].to_owned();
+        let months: Vec<MonthRow> = report
+            .monthly
+            .iter()
+            .map(|m| (format!("{:04}-{:02}", m.year, m.month), m))
+            .filter(|(month, _)| *month >= first_month)
+            .map(|(month, m)| MonthRow {
+                client: m.client.clone(),
+                month,
+                readings: m.n_readings as i64,
+                total_kwh: m.total_kwh,
+                anomalies: m.n_anomalies as i64,
+                critical: m.n_critical as i64,
+                night_mean_kwh: m.night_mean_kwh,
+                peak_mean_kwh: m.peak_mean_kwh,
+                score: m.score,
+            })
+            .collect();
+        // A usable pending reading left out of the context repeats an earlier one.
+        let flagged: HashSet<i64> = flags.iter().map(|f| f.reading_id).collect();
+        rejects.extend(fresh.iter().filter(|r| !flagged.contains(&r.0)).map(|r| {
+            let first = seen.get(&(r.1.clone(), r.2)).copied().unwrap_or_default();
+            Reject {
+                id: r.0,
+                ts: Some(r.2),
+                series: Some(r.1.clone()),
+                reason: format!("repeats reading {first} (same client and time)"),
+            }
+        }));
+        Ok((Batch { flags, months }, rejects))
+    }
+
+    fn write(&self, tx: &mut dyn Sql, out: &Batch, rejects: &[Reject]) -> Result<Written> {
+        store::write(tx, &out.flags, rejects, &out.months)
+    }
+}
+
+pub(crate) fn watch(args: WatchArgs) -> Result<()> {
+    let params = match &args.params {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            ConsumptionParams::from_bytes(&bytes)
+                .map_err(|e| InputError::Csv { path: path.clone(), message: e.to_string() })?
+        }
+        None => ConsumptionParams::default(),
+    };
+    params.check().map_err(InputError::Params)?;
+    let wait = parse_duration("--interval", &args.interval)?;
+    let mut job = ConsumptionJob { params, context_days: args.context_days };
+    let worker = Worker { wait, retrain: None, max_iterations: args.max_iterations, verb: "flagged" };
+    super::watch(&|| open(&args.db), &mut job, &worker)
+}
+
+pub(crate) fn archive(args: ArchiveArgs) -> Result<()> {
+    let span = parse_duration("--older-than", &args.older_than)?.as_secs() as i64;
+    let mut db = open(&args.db)?;
+    let Some(latest) = store::latest(&mut db)? else {
+        info!("no readings: nothing to archive");
+        return Ok(());
+    };
+    let cut = latest - span;
+    let moved = store::archive(&mut db, None, cut)?;
+    info!("archived {moved} readings older than {}", anomaly_core::time::format_timestamp(cut));
+    Ok(())
+}
+
+pub(crate) fn restore(args: RestoreArgs) -> Result<()> {
+    let bad = |what: &str, text: &str| {
+        InputError::Params(anomaly_core::Error::param(what, text, "expected YYYY-MM-DD[ HH:MM[:SS]]"))
+    };
+    let from = parse_timestamp(&args.from).ok_or_else(|| bad("from", &args.from))?;
+    let to = parse_timestamp(&args.to).ok_or_else(|| bad("to", &args.to))?;
+    let mut db = open(&args.db)?;
+    let moved = store::archive(&mut db, Some(from), to)?;
+    info!("restored {moved} readings from {} to {}", args.from, args.to);
+    Ok(())
+}

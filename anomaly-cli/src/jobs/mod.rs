@@ -1,0 +1,350 @@
+//! The loop every SQL job shares, written once: take a batch of pending
+//! rows above the job's watermark, score it, commit results + rejects +
+//! state in one transaction (`crate::store` explains why that is exactly
+//! once), until nothing is pending; as a worker, repeat on a poll or a
+//! database notification, retrain on a schedule, back off and reconnect
+//! through database errors, stop on SIGINT/SIGTERM after the current batch
+//! and log a summary. Each job says only what is pending, how to score a
+//! batch and what to write (the [`Job`] trait), one file per domain.
+
+pub(crate) mod consumption;
+pub(crate) mod forecast;
+pub(crate) mod records;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use log::{info, warn};
+
+use crate::db::{Db, Sql};
+use crate::store::{self, Reject, Written};
+
+/// Ids below the job's watermark looked at again (rows committed out of id
+/// order by concurrent writers): on a worker's first pass and then every
+/// `MARGIN_EVERY` passes; the passes between look only above the
+/// watermark, which keeps a new row's delay short.
+pub(crate) const ID_MARGIN: i64 = 10_000;
+const MARGIN_EVERY: u64 = 20;
+
+/// One SQL job: what is pending, how to score it, what to write.
+pub(crate) trait Job {
+    /// A pending input row.
+    type Row;
+    /// The results of one batch.
+    type Out;
+    /// The job's name in the state table.
+    fn name(&self) -> String;
+    /// What rows are called in logs ("readings", "records").
+    fn unit(&self) -> &'static str;
+    /// Where rejects go (for logs).
+    fn rejects_table(&self) -> String;
+    /// Rows scored and committed per transaction.
+    fn batch_size(&self) -> usize;
+    /// Up to `limit` rows above id `after` without a result or reject, oldest first.
+    fn pending(&mut self, db: &mut Db, after: i64, limit: usize) -> Result<Vec<Self::Row>>;
+    fn id(row: &Self::Row) -> i64;
+    /// Results for the scorable rows, rejects (with the reason) for the rest.
+    fn score(&mut self, db: &mut Db, rows: &[Self::Row]) -> Result<(Self::Out, Vec<Reject>)>;
+    /// Writes one batch inside the commit's transaction.
+    fn write(&self, tx: &mut dyn Sql, out: &Self::Out, rejects: &[Reject]) -> Result<Written>;
+    /// Whether batches move the watermark (not on a time-filtered pass).
+    fn moves_watermark(&self) -> bool {
+        true
+    }
+    /// Before a pass that starts above id `after` (e.g. sizing up a backlog).
+    fn start_pass(&mut self, _db: &mut Db, _after: i64) -> Result<()> {
+        Ok(())
+    }
+    /// After the pass's last commit.
+    fn end_pass(&mut self, _db: &mut Db) -> Result<()> {
+        Ok(())
+    }
+    /// Refits the job's model from the database.
+    fn retrain(&mut self, _db: &mut Db) -> Result<()> {
+        Ok(())
+    }
+    /// The notification channel announcing new rows, if the job has one.
+    fn channel(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// What a pass found and wrote.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Pass {
+    pub(crate) rows: usize,
+    pub(crate) written: Written,
+}
+
+/// Scores every pending row (in batches, each committed with the job
+/// state) until none is left.
+pub(crate) fn run_pass<J: Job>(db: &mut Db, job: &mut J, margin: i64) -> Result<Pass> {
+    let name = job.name();
+    let limit = job.batch_size().max(1);
+    let mut after = store::job_state(db, &name)?.map_or(0, |s| s.last_reading_id - margin).max(0);
+    job.start_pass(db, after)?;
+    let mut pass = Pass::default();
+    loop {
+        let rows = job.pending(db, after, limit)?;
+        let Some(last) = rows.last().map(J::id) else { break };
+        let (out, rejects) = job.score(db, &rows)?;
+        if let Some(first) = rejects.first() {
+            warn!(
+                "{} {} rejected to {} (first: {} {}, {})",
+                rejects.len(),
+                job.unit(),
+                job.rejects_table(),
+                job.unit().trim_end_matches('s'),
+                first.id,
+                first.reason
+            );
+        }
+        let watermark = if job.moves_watermark() { last } else { 0 };
+        let written = db.transaction(|tx| {
+            let written = job.write(tx, &out, &rejects)?;
+            store::advance(tx, &name, watermark, written)?;
+            Ok(written)
+        })?;
+        pass.rows += rows.len();
+        pass.written += written;
+        after = last;
+        if rows.len() < limit {
+            break;
+        }
+    }
+    job.end_pass(db)?;
+    Ok(pass)
+}
+
+/// When a worker retrains.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Schedule {
+    /// This long after the last training.
+    Every(Duration),
+    /// Daily at this many minutes after midnight (the host's UTC clock).
+    Daily(u32),
+}
+
+impl Schedule {
+    /// Parses `--retrain-at HH:MM`.
+    pub(crate) fn daily(at: &str) -> Result<Schedule> {
+        let bad =
+            || crate::input_error::InputError::Params(anomaly_core::Error::param("retrain-at", at, "expected HH:MM"));
+        let (h, m) = at.split_once(':').ok_or_else(bad)?;
+        let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if h >= 24 || m >= 60 {
+            return Err(bad().into());
+        }
+        Ok(Schedule::Daily(h * 60 + m))
+    }
+
+    /// The first retraining time after `now` (seconds).
+    pub(crate) fn next(self, now: i64) -> i64 {
+        match self {
+            Schedule::Every(d) => now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            Schedule::Daily(minutes) => {
+                let today = now - now.rem_euclid(86_400) + i64::from(minutes) * 60;
+                if today > now {
+                    today
+                } else {
+                    today + 86_400
+                }
+            }
+        }
+    }
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Worker {
+    /// Between passes (a database notification can cut it short).
+    pub(crate) wait: Duration,
+    pub(crate) retrain: Option<Schedule>,
+    /// Stop after this many passes (tests, demos).
+    pub(crate) max_iterations: Option<u64>,
+    /// What results are called in the summary ("scored", "flagged").
+    pub(crate) verb: &'static str,
+}
+
+/// Runs `job` until stopped: passes, retraining, backoff and reconnection.
+pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: &Worker) -> Result<()> {
+    let stop = stop_flag();
+    let mut db = open_retrying(open, &stop)?;
+    let started = Instant::now();
+    let mut next_retrain = worker.retrain.map(|s| s.next(unix_now()));
+    let (mut total, mut iteration, mut failures) = (Pass::default(), 0u64, 0u32);
+    while !stop.load(Ordering::SeqCst) {
+        iteration += 1;
+        let outcome = (|| -> Result<Pass> {
+            if let (Some(at), Some(schedule)) = (next_retrain, worker.retrain) {
+                if unix_now() >= at {
+                    job.retrain(&mut db)?;
+                    next_retrain = Some(schedule.next(unix_now()));
+                }
+            }
+            let margin = if iteration % MARGIN_EVERY == 1 { ID_MARGIN } else { 0 };
+            run_pass(&mut db, job, margin)
+        })();
+        match outcome {
+            Ok(pass) => {
+                failures = 0;
+                if pass.rows > 0 {
+                    let w = pass.written;
+                    info!(
+                        "iteration {iteration}: {} {} found: {} results, {} anomalies, {} rejects",
+                        pass.rows,
+                        job.unit(),
+                        w.results,
+                        w.anomalies,
+                        w.rejects
+                    );
+                }
+                total.rows += pass.rows;
+                total.written += pass.written;
+            }
+            Err(err) => {
+                // The database may be restarting: back off, reconnect, keep going.
+                failures += 1;
+                let pause = backoff(failures);
+                warn!("iteration {iteration} failed ({err:#}); retrying in {pause:.1?}");
+                sleep_unless(&stop, pause);
+                if let Ok(fresh) = open() {
+                    db = fresh;
+                }
+                continue;
+            }
+        }
+        if worker.max_iterations.is_some_and(|m| iteration >= m) {
+            break;
+        }
+        wait(&mut db, job.channel(), worker.wait, &stop);
+    }
+    let w = total.written;
+    info!(
+        "summary: {iteration} iterations, {} {} {}, {} anomalies, {} rejects in {:.1?}",
+        w.results,
+        job.unit(),
+        worker.verb,
+        w.anomalies,
+        w.rejects,
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Waits `total`, or less when the database announces new rows; in slices,
+/// so that a stop request is seen promptly.
+fn wait(db: &mut Db, channel: Option<&str>, total: Duration, stop: &AtomicBool) {
+    let Some(channel) = channel else {
+        sleep_unless(stop, total);
+        return;
+    };
+    let deadline = Instant::now() + total;
+    while !stop.load(Ordering::SeqCst) {
+        let slice = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
+        if slice.is_zero() {
+            break;
+        }
+        let before = Instant::now();
+        if let Err(e) = db.wait(channel, slice) {
+            warn!("waiting for new rows failed ({e:#})");
+            sleep_unless(stop, slice);
+        }
+        // Woken early by a notification: process now.
+        if before.elapsed() + Duration::from_millis(1) < slice {
+            break;
+        }
+    }
+}
+
+/// Opens the database, retrying with backoff while it is unreachable (not
+/// on bad input), until `stop`.
+pub(crate) fn open_retrying(open: &dyn Fn() -> Result<Db>, stop: &AtomicBool) -> Result<Db> {
+    let mut failures = 0u32;
+    loop {
+        match open() {
+            Ok(db) => return Ok(db),
+            Err(e) if e.chain().any(|c| c.is::<crate::input_error::InputError>()) => return Err(e),
+            Err(e) if stop.load(Ordering::SeqCst) => return Err(e),
+            Err(e) => {
+                failures += 1;
+                let pause = backoff(failures);
+                warn!("database unavailable ({e:#}); retrying in {pause:.1?}");
+                sleep_unless(stop, pause);
+            }
+        }
+    }
+}
+
+/// A duration flag (`10m`, `2s`, `500ms`, `1h30m`, `2d`; a bare number is
+/// seconds) in the core's one grammar; a bad value is bad input (exit 2).
+pub(crate) fn parse_duration(flag: &str, text: &str) -> Result<Duration> {
+    Ok(anomaly_core::time::parse_duration(flag, text, anomaly_core::time::DurationUnit::Second)
+        .map_err(crate::input_error::InputError::Params)?)
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Sets a flag on SIGINT or SIGTERM (a thread with a small runtime).
+pub(crate) fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            #[cfg(unix)]
+            {
+                let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        info!("stop requested: finishing the current batch");
+        set.store(true, Ordering::SeqCst);
+    });
+    flag
+}
+
+/// How long to wait after `failures` failures in a row: 1 s doubling up to 30 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((500u64 << failures.min(6)).min(30_000))
+}
+
+/// Sleeps `total`, waking early when `stop` is set.
+pub(crate) fn sleep_unless(stop: &AtomicBool, total: Duration) {
+    let deadline = Instant::now() + total;
+    while !stop.load(Ordering::SeqCst) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        let midnight = 1_700_006_400; // 2023-11-15 00:00 UTC
+        let at = Schedule::daily("02:00").unwrap();
+        assert_eq!(at.next(midnight), midnight + 7200);
+        assert_eq!(at.next(midnight + 7200), midnight + 86_400 + 7200);
+        assert!(Schedule::daily("25:00").is_err() && Schedule::daily("2").is_err());
+        assert_eq!(Schedule::Every(Duration::from_secs(60)).next(10), 70);
+        assert_eq!(parse_duration("--interval", "500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("--interval", "10x").is_err());
+    }
+}
