@@ -103,6 +103,20 @@ def test_detect_once_scores_every_reading_once(cli: str, plant: tuple[Path, Path
     assert state == readings
 
 
+def test_domain_first_commands_equal_their_aliases(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    """`anomaly forecast simulate|train|detect` write what the top-level aliases write, row for row."""
+    urls = {form: f"sqlite:{tmp_path / f'{form}.db'}" for form in ("alias", "domain")}
+    for form, prefix in (("alias", []), ("domain", ["forecast"])):
+        url, models = urls[form], str(tmp_path / f"{form}_models")
+        run(cli, *prefix, "simulate", "--db", url, "--variables", "3", "--days", "3", "-q")
+        run(cli, *prefix, "train", "--db", url, "--models", models, "--to", "2024-03-06", "-q")
+        out = run(cli, *prefix, "detect", "--db", url, "--models", models, "--once", "--json", "-q")
+        assert '"results":2592' in out.stdout, out.stdout
+    assert results(tmp_path / "alias.db") == results(tmp_path / "domain.db")
+    usage = run(cli, "forecast", "detect", "--db", urls["domain"], "--models", str(tmp_path / "x"), check=False)
+    assert usage.returncode == 2 and "--once" in usage.stderr
+
+
 def test_late_and_malformed_readings(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
     db, models = fresh(plant, tmp_path), plant[1]
     with sqlite3.connect(db) as c:  # hold back one old datetime: it arrives late

@@ -12,6 +12,7 @@ mod csvio;
 mod db;
 mod input_error;
 mod jobs;
+mod models;
 mod serve;
 mod store;
 

@@ -113,15 +113,16 @@ fn injected_spikes_are_flagged_and_a_directory_round_trips() {
     let flagged = result.rows.is_anomaly.iter().filter(|a| **a).count();
     assert!(flagged < readings.ds.len() / 10, "{flagged} flags");
 
-    let dir = std::env::temp_dir().join(format!("anomaly-models-{}", std::process::id()));
-    detectors.save(&dir).expect("save");
-    let loaded = MultiDetector::load(&dir).expect("load");
+    let mut files: std::collections::BTreeMap<String, Vec<u8>> =
+        detectors.to_directory().expect("serialise").into_iter().collect();
+    let read = |files: &std::collections::BTreeMap<String, Vec<u8>>, name: &str| {
+        files.get(name).cloned().ok_or_else(|| format!("{name}: missing"))
+    };
+    let loaded = MultiDetector::from_directory(|name| read(&files, name)).expect("load");
     assert_eq!(loaded, detectors);
     assert_eq!(loaded.detect(&readings).expect("detect"), result);
-    std::fs::write(dir.join("detector.json"), b"{\"format\":\"anomaly-model-directory\",\"version\":9}")
-        .expect("write");
-    assert!(MultiDetector::load(&dir).is_err());
-    let _ = std::fs::remove_dir_all(&dir);
+    files.insert("detector.json".into(), b"{\"format\":\"anomaly-model-directory\",\"version\":9}".to_vec());
+    assert!(MultiDetector::from_directory(|name| read(&files, name)).is_err());
 
     // A duplicate (variable, datetime) names both rows.
     let mut dup = readings.clone();

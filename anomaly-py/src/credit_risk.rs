@@ -152,23 +152,10 @@ impl PyCreditModel {
         records: Vec<Bound<'py, PyDict>>,
         n_threads: Option<usize>,
     ) -> PyResult<Scored<'py>> {
-        let mut applicants = Applicants::new();
-        for column in self.model.columns() {
-            let mut cells = Vec::with_capacity(records.len());
-            let mut present = false;
-            for record in &records {
-                match record.get_item(&column.name)? {
-                    Some(v) => {
-                        present = true;
-                        cells.push(v.extract::<CellArg>()?.0);
-                    }
-                    None => cells.push(Cell::MISSING),
-                }
-            }
-            if present {
-                applicants = applicants.column(column.name.clone(), ColumnData::Cells(cells));
-            }
-        }
+        let names = self.model.columns().iter().map(|c| c.name.as_str());
+        let (applicants, _) = Applicants::from_records(names, records.len(), |row, field| {
+            records[row].get_item(field)?.map(|v| v.extract::<CellArg>().map(|c| c.0)).transpose()
+        })?;
         let model = &self.model;
         let scores = run(py, move || with_threads(n_threads, || model.score(&applicants)))?;
         let rows = scores.rows();

@@ -104,13 +104,20 @@ impl PyForecastDetector {
     /// Writes a model directory (one file per variable plus `detector.json`).
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
         let inner = &self.inner;
-        py.detach(|| inner.save(&path)).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))
+        let files = inner.to_directory().map_err(|e| to_py(py, e))?;
+        py.detach(|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&path)?;
+            files.iter().try_for_each(|(name, bytes)| std::fs::write(path.join(name), bytes))
+        })
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))
     }
 
     /// Reads a model directory.
     #[staticmethod]
     fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
-        let inner = run(py, move || MultiDetector::load(&path))?;
+        let read =
+            |name: &str| std::fs::read(path.join(name)).map_err(|e| format!("{}: {e}", path.join(name).display()));
+        let inner = run(py, move || MultiDetector::from_directory(read))?;
         Ok(PyForecastDetector { inner })
     }
 

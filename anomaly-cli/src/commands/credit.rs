@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anomaly_core::credit_risk::{Applicants, Cell, ColumnData, ColumnKind, CreditModel};
+use anomaly_core::credit_risk::{Applicants, Cell, ColumnData, ColumnKind};
 use anomaly_core::Error;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use log::info;
 
@@ -80,12 +80,6 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
     }
 }
 
-/// Reads a model file; a bad file is the input's fault (exit 2).
-pub(crate) fn load(path: &Path) -> Result<CreditModel> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    CreditModel::from_json(&bytes).map_err(|e| InputError::Csv { path: path.to_owned(), message: e.to_string() }.into())
-}
-
 /// The cell texts that mean "missing" (pandas' default `na_values`, in short).
 pub(crate) fn is_missing_text(text: &str) -> bool {
     matches!(text, "" | "NA" | "N/A" | "NaN" | "nan" | "null" | "NULL" | "None" | "<NA>")
@@ -124,7 +118,7 @@ fn with_lines(path: &Path, err: Error) -> InputError {
 
 fn score(args: ScoreArgs) -> Result<()> {
     let started = Instant::now();
-    let model = load(&args.model)?;
+    let model = crate::models::load_credit(&args.model)?;
     let mut reader = csv::ReaderBuilder::new()
         .from_path(&args.input)
         .map_err(|e| InputError::Csv { path: args.input.clone(), message: e.to_string() })?;
@@ -190,7 +184,7 @@ fn score(args: ScoreArgs) -> Result<()> {
 }
 
 fn schema(args: SchemaArgs) -> Result<()> {
-    let model = load(&args.model)?;
+    let model = crate::models::load_credit(&args.model)?;
     let schema = serde_json::json!({
         "columns": model.columns(),
         "classes": model.classes(),

@@ -223,7 +223,7 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
     let models = MultiDetector::fit_with_progress(&config, &readings, &|_| bar.inc(1))
         .map_err(|e| InputError::data(input, e))?;
     bar.finish_and_clear();
-    models.save(&args.models).with_context(|| format!("cannot write models to {}", args.models.display()))?;
+    crate::models::save_forecast(&args.models, &models)?;
     info!("trained {} models in {:.2?}; wrote {}", models.variables.len(), started.elapsed(), args.models.display());
     Ok(())
 }
@@ -240,8 +240,7 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
         });
     };
     let started = Instant::now();
-    let models = MultiDetector::load(&args.models)
-        .map_err(|e| InputError::Csv { path: args.models.clone(), message: e.to_string() })?;
+    let models = crate::models::load_forecast(&args.models)?;
     let readings = read_long(input, &args.columns)?;
     let result = models.detect(&readings).map_err(|e| InputError::data(input, e))?;
     let r = &result.rows;

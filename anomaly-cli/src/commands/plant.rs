@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anomaly_core::forecast_interval::{DetectorConfig, LongReadings};
-use anomaly_core::rng::Rng;
+use anomaly_core::forecast_interval::{simulate_process, DetectorConfig, LongReadings, ProcessSpec};
 use anomaly_core::time::parse_timestamp;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use log::{info, warn};
 
@@ -72,39 +71,26 @@ pub(crate) struct ImportArgs {
 }
 
 pub(crate) fn simulate(args: SimulateArgs) -> Result<()> {
-    let start = timestamp(&args.start, "start")?;
-    if args.variables == 0 || args.interval_minutes <= 0 || args.days <= 0.0 {
-        bail!(InputError::Params(anomaly_core::Error::param(
-            "variables/days/interval-minutes",
-            format!("{}/{}/{}", args.variables, args.days, args.interval_minutes),
-            "must be positive"
-        )));
-    }
-    let steps = (args.days * 1440.0 / args.interval_minutes as f64).round() as usize;
-    let mut rng = Rng::new(args.seed);
-    let mut rows = Vec::with_capacity(steps * args.variables);
-    let names: Vec<String> = (0..args.variables).map(|v| format!("VAR_{:02}", v + 1)).collect();
-    let (mut spikes, step_s) = (0usize, args.interval_minutes * 60);
-    for i in 0..steps {
-        let ts = start + i as i64 * step_s;
-        let day = (ts.rem_euclid(86_400)) as f64 / 86_400.0;
-        let week = (ts.rem_euclid(7 * 86_400)) as f64 / (7.0 * 86_400.0);
-        for (v, name) in names.iter().enumerate() {
-            let level = 40.0 + 7.0 * v as f64;
-            let phase = v as f64 * 0.7;
-            let seasonal = 1.0
-                + 0.08 * (std::f64::consts::TAU * day + phase).sin()
-                + 0.03 * (std::f64::consts::TAU * week + phase).cos();
-            let mut y = level * seasonal * (1.0 + 0.0005 * i as f64 / 288.0) + rng.normal();
-            if rng.uniform(0.0, 1.0) < args.anomaly_ratio {
-                y += if rng.uniform(0.0, 1.0) < 0.5 { -1.0 } else { 1.0 } * rng.uniform(8.0, 15.0);
-                spikes += 1;
-            }
-            rows.push(NewReading { ts, variable: name.clone(), value: Some(y), source: Some("simulate".into()) });
-        }
-    }
+    let spec = ProcessSpec {
+        variables: args.variables,
+        days: args.days,
+        interval_minutes: args.interval_minutes,
+        start: timestamp(&args.start, "start")?,
+        anomaly_ratio: args.anomaly_ratio,
+        seed: args.seed,
+    };
+    let sim = simulate_process(&spec).map_err(InputError::Params)?;
+    let source = Some("simulate".to_owned());
+    let rows: Vec<NewReading> = (0..sim.ts.len())
+        .map(|i| NewReading {
+            ts: sim.ts[i],
+            variable: sim.names[sim.variable[i] as usize].clone(),
+            value: Some(sim.value[i]),
+            source: source.clone(),
+        })
+        .collect();
     job::write_readings(&args.db, &rows)?;
-    info!("wrote {} readings of {} variables ({spikes} spikes) to {}", rows.len(), args.variables, args.db.db);
+    info!("wrote {} readings of {} variables ({} spikes) to {}", rows.len(), args.variables, sim.spikes, args.db.db);
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 
-use super::{Insert, Inserted, Param, Row, Value};
+use super::{Column, Insert, Inserted, Param, Row, Value};
 
 pub(super) fn open(path: &str) -> Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("cannot open SQLite database {path}"))?;
@@ -61,32 +61,33 @@ pub(super) fn query(conn: &Connection, sql: &str, params: &[Param<'_>]) -> Resul
     Ok(out)
 }
 
-/// One prepared statement for the batch (SQLite has no round trips to save).
+/// One prepared statement for the batch (SQLite has no round trips to
+/// save); the insert time is bound once, times are formatted into one
+/// reused buffer (no allocation per row).
 pub(super) fn insert(conn: &Connection, insert: &Insert<'_>, rows: usize) -> Result<Inserted> {
     let names: Vec<&str> = insert.columns.iter().map(|(n, _)| *n).collect();
-    let values: Vec<String> = insert
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, (_, c))| match c {
-            super::Column::Now => "strftime('%Y-%m-%d %H:%M:%S', 'now')".to_owned(),
-            _ => format!("?{}", i + 1),
-        })
-        .collect();
+    let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({}) {}",
         insert.table,
         names.join(", "),
-        values.join(", "),
+        marks.join(", "),
         insert.conflict
     );
     let mut stmt = conn.prepare_cached(&sql)?;
+    let now = now_text();
+    let mut text = String::with_capacity(32);
     let mut done = Inserted::default();
     for row in 0..rows {
         for (i, (_, column)) in insert.columns.iter().enumerate() {
-            // `Now` columns have no placeholder (their number is skipped).
-            if !matches!(column, super::Column::Now) {
-                stmt.raw_bind_parameter(i + 1, column.param(row))?;
+            match column.param(row) {
+                _ if matches!(column, Column::Now) => stmt.raw_bind_parameter(i + 1, now.as_str())?,
+                Param::Ts(s) => {
+                    text.clear();
+                    push_timestamp_str(&mut text, s);
+                    stmt.raw_bind_parameter(i + 1, text.as_str())?;
+                }
+                p => stmt.raw_bind_parameter(i + 1, p)?,
             }
         }
         let n = stmt.raw_execute()?;
@@ -98,6 +99,19 @@ pub(super) fn insert(conn: &Connection, insert: &Insert<'_>, rows: usize) -> Res
         }
     }
     Ok(done)
+}
+
+/// The current UTC time as SQLite's `CURRENT_TIMESTAMP` writes it.
+fn now_text() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    format_timestamp(secs)
+}
+
+fn push_timestamp_str(out: &mut String, secs: i64) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    anomaly_core::time::push_timestamp(&mut bytes, secs);
+    // push_timestamp writes ASCII digits and separators only.
+    *out = String::from_utf8(bytes).unwrap_or_default();
 }
 
 /// `$N` placeholders as SQLite's numbered `?N`.

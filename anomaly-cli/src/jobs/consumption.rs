@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use log::info;
 
-use super::{parse_duration, Job, Worker};
+use super::{parse_duration, Commit, Job, Worker};
 use crate::db::{Db, Sql};
 use crate::input_error::InputError;
 use crate::jobs::forecast::DbArgs;
@@ -237,9 +237,11 @@ impl Job for ConsumptionJob {
         }));
         Ok((Batch { flags, months }, rejects))
     }
+}
 
-    fn write(&self, tx: &mut dyn Sql, out: &Batch, rejects: &[Reject]) -> Result<Written> {
-        store::write(tx, &out.flags, rejects, &out.months)
+impl Commit for Batch {
+    fn write(&self, tx: &mut dyn Sql, rejects: &[Reject]) -> Result<Written> {
+        store::write(tx, &self.flags, rejects, &self.months)
     }
 }
 

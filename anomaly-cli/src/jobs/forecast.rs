@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use log::info;
 
-use super::{Job, Schedule, Worker};
+use super::{Commit, Job, Schedule, Worker};
 use crate::db::{Db, Sql};
 use crate::input_error::InputError;
 use crate::store::forecast::{self as store, NewReading, Pending, ResultRow, Tables};
@@ -108,7 +108,7 @@ pub(crate) fn train_models(
     let bar = crate::csvio::progress(variables as u64, true, "training");
     let models = MultiDetector::fit_with_progress(config, &readings, &|_| bar.inc(1)).map_err(InputError::Params)?;
     bar.finish_and_clear();
-    models.save(dir).with_context(|| format!("cannot write models to {}", dir.display()))?;
+    crate::models::save_forecast(dir, &models)?;
     store_trained(db)?;
     info!(
         "trained {} models on {} readings in {:.2?}; wrote {}",
@@ -139,11 +139,18 @@ pub(crate) fn train(
     Ok(())
 }
 
-pub(crate) fn load_models(dir: &std::path::Path) -> Result<MultiDetector> {
-    MultiDetector::load(dir).map_err(|e| {
-        InputError::Csv { path: dir.to_owned(), message: format!("cannot load the models ({e}); run `anomaly train`") }
-            .into()
-    })
+pub(crate) use crate::models::load_forecast as load_models;
+
+/// One batch's results, with where they go.
+pub(crate) struct Results {
+    tables: Tables,
+    rows: Vec<ResultRow>,
+}
+
+impl Commit for Results {
+    fn write(&self, tx: &mut dyn Sql, rejects: &[Reject]) -> Result<Written> {
+        store::write(tx, &self.tables, &self.rows, rejects)
+    }
 }
 
 /// The forecast job: readings without a result, scored by one model per variable.
@@ -179,7 +186,7 @@ impl ForecastJob {
 
 impl Job for ForecastJob {
     type Row = Pending;
-    type Out = Vec<ResultRow>;
+    type Out = Results;
 
     fn name(&self) -> String {
         JOB.into()
@@ -205,7 +212,7 @@ impl Job for ForecastJob {
         row.id
     }
 
-    fn score(&mut self, _db: &mut Db, batch: &[Pending]) -> Result<(Vec<ResultRow>, Vec<Reject>)> {
+    fn score(&mut self, _db: &mut Db, batch: &[Pending]) -> Result<(Results, Vec<Reject>)> {
         let models = &self.models;
         let mut rejects = Vec::new();
         let mut readings = LongReadings::default();
@@ -244,7 +251,7 @@ impl Job for ForecastJob {
             }
         }
         if readings.ds.is_empty() {
-            return Ok((Vec::new(), rejects));
+            return Ok((Results { tables: self.tables.clone(), rows: Vec::new() }, rejects));
         }
         let detection = models.detect(&readings).context("scoring readings")?;
         let r = &detection.rows;
@@ -263,11 +270,7 @@ impl Job for ForecastJob {
                 score: r.score[i],
             })
             .collect();
-        Ok((results, rejects))
-    }
-
-    fn write(&self, tx: &mut dyn Sql, out: &Vec<ResultRow>, rejects: &[Reject]) -> Result<Written> {
-        store::write(tx, &self.tables, out, rejects)
+        Ok((Results { tables: self.tables.clone(), rows: results }, rejects))
     }
 
     // With a time filter, older readings were skipped, not done.
@@ -348,7 +351,9 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
         let span = super::parse_duration("--lookback", span)?.as_secs() as i64;
         job.since = store::latest_reading(&mut db, &job.tables)?.map(|latest| latest - span);
     }
-    let pass = super::run_pass(&mut db, &mut job, super::ID_MARGIN)?;
+    // A second connection reads and scores while the first one writes.
+    let mut reader = args.db.open()?;
+    let pass = super::run_pass(&mut db, Some(&mut reader), &mut job, super::ID_MARGIN)?;
     let w = pass.written;
     let (datetimes, variables) = (job.datetimes.len(), job.variables.len());
     info!(

@@ -28,12 +28,20 @@ use crate::store::{self, Reject, Written};
 pub(crate) const ID_MARGIN: i64 = 10_000;
 const MARGIN_EVERY: u64 = 20;
 
-/// One SQL job: what is pending, how to score it, what to write.
+/// What one scored batch writes, self-contained (it carries its table
+/// names), so that a writer thread can commit it while the next batch is
+/// read and scored.
+pub(crate) trait Commit: Send {
+    /// Writes the batch inside the commit's transaction.
+    fn write(&self, tx: &mut dyn Sql, rejects: &[Reject]) -> Result<Written>;
+}
+
+/// One SQL job: what is pending, how to score it (into a [`Commit`]).
 pub(crate) trait Job {
     /// A pending input row.
     type Row;
     /// The results of one batch.
-    type Out;
+    type Out: Commit;
     /// The job's name in the state table.
     fn name(&self) -> String;
     /// What rows are called in logs ("readings", "records").
@@ -47,8 +55,6 @@ pub(crate) trait Job {
     fn id(row: &Self::Row) -> i64;
     /// Results for the scorable rows, rejects (with the reason) for the rest.
     fn score(&mut self, db: &mut Db, rows: &[Self::Row]) -> Result<(Self::Out, Vec<Reject>)>;
-    /// Writes one batch inside the commit's transaction.
-    fn write(&self, tx: &mut dyn Sql, out: &Self::Out, rejects: &[Reject]) -> Result<Written>;
     /// Whether batches move the watermark (not on a time-filtered pass).
     fn moves_watermark(&self) -> bool {
         true
@@ -79,43 +85,134 @@ pub(crate) struct Pass {
 }
 
 /// Scores every pending row (in batches, each committed with the job
-/// state) until none is left.
-pub(crate) fn run_pass<J: Job>(db: &mut Db, job: &mut J, margin: i64) -> Result<Pass> {
+/// state) until none is left. With a second connection (`reader`), batches
+/// are read and scored on it while the previous one is written on `db`:
+/// the commit order, and so the exactly-once rule, is unchanged.
+pub(crate) fn run_pass<J: Job>(db: &mut Db, reader: Option<&mut Db>, job: &mut J, margin: i64) -> Result<Pass> {
     let name = job.name();
     let limit = job.batch_size().max(1);
-    let mut after = store::job_state(db, &name)?.map_or(0, |s| s.last_reading_id - margin).max(0);
+    let after = store::job_state(db, &name)?.map_or(0, |s| s.last_reading_id - margin).max(0);
+    let clock = Instant::now();
     job.start_pass(db, after)?;
-    let mut pass = Pass::default();
-    loop {
-        let rows = job.pending(db, after, limit)?;
-        let Some(last) = rows.last().map(J::id) else { break };
-        let (out, rejects) = job.score(db, &rows)?;
-        if let Some(first) = rejects.first() {
-            warn!(
-                "{} {} rejected to {} (first: {} {}, {})",
-                rejects.len(),
-                job.unit(),
-                job.rejects_table(),
-                job.unit().trim_end_matches('s'),
-                first.id,
-                first.reason
-            );
-        }
-        let watermark = if job.moves_watermark() { last } else { 0 };
-        let written = db.transaction(|tx| {
-            let written = job.write(tx, &out, &rejects)?;
-            store::advance(tx, &name, watermark, written)?;
-            Ok(written)
-        })?;
-        pass.rows += rows.len();
-        pass.written += written;
-        after = last;
-        if rows.len() < limit {
-            break;
-        }
+    let moves = job.moves_watermark();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Scored<J::Out>>(1);
+    let conn = &mut *db;
+    let outcome = std::thread::scope(|scope| -> Result<(Pass, Timings)> {
+        let commit = |db: &mut Db, batch: &Scored<J::Out>| -> Result<Written> {
+            let watermark = if moves { batch.last } else { 0 };
+            db.transaction(|t| {
+                let written = batch.out.write(t, &batch.rejects)?;
+                store::advance(t, &name, watermark, written)?;
+                Ok(written)
+            })
+        };
+        let Some(reader) = reader else {
+            // One connection: read, score and write in turn.
+            drop(tx);
+            let (mut pass, mut timings) = (Pass::default(), Timings::default());
+            let mut after = after;
+            while let Some(batch) = next_batch(conn, job, after, limit, &mut timings)? {
+                let t = Instant::now();
+                pass.written += commit(conn, &batch)?;
+                timings.writing += t.elapsed();
+                pass.rows += batch.rows;
+                after = batch.last;
+                if batch.rows < limit {
+                    break;
+                }
+            }
+            return Ok((pass, timings));
+        };
+        let writer = scope.spawn(move || -> Result<(Pass, Duration)> {
+            let (mut pass, mut writing) = (Pass::default(), Duration::ZERO);
+            for batch in rx {
+                let t = Instant::now();
+                pass.written += commit(conn, &batch)?;
+                writing += t.elapsed();
+                pass.rows += batch.rows;
+            }
+            Ok((pass, writing))
+        });
+        let mut timings = Timings::default();
+        let read = (|| -> Result<()> {
+            let mut after = after;
+            while let Some(batch) = next_batch(reader, job, after, limit, &mut timings)? {
+                let (last, rows) = (batch.last, batch.rows);
+                if tx.send(batch).is_err() {
+                    break; // the writer failed: its error is reported below
+                }
+                after = last;
+                if rows < limit {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let (pass, writing) = writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+        read?;
+        timings.writing = writing;
+        Ok((pass, timings))
+    });
+    let end = job.end_pass(db);
+    let (pass, t) = outcome?;
+    end?;
+    if pass.rows > 0 {
+        log::debug!(
+            "pass of {} {}: {:.2?} in all; reading {:.2?}, scoring {:.2?}, writing {:.2?}",
+            pass.rows,
+            job.unit(),
+            clock.elapsed(),
+            t.reading,
+            t.scoring,
+            t.writing
+        );
     }
-    job.end_pass(db)?;
     Ok(pass)
+}
+
+/// A scored batch on its way to the writer.
+struct Scored<O> {
+    out: O,
+    rejects: Vec<Reject>,
+    last: i64,
+    rows: usize,
+}
+
+#[derive(Debug, Default)]
+struct Timings {
+    reading: Duration,
+    scoring: Duration,
+    writing: Duration,
+}
+
+/// Reads and scores the next batch above `after`, if any.
+fn next_batch<J: Job>(
+    db: &mut Db,
+    job: &mut J,
+    after: i64,
+    limit: usize,
+    timings: &mut Timings,
+) -> Result<Option<Scored<J::Out>>> {
+    let t = Instant::now();
+    let rows = job.pending(db, after, limit)?;
+    timings.reading += t.elapsed();
+    let Some(last) = rows.last().map(J::id) else { return Ok(None) };
+    let t = Instant::now();
+    let (out, rejects) = job.score(db, &rows)?;
+    timings.scoring += t.elapsed();
+    if let Some(first) = rejects.first() {
+        warn!(
+            "{} {} rejected to {} (first: {} {}, {})",
+            rejects.len(),
+            job.unit(),
+            job.rejects_table(),
+            job.unit().trim_end_matches('s'),
+            first.id,
+            first.reason
+        );
+    }
+    Ok(Some(Scored { out, rejects, last, rows: rows.len() }))
 }
 
 /// When a worker retrains.
@@ -185,7 +282,7 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
                 }
             }
             let margin = if iteration % MARGIN_EVERY == 1 { ID_MARGIN } else { 0 };
-            run_pass(&mut db, job, margin)
+            run_pass(&mut db, None, job, margin)
         })();
         match outcome {
             Ok(pass) => {

@@ -18,7 +18,7 @@ use clap::Args;
 use log::info;
 use ndarray::Array2;
 
-use super::{parse_duration, sleep_unless, stop_flag, unix_now, Job, Schedule, Worker};
+use super::{parse_duration, sleep_unless, stop_flag, unix_now, Commit, Job, Schedule, Worker};
 use crate::db::{Db, Sql};
 use crate::jobs::forecast::DbArgs;
 use crate::store::records::{PassMetrics, Records, Score};
@@ -198,6 +198,19 @@ fn unscorable(columns: &[String], values: &[Option<f64>]) -> Option<String> {
     })
 }
 
+/// One batch's scores and metrics row, with where they go.
+struct Scores {
+    records: Records,
+    rows: Vec<Score>,
+    metrics: PassMetrics,
+}
+
+impl Commit for Scores {
+    fn write(&self, tx: &mut dyn Sql, rejects: &[Reject]) -> Result<Written> {
+        self.records.write(tx, &self.rows, rejects, &self.metrics)
+    }
+}
+
 /// The isolation-forest job: new records scored, one metrics row (total,
 /// anomalies, percent, state) per committed batch.
 struct ForestJob<'a> {
@@ -209,7 +222,7 @@ struct ForestJob<'a> {
 
 impl Job for ForestJob<'_> {
     type Row = (i64, Vec<Option<f64>>);
-    type Out = (Vec<Score>, PassMetrics);
+    type Out = Scores;
 
     fn name(&self) -> String {
         self.records.job()
@@ -272,11 +285,7 @@ impl Job for ForestJob<'_> {
             last_id: pending.last().map_or(0, |p| p.0),
         };
         info!("{} records, {} anomalies ({:.2}%): {}", n, flagged, percent, metrics.state);
-        Ok(((rows, metrics), rejects))
-    }
-
-    fn write(&self, tx: &mut dyn Sql, out: &Self::Out, rejects: &[Reject]) -> Result<Written> {
-        self.records.write(tx, &out.0, rejects, &out.1)
+        Ok((Scores { records: self.records.clone(), rows, metrics }, rejects))
     }
 
     fn retrain(&mut self, db: &mut Db) -> Result<()> {

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anomaly_core::credit_risk::{Applicants, Cell, ColumnData, CreditModel};
+use anomaly_core::credit_risk::{Applicants, Cell, CreditModel};
 use anomaly_core::Error;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -151,35 +151,25 @@ fn invalid(problems: Vec<Value>) -> Response {
 /// wrong JSON type are listed (field, applicant index) and stand as missing.
 fn table(model: &CreditModel, records: &[Map<String, Value>]) -> (Applicants, Vec<Value>) {
     let mut problems = Vec::new();
-    let mut applicants = Applicants::new();
-    let rows = records.len();
-    for column in model.columns() {
-        let name = column.name.as_str();
-        let mut cells = Vec::with_capacity(rows);
-        let absent = records.iter().filter(|r| !r.contains_key(name)).count();
-        if absent == rows {
-            problems.push(json!({"field": name, "row": null, "reason": "missing field"}));
-        }
-        for (row, record) in records.iter().enumerate() {
-            let cell = match record.get(name) {
-                None => {
-                    if absent < rows {
-                        problems.push(json!({"field": name, "row": row, "reason": "missing field"}));
-                    }
-                    Cell::MISSING
-                }
-                Some(Value::Null) => Cell::MISSING,
-                Some(Value::Number(n)) => Cell::Number(n.as_f64().unwrap_or(f64::NAN)),
-                Some(Value::Bool(b)) => Cell::Number(f64::from(u8::from(*b))),
-                Some(Value::String(s)) => Cell::Text(s.clone()),
-                Some(_) => {
-                    problems.push(json!({"field": name, "row": row, "reason": "expected a number, a string or null"}));
-                    Cell::MISSING
-                }
-            };
-            cells.push(cell);
-        }
-        applicants = applicants.column(name, ColumnData::Cells(cells));
-    }
+    let names = model.columns().iter().map(|c| c.name.as_str());
+    let converted = Applicants::from_records(names, records.len(), |row, name| {
+        let Some(value) = records[row].get(name) else { return Ok::<_, std::convert::Infallible>(None) };
+        Ok(match value {
+            Value::Null => Some(Cell::MISSING),
+            Value::Number(n) => Some(Cell::Number(n.as_f64().unwrap_or(f64::NAN))),
+            Value::Bool(b) => Some(Cell::Number(f64::from(u8::from(*b)))),
+            Value::String(s) => Some(Cell::Text(s.clone())),
+            _ => {
+                problems.push(json!({"field": name, "row": row, "reason": "expected a number, a string or null"}));
+                Some(Cell::MISSING)
+            }
+        })
+    });
+    let (applicants, absent) = match converted {
+        Ok(done) => done,
+        Err(never) => match never {},
+    };
+    problems
+        .extend(absent.into_iter().map(|(field, row)| json!({"field": field, "row": row, "reason": "missing field"})));
     (applicants, problems)
 }

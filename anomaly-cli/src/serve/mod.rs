@@ -61,7 +61,7 @@ pub(crate) struct AppState {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<()> {
-    let model = args.credit_model.as_deref().map(crate::commands::credit::load).transpose()?;
+    let model = args.credit_model.as_deref().map(crate::models::load_credit).transpose()?;
     let db = match &args.db {
         Some(url) => {
             let tables = crate::store::forecast::Tables::new("datos_proceso", &args.results_table);

@@ -59,6 +59,9 @@ impl ColumnData {
     }
 }
 
+/// A field absent from a record: `(field, row)`, `row` `None` when absent from every record.
+pub type Absent = (String, Option<usize>);
+
 /// Named input columns; extra columns are ignored, order does not matter.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applicants {
@@ -112,6 +115,42 @@ impl Applicants {
     /// Column names, in the order given.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Applicants from `rows` records (JSON objects, Python dicts):
+    /// `cell(row, field)` is the record's value, `None` when the record has
+    /// no such field. The one rule for absent fields, as
+    /// `pandas.DataFrame(records)` builds it: a field absent from every
+    /// record leaves its column out (the scorer then names it as missing),
+    /// one absent from some records is a missing value there. Returns every
+    /// absence as `(field, row)`, `row` `None` when absent from all, for
+    /// callers that report them (the HTTP service does).
+    pub fn from_records<'a, E>(
+        fields: impl IntoIterator<Item = &'a str>,
+        rows: usize,
+        mut cell: impl FnMut(usize, &str) -> std::result::Result<Option<Cell>, E>,
+    ) -> std::result::Result<(Applicants, Vec<Absent>), E> {
+        let (mut applicants, mut absent) = (Applicants::new(), Vec::new());
+        for field in fields {
+            let mut cells = Vec::with_capacity(rows);
+            let mut missing_rows = Vec::new();
+            for row in 0..rows {
+                match cell(row, field)? {
+                    Some(c) => cells.push(c),
+                    None => {
+                        missing_rows.push(row);
+                        cells.push(Cell::MISSING);
+                    }
+                }
+            }
+            if missing_rows.len() == rows {
+                absent.push((field.to_owned(), None));
+            } else {
+                absent.extend(missing_rows.into_iter().map(|r| (field.to_owned(), Some(r))));
+                applicants = applicants.column(field, ColumnData::Cells(cells));
+            }
+        }
+        Ok((applicants, absent))
     }
 }
 

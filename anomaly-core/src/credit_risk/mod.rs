@@ -42,7 +42,7 @@ use crate::error::{Error, FieldProblem, Result};
 use classifier::Classifier;
 use document::Document;
 pub use document::{Category, ColumnKind};
-pub use input::{Applicants, Cell, ColumnData};
+pub use input::{Absent, Applicants, Cell, ColumnData};
 use input::{Column, Problems};
 use preprocess::Transform;
 

@@ -3,7 +3,6 @@
 //! residuals)`, with a 0-100 score. One model per process variable.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -392,53 +391,58 @@ impl MultiDetector {
         Ok(out)
     }
 
-    /// Writes a model directory: one model file per variable and
-    /// `detector.json` indexing them (variable, file, statistics).
-    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
+    /// The files of a model directory, as `(file name, bytes)`: one model
+    /// file per variable and `detector.json` indexing them (variable, file,
+    /// statistics). The core only serialises; callers write the files.
+    pub fn to_directory(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = Vec::with_capacity(self.variables.len() + 1);
         let mut index = Vec::new();
         for (i, (name, detector)) in self.variables.iter().enumerate() {
             let safe: String =
                 name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
             let file = format!("{i:03}_{safe}.json");
-            let bytes = detector.to_bytes().map_err(std::io::Error::other)?;
-            std::fs::write(dir.join(&file), bytes)?;
+            files.push((file.clone(), detector.to_bytes()?));
             index.push(serde_json::json!({ "variable": name, "file": file, "stats": detector.stats }));
         }
         let doc = serde_json::json!({ "format": "anomaly-model-directory", "version": 1, "variables": index });
-        std::fs::write(dir.join("detector.json"), serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| Error::CorruptModel { reason: e.to_string() })?;
+        files.push((INDEX_FILE.to_owned(), bytes));
+        Ok(files)
     }
 
-    /// Reads a model directory written by [`MultiDetector::save`].
-    pub fn load(dir: &Path) -> Result<MultiDetector> {
+    /// Reads a model directory written from [`MultiDetector::to_directory`]:
+    /// `read(name)` returns a file's bytes or why it cannot. File names are
+    /// checked before they are read (none points outside the directory).
+    pub fn from_directory(mut read: impl FnMut(&str) -> std::result::Result<Vec<u8>, String>) -> Result<MultiDetector> {
         let corrupt = |reason: String| Error::CorruptModel { reason };
-        let index_path = dir.join("detector.json");
-        let bytes = std::fs::read(&index_path).map_err(|e| corrupt(format!("{}: {e}", index_path.display())))?;
+        let bytes = read(INDEX_FILE).map_err(corrupt)?;
         let doc: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("detector.json: {e}")))?;
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("{INDEX_FILE}: {e}")))?;
         if doc["format"] != "anomaly-model-directory" {
-            return Err(corrupt("detector.json is not an anomaly model directory index".into()));
+            return Err(corrupt(format!("{INDEX_FILE} is not an anomaly model directory index")));
         }
-        let version = doc["version"].as_u64().unwrap_or(0) as u32;
+        let version = doc["version"].as_u64().unwrap_or(0);
         if version > 1 {
-            return Err(Error::UnsupportedVersion { found: version, supported: 1 });
+            return Err(Error::UnsupportedVersion { found: u32::try_from(version).unwrap_or(u32::MAX), supported: 1 });
         }
-        let entries = doc["variables"].as_array().ok_or_else(|| corrupt("detector.json lists no variables".into()))?;
+        let entries = doc["variables"].as_array().ok_or_else(|| corrupt(format!("{INDEX_FILE} lists no variables")))?;
         let mut variables = BTreeMap::new();
         for entry in entries {
             let (Some(name), Some(file)) = (entry["variable"].as_str(), entry["file"].as_str()) else {
-                return Err(corrupt("detector.json has an entry without variable or file".into()));
+                return Err(corrupt(format!("{INDEX_FILE} has an entry without variable or file")));
             };
             if file.contains('/') || file.contains('\\') || file.starts_with('.') {
                 return Err(corrupt(format!("model file name {file:?} points outside the directory")));
             }
-            let path = dir.join(file);
-            let bytes = std::fs::read(&path).map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+            let bytes = read(file).map_err(corrupt)?;
             variables.insert(name.to_owned(), FittedDetector::from_bytes(&bytes)?);
         }
         Ok(MultiDetector { variables })
     }
 }
+
+/// The index file of a model directory.
+pub const INDEX_FILE: &str = "detector.json";
 
 #[cfg(test)]
 mod tests {

@@ -55,13 +55,15 @@ mod map;
 mod model;
 mod objective;
 mod options;
+mod process;
 mod simulate;
 
 pub use detector::{
     anomaly_score, Detection, DetectorConfig, FittedDetector, LongColumns, LongDetection, LongReadings, MultiDetector,
-    VariableStats,
+    VariableStats, INDEX_FILE,
 };
 pub use map::{fit_map, fit_map_many, MapFit, StanData, Trend};
 pub use model::{FittedProphet, Forecast, History, Intervals, ProphetParams, RegressorTerm, SeasonalityTerm};
 pub use options::{Growth, Mode, ProphetOptions, Regressor, Seasonality, SeasonalitySetting};
+pub use process::{simulate_process, ProcessReadings, ProcessSpec, MAX_READINGS};
 pub use simulate::{fourier_series, normal_quantile, trend, Bounds, Simulation};
