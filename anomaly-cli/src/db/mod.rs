@@ -309,6 +309,16 @@ impl Db {
         Ok(out)
     }
 
+    /// Gives index builds the memory to sort in RAM (PostgreSQL's default
+    /// 64 MB spills a large table's sort to disk); SQLite sorts within its
+    /// page cache already.
+    pub(crate) fn prepare_index_builds(&mut self) -> Result<()> {
+        if let Conn::Postgres(c) = &mut self.conn {
+            c.batch_execute("SET maintenance_work_mem = '512MB'")?;
+        }
+        Ok(())
+    }
+
     /// Makes inserts into `table` announce themselves on `channel`
     /// (PostgreSQL; a no-op on SQLite, which is polled).
     pub(crate) fn notify_on_insert(&mut self, table: &str, channel: &str) {

@@ -84,6 +84,23 @@ pub(super) fn insert(c: &mut ::postgres::Transaction<'_>, insert: &Insert<'_>, r
         copy(c, insert)?;
         return Ok(Inserted { rows, flagged: 0 });
     }
+    // Conflicts are rare (a second writer on the same rows): try `COPY`, the
+    // fastest path, in a savepoint, and only on a unique violation insert
+    // again row by row with the conflict clause.
+    if insert.conflict.ends_with("DO NOTHING") {
+        let mut savepoint = c.transaction()?;
+        match copy(&mut savepoint, insert) {
+            Ok(()) => {
+                savepoint.commit()?;
+                let flagged = insert.count_true.map_or(0, |k| {
+                    (0..rows).filter(|&i| matches!(insert.columns[k].1.param(i), Param::Bool(true))).count()
+                });
+                return Ok(Inserted { rows, flagged });
+            }
+            Err(e) if is_unique_violation(&e) => savepoint.rollback()?,
+            Err(e) => return Err(e),
+        }
+    }
     let (mut exprs, mut arrays, mut aliases) = (Vec::new(), Vec::new(), Vec::new());
     let mut params: Vec<Box<dyn ToSql + Sync + '_>> = Vec::new();
     for (k, (_, column)) in insert.columns.iter().enumerate() {
@@ -149,6 +166,14 @@ pub(super) fn insert(c: &mut ::postgres::Transaction<'_>, insert: &Insert<'_>, r
     } else {
         Ok(Inserted { rows: c.execute(&sql, &refs)? as usize, flagged: 0 })
     }
+}
+
+fn is_unique_violation(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<::postgres::Error>()
+            .and_then(::postgres::Error::code)
+            .is_some_and(|code| *code == ::postgres::error::SqlState::UNIQUE_VIOLATION)
+    })
 }
 
 /// `COPY ... FROM STDIN` in the text format (`Now` columns take their default).

@@ -158,6 +158,7 @@ pub(crate) fn ensure(db: &mut Db, t: &Tables) -> Result<()> {
 
 /// (Re)creates the results table's secondary indexes.
 pub(crate) fn build_result_indexes(db: &mut Db, t: &Tables) -> Result<()> {
+    db.prepare_index_builds()?;
     for (suffix, column) in RESULT_INDEXES {
         let (table, name) = (&t.results, index_name(&t.results, suffix));
         db.batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {table}({column})"))?;
