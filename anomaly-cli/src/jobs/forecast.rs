@@ -279,12 +279,19 @@ impl Job for ForecastJob {
     }
 
     fn start_pass(&mut self, db: &mut Db, after: i64) -> Result<()> {
-        let (readings, results) = (&self.tables.readings, &self.tables.results);
-        let row =
-            db.query_one(&format!("SELECT (SELECT MAX(id) FROM {readings}), (SELECT COUNT(*) FROM {results})"), &[])?;
-        let (top, done) = row.map_or((0, 0), |r| (r[0].int().unwrap_or(0), r[1].int().unwrap_or(0)));
+        if self.since.is_some() {
+            return Ok(());
+        }
+        // MAX(id) is one index lookup; the results are counted (a scan) only
+        // when the ids already say the backlog is large.
+        let int = |row: Option<crate::db::Row>| row.and_then(|r| r[0].int()).unwrap_or(0);
+        let top = int(db.query_one(&format!("SELECT MAX(id) FROM {}", self.tables.readings), &[])?);
         let backlog = top - after;
-        if self.since.is_none() && backlog >= BACKLOG && backlog >= done / 2 {
+        if backlog < BACKLOG {
+            return Ok(());
+        }
+        let done = int(db.query_one(&format!("SELECT COUNT(*) FROM {}", self.tables.results), &[])?);
+        if backlog >= done / 2 {
             info!("{backlog} readings pending: building the results indexes after the writes");
             store::drop_result_indexes(db, &self.tables)?;
             self.indexes_dropped = true;
