@@ -191,6 +191,20 @@ def test_bad_database_and_models_are_clear_errors(cli: str, plant: tuple[Path, P
     assert out.returncode == 2 and "run `anomaly train`" in out.stderr
 
 
+def test_a_file_that_is_no_database_is_a_permanent_error(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    """Text, random bytes, a truncated database or a directory: exit 2 at once with the reason, not a retry loop."""
+    text, noise, cut = tmp_path / "notes.txt", tmp_path / "noise.db", tmp_path / "cut.db"
+    text.write_text("readings,here\n" * 100)
+    noise.write_bytes(bytes(range(256)) * 64)
+    cut.write_bytes(plant[0].read_bytes()[:4096 * 3])
+    for target in (text, noise, cut, tmp_path):
+        started = time.time()
+        out = run(cli, "watch", "--db", f"sqlite:{target}", "--models", str(plant[1]), "--poll-interval", "50ms",
+                  "--max-iterations", "3", check=False)  # fmt: skip
+        assert out.returncode == 2 and str(target) in out.stderr, (target, out.returncode, out.stderr[-500:])
+        assert time.time() - started < 20
+
+
 def test_stream_scores_json_lines_and_survives_bad_ones(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
     import json
 

@@ -196,3 +196,11 @@ def test_isolation_forest_job_rejects_incomplete_records(cli: str, postgres: Any
     assert rejects == [["voltage is missing or not a number"], ["power is not finite (inf)"]]
     assert postgres.sql("SELECT COUNT(*) FROM energy_records_scores", db) == [["601"]]
     assert postgres.sql("SELECT results, rejects FROM anomaly_job_state WHERE job = 'iforest:energy_records'", db) == [["601", "2"]]
+
+
+def test_a_missing_database_or_refused_login_is_a_permanent_error(cli: str, postgres: Any, plant_pg: Any) -> None:
+    """Exit 2 with the reason at once; an unreachable server is what `watch` retries."""
+    for url in (postgres.url("no_such_database"), postgres.url().replace("anomaly@", "nobody_here@", 1)):
+        out = subprocess.run([cli, "watch", "--db", url, "--models", str(plant_pg[1]), "--max-iterations", "1"],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 2 and "cannot connect" in out.stderr, out.stderr[-500:]

@@ -10,13 +10,27 @@ use std::time::Duration;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use ::postgres::{Client, GenericClient, NoTls};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::BytesMut;
 
 use super::{redact, Column, Insert, Inserted, Param, Row, Value};
 
+/// Connects. A refused login or a missing database is a permanent error
+/// (bad input, exit 2, not retried); an unreachable server is not.
 pub(super) fn open(url: &str) -> Result<Client> {
-    let mut client = Client::connect(url, NoTls).with_context(|| format!("cannot connect to {}", redact(url)))?;
+    let mut client = Client::connect(url, NoTls).map_err(|e| {
+        use ::postgres::error::SqlState;
+        let permanent = e.code().is_some_and(|c| {
+            [SqlState::INVALID_PASSWORD, SqlState::INVALID_AUTHORIZATION_SPECIFICATION, SqlState::INVALID_CATALOG_NAME]
+                .contains(c)
+        });
+        let error = anyhow::Error::new(e).context(format!("cannot connect to {}", redact(url)));
+        if permanent {
+            super::bad_input(url, error)
+        } else {
+            error
+        }
+    })?;
     // `CREATE ... IF NOT EXISTS` would log a NOTICE per existing table at every start.
     client.batch_execute("SET client_min_messages = warning")?;
     Ok(client)

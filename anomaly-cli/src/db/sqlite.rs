@@ -7,20 +7,38 @@
 use std::time::Duration;
 
 use anomaly_core::time::format_timestamp;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ToSql};
+use rusqlite::{Connection, ErrorCode, ToSql};
 
 use super::{Column, Insert, Inserted, Param, Row, Value};
 
+/// Opens the database file. A path that will never be a database (a
+/// directory, a file that is not SQLite, a corrupt one) is a permanent
+/// error, reported as bad input (exit 2) instead of being retried; a busy
+/// or locked database is not.
 pub(super) fn open(path: &str) -> Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("cannot open SQLite database {path}"))?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "cache_size", -262_144)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok(conn)
+    let setup = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -262_144)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        Ok(conn)
+    };
+    setup().map_err(|e| {
+        let permanent = matches!(
+            e.sqlite_error_code(),
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt | ErrorCode::CannotOpen)
+        );
+        let message = format!("cannot open SQLite database {path}: {e}");
+        if permanent {
+            super::bad_input(path, anyhow::anyhow!(message))
+        } else {
+            anyhow::anyhow!(message)
+        }
+    })
 }
 
 impl ToSql for Param<'_> {

@@ -307,8 +307,12 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
                 let pause = backoff(failures);
                 warn!("iteration {iteration} failed ({err:#}); retrying in {pause:.1?}");
                 sleep_unless(&stop, pause);
-                if let Ok(fresh) = open() {
-                    db = fresh;
+                match open() {
+                    Ok(fresh) => db = fresh,
+                    // The database became one that will never work (a file
+                    // replaced, a login revoked): stop with the reason.
+                    Err(e) if e.chain().any(|c| c.is::<crate::input_error::InputError>()) => return Err(e),
+                    Err(_) => {}
                 }
                 continue;
             }
