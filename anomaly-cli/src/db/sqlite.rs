@@ -79,35 +79,47 @@ pub(super) fn query(conn: &Connection, sql: &str, params: &[Param<'_>]) -> Resul
     Ok(out)
 }
 
-/// One prepared statement for the batch (SQLite has no round trips to
-/// save); the insert time is bound once, times are formatted into one
-/// reused buffer (no allocation per row).
+/// Rows per multi-row statement (within SQLite's 32,766 parameters).
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// A batch insert. Conflicts are rare (a second writer on the same rows), so
+/// a `DO NOTHING` insert first runs as plain multi-row statements in a
+/// savepoint; only on a constraint violation does it run again row by row
+/// with the conflict clause, counting what each row inserted. The insert
+/// time is bound once and times are formatted into one reused buffer.
 pub(super) fn insert(conn: &Connection, insert: &Insert<'_>, rows: usize) -> Result<Inserted> {
-    let names: Vec<&str> = insert.columns.iter().map(|(n, _)| *n).collect();
-    let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({}) {}",
-        insert.table,
-        names.join(", "),
-        marks.join(", "),
-        insert.conflict
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let now = now_text();
-    let mut text = String::with_capacity(32);
-    let mut done = Inserted::default();
-    for row in 0..rows {
-        for (i, (_, column)) in insert.columns.iter().enumerate() {
-            match column.param(row) {
-                _ if matches!(column, Column::Now) => stmt.raw_bind_parameter(i + 1, now.as_str())?,
-                Param::Ts(s) => {
-                    text.clear();
-                    push_timestamp_str(&mut text, s);
-                    stmt.raw_bind_parameter(i + 1, text.as_str())?;
+    if insert.conflict.is_empty() && insert.count_true.is_none() {
+        insert_plain(conn, insert, rows)?;
+        return Ok(Inserted { rows, flagged: 0 });
+    }
+    if insert.conflict.ends_with("DO NOTHING") {
+        conn.execute_batch("SAVEPOINT anomaly_insert")?;
+        match insert_plain(conn, insert, rows) {
+            Ok(()) => {
+                conn.execute_batch("RELEASE anomaly_insert")?;
+                let flagged = insert.count_true.map_or(0, |k| {
+                    (0..rows).filter(|&i| matches!(insert.columns[k].1.param(i), Param::Bool(true))).count()
+                });
+                return Ok(Inserted { rows, flagged });
+            }
+            Err(e) => {
+                conn.execute_batch("ROLLBACK TO anomaly_insert; RELEASE anomaly_insert")?;
+                let conflict = e
+                    .downcast_ref::<rusqlite::Error>()
+                    .and_then(rusqlite::Error::sqlite_error_code)
+                    .is_some_and(|c| c == ErrorCode::ConstraintViolation);
+                if !conflict {
+                    return Err(e);
                 }
-                p => stmt.raw_bind_parameter(i + 1, p)?,
             }
         }
+    }
+    let sql = statement(insert, 1, insert.conflict);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let (now, mut text) = (now_text(), String::with_capacity(32));
+    let mut done = Inserted::default();
+    for row in 0..rows {
+        bind_row(&mut stmt, 0, insert, row, &now, &mut text)?;
         let n = stmt.raw_execute()?;
         done.rows += n;
         if n > 0 {
@@ -117,6 +129,61 @@ pub(super) fn insert(conn: &Connection, insert: &Insert<'_>, rows: usize) -> Res
         }
     }
     Ok(done)
+}
+
+/// All rows with multi-row statements and no conflict clause.
+fn insert_plain(conn: &Connection, insert: &Insert<'_>, rows: usize) -> Result<()> {
+    let (now, mut text) = (now_text(), String::with_capacity(32));
+    let width = insert.columns.len();
+    let per = (32_000 / width.max(1)).clamp(1, ROWS_PER_STATEMENT);
+    let mut start = 0;
+    while start < rows {
+        let n = per.min(rows - start);
+        let mut stmt = conn.prepare_cached(&statement(insert, n, ""))?;
+        for k in 0..n {
+            bind_row(&mut stmt, k * width, insert, start + k, &now, &mut text)?;
+        }
+        stmt.raw_execute()?;
+        start += n;
+    }
+    Ok(())
+}
+
+/// `INSERT INTO t (cols) VALUES (?1, ...), ... conflict` for `rows` rows.
+fn statement(insert: &Insert<'_>, rows: usize, conflict: &str) -> String {
+    let names: Vec<&str> = insert.columns.iter().map(|(n, _)| *n).collect();
+    let width = names.len();
+    let groups: Vec<String> = (0..rows)
+        .map(|r| {
+            let marks: Vec<String> = (1..=width).map(|i| format!("?{}", r * width + i)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    format!("INSERT INTO {} ({}) VALUES {} {conflict}", insert.table, names.join(", "), groups.join(", "))
+}
+
+/// Binds row `row` of the insert to the parameters after `base`.
+fn bind_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    base: usize,
+    insert: &Insert<'_>,
+    row: usize,
+    now: &str,
+    text: &mut String,
+) -> Result<()> {
+    for (i, (_, column)) in insert.columns.iter().enumerate() {
+        let at = base + i + 1;
+        match column.param(row) {
+            _ if matches!(column, Column::Now) => stmt.raw_bind_parameter(at, now)?,
+            Param::Ts(s) => {
+                text.clear();
+                push_timestamp_str(text, s);
+                stmt.raw_bind_parameter(at, text.as_str())?;
+            }
+            p => stmt.raw_bind_parameter(at, p)?,
+        }
+    }
+    Ok(())
 }
 
 /// The current UTC time as SQLite's `CURRENT_TIMESTAMP` writes it.
