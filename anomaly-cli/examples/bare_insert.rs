@@ -56,19 +56,9 @@ struct Row {
     score: f64,
 }
 
-/// `YYYY-MM-DD HH:MM:SS` of a UTC epoch second (proleptic Gregorian calendar).
+/// `YYYY-MM-DD HH:MM:SS` of a UTC epoch second: the core's one formatter.
 fn timestamp(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    anomaly_core::time::format_timestamp(secs)
 }
 
 /// Deterministic xorshift64: a uniform float in [0, 1).
