@@ -380,7 +380,7 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
     };
     let (readings, events) = simulate(&spec).map_err(InputError::Params)?;
     if let Some(url) = &args.db {
-        crate::jobs::consumption::write_readings(&crate::jobs::forecast::DbArgs::with_url(url), &readings)?;
+        crate::jobs::consumption::write_readings(&crate::jobs::DbArgs::with_url(url), &readings)?;
     }
     if let Some(output) = &args.output {
         let clients: Vec<Vec<u8>> = readings.client_names().iter().map(|c| csvio::csv_field(c)).collect();

@@ -13,7 +13,7 @@ use log::info;
 
 use crate::csvio;
 use crate::input_error::InputError;
-use crate::jobs::forecast::DbArgs;
+use crate::jobs::DbArgs;
 
 /// Forecasting subcommands.
 #[derive(Debug, Subcommand)]

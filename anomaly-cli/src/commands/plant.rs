@@ -14,7 +14,8 @@ use log::{info, warn};
 
 use crate::csvio;
 use crate::input_error::InputError;
-use crate::jobs::forecast::{self as job, load_models, DbArgs as Db, DetectArgs, BATCH};
+use crate::jobs::forecast::{self as job, load_models, DetectArgs, BATCH};
+use crate::jobs::DbArgs as Db;
 use crate::store::forecast::NewReading;
 
 fn timestamp(text: &str, what: &str) -> Result<i64> {

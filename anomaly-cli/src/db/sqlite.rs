@@ -136,10 +136,19 @@ fn insert_plain(conn: &Connection, insert: &Insert<'_>, rows: usize) -> Result<(
     let (now, mut text) = (now_text(), String::with_capacity(32));
     let width = insert.columns.len();
     let per = (32_000 / width.max(1)).clamp(1, ROWS_PER_STATEMENT);
+    // Two statement texts at most: full chunks, and the last, shorter one.
+    let full = statement(insert, per.min(rows), "");
     let mut start = 0;
     while start < rows {
         let n = per.min(rows - start);
-        let mut stmt = conn.prepare_cached(&statement(insert, n, ""))?;
+        let tail;
+        let sql = if n == per.min(rows) {
+            full.as_str()
+        } else {
+            tail = statement(insert, n, "");
+            tail.as_str()
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
         for k in 0..n {
             bind_row(&mut stmt, k * width, insert, start + k, &now, &mut text)?;
         }

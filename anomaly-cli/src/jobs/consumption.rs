@@ -20,7 +20,7 @@ use log::info;
 use super::{parse_duration, Commit, Job, Worker};
 use crate::db::{Db, Sql};
 use crate::input_error::InputError;
-use crate::jobs::forecast::DbArgs;
+use crate::jobs::DbArgs;
 use crate::store::consumption::{self as store, Flag, MonthRow, Reading};
 use crate::store::{Reject, Written};
 

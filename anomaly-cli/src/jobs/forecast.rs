@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use log::info;
 
-use super::{Commit, Job, Schedule, Worker};
+use super::{Commit, DbArgs, Job, Schedule, Worker};
 use crate::db::{Db, Sql};
 use crate::input_error::InputError;
 use crate::store::forecast::{self as store, NewReading, Pending, ResultRow, Tables};
@@ -26,44 +26,6 @@ pub(crate) const BATCH: usize = 50_000;
 /// many as the results table holds) drops the results table's secondary
 /// indexes and rebuilds them at the end: a bulk backfill, not a trickle.
 const BACKLOG: i64 = 200_000;
-
-#[derive(Debug, Clone, Args)]
-pub(crate) struct DbArgs {
-    /// Database: `sqlite:PATH` (the default, embedded, no server) or
-    /// `postgres://user[:password]@host[:port]/database`.
-    #[arg(long, env = "ANOMALY_DB", default_value = "sqlite:anomaly.db")]
-    pub(crate) db: String,
-    /// Readings table `(id, datetime, variable_name, value, source_file, created_at)`.
-    #[arg(long, default_value = "datos_proceso")]
-    readings_table: String,
-    /// Results table `(id, ds, variable, y, yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score, processed_at)`.
-    #[arg(long, default_value = "anomalies_detector")]
-    results_table: String,
-}
-
-impl DbArgs {
-    pub(crate) fn with_url(url: &str) -> DbArgs {
-        DbArgs {
-            db: url.to_owned(),
-            readings_table: "datos_proceso".into(),
-            results_table: "anomalies_detector".into(),
-        }
-    }
-
-    pub(crate) fn tables(&self) -> Tables {
-        Tables::new(&self.readings_table, &self.results_table)
-    }
-
-    /// Opens the database and creates the plant's missing tables. A bad URL
-    /// or table name is the input's fault (exit 2); a database that cannot
-    /// be reached is not (exit 1, and `watch` retries).
-    pub(crate) fn open(&self) -> Result<Db> {
-        let t = self.tables();
-        let mut db = Db::open(&self.db, &t.names())?;
-        store::ensure(&mut db, &t)?;
-        Ok(db)
-    }
-}
 
 fn timestamp(text: &str, what: &str) -> Result<i64> {
     parse_timestamp(text).ok_or_else(|| {

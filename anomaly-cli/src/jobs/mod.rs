@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use log::{info, warn};
 
+use clap::Args;
+
 use crate::db::{Db, Sql};
+use crate::store::forecast::{self as plant, Tables};
 use crate::store::{self, Reject, Written};
 
 /// Ids below the job's watermark looked at again (rows committed out of id
@@ -77,6 +80,46 @@ pub(crate) trait Job {
     }
 }
 
+/// The database every SQL job takes (`--db`, or `ANOMALY_DB`), and the
+/// plant tables' names.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DbArgs {
+    /// Database: `sqlite:PATH` (the default, embedded, no server) or
+    /// `postgres://user[:password]@host[:port]/database`.
+    #[arg(long, env = "ANOMALY_DB", default_value = "sqlite:anomaly.db")]
+    pub(crate) db: String,
+    /// Readings table `(id, datetime, variable_name, value, source_file, created_at)`.
+    #[arg(long, default_value = "datos_proceso")]
+    readings_table: String,
+    /// Results table `(id, ds, variable, y, yhat, yhat_lower, yhat_upper, residual, is_anomaly, anomaly_score, processed_at)`.
+    #[arg(long, default_value = "anomalies_detector")]
+    results_table: String,
+}
+
+impl DbArgs {
+    pub(crate) fn with_url(url: &str) -> DbArgs {
+        DbArgs {
+            db: url.to_owned(),
+            readings_table: "datos_proceso".into(),
+            results_table: "anomalies_detector".into(),
+        }
+    }
+
+    pub(crate) fn tables(&self) -> Tables {
+        Tables::new(&self.readings_table, &self.results_table)
+    }
+
+    /// Opens the database and creates the plant's missing tables. A bad URL
+    /// or table name is the input's fault (exit 2); a database that cannot
+    /// be reached is not (exit 1, and `watch` retries).
+    pub(crate) fn open(&self) -> Result<Db> {
+        let t = self.tables();
+        let mut db = Db::open(&self.db, &t.names())?;
+        plant::ensure(&mut db, &t)?;
+        Ok(db)
+    }
+}
+
 /// What a pass found and wrote.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Pass {
@@ -95,68 +138,54 @@ pub(crate) fn run_pass<J: Job>(db: &mut Db, reader: Option<&mut Db>, job: &mut J
     let clock = Instant::now();
     job.start_pass(db, after)?;
     let moves = job.moves_watermark();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Scored<J::Out>>(1);
-    let conn = &mut *db;
-    let outcome = std::thread::scope(|scope| -> Result<(Pass, Timings)> {
-        let commit = |db: &mut Db, batch: &Scored<J::Out>| -> Result<Written> {
-            let watermark = if moves { batch.last } else { 0 };
-            db.transaction(|t| {
-                let written = batch.out.write(t, &batch.rejects)?;
-                store::advance(t, &name, watermark, written)?;
-                Ok(written)
-            })
-        };
-        let Some(reader) = reader else {
-            // One connection: read, score and write in turn.
-            drop(tx);
-            let (mut pass, mut timings) = (Pass::default(), Timings::default());
-            let mut after = after;
-            while let Some(batch) = next_batch(conn, job, after, limit, &mut timings)? {
-                let t = Instant::now();
-                pass.written += commit(conn, &batch)?;
-                timings.writing += t.elapsed();
-                pass.rows += batch.rows;
-                after = batch.last;
-                if batch.rows < limit {
-                    break;
-                }
-            }
-            return Ok((pass, timings));
-        };
-        let writer = scope.spawn(move || -> Result<(Pass, Duration)> {
+    let commit = |db: &mut Db, batch: &Scored<J::Out>| -> Result<Written> {
+        let watermark = if moves { batch.last } else { 0 };
+        db.transaction(|t| {
+            let written = batch.out.write(t, &batch.rejects)?;
+            store::advance(t, &name, watermark, written)?;
+            Ok(written)
+        })
+    };
+    let mut timings = Timings::default();
+    let outcome = match reader {
+        // One connection: read, score and write in turn.
+        None => {
             let (mut pass, mut writing) = (Pass::default(), Duration::ZERO);
-            for batch in rx {
+            each_batch(db, job, after, limit, &mut timings, |db, batch| {
                 let t = Instant::now();
-                pass.written += commit(conn, &batch)?;
+                pass.written += commit(db, &batch)?;
                 writing += t.elapsed();
                 pass.rows += batch.rows;
-            }
-            Ok((pass, writing))
-        });
-        let mut timings = Timings::default();
-        let read = (|| -> Result<()> {
-            let mut after = after;
-            while let Some(batch) = next_batch(reader, job, after, limit, &mut timings)? {
-                let (last, rows) = (batch.last, batch.rows);
-                if tx.send(batch).is_err() {
-                    break; // the writer failed: its error is reported below
-                }
-                after = last;
-                if rows < limit {
-                    break;
-                }
-            }
-            Ok(())
-        })();
-        drop(tx);
-        let (pass, writing) = writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
-        read?;
-        timings.writing = writing;
-        Ok((pass, timings))
-    });
+                Ok(true)
+            })
+            .map(|()| (pass, writing))
+        }
+        Some(reader) => {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Scored<J::Out>>(1);
+            let conn = &mut *db;
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(move || -> Result<(Pass, Duration)> {
+                    let (mut pass, mut writing) = (Pass::default(), Duration::ZERO);
+                    for batch in rx {
+                        let t = Instant::now();
+                        pass.written += commit(conn, &batch)?;
+                        writing += t.elapsed();
+                        pass.rows += batch.rows;
+                    }
+                    Ok((pass, writing))
+                });
+                // A failed send means the writer failed: its error is reported below.
+                let read = each_batch(reader, job, after, limit, &mut timings, |_, batch| Ok(tx.send(batch).is_ok()));
+                drop(tx);
+                let written = writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+                read.and(written)
+            })
+        }
+    };
     let end = job.end_pass(db);
-    let (pass, t) = outcome?;
+    let (pass, writing) = outcome?;
     end?;
+    let t = Timings { writing, ..timings };
     if pass.rows > 0 {
         log::debug!(
             "pass of {} {}: {:.2?} in all; reading {:.2?}, scoring {:.2?}, writing {:.2?}",
@@ -184,6 +213,27 @@ struct Timings {
     reading: Duration,
     scoring: Duration,
     writing: Duration,
+}
+
+/// Reads and scores the batches above `after`, oldest first, handing each
+/// to `sink` (with the connection they were read on) until none is left,
+/// a batch comes back short, or `sink` says stop.
+fn each_batch<J: Job>(
+    db: &mut Db,
+    job: &mut J,
+    mut after: i64,
+    limit: usize,
+    timings: &mut Timings,
+    mut sink: impl FnMut(&mut Db, Scored<J::Out>) -> Result<bool>,
+) -> Result<()> {
+    while let Some(batch) = next_batch(db, job, after, limit, timings)? {
+        let (last, rows) = (batch.last, batch.rows);
+        if !sink(db, batch)? || rows < limit {
+            break;
+        }
+        after = last;
+    }
+    Ok(())
 }
 
 /// Reads and scores the next batch above `after`, if any.

@@ -20,7 +20,7 @@ use ndarray::Array2;
 
 use super::{parse_duration, sleep_unless, stop_flag, unix_now, Commit, Job, Schedule, Worker};
 use crate::db::{Db, Sql};
-use crate::jobs::forecast::DbArgs;
+use crate::jobs::DbArgs;
 use crate::store::records::{PassMetrics, Records, Score};
 use crate::store::{Reject, Written};
 
