@@ -139,6 +139,21 @@ def test_late_and_malformed_readings(cli: str, plant: tuple[Path, Path], tmp_pat
     assert '"readings":0' in again.stdout
 
 
+def test_a_poison_row_is_rejected_and_the_rest_scored(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    """A BLOB variable name or a year-9999 reading among good ones: each a reject with its reason, every other reading scored."""
+    db, models = fresh(plant, tmp_path), plant[1]
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO datos_proceso (datetime, variable_name, value) VALUES ('2024-03-06 10:00:00', ?, 50.0)",
+                  (b"\x00\xff",))  # fmt: skip
+        c.execute("INSERT INTO datos_proceso (datetime, variable_name, value) VALUES ('not a time', 'VAR_01', 50.0)")
+    readings = scalar(db, "SELECT COUNT(*) FROM datos_proceso")
+    out = run(cli, "forecast", "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "--json", "-q")
+    assert f'"results":{readings - 2}' in out.stdout and '"rejects":2' in out.stdout, out.stdout
+    with sqlite3.connect(db) as c:
+        reasons = sorted(r[0] for r in c.execute("SELECT reason FROM anomalies_detector_rejects"))
+    assert reasons == ["unparsable datetime", "variable_name is not text"]
+
+
 def test_worker_killed_mid_batch_loses_and_repeats_nothing(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
     clean, models = fresh(plant, tmp_path), plant[1]
     run(cli, "detect", "--db", f"sqlite:{clean}", "--models", str(models), "--once", "-q")
