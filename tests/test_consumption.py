@@ -232,7 +232,8 @@ def test_rules_pickle_and_bytes_round_trip(readings: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(again.detect(readings), rules.detect(readings))
     blob = rules.to_bytes()
     header = json.loads(blob)
-    assert header["format"] == "anomaly-model" and header["kind"] == "consumption_rules" and header["version"] == 1
+    assert header["format"] == "anomaly-model" and header["kind"] == "consumption_rules"
+    assert header["version"] == anomaly._anomaly.MODEL_FORMAT_VERSION
     assert consumption.ConsumptionRules.from_bytes(blob).get_params() == rules.get_params()
 
 

@@ -249,10 +249,11 @@ def test_round_trip_predicts_identically(df: pd.DataFrame) -> None:
 
 def test_envelope_and_file_errors(model: anomaly.Prophet) -> None:
     envelope = serialize.model_to_dict(model)
-    assert {k: envelope[k] for k in ("format", "version", "kind")} == {"format": "anomaly-model", "version": 1, "kind": "prophet"}
+    version = anomaly._anomaly.MODEL_FORMAT_VERSION
+    assert {k: envelope[k] for k in ("format", "version", "kind")} == {"format": "anomaly-model", "version": version, "kind": "prophet"}
     json.dumps(envelope)  # JSON-ready as it is
     bad = [
-        ({**envelope, "version": 2}, "version 2 is newer than this build supports"),
+        ({**envelope, "version": version + 1}, f"version {version + 1} is newer than this build supports"),
         ({**envelope, "kind": "isolation_forest"}, "holds a 'isolation_forest' model, expected 'prophet'"),
         ({**envelope, "format": "other"}, "format is 'other'"),
         ({**envelope, "model": {"growth": "linear"}}, "corrupt"),

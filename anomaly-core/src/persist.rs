@@ -2,11 +2,15 @@
 //! `--params` files and Python pickles all use the same bytes.
 //!
 //! ```json
-//! {"format": "anomaly-model", "version": 1, "kind": "consumption_rules", "model": {...}}
+//! {"format": "anomaly-model", "version": 2, "kind": "consumption_rules", "model": {...}}
 //! ```
 //!
 //! A file from a newer format version, of another kind, or that is not an
-//! envelope at all gives a typed error, never a panic.
+//! envelope at all gives a typed error, never a panic. A file from an older
+//! version is read through its kind's [`Persist::upgrade`].
+//!
+//! Versions: 1 first; 2 counts the forecast detector's training statistics
+//! (`first`, `last`) in seconds, as every other reading time, not in ns.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,7 +20,7 @@ use crate::error::{Error, Result};
 /// The `format` tag of every envelope.
 pub const FORMAT: &str = "anomaly-model";
 /// The envelope version this build writes and the highest it reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Something that can be saved in an envelope.
 pub trait Persist: Serialize + DeserializeOwned {
@@ -29,15 +33,25 @@ pub trait Persist: Serialize + DeserializeOwned {
         serde_json::to_vec(&envelope).map_err(|e| Error::CorruptModel { reason: e.to_string() })
     }
 
+    /// Rewrites a model saved by envelope `version` (older than
+    /// [`VERSION`]) into today's layout; kinds whose layout never changed
+    /// keep this identity.
+    fn upgrade(version: u32, model: serde_json::Value) -> Result<serde_json::Value> {
+        let _ = version;
+        Ok(model)
+    }
+
     /// Reads envelope JSON bytes, checking format, version and kind.
     /// Models with invariants beyond their types override this to check them.
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        read_envelope(bytes, Self::KIND)
+        read_envelope::<Self>(bytes)
     }
 }
 
-/// Reads an envelope of `kind` and deserializes its model.
-pub fn read_envelope<M: DeserializeOwned>(bytes: &[u8], kind: &str) -> Result<M> {
+/// Reads an envelope of `M`'s kind, upgrades an older version and
+/// deserializes its model.
+pub fn read_envelope<M: Persist>(bytes: &[u8]) -> Result<M> {
+    let kind = M::KIND;
     let header: Envelope<serde_json::Value> = serde_json::from_slice(bytes)
         .map_err(|e| Error::CorruptModel { reason: format!("not an anomaly model file ({e})") })?;
     if header.format != FORMAT {
@@ -49,7 +63,8 @@ pub fn read_envelope<M: DeserializeOwned>(bytes: &[u8], kind: &str) -> Result<M>
     if header.kind != kind {
         return Err(Error::WrongModelKind { expected: kind.into(), found: header.kind });
     }
-    serde_json::from_value(header.model).map_err(|e| Error::CorruptModel { reason: format!("{kind} model: {e}") })
+    let model = if header.version < VERSION { M::upgrade(header.version, header.model)? } else { header.model };
+    serde_json::from_value(model).map_err(|e| Error::CorruptModel { reason: format!("{kind} model: {e}") })
 }
 
 #[derive(Serialize, Deserialize)]

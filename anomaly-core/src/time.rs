@@ -9,6 +9,18 @@
 /// Seconds in a day.
 pub const SECONDS_PER_DAY: i64 = 86_400;
 
+/// Nanoseconds in a second. Every reading time in the library counts
+/// seconds, except inside the Prophet-compatible model, which takes pandas'
+/// `datetime64[ns]` values exactly (sub-second data included, as Prophet
+/// does); [`to_nanos`] is the one conversion between the two.
+pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+/// `seconds` in nanoseconds, or `None` outside the range nanoseconds can
+/// count (1677-09-21 to 2262-04-11, pandas' range).
+pub fn to_nanos(seconds: i64) -> Option<i64> {
+    seconds.checked_mul(NANOS_PER_SECOND)
+}
+
 /// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };

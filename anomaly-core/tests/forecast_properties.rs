@@ -25,6 +25,11 @@ fn series(n: usize, seed: u64, level: f64, noise: f64) -> (Vec<i64>, Vec<f64>) {
     (ds, y)
 }
 
+/// The detectors count seconds; `series` gives the Prophet model's ns.
+fn seconds(ds: &[i64]) -> Vec<i64> {
+    ds.iter().map(|d| d / 1_000_000_000).collect()
+}
+
 fn options(mode: Mode) -> ProphetOptions {
     ProphetOptions {
         seasonality_mode: mode,
@@ -76,6 +81,7 @@ proptest! {
     #[test]
     fn scores_stay_in_range_and_files_round_trip(seed in any::<u64>(), spike in -50.0f64..50.0) {
         let (ds, mut y) = series(700, seed, 30.0, 0.5);
+        let ds = seconds(&ds);
         let (train_ds, train_y) = (ds[..600].to_vec(), y[..600].to_vec());
         let detector = FittedDetector::fit(&DetectorConfig::default(), train_ds, train_y).expect("fit");
         y[650] += spike;
@@ -100,7 +106,7 @@ fn injected_spikes_are_flagged_and_a_directory_round_trips() {
             y[i] += if k % 2 == 0 { 12.0 } else { -12.0 };
             spikes.push(readings.ds.len() + i);
         }
-        readings.ds.extend(ds);
+        readings.ds.extend(seconds(&ds));
         readings.variable.extend(std::iter::repeat_n(name.to_string(), 4032));
         readings.value.extend(y);
     }

@@ -44,7 +44,7 @@ pub(crate) struct PyForecastDetector {
 
 #[pymethods]
 impl PyForecastDetector {
-    /// Fits one model per variable: variable codes into `names`, `ds` in ns.
+    /// Fits one model per variable: variable codes into `names`, `ds` in seconds.
     #[staticmethod]
     #[pyo3(signature = (config_json, codes, names, ds, value, *, columns = None))]
     fn fit(

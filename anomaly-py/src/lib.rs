@@ -33,6 +33,8 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(forecast_interval::prophet_simulate, m)?)?;
     m.add_function(wrap_pyfunction!(forecast_interval::prophet_trend, m)?)?;
     m.add_function(wrap_pyfunction!(forecast_interval::fourier_series, m)?)?;
+    m.add("MODEL_FORMAT", anomaly_core::persist::FORMAT)?;
+    m.add("MODEL_FORMAT_VERSION", anomaly_core::persist::VERSION)?;
     m.add("ANOMALY_TYPES", consumption::anomaly_type_names())?;
     m.add("SEVERITIES", consumption::severity_names())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

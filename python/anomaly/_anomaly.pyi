@@ -6,6 +6,8 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+MODEL_FORMAT: str
+MODEL_FORMAT_VERSION: int
 ANOMALY_TYPES: list[str]
 SEVERITIES: list[str]
 

@@ -195,7 +195,7 @@ fn read_long(path: &Path, columns: &Columns) -> Result<LongReadings> {
                 )
             })?
         };
-        out.ds.push(ts * 1_000_000_000);
+        out.ds.push(ts);
         out.variable.push(record.get(vi).unwrap_or("").to_owned());
         out.value.push(value);
         row += 1;
@@ -247,7 +247,7 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
     let header = "ds,variable,y,yhat,yhat_lower,yhat_upper,residual,is_anomaly,anomaly_score";
     let names: Vec<Vec<u8>> = readings.variable.iter().map(|v| csvio::csv_field(v)).collect();
     csvio::write_rows_parallel(output, header, readings.ds.len(), |row, out| {
-        anomaly_core::time::push_timestamp(out, readings.ds[row].div_euclid(1_000_000_000));
+        anomaly_core::time::push_timestamp(out, readings.ds[row]);
         out.push(b',');
         out.extend_from_slice(&names[row]);
         for v in [readings.value[row], r.yhat[row], r.yhat_lower[row], r.yhat_upper[row], r.residual[row]] {

@@ -211,12 +211,8 @@ pub(crate) fn stream(args: StreamArgs) -> Result<()> {
             if !models.variables.contains_key(&variable) {
                 return Err(format!("no model for variable {variable:?}"));
             }
-            let readings = LongReadings {
-                ds: vec![ts * 1_000_000_000],
-                variable: vec![variable.clone()],
-                value: vec![y],
-                ..Default::default()
-            };
+            let readings =
+                LongReadings { ds: vec![ts], variable: vec![variable.clone()], value: vec![y], ..Default::default() };
             let d = models.detect(&readings).map_err(|e| e.to_string())?.rows;
             Ok(serde_json::json!({
                 "ds": anomaly_core::time::format_timestamp(ts), "variable": variable, "y": y,

@@ -30,8 +30,9 @@ pub(crate) enum Dialect {
 }
 
 /// A value read from a row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) enum Value {
+    #[default]
     Null,
     Int(i64),
     Real(f64),
@@ -60,6 +61,14 @@ impl Value {
     }
 
     pub(crate) fn text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The text, moved out (the row is not needed afterwards).
+    pub(crate) fn into_text(self) -> Option<String> {
         match self {
             Value::Text(t) => Some(t),
             _ => None,

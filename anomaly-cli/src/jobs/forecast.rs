@@ -10,7 +10,7 @@ use anomaly_core::forecast_interval::{DetectorConfig, LongReadings, MultiDetecto
 use anomaly_core::time::parse_timestamp;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use log::info;
+use log::{debug, info};
 
 use super::{Commit, DbArgs, Job, Schedule, Worker};
 use crate::db::{Db, Sql};
@@ -61,7 +61,7 @@ pub(crate) fn train_models(
     let mut readings = LongReadings::default();
     for (ts, variable, value) in rows {
         if seen.insert((variable.clone(), ts)) {
-            readings.ds.push(ts * 1_000_000_000);
+            readings.ds.push(ts);
             readings.value.push(value.unwrap_or(f64::NAN));
             readings.variable.push(variable);
         }
@@ -187,22 +187,27 @@ impl Job for ForecastJob {
                 (_, _, Err(text)) => Some(format!("value {text:?} is not a number")),
                 (_, _, Ok(None)) => Some("missing value".to_owned()),
                 (_, _, Ok(Some(v))) if !v.is_finite() => Some(format!("value {v} is not finite")),
+                (Some(ts), ..) if anomaly_core::time::to_nanos(ts).is_none() => {
+                    Some("datetime outside the forecast model's range (1677-09-22 to 2262-04-11)".to_owned())
+                }
                 (_, Some(name), _) if !models.variables.contains_key(name) => {
                     Some(format!("no model for variable {name:?}"))
                 }
-                (Some(ts), Some(name), _) if !seen.insert((name.clone(), ts)) => {
+                (Some(ts), Some(name), _) if !seen.insert((name.as_str(), ts)) => {
                     Some("repeated reading for this datetime and variable".to_owned())
                 }
                 _ => None,
             };
             match (reason, p.ts, &p.variable, &p.value) {
                 (None, Some(ts), Some(name), Ok(Some(v))) => {
-                    readings.ds.push(ts * 1_000_000_000);
+                    readings.ds.push(ts);
                     readings.variable.push(name.clone());
                     readings.value.push(*v);
                     kept.push((ts, name));
                     self.datetimes.insert(ts);
-                    self.variables.insert(name.clone());
+                    if !self.variables.contains(name) {
+                        self.variables.insert(name.clone());
+                    }
                 }
                 (reason, ..) => rejects.push(Reject {
                     id: p.id,
@@ -263,7 +268,9 @@ impl Job for ForecastJob {
 
     fn end_pass(&mut self, db: &mut Db) -> Result<()> {
         if std::mem::take(&mut self.indexes_dropped) {
+            let started = Instant::now();
             store::build_result_indexes(db, &self.tables)?;
+            debug!("built the results indexes in {:.2?}", started.elapsed());
         }
         Ok(())
     }

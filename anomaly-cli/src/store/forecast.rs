@@ -244,10 +244,10 @@ pub(crate) fn pending(db: &mut Db, t: &Tables, after: i64, since: Option<i64>, l
     )?;
     Ok(rows
         .into_iter()
-        .map(|r| Pending {
+        .map(|mut r| Pending {
             id: r[0].int().unwrap_or(0),
             ts: r[1].ts(),
-            variable: r[2].text().map(str::to_owned),
+            variable: std::mem::take(&mut r[2]).into_text(),
             value: r[3].number(),
         })
         .collect())

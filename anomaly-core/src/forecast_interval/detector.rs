@@ -1,6 +1,9 @@
 //! The plant team's rule on top of the forecast: a reading is anomalous
 //! outside `[yhat_lower, yhat_upper]` or when `|y - yhat| > k * std(training
 //! residuals)`, with a 0-100 score. One model per process variable.
+//!
+//! Reading times are seconds since the epoch, as everywhere in the library;
+//! `model_times` converts them once to the Prophet model's nanoseconds.
 
 use std::collections::BTreeMap;
 
@@ -101,9 +104,9 @@ pub struct VariableStats {
     pub max: f64,
     /// Sample standard deviation of the training residuals `y - yhat`.
     pub residual_std: f64,
-    /// First and last training timestamps (ns).
+    /// First training timestamp (seconds).
     pub first: i64,
-    /// Last training timestamp (ns).
+    /// Last training timestamp (seconds).
     pub last: i64,
 }
 
@@ -120,6 +123,34 @@ pub struct FittedDetector {
 
 impl Persist for FittedDetector {
     const KIND: &'static str = "forecast_detector";
+
+    /// Version 1 kept `stats.first` and `stats.last` in nanoseconds.
+    fn upgrade(version: u32, mut model: serde_json::Value) -> Result<serde_json::Value> {
+        if version < 2 {
+            for key in ["first", "last"] {
+                let ns = model["stats"][key].as_i64().ok_or_else(|| Error::CorruptModel {
+                    reason: format!("forecast_detector model: stats.{key} is not an integer"),
+                })?;
+                model["stats"][key] = ns.div_euclid(crate::time::NANOS_PER_SECOND).into();
+            }
+        }
+        Ok(model)
+    }
+}
+
+/// Reading times in seconds as the Prophet model's nanoseconds; a time
+/// nanoseconds cannot count is an error naming its row.
+fn model_times(ds: &[i64], field: &str) -> Result<Vec<i64>> {
+    ds.iter()
+        .enumerate()
+        .map(|(row, &s)| {
+            crate::time::to_nanos(s).ok_or_else(|| Error::Shape {
+                field: format!("{field} at row {row}"),
+                expected: "a time between 1677-09-22 and 2262-04-11 (the forecast model's range)".into(),
+                found: crate::time::format_timestamp(s),
+            })
+        })
+        .collect()
 }
 
 /// Detection results, one per reading.
@@ -169,15 +200,16 @@ fn sample_std(values: &[f64]) -> f64 {
 }
 
 impl FittedDetector {
-    /// Fits a variable's model and measures its training residuals.
+    /// Fits a variable's model to readings at `ds` (seconds) and measures
+    /// its training residuals.
     pub fn fit(config: &DetectorConfig, ds: Vec<i64>, y: Vec<f64>) -> Result<FittedDetector> {
         config.validate()?;
-        let history = History::new(ds.clone(), y.clone(), Vec::new())?;
+        let history = History::new(model_times(&ds, "ds")?, y.clone(), Vec::new())?;
         let model = FittedProphet::fit(&config.prophet, &history)?;
         let keep: Vec<usize> = (0..y.len()).filter(|&i| !y[i].is_nan()).collect();
         let ds_kept: Vec<i64> = keep.iter().map(|&i| ds[i]).collect();
         let y_kept: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
-        let forecast = model.predict(&ds_kept, &[], Intervals::None)?;
+        let forecast = model.predict(&model_times(&ds_kept, "ds")?, &[], Intervals::None)?;
         let residuals: Vec<f64> = y_kept.iter().zip(&forecast.yhat).map(|(a, b)| a - b).collect();
         let stats = VariableStats {
             count: y_kept.len(),
@@ -192,8 +224,8 @@ impl FittedDetector {
         Ok(FittedDetector { config: config.clone(), model, stats })
     }
 
-    /// Applies the rule to readings `(ds, y)` (sorted `ds`; NaN `y` gives
-    /// a forecast and no flag).
+    /// Applies the rule to readings `(ds, y)` (sorted `ds` in seconds; NaN
+    /// `y` gives a forecast and no flag).
     pub fn detect(&self, ds: &[i64], y: &[f64]) -> Result<Detection> {
         if y.len() != ds.len() {
             return Err(Error::LengthMismatch { field: "y".into(), expected: ds.len(), found: y.len() });
@@ -201,7 +233,7 @@ impl FittedDetector {
         if let Some(row) = y.iter().position(|v| v.is_infinite()) {
             return Err(Error::NonFinite { field: "y".into(), row, value: y[row] });
         }
-        let f = self.model.predict(ds, &[], self.config.intervals())?;
+        let f = self.model.predict(&model_times(ds, "ds")?, &[], self.config.intervals())?;
         let mut out =
             Detection { yhat: f.yhat, yhat_lower: f.yhat_lower, yhat_upper: f.yhat_upper, ..Default::default() };
         let k = self.config.k_sigma * self.stats.residual_std;
@@ -223,7 +255,7 @@ impl FittedDetector {
 /// Readings of many variables in long format: `(ds, variable, value)`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LongReadings {
-    /// Timestamps (ns).
+    /// Timestamps (seconds).
     pub ds: Vec<i64>,
     /// Variable of each row.
     pub variable: Vec<String>,
@@ -277,11 +309,7 @@ impl LongReadings {
                     field: names.time.clone(),
                     row: w[1],
                     first_row: w[0],
-                    key: format!(
-                        "{} at {}",
-                        self.variable[w[1]],
-                        crate::time::format_timestamp(self.ds[w[1]].div_euclid(1_000_000_000))
-                    ),
+                    key: format!("{} at {}", self.variable[w[1]], crate::time::format_timestamp(self.ds[w[1]])),
                 });
             }
         }
@@ -298,6 +326,15 @@ pub struct MultiDetector {
 
 impl Persist for MultiDetector {
     const KIND: &'static str = "forecast_detectors";
+
+    fn upgrade(version: u32, mut model: serde_json::Value) -> Result<serde_json::Value> {
+        if let Some(variables) = model.get_mut("variables").and_then(|v| v.as_object_mut()) {
+            for detector in variables.values_mut() {
+                *detector = FittedDetector::upgrade(version, detector.take())?;
+            }
+        }
+        Ok(model)
+    }
 }
 
 /// Detection over long-format readings, in input row order.
@@ -458,5 +495,40 @@ mod tests {
         // Below the band, clipped at 100.
         assert_eq!(anomaly_score(-100.0, 10.0, 9.0, 11.0, 1.0), 100.0);
         assert_eq!(anomaly_score(7.0, 10.0, 9.0, 11.0, 100.0), 100.0);
+    }
+
+    fn hourly(days: i64) -> (Vec<i64>, Vec<f64>) {
+        let ds: Vec<i64> = (0..days * 24).map(|h| 1_700_000_000 + h * 3600).collect();
+        let y = ds.iter().map(|&t| ((t % 86_400) as f64 / 86_400.0 * std::f64::consts::TAU).sin()).collect();
+        (ds, y)
+    }
+
+    #[test]
+    fn version_1_files_counted_statistics_in_nanoseconds() {
+        let (ds, y) = hourly(10);
+        let fitted = FittedDetector::fit(&DetectorConfig::default(), ds.clone(), y).unwrap();
+        assert_eq!((fitted.stats.first, fitted.stats.last), (ds[0], ds[ds.len() - 1]));
+        let mut envelope: serde_json::Value = serde_json::from_slice(&fitted.to_bytes().unwrap()).unwrap();
+        envelope["version"] = 1.into();
+        for key in ["first", "last"] {
+            let s = envelope["model"]["stats"][key].as_i64().unwrap();
+            envelope["model"]["stats"][key] = (s * 1_000_000_000).into();
+        }
+        let old = FittedDetector::from_bytes(&serde_json::to_vec(&envelope).unwrap()).unwrap();
+        assert_eq!(old, fitted);
+        let many = serde_json::json!({"format": "anomaly-model", "version": 1, "kind": "forecast_detectors",
+            "model": {"variables": {"TI-101": envelope["model"].clone()}}});
+        let old = MultiDetector::from_bytes(&serde_json::to_vec(&many).unwrap()).unwrap();
+        assert_eq!(old.variables["TI-101"], fitted);
+    }
+
+    #[test]
+    fn a_time_nanoseconds_cannot_count_is_an_error_naming_its_row() {
+        let (mut ds, y) = hourly(10);
+        let fitted = FittedDetector::fit(&DetectorConfig::default(), ds.clone(), y.clone()).unwrap();
+        ds[5] = crate::time::parse_timestamp("9999-01-01").unwrap();
+        ds.sort_unstable();
+        let err = fitted.detect(&ds, &y).unwrap_err().to_string();
+        assert!(err.contains("ds at row 239") && err.contains("9999-01-01"), "{err}");
     }
 }

@@ -49,7 +49,7 @@ pub fn fourier_series(ds: &[i64], period: f64, order: usize) -> Result<Vec<f64>>
 
 /// One row of [`fourier_series`], `row.len() / 2` orders.
 pub(crate) fn fourier_row(ds: i64, period: f64, row: &mut [f64]) {
-    let days = ds.div_euclid(1_000_000_000) as f64 / 86_400.0;
+    let days = ds.div_euclid(crate::time::NANOS_PER_SECOND) as f64 / 86_400.0;
     let x_t = days * std::f64::consts::PI * 2.0;
     for (i, pair) in row.chunks_mut(2).enumerate() {
         let c = x_t * (i + 1) as f64 / period;

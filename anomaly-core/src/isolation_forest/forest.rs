@@ -36,7 +36,7 @@ impl Persist for FittedIsolationForest {
     const KIND: &'static str = "isolation_forest";
 
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let model: FittedIsolationForest = crate::persist::read_envelope(bytes, Self::KIND)?;
+        let model: FittedIsolationForest = crate::persist::read_envelope(bytes)?;
         model.validate()?;
         Ok(model)
     }
@@ -77,28 +77,35 @@ impl IsolationForest {
         let max_samples = self.max_samples_for(n);
         let max_features = self.max_features_for(d)?;
         let max_depth = (max_samples.max(2) as f64).log2().ceil() as usize;
-        let p = &self.params;
         Ok(indices
             .into_par_iter()
             .map(|t| {
-                let mut rng = Rng::for_index(p.random_state, t as u64);
-                let rows = if p.bootstrap {
-                    (0..max_samples).map(|_| rng.below(n) as u32).collect()
-                } else {
-                    sample_without_replacement(n, max_samples, &mut rng)
-                };
-                let features = sample_without_replacement(d, max_features, &mut rng);
+                let (rows, features, mut rng) = self.draw(t, n, max_samples, d, max_features);
                 let input = TreeInput {
                     x: x.as_slice(),
                     n_features: d,
                     rows,
                     features,
                     max_depth,
-                    extension_level: p.extension_level,
+                    extension_level: self.params.extension_level,
                 };
                 Tree::build(input, &mut rng)
             })
             .collect())
+    }
+
+    /// Tree `t`'s rows (of `n`) and features (of `d`), and its stream after
+    /// drawing them, which then draws its splits.
+    fn draw(&self, t: usize, n: usize, max_samples: usize, d: usize, max_features: usize) -> (Vec<u32>, Vec<u32>, Rng) {
+        let p = &self.params;
+        let mut rng = Rng::for_index(p.random_state, t as u64);
+        let rows = if p.bootstrap {
+            (0..max_samples).map(|_| rng.below(n) as u32).collect()
+        } else {
+            sample_without_replacement(n, max_samples, &mut rng)
+        };
+        let features = sample_without_replacement(d, max_features, &mut rng);
+        (rows, features, rng)
     }
 }
 
@@ -158,6 +165,36 @@ impl FittedIsolationForest {
         Ok(())
     }
 
+    /// `x` has the training width.
+    pub(crate) fn check_width(&self, x: &FeatureMatrix<'_>) -> Result<()> {
+        if x.n_features() != self.n_features {
+            return Err(Error::Shape {
+                field: "X".into(),
+                expected: format!("{} features", self.n_features),
+                found: format!("{} features", x.n_features()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The training rows (of `n_rows`, the size of the matrix tree `t` was
+    /// fitted on) and features tree `t` drew: scikit-learn's
+    /// `estimators_samples_` and `estimators_features_`, recomputed from
+    /// the tree's seed as scikit-learn recomputes them.
+    pub fn tree_draws(&self, t: usize, n_rows: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+        if t >= self.trees.len() || n_rows == 0 || u32::try_from(n_rows).is_err() {
+            return Err(Error::param(
+                "tree",
+                t,
+                &format!("needs a tree below {} and 1 to 2^32 rows", self.trees.len()),
+            ));
+        }
+        let forest = self.params.check()?;
+        let max_features = forest.max_features_for(self.n_features)?;
+        let (rows, features, _) = forest.draw(t, n_rows, forest.max_samples_for(n_rows), self.n_features, max_features);
+        Ok((rows, features))
+    }
+
     /// Number of trees.
     pub fn n_trees(&self) -> usize {
         self.trees.len()
@@ -171,13 +208,7 @@ impl FittedIsolationForest {
     /// scikit-learn's `score_samples`: `-2^(-E[h(x)] / c(max_samples))`, in
     /// [-1, 0); lower is more abnormal.
     pub fn score_samples(&self, x: &FeatureMatrix<'_>) -> Result<Vec<f64>> {
-        if x.n_features() != self.n_features {
-            return Err(Error::Shape {
-                field: "X".into(),
-                expected: format!("{} features", self.n_features),
-                found: format!("{} features", x.n_features()),
-            });
-        }
+        self.check_width(x)?;
         let d = self.n_features;
         let denominator = self.trees.len() as f64 * average_path_length(self.max_samples);
         let mut scores = vec![0.0f64; x.n_rows()];

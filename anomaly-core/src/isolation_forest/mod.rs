@@ -58,13 +58,15 @@
 //! assert!(scores.iter().all(|s| (-1.0..0.0).contains(s)));
 //! ```
 
+mod explain;
 mod forest;
 mod params;
 mod summary;
 mod tree;
 
 pub use crate::traits::Auto;
+pub use explain::Explanation;
 pub use forest::FittedIsolationForest;
 pub use params::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
 pub use summary::{summarize, AnomalySummary, State, StateThresholds};
-pub use tree::{average_path_length, Tree};
+pub use tree::{average_path_length, SklearnTree, Tree};

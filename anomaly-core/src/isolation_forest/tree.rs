@@ -75,6 +75,25 @@ pub struct Tree {
     depth: usize,
 }
 
+/// A tree in scikit-learn's `tree_` arrays; see [`Tree::sklearn_layout`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SklearnTree {
+    /// Left child of each node, -1 at a leaf.
+    pub children_left: Vec<i64>,
+    /// Right child of each node, -1 at a leaf.
+    pub children_right: Vec<i64>,
+    /// Split feature, -2 at a leaf.
+    pub feature: Vec<i64>,
+    /// Split threshold (go left at or below), -2 at a leaf.
+    pub threshold: Vec<f64>,
+    /// Training rows reaching each node.
+    pub n_node_samples: Vec<i64>,
+    /// Path length of a leaf; cover-weighted mean of the leaves below a node.
+    pub value: Vec<f64>,
+    /// Depth of the deepest leaf.
+    pub max_depth: usize,
+}
+
 /// The serialized form: one array per node field (compact JSON).
 #[derive(Serialize, Deserialize)]
 struct TreeColumns {
@@ -306,6 +325,89 @@ impl Tree {
         self.nodes.len()
     }
 
+    /// Whether any split is a hyperplane (extended mode).
+    pub fn is_extended(&self) -> bool {
+        !self.planes.is_empty()
+    }
+
+    /// Node `i` as `(feature, threshold, left child)`, or `None` for a leaf
+    /// (axis-parallel trees; a hyperplane node reports its plane's tag).
+    pub(crate) fn split(&self, i: usize) -> Option<(u32, f32, usize)> {
+        let node = self.nodes[i];
+        (node.left as usize != i).then_some((node.feature, node.threshold, node.left as usize))
+    }
+
+    /// `depth + c(n_leaf)` of leaf `i`.
+    pub(crate) fn leaf_value(&self, i: usize) -> f64 {
+        self.values[i]
+    }
+
+    /// Depth of every node (children always follow their parent).
+    pub(crate) fn depths(&self) -> Vec<usize> {
+        let mut depth = vec![0usize; self.nodes.len()];
+        for i in 0..self.nodes.len() {
+            if let Some((_, _, left)) = self.split(i) {
+                depth[left] = depth[i] + 1;
+                depth[left + 1] = depth[i] + 1;
+            }
+        }
+        depth
+    }
+
+    /// The tree in scikit-learn's `tree_` layout (axis-parallel trees):
+    /// leaves have children -1 and feature -2 (`TREE_LEAF`, `TREE_UNDEFINED`)
+    /// and threshold -2; rows at or below a threshold go left; `value` is the
+    /// leaf's path length `depth + c(n)` and, inside, the cover-weighted mean
+    /// of its leaves (what SHAP's `TreeExplainer` recomputes). `None` for an
+    /// extended tree, which scikit-learn's layout cannot hold.
+    pub fn sklearn_layout(&self) -> Option<SklearnTree> {
+        if self.is_extended() {
+            return None;
+        }
+        let counts = self.node_counts();
+        let depth = self.depths();
+        let n = self.nodes.len();
+        let mut t = SklearnTree {
+            children_left: vec![-1; n],
+            children_right: vec![-1; n],
+            feature: vec![-2; n],
+            threshold: vec![-2.0; n],
+            n_node_samples: counts.iter().map(|&c| c as i64).collect(),
+            value: vec![0.0; n],
+            max_depth: depth.iter().copied().max().unwrap_or(0),
+        };
+        for i in (0..n).rev() {
+            match self.split(i) {
+                Some((f, threshold, left)) => {
+                    t.children_left[i] = left as i64;
+                    t.children_right[i] = left as i64 + 1;
+                    t.feature[i] = i64::from(f);
+                    t.threshold[i] = f64::from(threshold);
+                    let (a, b) = (counts[left] as f64, counts[left + 1] as f64);
+                    t.value[i] = (t.value[left] * a + t.value[left + 1] * b) / (a + b);
+                }
+                None => t.value[i] = self.values[i],
+            }
+        }
+        Some(t)
+    }
+
+    /// Training rows that reached each node. A leaf's count is recovered
+    /// from its value `depth + c(n)` (`c` is strictly increasing, and its
+    /// steps, about `2 / n`, dwarf rounding), so model files need not store
+    /// it; an internal node holds its children's rows.
+    pub fn node_counts(&self) -> Vec<u64> {
+        let depth = self.depths();
+        let mut counts = vec![0u64; self.nodes.len()];
+        for i in (0..self.nodes.len()).rev() {
+            counts[i] = match self.split(i) {
+                Some((_, _, left)) => counts[left] + counts[left + 1],
+                None => leaf_count(self.values[i] - depth[i] as f64),
+            };
+        }
+        counts
+    }
+
     /// Checks the structure of a deserialized tree, so that a corrupt model
     /// file cannot make scoring index out of bounds or loop.
     pub(crate) fn validate(&self, n_features: usize) -> Result<(), String> {
@@ -341,6 +443,28 @@ impl Tree {
         }
         Ok(())
     }
+}
+
+/// The `n >= 1` with `c(n)` nearest `c`: from the inverse of the
+/// asymptotic `c(n) ~ 2 ln(n - 1) + 2 γ - 2`, then stepped to the exact one
+/// (a few steps; bounded, so a corrupt value cannot loop).
+fn leaf_count(c: f64) -> u64 {
+    if c.is_nan() || c < 0.5 {
+        return 1;
+    }
+    let guess = ((c + 2.0) / 2.0 - 0.577_215_664_901_532_9).exp() + 1.0;
+    let mut n = guess.round().clamp(2.0, 1e12) as u64;
+    let gap = |n: u64| (average_path_length(n as usize) - c).abs();
+    for _ in 0..64 {
+        if n > 2 && gap(n - 1) < gap(n) {
+            n -= 1;
+        } else if gap(n + 1) < gap(n) {
+            n += 1;
+        } else {
+            break;
+        }
+    }
+    n
 }
 
 fn project(plane: &[Coef], row: &[f32]) -> f64 {

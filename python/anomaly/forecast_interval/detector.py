@@ -147,7 +147,7 @@ class ForecastDetector:
     def _long(
         df: pd.DataFrame, time_col: str, value_col: str, variable_col: str | None
     ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, tuple[str, str, str]]:
-        """Codes, variable names, ns timestamps, values, and the column names the core's errors use."""
+        """Codes, variable names, timestamps (seconds), values, and the column names the core's errors use."""
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
         for col in [time_col, value_col] + ([variable_col] if variable_col else []):
@@ -168,7 +168,7 @@ class ForecastDetector:
         else:
             codes, names = np.zeros(len(df), dtype=np.int64), [str(value_col)]
         columns = (time_col, variable_col or "variable", value_col)
-        return codes.astype(np.uint32), names, times.to_numpy(dtype="datetime64[ns]").astype(np.int64), values, columns
+        return codes.astype(np.uint32), names, times.to_numpy(dtype="datetime64[s]").astype(np.int64), values, columns
 
     def fit(self, df: pd.DataFrame, *, time_col: str = "ds", value_col: str = "y", variable_col: str | None = None) -> ForecastDetector:
         """Fits one model per variable (in parallel, GIL released)."""
@@ -194,7 +194,7 @@ class ForecastDetector:
             raise Exception("Model has not been fit.")
         stats = pd.DataFrame(json.loads(self._models.stats_json())).T
         for col in ("first", "last"):
-            stats[col] = pd.to_datetime(stats[col].astype("int64"))
+            stats[col] = pd.to_datetime(stats[col].astype("int64"), unit="s")
         return stats
 
     def save(self, path: Any) -> None:

@@ -11,7 +11,7 @@
 The file is the project's one versioned envelope (``anomaly-core``'s
 ``persist.rs``)::
 
-    {"format": "anomaly-model", "version": 1, "kind": "prophet", "model": {...}}
+    {"format": "anomaly-model", "version": 2, "kind": "prophet", "model": {...}}
 
 ``model`` holds the attributes Prophet saves, encoded exactly: floats as
 JSON numbers (shortest round-trip repr), arrays and frames with their dtypes,
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anomaly import _anomaly
 from anomaly.errors import ModelFileError, ParameterError, input_error
 
 __all__ = [
@@ -51,8 +52,9 @@ __all__ = [
     "model_to_json",
 ]
 
-FORMAT = "anomaly-model"
-VERSION = 1
+# The core's envelope: one format tag and version for every model file.
+FORMAT = _anomaly.MODEL_FORMAT
+VERSION = _anomaly.MODEL_FORMAT_VERSION
 KIND = "prophet"
 
 # The attributes Prophet saves, grouped by type as prophet.serialize names them.
