@@ -18,6 +18,11 @@ ran and counts as passing only if it passes at all of them.
 Every scikit-learn test that does not pass must be listed in
 :data:`EXPECTED_NOT_PASSING` with its reason; a listed test that passes fails
 here, so the list stays honest. Run with ``-rA`` to see it printed.
+
+All 33 pass at seed 42. Across seeds 0-99 one assertion depends on the
+random stream: ``test_iforest_performance`` needs ROC-AUC > 0.98 and ours
+gives 0.978 at seed 71 (scikit-learn's lowest is 0.989; mean 0.998 against
+0.9985), so ``SKLEARN_TESTS_GLOBAL_RANDOM_SEED=all`` reports that one seed.
 """
 
 from __future__ import annotations
@@ -32,95 +37,15 @@ from pathlib import Path
 
 import pytest
 
-# --- Reasons, grouped by the feature whose arrival removes them. ---------
+# --- Reasons, grouped by why. ---------------------------------------------
 
-# (a) Sparse input: anomaly.IsolationForest validates with accept_sparse=False.
-SPARSE = (
-    "sparse input refused: anomaly.IsolationForest does not accept scipy.sparse X "
-    "(TypeError: Sparse data was passed for X, but dense data is required)"
-)
-
-# (b) The fitted sub-estimators: the forest lives in Rust, with no
-# estimators_ (ExtraTreeRegressor list), estimators_features_ or
-# estimators_samples_ exposed.
-ESTIMATORS = (
-    "estimators_ missing: the test reads clf.estimators_[i].max_depth "
-    "(AttributeError: 'IsolationForest' object has no attribute 'estimators_')"
-)
-
-# (c) warm_start. anomaly does warm-start (it extends the Rust forest), but
-# the test checks it through estimators_: len(estimators_) == 20 and the
-# first tree object kept by identity. Needs (b) first.
-WARM_START_ESTIMATORS = (
-    "warm_start checked through estimators_: the test keeps clf.estimators_[0] and asserts len(estimators_) == 20 "
-    "and identity of the first tree (AttributeError: no attribute 'estimators_'); the warm start itself works"
-)
-
-# (d) working_memory chunking: scikit-learn scores in chunks of
-# sklearn.utils.get_chunk_n_rows rows, and the test counts calls to a mock
-# patched at sklearn.ensemble._iforest.get_chunk_n_rows: one in fit when
-# contamination is a float, one in decision_function, one in predict.
-CHUNKS_FLOAT = (
-    "working_memory chunking: score_samples is not chunked by get_chunk_n_rows; the mock patched at "
-    "sklearn.ensemble._iforest.get_chunk_n_rows is called 0 times, the test expects 3 "
-    "(fit's offset_ with contamination=0.25, decision_function, predict): AssertionError: assert 0 == 3"
-)
-CHUNKS_AUTO = (
-    "working_memory chunking: score_samples is not chunked by get_chunk_n_rows; the mock patched at "
-    "sklearn.ensemble._iforest.get_chunk_n_rows is called 0 times, the test expects 2 "
-    "(decision_function, predict; contamination='auto' scores nothing in fit): AssertionError: assert 0 == 2"
-)
-
-# (e) Fitting a single row. The constant-column parts of the test pass; its
-# last part fits one row, which the Rust core refuses (scikit-learn fits it:
-# max_samples_ 1, every tree a leaf, every score -0.5, every prediction +1).
-ONE_ROW = (
-    "fit on a single row refused: the last part of the test fits rng.randn(1, 10) "
-    "(anomaly._anomaly.ShapeError: X: expected at least 2 samples to fit, got n_samples = 1)"
-)
-
-# (f) Other.
-PRIVATE_MAX_SAMPLES = (
-    "reads BaseBagging's private attribute _max_samples, which anomaly's estimator (not a BaseBagging) does not "
-    "set (AttributeError: 'IsolationForest' object has no attribute '_max_samples'); max_samples_ passes"
-)
-
-EXPECTED_NOT_PASSING: dict[str, str] = {
-    # (a) sparse input
-    "test_iforest.py::test_iforest_sparse[42-csc_matrix]": SPARSE,
-    "test_iforest.py::test_iforest_sparse[42-csc_array]": SPARSE,
-    "test_iforest.py::test_iforest_sparse[42-csr_matrix]": SPARSE,
-    "test_iforest.py::test_iforest_sparse[42-csr_array]": SPARSE,
-    "test_iforest.py::test_iforest_with_n_jobs_does_not_segfault[csc_matrix]": SPARSE,
-    "test_iforest.py::test_iforest_with_n_jobs_does_not_segfault[csc_array]": SPARSE,
-    "test_iforest.py::test_iforest_sparse_input_float_contamination[csc_matrix]": SPARSE,
-    "test_iforest.py::test_iforest_sparse_input_float_contamination[csc_array]": SPARSE,
-    "test_iforest.py::test_iforest_sparse_input_float_contamination[csr_matrix]": SPARSE,
-    "test_iforest.py::test_iforest_sparse_input_float_contamination[csr_array]": SPARSE,
-    # (b) estimators_
-    "test_iforest.py::test_recalculate_max_depth": ESTIMATORS,
-    # (c) warm_start (through estimators_)
-    "test_iforest.py::test_iforest_warm_start": WARM_START_ESTIMATORS,
-    # (d) working_memory chunking
-    "test_iforest.py::test_iforest_chunks_works1[42-0.25-3]": CHUNKS_FLOAT,
-    "test_iforest.py::test_iforest_chunks_works1[42-auto-2]": CHUNKS_AUTO,
-    "test_iforest.py::test_iforest_chunks_works2[42-0.25-3]": CHUNKS_FLOAT,
-    "test_iforest.py::test_iforest_chunks_works2[42-auto-2]": CHUNKS_AUTO,
-    # (e) one-row fit
-    "test_iforest.py::test_iforest_with_uniform_data": ONE_ROW,
-    # (f) other
-    "test_iforest.py::test_max_samples_consistency": PRIVATE_MAX_SAMPLES,
-}
-REASONS_BY_CATEGORY: dict[str, set[str]] = {
-    "sparse input": {SPARSE},
-    "estimators_": {ESTIMATORS},
-    "warm_start": {WARM_START_ESTIMATORS},
-    "working_memory chunking": {CHUNKS_FLOAT, CHUNKS_AUTO},
-    "one-row fit": {ONE_ROW},
-    "other": {PRIVATE_MAX_SAMPLES},
-}
-ALLOWED_REASONS = set().union(*REASONS_BY_CATEGORY.values())
-MIN_PASSING = 15
+# Every test passes at the default seed today. A test that stops passing
+# must be listed here with its reason (a named constant, grouped in
+# REASONS_BY_CATEGORY), and a listed test that passes fails this harness.
+EXPECTED_NOT_PASSING: dict[str, str] = {}
+REASONS_BY_CATEGORY: dict[str, set[str]] = {}
+ALLOWED_REASONS: set[str] = set().union(*REASONS_BY_CATEGORY.values())
+MIN_PASSING = 33
 SKLEARN_VERSION = "1.9."
 MODULE = "test_iforest.py"
 DEFAULT_SEED = 42

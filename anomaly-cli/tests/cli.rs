@@ -319,11 +319,14 @@ fn iforest_bad_input_exits_2() {
     let (code, _) =
         run(&["iforest", "fit", "-i", &input, "-m", &model, "--contamination", "0.9", "--columns", "voltage"]);
     assert_eq!(code, Some(2));
-    let one = dir.path("one.csv");
-    std::fs::write(&one, "a,b\n1,2\n").expect("write");
-    let (code, err) = run(&["iforest", "fit", "-i", &one, "-m", &model]);
+    // A header without rows; one row fits, as in scikit-learn.
+    let empty = dir.path("empty.csv");
+    std::fs::write(&empty, "a,b\n").expect("write");
+    let (code, err) = run(&["iforest", "fit", "-i", &empty, "-m", &model]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("n_samples = 1"), "{err}");
+    assert!(err.contains("feature matrix is empty"), "{err}");
+    std::fs::write(&empty, "a,b\n1,2\n").expect("write");
+    assert_eq!(run(&["iforest", "fit", "-i", &empty, "-m", &model]).0, Some(0));
     let nan = dir.path("nan.csv");
     std::fs::write(&nan, "a,b\n1,2\n3,NaN\n4,5\n").expect("write");
     let (code, err) = run(&["iforest", "fit", "-i", &nan, "-m", &model]);

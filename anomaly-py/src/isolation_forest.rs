@@ -1,11 +1,11 @@
 //! `IsolationForestModel`: the fitted forest on numpy float32 matrices.
 
-use anomaly_core::data::FeatureMatrix;
+use anomaly_core::data::{CsrMatrix, FeatureMatrix, Rows};
 use anomaly_core::isolation_forest::{summarize, FittedIsolationForest, IsolationForestParams, StateThresholds};
 use anomaly_core::persist::Persist;
-use anomaly_core::traits::{Fit, ParamGuard};
+use anomaly_core::traits::ParamGuard;
 use anomaly_core::Error;
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -27,6 +27,49 @@ pub(crate) fn with_threads<T: Send>(
     }
 }
 
+/// A matrix from Python: C-contiguous float32, or scipy's CSR arrays as
+/// `(n_features, indptr, indices, data)` (int64, int64, float32).
+#[derive(FromPyObject)]
+pub(crate) enum Input<'py> {
+    Dense(PyReadonlyArray2<'py, f32>),
+    Sparse((usize, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, f32>)),
+}
+
+impl Input<'_> {
+    /// Validates the matrix (width `expected` when set) and runs `work` on
+    /// it with the GIL released.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        expected: Option<usize>,
+        work: impl FnOnce(&dyn Rows) -> anomaly_core::Result<T> + Send,
+    ) -> PyResult<T> {
+        let not_contiguous = |what: &str| Error::Shape {
+            field: format!("X.{what}"),
+            expected: "a contiguous array".into(),
+            found: "a strided view".into(),
+        };
+        match self {
+            Input::Dense(x) => {
+                let view = x.as_array();
+                run(py, move || work(&FeatureMatrix::new(view, expected)?))
+            }
+            Input::Sparse((d, indptr, indices, data)) => {
+                let (indptr, indices, data) = (
+                    indptr.as_slice().map_err(|_| to_py(py, not_contiguous("indptr")))?,
+                    indices.as_slice().map_err(|_| to_py(py, not_contiguous("indices")))?,
+                    data.as_slice().map_err(|_| to_py(py, not_contiguous("data")))?,
+                );
+                let d = *d;
+                run(py, move || work(&CsrMatrix::new(d, indptr, indices, data, expected)?))
+            }
+        }
+    }
+}
+
+/// Row or feature indices handed to numpy.
+type Indices<'py> = Bound<'py, PyArray1<i64>>;
+
 /// A fitted isolation forest (see `anomaly_core::isolation_forest`).
 #[pyclass(module = "anomaly._anomaly", name = "IsolationForestModel", frozen)]
 pub(crate) struct PyIsolationForestModel {
@@ -35,41 +78,32 @@ pub(crate) struct PyIsolationForestModel {
 
 #[pymethods]
 impl PyIsolationForestModel {
-    /// Fits a forest to a C-contiguous float32 matrix.
+    /// Grows a forest on a dense or CSR matrix; the offset is
+    /// `contamination="auto"`'s until `with_offset_from_scores` sets it.
     #[staticmethod]
     #[pyo3(signature = (x, params_json, n_threads = None))]
-    fn fit(
-        py: Python<'_>,
-        x: PyReadonlyArray2<'_, f32>,
-        params_json: &str,
-        n_threads: Option<usize>,
-    ) -> PyResult<Self> {
+    fn fit(py: Python<'_>, x: Input<'_>, params_json: &str, n_threads: Option<usize>) -> PyResult<Self> {
         let params: IsolationForestParams = serde_json::from_str(params_json)
             .map_err(|e| to_py(py, Error::param("params", params_json, &format!("not a valid parameter set: {e}"))))?;
-        let view = x.as_array();
-        let model = run(py, move || {
-            let forest = params.check()?;
-            let x = FeatureMatrix::new(view, None)?;
-            with_threads(n_threads, || forest.fit(&x))
-        })?;
+        let forest = params.check().map_err(|e| to_py(py, e))?;
+        let model = x.run(py, None, |x| with_threads(n_threads, || forest.fit_trees(x)))?;
         Ok(PyIsolationForestModel { model })
     }
 
-    /// A copy with trees added up to `n_estimators`, fitted on `x` (warm start).
+    /// A copy with trees added up to `n_estimators`, grown on `x` (warm
+    /// start); the offset is kept until `with_offset_from_scores`.
     #[pyo3(signature = (x, n_estimators, n_threads = None))]
-    fn extend(
-        &self,
-        py: Python<'_>,
-        x: PyReadonlyArray2<'_, f32>,
-        n_estimators: usize,
-        n_threads: Option<usize>,
-    ) -> PyResult<Self> {
-        let view = x.as_array();
+    fn extend(&self, py: Python<'_>, x: Input<'_>, n_estimators: usize, n_threads: Option<usize>) -> PyResult<Self> {
         let current = &self.model;
-        let model = run(py, move || {
-            let x = FeatureMatrix::new(view, Some(current.n_features))?;
-            with_threads(n_threads, || current.extend(&x, n_estimators))
-        })?;
+        let model = x.run(py, None, |x| with_threads(n_threads, || current.extend_trees(x, n_estimators)))?;
+        Ok(PyIsolationForestModel { model })
+    }
+
+    /// A copy whose offset comes from the training rows' scores (the
+    /// contamination rule of the core).
+    fn with_offset_from_scores(&self, py: Python<'_>, scores: PyReadonlyArray1<'_, f64>) -> PyResult<Self> {
+        let mut model = self.model.clone();
+        model.set_offset_from_scores(scores.as_array().to_vec()).map_err(|e| to_py(py, e))?;
         Ok(PyIsolationForestModel { model })
     }
 
@@ -78,16 +112,60 @@ impl PyIsolationForestModel {
     fn score_samples<'py>(
         &self,
         py: Python<'py>,
-        x: PyReadonlyArray2<'py, f32>,
+        x: Input<'py>,
         n_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let view = x.as_array();
         let model = &self.model;
-        let scores = run(py, move || {
-            let x = FeatureMatrix::new(view, Some(model.n_features))?;
-            with_threads(n_threads, || model.score_samples(&x))
-        })?;
+        let scores = x.run(py, Some(model.n_features), |x| with_threads(n_threads, || model.score_samples(x)))?;
         Ok(scores.into_pyarray(py))
+    }
+
+    /// Shapley values of the mean path length, `(n_rows, n_features)`, and
+    /// their base value (the expected mean path length).
+    #[pyo3(signature = (x, n_threads = None))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        x: Input<'py>,
+        n_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray2<f64>>, f64)> {
+        let model = &self.model;
+        let e = x.run(py, Some(model.n_features), |x| with_threads(n_threads, || model.explain(x)))?;
+        let rows = e.values.len() / e.n_features.max(1);
+        let values = numpy::ndarray::Array2::from_shape_vec((rows, e.n_features), e.values)
+            .map_err(|err| crate::errors::InternalError::new_err(err.to_string()))?;
+        Ok((values.into_pyarray(py), e.expected))
+    }
+
+    /// Tree `t` in scikit-learn's `tree_` arrays (a dict), or None for an
+    /// extended tree.
+    fn tree_layout<'py>(&self, py: Python<'py>, t: usize) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let tree =
+            self.model.trees().get(t).ok_or_else(|| {
+                to_py(py, Error::param("tree", t, &format!("must be below {}", self.model.n_trees())))
+            })?;
+        let Some(layout) = tree.sklearn_layout() else { return Ok(None) };
+        let out = PyDict::new(py);
+        out.set_item("children_left", layout.children_left.into_pyarray(py))?;
+        out.set_item("children_right", layout.children_right.into_pyarray(py))?;
+        out.set_item("feature", layout.feature.into_pyarray(py))?;
+        out.set_item("threshold", layout.threshold.into_pyarray(py))?;
+        out.set_item("n_node_samples", layout.n_node_samples.into_pyarray(py))?;
+        out.set_item("value", layout.value.into_pyarray(py))?;
+        out.set_item("max_depth", layout.max_depth)?;
+        Ok(Some(out))
+    }
+
+    /// The training rows (of `n_rows`) and the features tree `t` drew.
+    fn tree_draws<'py>(
+        &self,
+        py: Python<'py>,
+        t: usize,
+        n_rows: usize,
+    ) -> PyResult<(Indices<'py>, Indices<'py>)> {
+        let (rows, features) = self.model.tree_draws(t, n_rows).map_err(|e| to_py(py, e))?;
+        let wide = |v: Vec<u32>| v.into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py);
+        Ok((wide(rows), wide(features)))
     }
 
     /// `decision_function = score_samples - offset`.
@@ -100,6 +178,24 @@ impl PyIsolationForestModel {
     #[getter]
     fn max_samples(&self) -> usize {
         self.model.max_samples
+    }
+
+    /// Features each tree draws.
+    #[getter]
+    fn max_features(&self) -> usize {
+        self.model.max_features()
+    }
+
+    /// The depth trees grow to.
+    #[getter]
+    fn max_depth(&self) -> usize {
+        self.model.max_depth()
+    }
+
+    /// The expected mean path length (the base value of `explain`).
+    #[getter]
+    fn expected_path_length(&self) -> f64 {
+        self.model.expected_path_length()
     }
 
     /// Number of trees.

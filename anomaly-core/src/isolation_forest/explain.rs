@@ -17,8 +17,11 @@ use rayon::prelude::*;
 
 use super::forest::FittedIsolationForest;
 use super::tree::Tree;
-use crate::data::FeatureMatrix;
+use crate::data::Rows;
 use crate::error::{Error, Result};
+
+/// Rows explained together (one gathered block for sparse input).
+const BLOCK: usize = 256;
 
 /// Explanations of a block of rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +61,7 @@ impl FittedIsolationForest {
     /// Shapley values of every row of `x` (see the module docs). Extended
     /// forests are refused: a hyperplane split mixes features, so their
     /// path-dependent Shapley values are not defined per feature.
-    pub fn explain(&self, x: &FeatureMatrix<'_>) -> Result<Explanation> {
+    pub fn explain(&self, x: &dyn Rows) -> Result<Explanation> {
         self.check_width(x)?;
         if self.trees().iter().any(Tree::is_extended) {
             return Err(Error::param(
@@ -67,30 +70,48 @@ impl FittedIsolationForest {
                 "explanations need axis-parallel trees (extension_level=0): a hyperplane split mixes features",
             ));
         }
-        let scale = 1.0 / self.n_trees() as f64;
-        let prepared: Vec<Prepared<'_>> = self
-            .trees()
-            .iter()
-            .map(|tree| Prepared { tree, cover: tree.node_counts().iter().map(|&c| c as f64).collect(), scale })
-            .collect();
+        let prepared = self.prepared();
         let expected = prepared.iter().map(Prepared::expected).sum();
         let d = self.n_features;
         let depth = self.trees().iter().map(|t| t.depths().into_iter().max().unwrap_or(0)).max().unwrap_or(0);
+        let path_len = (depth + 3) * (depth + 4) / 2 + 4;
         let mut values = vec![0.0; x.n_rows() * d];
-        values.par_chunks_mut(d.max(1)).zip(x.as_slice().par_chunks(d.max(1))).for_each_init(
-            || {
-                vec![
-                    PathElement { feature: NO_FEATURE, zero: 0.0, one: 0.0, weight: 0.0 };
-                    (depth + 3) * (depth + 4) / 2 + 4
-                ]
-            },
-            |path, (phi, row)| {
-                for tree in &prepared {
-                    tree.shap(row, phi, path);
+        values.par_chunks_mut(BLOCK * d).enumerate().for_each_init(
+            || (vec![PathElement { feature: NO_FEATURE, zero: 0.0, one: 0.0, weight: 0.0 }; path_len], Vec::new()),
+            |(path, gathered), (b, block)| {
+                let (first, rows) = (b * BLOCK, block.len() / d);
+                let dense = match x.dense() {
+                    Some(all) => &all[first * d..][..rows * d],
+                    None => {
+                        gathered.clear();
+                        x.gather(&mut (first..first + rows), gathered);
+                        &gathered[..]
+                    }
+                };
+                for (phi, row) in block.chunks_mut(d).zip(dense.chunks(d)) {
+                    for tree in &prepared {
+                        tree.shap(row, phi, path);
+                    }
                 }
             },
         );
         Ok(Explanation { values, expected, n_features: d })
+    }
+}
+
+impl FittedIsolationForest {
+    /// The expected mean path length over the training rows' leaves: the
+    /// base value explanations start from (SHAP's `expected_value`).
+    pub fn expected_path_length(&self) -> f64 {
+        self.prepared().iter().map(Prepared::expected).sum()
+    }
+
+    fn prepared(&self) -> Vec<Prepared<'_>> {
+        let scale = 1.0 / self.n_trees() as f64;
+        self.trees()
+            .iter()
+            .map(|tree| Prepared { tree, cover: tree.node_counts().iter().map(|&c| c as f64).collect(), scale })
+            .collect()
     }
 }
 
@@ -205,6 +226,7 @@ fn unwound_sum(path: &[PathElement], unique: usize, k: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::FeatureMatrix;
     use crate::isolation_forest::IsolationForestParams;
     use crate::rng::Rng;
     use crate::traits::{Fit, ParamGuard};
