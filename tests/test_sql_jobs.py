@@ -294,6 +294,23 @@ def test_isolation_forest_job_scores_each_record_once(cli: str, tmp_path: Path) 
     run(cli, "iforest", "watch", "--db", f"sqlite:{db}", "--model", str(tmp_path / "forest.json"), "--interval", "50ms",
         "--max-iterations", "1", "-q")  # fmt: skip
     assert scalar(db, "SELECT COUNT(*) FROM energy_records_metrics") == 2
+    # Each anomaly names the sensor that pushed it most toward anomalous, and that push's share.
+    with sqlite3.connect(db) as c:
+        tops = c.execute("SELECT is_anomaly, top_feature, top_share FROM energy_records_scores").fetchall()
+    flagged = [(f, s) for a, f, s in tops if a]
+    assert flagged and all(f in ("voltage", "current", "power", "temperature") and 0 < s <= 1 for f, s in flagged)
+    assert all(f is None and s is None for a, f, s in tops if not a)
+
+
+def test_isolation_forest_job_adds_the_explanation_columns_to_an_older_scores_table(cli: str, tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as c:  # the scores table as versions before explanations created it
+        c.execute("CREATE TABLE energy_records_scores (record_id INTEGER PRIMARY KEY, score REAL NOT NULL, "
+                  "decision REAL NOT NULL, is_anomaly INTEGER NOT NULL, scored_at TEXT NOT NULL)")  # fmt: skip
+    run(cli, "iforest", "simulate", "--db", f"sqlite:{db}", "--batch-size", "2000", "--anomaly-ratio", "0.05", "-q")
+    run(cli, "iforest", "watch", "--db", f"sqlite:{db}", "--model", str(tmp_path / "f.json"), "--max-iterations", "1",
+        "-q")  # fmt: skip
+    assert scalar(db, "SELECT COUNT(*) FROM energy_records_scores WHERE is_anomaly AND top_feature IS NOT NULL") > 0
 
 
 def consumption_job(cli: str, url: str, tmp_path: Path) -> None:

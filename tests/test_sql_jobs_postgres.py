@@ -138,6 +138,11 @@ def test_isolation_forest_job_matches_sqlite(cli: str, postgres: Any, tmp_path: 
         expected = [[str(a), str(b), s] for a, b, s in c.execute(
             "SELECT total, anomalies, state FROM energy_records_metrics ORDER BY id")]  # fmt: skip
     assert pg == expected
+    # The same sensor named for each anomaly on both databases.
+    query = "SELECT record_id, top_feature FROM energy_records_scores WHERE is_anomaly ORDER BY record_id"
+    with sqlite3.connect(lite) as c:
+        tops = [[str(r), f] for r, f in c.execute(query)]
+    assert postgres.sql(query, db) == tops and all(f for _, f in tops)
 
 
 def test_consumption_job_matches_sqlite(cli: str, postgres: Any, tmp_path: Path) -> None:

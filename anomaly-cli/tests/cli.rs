@@ -294,6 +294,20 @@ fn iforest_fit_then_score_flags_the_outliers() {
     let out = anomaly(&["iforest", "score", "-m", &model, "-i", &input, "--caution-percent", "0.5", "--json", "-q"]);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(summary["state"], "Precaución");
+    // --explain: the sensor pushing each row most toward anomalous, and its share.
+    let out = anomaly(&["iforest", "score", "-m", &model, "-i", &input, "-o", &scores, "--explain", "--json", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let counted: u64 = summary["top_features"].as_object().expect("counts").values().filter_map(|v| v.as_u64()).sum();
+    assert_eq!(counted, 10, "{summary}");
+    let rows = lines(&scores);
+    assert_eq!(rows[0], "score,decision,label,top_feature,top_share");
+    for row in &rows[991..] {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert!(["voltage", "current", "power"].contains(&fields[3]), "{row}");
+        let share: f64 = fields[4].parse().expect("share");
+        assert!(share > 0.0 && share <= 1.0, "{row}");
+    }
 }
 
 #[test]

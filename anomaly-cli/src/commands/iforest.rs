@@ -36,11 +36,18 @@ pub(crate) enum Command {
     /// Score a CSV with a saved forest: one row per input row with
     /// score (lower = more abnormal), decision (negative = anomaly) and
     /// label (-1 anomaly, 1 normal), plus a summary with the state.
+    /// --explain adds the sensor that pushed each row most toward anomalous
+    /// (top_feature) and its share of that push (top_share, Shapley values
+    /// of the mean path length), and counts them over the anomalies.
     ///
-    /// Example:
+    /// Examples:
     ///
     ///   anomaly iforest score --model forest.json --input today.csv --output scores.csv --json
     ///   # {"total":1440,"anomalies":12,"percent":0.83,"state":"Normal",...}
+    ///
+    ///   anomaly iforest score --model forest.json --input today.csv --output scores.csv --explain --json
+    ///   # scores.csv: score,decision,label,top_feature,top_share
+    ///   # {...,"top_features":{"temperature":9,"voltage":3}}
     #[command(verbatim_doc_comment)]
     Score(ScoreArgs),
     /// Write simulated sensor records (voltage, current, power,
@@ -115,6 +122,10 @@ pub(crate) struct ScoreArgs {
     /// From this percent it is Crítico.
     #[arg(long, default_value_t = 10.0)]
     critical_percent: f64,
+    /// Explain each row: the feature pushing it most toward anomalous and
+    /// its share of that push (axis-parallel forests).
+    #[arg(long)]
+    explain: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -203,14 +214,34 @@ fn score(args: ScoreArgs) -> Result<()> {
     let x = matrix(&args.input, &data, Some(model.n_features))?;
     let scores = model.score_samples(&x).map_err(|e| InputError::data(&args.input, e))?;
     let labels: Vec<i8> = scores.iter().map(|s| if s - model.offset < 0.0 { -1 } else { 1 }).collect();
+    let explained = if args.explain {
+        let e = model.explain(&x).map_err(InputError::Params)?;
+        Some((0..labels.len()).map(|r| e.top(r)).collect::<Vec<_>>())
+    } else {
+        None
+    };
+    let name = |j: usize| data.columns.get(j).cloned().unwrap_or_else(|| format!("x{j}"));
+    let fields: Vec<Vec<u8>> = (0..model.n_features).map(|j| csvio::csv_field(&name(j))).collect();
     let thresholds = StateThresholds { caution_percent: args.caution_percent, critical_percent: args.critical_percent };
     let summary = summarize(&labels, thresholds).map_err(InputError::Params)?;
     if let Some(path) = &args.output {
-        csvio::write_rows_parallel(path, "score,decision,label", scores.len(), |row, out| {
+        let header =
+            if explained.is_some() { "score,decision,label,top_feature,top_share" } else { "score,decision,label" };
+        csvio::write_rows_parallel(path, header, scores.len(), |row, out| {
             csvio::push_f64(out, scores[row]);
             out.push(b',');
             csvio::push_f64(out, scores[row] - model.offset);
             out.extend_from_slice(if labels[row] < 0 { b",-1" } else { b",1" });
+            if let Some(tops) = &explained {
+                out.push(b',');
+                if let Some((j, share)) = tops[row] {
+                    out.extend_from_slice(&fields[j]);
+                    out.push(b',');
+                    csvio::push_f64(out, share);
+                } else {
+                    out.push(b',');
+                }
+            }
         })?;
     }
     info!(
@@ -223,6 +254,15 @@ fn score(args: ScoreArgs) -> Result<()> {
     );
     if args.json {
         let mut value = serde_json::to_value(&summary)?;
+        if let Some(tops) = &explained {
+            let mut counts = std::collections::BTreeMap::<String, usize>::new();
+            for (top, _) in tops.iter().zip(&labels).filter(|(_, label)| **label < 0) {
+                if let Some((j, _)) = top {
+                    *counts.entry(name(*j)).or_default() += 1;
+                }
+            }
+            value["top_features"] = serde_json::to_value(counts)?;
+        }
         value["seconds"] = started.elapsed().as_secs_f64().into();
         println!("{value}");
     }

@@ -318,6 +318,29 @@ impl Db {
         Ok(out)
     }
 
+    /// Adds `column` (a DDL type, tokens allowed) to `table` when an older
+    /// version of the store created the table without it. Names are the
+    /// store's own, checked when the database was opened.
+    pub(crate) fn add_column(&mut self, table: &str, column: &str, ty: &str) -> Result<()> {
+        let sql = match &self.conn {
+            Conn::Postgres(_) => format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ty}"),
+            Conn::Sqlite(c) => {
+                // SQLite has no IF NOT EXISTS here: look the column up first.
+                let (schema, name) = table.split_once('.').unwrap_or(("main", table));
+                let present: i64 = c.query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info(?1, ?2) WHERE name = ?3",
+                    rusqlite::params![name, schema, column],
+                    |r| r.get(0),
+                )?;
+                if present > 0 {
+                    return Ok(());
+                }
+                format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")
+            }
+        };
+        self.batch(&sql)
+    }
+
     /// Gives index builds the memory to sort in RAM (PostgreSQL's default
     /// 64 MB spills a large table's sort to disk); SQLite sorts within its
     /// page cache already.

@@ -18,13 +18,16 @@ pub(crate) struct Records {
     pub(crate) columns: Vec<String>,
 }
 
-/// One record's score: `score_samples`, the decision, anomalous or not.
+/// One record's score: `score_samples`, the decision, anomalous or not,
+/// and for an anomaly the column that pushed it there most with its share
+/// of that push (`top_feature`, `top_share`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Score {
     pub(crate) id: i64,
     pub(crate) score: f64,
     pub(crate) decision: f64,
     pub(crate) is_anomaly: bool,
+    pub(crate) top: Option<(usize, f64)>,
 }
 
 /// One batch's metrics row.
@@ -58,7 +61,8 @@ impl Records {
             "CREATE TABLE IF NOT EXISTS {table} (id {{id}}, datetime {{ts}} NOT NULL{cols},
                 created_at {{ts}} NOT NULL DEFAULT {{now}});
              CREATE TABLE IF NOT EXISTS {table}_scores (record_id {{int}} PRIMARY KEY, score {{real}} NOT NULL,
-                decision {{real}} NOT NULL, is_anomaly {{bool}} NOT NULL, scored_at {{ts}} NOT NULL DEFAULT {{now}});
+                decision {{real}} NOT NULL, is_anomaly {{bool}} NOT NULL, scored_at {{ts}} NOT NULL DEFAULT {{now}},
+                top_feature TEXT, top_share {{real}});
              CREATE INDEX IF NOT EXISTS idx_{idx}_scores_anomaly ON {table}_scores(is_anomaly);
              CREATE TABLE IF NOT EXISTS {table}_rejects (record_id {{int}} PRIMARY KEY, reason TEXT NOT NULL,
                 rejected_at {{ts}} NOT NULL DEFAULT {{now}});
@@ -66,6 +70,9 @@ impl Records {
                 total {{int}} NOT NULL, anomalies {{int}} NOT NULL, percent {{real}} NOT NULL, state TEXT NOT NULL,
                 first_record_id {{int}} NOT NULL, last_record_id {{int}} NOT NULL);"
         ))?;
+        // Scores tables from before explanations.
+        db.add_column(&format!("{table}_scores"), "top_feature", "TEXT")?;
+        db.add_column(&format!("{table}_scores"), "top_share", "{real}")?;
         super::ensure_state(db)
     }
 
@@ -151,6 +158,11 @@ impl Records {
                 ("decision", Column::Real(scores.iter().map(|s| s.decision).collect())),
                 ("is_anomaly", Column::Bool(scores.iter().map(|s| s.is_anomaly).collect())),
                 ("scored_at", Column::Now),
+                (
+                    "top_feature",
+                    Column::OptText(scores.iter().map(|s| s.top.map(|(j, _)| self.columns[j].as_str())).collect()),
+                ),
+                ("top_share", Column::OptReal(scores.iter().map(|s| s.top.map(|(_, share)| share)).collect())),
             ],
             conflict: "ON CONFLICT (record_id) DO NOTHING",
             count_true: Some(3),

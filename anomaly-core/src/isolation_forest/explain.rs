@@ -34,6 +34,19 @@ pub struct Explanation {
     pub n_features: usize,
 }
 
+impl Explanation {
+    /// The feature that pushes row `r` most toward anomalous (its most
+    /// negative contribution) and that contribution's share of all the
+    /// row's negative ones, in (0, 1]; `None` when nothing pushes it there.
+    /// Operators read it as "which sensor made this record anomalous".
+    pub fn top(&self, r: usize) -> Option<(usize, f64)> {
+        let phi = self.values.get(r * self.n_features..(r + 1) * self.n_features)?;
+        let pull: f64 = phi.iter().filter(|v| **v < 0.0).sum();
+        let (feature, &value) = phi.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1))?;
+        (value < 0.0).then(|| (feature, value / pull))
+    }
+}
+
 /// One element of the path of unique features from the root (the paper's
 /// `m`): feature (`u32::MAX` for the root's placeholder), the fraction of
 /// "zero" paths (feature absent: rows weighted by cover) and of "one" paths
@@ -271,6 +284,14 @@ mod tests {
             }
         }
         phi
+    }
+
+    #[test]
+    fn top_is_the_strongest_pull_toward_anomalous_and_its_share() {
+        let e = Explanation { values: vec![-3.0, 1.0, -1.0, 0.5, 0.0, 2.0], expected: 8.0, n_features: 3 };
+        assert_eq!(e.top(0), Some((0, 0.75)));
+        assert_eq!(e.top(1), None);
+        assert_eq!(e.top(2), None);
     }
 
     #[test]
