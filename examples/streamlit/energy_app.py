@@ -5,6 +5,11 @@ on `anomaly` and the SQLite database that `anomaly iforest simulate` and
     anomaly iforest simulate --db sqlite:energy.db --batch-size 5000
     anomaly iforest watch --db sqlite:energy.db --model forest.json --max-iterations 1
     ANOMALY_DB=energy.db streamlit run examples/streamlit/energy_app.py
+
+For each flagged record the job also stores the sensor that pushed it most
+toward anomalous and that push's share (`top_feature`, `top_share`); the
+table shows them when the scores table has the columns (older databases,
+before the job has run, are shown without them).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from anomaly import plot
 DB = Path(os.environ.get("ANOMALY_DB", "energy.db").removeprefix("sqlite:"))
 MODEL = Path(os.environ.get("ANOMALY_MODEL", DB.with_name("forest.json")))
 FEATURES = ["voltage", "current", "power", "temperature"]
+EXPLAINED = ["top_feature", "top_share"]  # per flagged record; added to the scores table by newer jobs
 
 st.set_page_config(page_title="SmartEnergy", layout="wide")
 
@@ -31,11 +37,16 @@ st.set_page_config(page_title="SmartEnergy", layout="wide")
 @st.cache_data(ttl=30)
 def records() -> pd.DataFrame:
     with sqlite3.connect(DB) as conn:
-        return pd.read_sql_query(
-            "SELECT r.id, r.datetime, r.voltage, r.current, r.power, r.temperature, s.score, s.decision, s.is_anomaly "
-            "FROM energy_records r LEFT JOIN energy_records_scores s ON s.record_id = r.id ORDER BY r.id",
+        present = {row[1] for row in conn.execute("PRAGMA table_info(energy_records_scores)")}
+        explained = set(EXPLAINED) <= present
+        extra = "".join(f", s.{name}" for name in EXPLAINED) if explained else ""
+        data = pd.read_sql_query(
+            "SELECT r.id, r.datetime, r.voltage, r.current, r.power, r.temperature, s.score, s.decision, "
+            f"s.is_anomaly{extra} FROM energy_records r LEFT JOIN energy_records_scores s ON s.record_id = r.id "
+            "ORDER BY r.id",
             conn,
         )
+    return data.astype({"top_share": float}) if explained else data
 
 
 @st.cache_data(ttl=30)
@@ -109,5 +120,17 @@ with tab_scores:
         st.pyplot(plot.scores(scored["score"], offset=float((scored["score"] - scored["decision"]).iloc[0])))
 with tab_table:
     table = scored[scored["is_anomaly"] == 1]
-    st.dataframe(table, hide_index=True)
+    if "top_feature" in table:  # which sensors most often push the flagged records toward anomalous
+        drivers = table["top_feature"].value_counts().rename_axis("sensor").reset_index(name="anomalías")
+        drivers["% anomalías"] = drivers["anomalías"] / max(int(drivers["anomalías"].sum()), 1)
+        st.subheader("Sensor principal de las anomalías")
+        st.dataframe(drivers, hide_index=True, column_config={"% anomalías": st.column_config.NumberColumn(
+            format="percent")})  # fmt: skip
+        unexplained = int(table["top_feature"].isna().sum())
+        if unexplained:
+            st.caption(f"Anomalías sin sensor principal (puntuadas antes de que el job lo guardara): {unexplained}")
+    st.dataframe(table, hide_index=True, column_config={
+        "top_feature": st.column_config.TextColumn("sensor principal"),
+        "top_share": st.column_config.NumberColumn("aporte", format="percent"),
+    })  # fmt: skip
     st.download_button("Descargar CSV", table.to_csv(index=False), "anomalias.csv", "text/csv")

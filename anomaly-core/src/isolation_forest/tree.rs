@@ -15,7 +15,7 @@ use crate::rng::Rng;
 /// step is never taken and it stays on itself.
 const LEAF_THRESHOLD: f32 = f32::MAX;
 /// Rows advanced in lock-step through an axis-parallel tree.
-const LANES: usize = 8;
+const LANES: usize = 16;
 /// Marks a hyperplane node; the low bits index `Tree::planes`.
 const PLANE: u32 = 1 << 31;
 /// scikit-learn's `FEATURE_THRESHOLD`: a feature whose range in a node is
@@ -73,6 +73,10 @@ pub struct Tree {
     planes: Vec<Coef>,
     /// Depth of the deepest leaf: the steps every row takes.
     depth: usize,
+    /// The largest feature an axis node or leaf reads, when every child
+    /// pointer is inside `nodes` (`None` for a tree read from a file that
+    /// is malformed): scoring without bounds checks needs both.
+    max_feature: Option<u32>,
 }
 
 /// A tree in scikit-learn's `tree_` arrays; see [`Tree::sklearn_layout`].
@@ -118,16 +122,20 @@ impl From<Tree> for TreeColumns {
 }
 
 impl From<TreeColumns> for Tree {
+    /// Whoever deserializes the tree, its child pointers are checked here
+    /// (for scoring without bounds checks); a malformed tree still loads,
+    /// and `validate` names what is wrong with it.
     fn from(c: TreeColumns) -> Self {
-        let nodes = (0..c.feature.len())
+        let nodes: Vec<Node> = (0..c.feature.len())
             .map(|i| Node {
                 feature: c.feature[i],
                 threshold: c.threshold.get(i).copied().unwrap_or(LEAF_THRESHOLD),
                 left: c.left.get(i).copied().unwrap_or(i as u32),
             })
             .collect();
-        let mut tree = Tree { nodes, values: c.value, planes: c.planes, depth: 0 };
+        let mut tree = Tree { nodes, values: c.value, planes: c.planes, depth: 0, max_feature: None };
         tree.depth = tree.max_depth();
+        tree.max_feature = tree.axis_max_feature();
         tree
     }
 }
@@ -165,7 +173,8 @@ struct PlaneInput<'a> {
 impl Tree {
     /// Builds a tree; `rng` makes every random choice.
     pub(crate) fn build(mut input: TreeInput<'_>, rng: &mut Rng) -> Tree {
-        let mut tree = Tree { nodes: vec![Node::leaf(0)], values: vec![0.0], planes: Vec::new(), depth: 0 };
+        let mut tree =
+            Tree { nodes: vec![Node::leaf(0)], values: vec![0.0], planes: Vec::new(), depth: 0, max_feature: None };
         let n = input.rows.len();
         let mut stack = vec![(0usize, 0usize, n, 0usize)];
         let mut scratch = input.features.clone();
@@ -201,7 +210,22 @@ impl Tree {
             stack.push((left + 1, lo + mid, hi, depth + 1));
             stack.push((left, lo, lo + mid, depth + 1));
         }
+        tree.max_feature = tree.axis_max_feature();
         tree
+    }
+
+    /// The largest feature an axis node or a leaf names, if every child
+    /// pointer stays inside the tree.
+    fn axis_max_feature(&self) -> Option<u32> {
+        let n = self.nodes.len();
+        let inside = |(i, node): (usize, &Node)| {
+            let left = node.left as usize;
+            left == i || (left > i && left + 1 < n)
+        };
+        if n == 0 || self.values.len() != n || !self.nodes.iter().enumerate().all(inside) {
+            return None;
+        }
+        self.nodes.iter().map(|n| n.feature).filter(|f| f & PLANE == 0).max()
     }
 
     /// A random hyperplane through a random point of the node's bounding
@@ -258,7 +282,7 @@ impl Tree {
     /// Adds `depth + c(n_leaf)` of this tree to `out[k]` for each row `k`
     /// of the row-major block `x`.
     pub(crate) fn add_path_lengths(&self, x: &[f32], d: usize, out: &mut [f64]) {
-        if !self.planes.is_empty() {
+        if !self.planes.is_empty() || self.max_feature.is_none_or(|f| f as usize >= d) || x.len() < out.len() * d {
             for (k, total) in out.iter_mut().enumerate() {
                 *total += self.path_length(&x[k * d..][..d]);
             }
@@ -269,10 +293,19 @@ impl Tree {
         let mut first = 0;
         for chunk in &mut chunks {
             let mut at = [0u32; LANES];
+            let block = &x[first * d..(first + LANES) * d];
             for _ in 0..self.depth {
                 for (lane, i) in at.iter_mut().enumerate() {
-                    let node = nodes[*i as usize];
-                    let value = x[(first + lane) * d + node.feature as usize];
+                    // SAFETY: the hot loop of every score, without bounds
+                    // checks (a fifth of its time). `*i` starts at the root
+                    // and follows `left` (+1), which `max_feature` being
+                    // set proves inside `nodes` (a leaf points to itself,
+                    // other nodes forward, both children inside);
+                    // `node.feature <= max_feature < d` (checked above, no
+                    // planes here) and `lane < LANES`, so the index is
+                    // inside `block`.
+                    let node = unsafe { *nodes.get_unchecked(*i as usize) };
+                    let value = unsafe { *block.get_unchecked(lane * d + node.feature as usize) };
                     *i = node.left + u32::from(value > node.threshold);
                 }
             }
