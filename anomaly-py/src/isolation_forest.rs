@@ -157,12 +157,7 @@ impl PyIsolationForestModel {
     }
 
     /// The training rows (of `n_rows`) and the features tree `t` drew.
-    fn tree_draws<'py>(
-        &self,
-        py: Python<'py>,
-        t: usize,
-        n_rows: usize,
-    ) -> PyResult<(Indices<'py>, Indices<'py>)> {
+    fn tree_draws<'py>(&self, py: Python<'py>, t: usize, n_rows: usize) -> PyResult<(Indices<'py>, Indices<'py>)> {
         let (rows, features) = self.model.tree_draws(t, n_rows).map_err(|e| to_py(py, e))?;
         let wide = |v: Vec<u32>| v.into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py);
         Ok((wide(rows), wide(features)))
