@@ -128,17 +128,37 @@ def test_bad_requests_name_every_field(service: tuple[Server, Any, pd.DataFrame]
 def test_metrics_health_openapi_and_docs(service: tuple[Server, Any, pd.DataFrame]) -> None:
     server, pipeline, X = service
     server.post("/predict", records(X.head(5)))
-    metrics = server.get("/metrics")
+    metrics = server.get("/metrics.json")
     assert metrics["state"] in {"EXCELENTE", "BUENO", "REGULAR", "CRITICO"}
     assert metrics["requests"] >= 1 and metrics["succeeded"] >= 1
     assert 0 < metrics["latency_ms"]["p50"] <= metrics["latency_ms"]["p95"] <= metrics["latency_ms"]["p99"]
     health = server.get("/health")
     assert health["status"] == "ok" and health["model"]["classes"] == [1, 2]
+    assert server.request("/ready") == (200, {"ready": True, "model": True, "database": None})
     doc = server.get("/openapi.json")
-    assert doc["openapi"].startswith("3.") and {"/predict", "/predecir", "/metrics", "/health"} <= set(doc["paths"])
+    assert {"/predict", "/predecir", "/metrics", "/metrics.json", "/health", "/ready"} <= set(doc["paths"])
+    assert doc["openapi"].startswith("3.")
     assert set(doc["components"]["schemas"]["Applicant"]["required"]) == set(X.columns)
     page = server.get("/docs")
     assert "<h1>anomaly credit scoring</h1>" in page and "purpose" in page
+
+
+def test_prometheus_metrics_parse_and_count_every_route(service: tuple[Server, Any, pd.DataFrame]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, _, X = service
+    server.post("/predict", records(X.head(2)))
+    server.post("/predict", {"nothing": 1})
+    server.get("/health")
+    families = {f.name: f for f in text_string_to_metric_families(server.get("/metrics"))}
+    requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["anomaly_http_requests"].samples}
+    assert requests[("/predict", "200")] >= 1 and requests[("/predict", "400")] >= 1 and requests[("/health", "200")] >= 1
+    latency = families["anomaly_http_request_duration_seconds"]
+    assert latency.type == "histogram"
+    count = {s.labels["route"]: s.value for s in latency.samples if s.name.endswith("_count")}
+    assert count["/predict"] >= 2
+    info = next(s for s in families["anomaly_model_info"].samples)
+    assert info.labels["kind"] == "credit" and info.labels["classes"] == "1,2"
 
 
 def test_fuzzing_the_openapi_document_finds_no_server_error(service: tuple[Server, Any, pd.DataFrame]) -> None:
@@ -154,4 +174,4 @@ def test_fuzzing_the_openapi_document_finds_no_server_error(service: tuple[Serve
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert server.get("/metrics")["server_errors"] == 0
+    assert server.get("/metrics.json")["server_errors"] == 0

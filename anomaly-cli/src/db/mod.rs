@@ -270,7 +270,7 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     Sqlite(&'a str),
     Postgres(&'a str),
 }
@@ -293,15 +293,31 @@ impl Db {
     /// `names` (tables, columns) first. A bad URL or name is bad input
     /// (exit 2); an unreachable database is not (exit 1, and workers retry).
     pub(crate) fn open(url: &str, names: &[&str]) -> Result<Db> {
-        let target = target(url).map_err(|e| bad_input(url, e))?;
-        for name in names {
-            check_name(name).map_err(|e| bad_input(url, e))?;
-        }
+        let target = Self::check(url, names)?;
         let conn = match target {
             Target::Sqlite(path) => Conn::Sqlite(sqlite::open(path)?),
             Target::Postgres(url) => Conn::Postgres(postgres::open(url)?),
         };
         Ok(Db { conn, listening: false })
+    }
+
+    /// Checks a URL and the table and column names spliced into SQL,
+    /// without connecting: a mistake here is permanent (exit 2).
+    pub(crate) fn check<'u>(url: &'u str, names: &[&str]) -> Result<Target<'u>> {
+        let target = target(url).map_err(|e| bad_input(url, e))?;
+        for name in names {
+            check_name(name).map_err(|e| bad_input(url, e))?;
+        }
+        Ok(target)
+    }
+
+    /// Whether the server closed the connection (PostgreSQL); a pool then
+    /// replaces it.
+    pub(crate) fn is_closed(&self) -> bool {
+        match &self.conn {
+            Conn::Postgres(c) => c.is_closed(),
+            Conn::Sqlite(_) => false,
+        }
     }
 
     /// Runs `work` in one transaction, committed when it returns `Ok`.

@@ -3,7 +3,6 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anomaly_core::credit_risk::{Applicants, Cell, CreditModel};
 use anomaly_core::Error;
@@ -38,8 +37,7 @@ pub(crate) async fn predict_es(state: State<Arc<AppState>>, body: Result<Bytes, 
 }
 
 fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>, names: Names) -> Response {
-    let started = Instant::now();
-    let response = match body {
+    match body {
         Ok(bytes) => match catch_unwind(AssertUnwindSafe(|| answer(&state, &bytes, names))) {
             Ok(response) => response,
             Err(_) => {
@@ -51,9 +49,7 @@ fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
             error(StatusCode::PAYLOAD_TOO_LARGE, "E413", "request body too large".into(), json!([]))
         }
         Err(rejection) => error(StatusCode::BAD_REQUEST, "E002", rejection.body_text(), json!([])),
-    };
-    state.metrics.record(started.elapsed(), response.status().as_u16());
-    response
+    }
 }
 
 fn answer(state: &AppState, bytes: &[u8], names: Names) -> Response {

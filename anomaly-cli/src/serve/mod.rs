@@ -1,7 +1,13 @@
 //! `anomaly serve`: the credit model over HTTP, replacing the Flask
 //! endpoint. `POST /predict` (and the alias `POST /predecir`, with the
 //! Spanish field names the Flask service returned) takes one applicant or a
-//! list; `GET /metrics`, `GET /health`, `GET /openapi.json` and `GET /docs`.
+//! list; `GET /metrics` (Prometheus), `/metrics.json` (the dashboard's
+//! KPIs), `/health` (the process answers), `/ready` (model loaded and
+//! database answering), `/openapi.json` and `/docs`.
+//!
+//! Dashboard queries (`--db`) use a small connection pool that tests each
+//! connection as it is taken, so a database restart costs the requests in
+//! flight during it (503) and nothing after it.
 //!
 //! Errors are JSON `{"error": {"code", "message", "fields"}}`: E001 no data,
 //! E002 invalid fields (every one listed), E413 body too large, E500 an
@@ -18,15 +24,21 @@ use std::sync::Arc;
 
 use anomaly_core::credit_risk::CreditModel;
 use anyhow::{Context, Result};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Args;
-use log::info;
+use log::{info, warn};
 
 use metrics::Metrics;
+
+/// Connections kept for the dashboard queries.
+const POOL_SIZE: u32 = 8;
+/// How long a request waits for a database connection before its 503.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -55,9 +67,62 @@ pub(crate) struct ServeArgs {
 /// Shared by every request.
 pub(crate) struct AppState {
     pub(crate) model: Option<CreditModel>,
-    pub(crate) db: Option<std::sync::Mutex<(crate::db::Db, crate::store::forecast::Tables)>>,
+    pub(crate) db: Option<Pooled>,
     pub(crate) metrics: Metrics,
     pub(crate) openapi: serde_json::Value,
+}
+
+/// The dashboard's database: a pool and the tables it reads.
+pub(crate) struct Pooled {
+    pub(crate) pool: r2d2::Pool<Connector>,
+    pub(crate) tables: crate::store::forecast::Tables,
+}
+
+/// Opens, checks and replaces the pool's connections. A new connection
+/// creates missing tables (empty, so every query answers) until that has
+/// worked once, so the service can start before its database.
+pub(crate) struct Connector {
+    url: String,
+    tables: crate::store::forecast::Tables,
+    ensured: std::sync::atomic::AtomicBool,
+}
+
+/// Why a pooled connection could not be made or used.
+#[derive(Debug)]
+pub(crate) struct PoolError(String);
+
+impl std::fmt::Display for PoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+impl r2d2::ManageConnection for Connector {
+    type Connection = crate::db::Db;
+    type Error = PoolError;
+
+    fn connect(&self) -> Result<crate::db::Db, PoolError> {
+        use std::sync::atomic::Ordering;
+        let fail = |e: anyhow::Error| PoolError(format!("{e:#}"));
+        let mut db = crate::db::Db::open(&self.url, &self.tables.names()).map_err(fail)?;
+        if !self.ensured.load(Ordering::Acquire) {
+            crate::store::forecast::ensure(&mut db, &self.tables).map_err(fail)?;
+            crate::store::consumption::ensure(&mut db).map_err(fail)?;
+            self.ensured.store(true, Ordering::Release);
+        }
+        Ok(db)
+    }
+
+    fn is_valid(&self, db: &mut crate::db::Db) -> Result<(), PoolError> {
+        use crate::db::Sql;
+        db.query_one("SELECT 1", &[]).map(|_| ()).map_err(|e| PoolError(format!("{e:#}")))
+    }
+
+    fn has_broken(&self, db: &mut crate::db::Db) -> bool {
+        db.is_closed()
+    }
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<()> {
@@ -65,28 +130,55 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     let db = match &args.db {
         Some(url) => {
             let tables = crate::store::forecast::Tables::new("datos_proceso", &args.results_table);
-            let mut db = crate::db::Db::open(url, &tables.names())?;
-            // Missing tables are created empty, so every query answers.
-            crate::store::forecast::ensure(&mut db, &tables)?;
-            crate::store::consumption::ensure(&mut db)?;
-            Some(std::sync::Mutex::new((db, tables)))
+            // A bad URL or table name is permanent: exit 2 now. An
+            // unreachable database is not: start, and answer 503 until it is up.
+            crate::db::Db::check(url, &tables.names())?;
+            let connector = Connector {
+                url: url.clone(),
+                tables: tables.clone(),
+                ensured: std::sync::atomic::AtomicBool::new(false),
+            };
+            let pool = r2d2::Pool::builder()
+                .max_size(POOL_SIZE)
+                .min_idle(Some(0))
+                .connection_timeout(POOL_WAIT)
+                .test_on_check_out(true)
+                .build_unchecked(connector);
+            if let Err(e) = pool.get() {
+                warn!("the database does not answer yet ({e}); /ready says so until it does");
+            }
+            Some(Pooled { pool, tables })
         }
         None => None,
     };
     let openapi = openapi::document(model.as_ref(), db.is_some());
-    let state = Arc::new(AppState { model, db, metrics: Metrics::new(), openapi });
+    let metrics = Metrics::new(model.as_ref().map(|m| {
+        let classes: Vec<String> = m.classes().iter().map(ToString::to_string).collect();
+        ("credit", m.sklearn_version(), classes.join(","))
+    }));
+    let state = Arc::new(AppState { model, db, metrics, openapi });
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         builder.worker_threads(n.max(1));
     }
     let runtime = builder.enable_all().build().context("cannot start the HTTP runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(serve(Arc::clone(&state), args));
+    // The database clients are dropped here, outside the async runtime:
+    // the synchronous PostgreSQL client runs its own, which cannot start
+    // inside another one (a panic at every shutdown before).
+    drop(runtime);
+    drop(state);
+    served
+}
+
+async fn serve(state: Arc<AppState>, args: ServeArgs) -> Result<()> {
+    {
         let app = router(state, args.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
         info!(
-            "serving on http://{} ({}{}GET /metrics, /health, /docs)",
+            "serving on http://{} ({}{}GET /metrics, /metrics.json, /health, /ready, /docs)",
             listener.local_addr()?,
             if args.credit_model.is_some() { "POST /predict, /predecir; " } else { "" },
             if args.db.is_some() { "GET /anomalies, /variables, /monthly, /summary; " } else { "" },
@@ -94,15 +186,17 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("HTTP server failed")?;
         info!("stopped");
         Ok(())
-    })
+    }
 }
 
 fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/predict", post(credit::predict_en))
         .route("/predecir", post(credit::predict_es))
-        .route("/metrics", get(metrics_route))
+        .route("/metrics", get(prometheus_route))
+        .route("/metrics.json", get(metrics_route))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/openapi.json", get(openapi_route))
         .route("/docs", get(docs))
         .route("/anomalies", get(queries::anomalies))
@@ -114,7 +208,18 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/consumption/monthly", get(queries::consumption_monthly))
         .route("/consumption/summary", get(queries::consumption_summary))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), record))
         .with_state(state)
+}
+
+/// Counts and times every request, by its route pattern.
+async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    state.metrics.record(&route, &method, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Resolves on SIGINT or SIGTERM: in-flight requests finish, then the server stops.
@@ -141,6 +246,38 @@ async fn shutdown() {
 
 async fn metrics_route(State(state): State<Arc<AppState>>) -> Json<metrics::Snapshot> {
     Json(state.metrics.snapshot())
+}
+
+/// Prometheus' text format, or OpenMetrics when the scraper asks for it.
+async fn prometheus_route(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (content_type, classic) = if accept.contains("application/openmetrics-text") {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", false)
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", true)
+    };
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.encode(classic)).into_response()
+}
+
+/// 200 when the model (if configured) is loaded and the database (if
+/// configured) answers now; 503 with the reasons otherwise.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let database = match &state.db {
+        None => None,
+        Some(_) => {
+            let probe = Arc::clone(&state);
+            let answered = tokio::task::spawn_blocking(move || {
+                probe.db.as_ref().is_some_and(|db| db.pool.get_timeout(std::time::Duration::from_secs(2)).is_ok())
+            })
+            .await
+            .unwrap_or(false);
+            state.metrics.database_up(answered);
+            Some(answered)
+        }
+    };
+    let ok = database != Some(false);
+    let body = serde_json::json!({"ready": ok, "model": state.model.is_some(), "database": database});
+    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body)).into_response()
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {

@@ -181,13 +181,23 @@ fn credit(model: &CreditModel) -> Value {
             "/predict": {"post": predict("Score one applicant or a list", "#/components/schemas/Result")},
             "/predecir": {"post": predict("Alias of /predict with the Flask service's field names",
                                           "#/components/schemas/Resultado")},
-            "/metrics": {"get": {"summary": "Latency percentiles, throughput, success rate and state",
+            "/metrics": {"get": {"summary": "Prometheus metrics: requests, latency histograms, model, database",
+                "responses": {"200": {"description": "Prometheus text (OpenMetrics on request)", "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/openmetrics-text": {"schema": {"type": "string"}}}}}}},
+            "/metrics.json": {"get": {"summary": "Latency percentiles, throughput, success rate and state",
                 "responses": {"200": {"description": "KPIs", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["state"], "properties": {
                         "state": {"type": "string", "enum": ["EXCELENTE", "BUENO", "REGULAR", "CRITICO"]}}}}}}}}},
             "/health": {"get": {"summary": "Liveness and the loaded model",
                 "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["status"]}}}}}}},
+            "/ready": {"get": {"summary": "Readiness: the model loaded and the database answering",
+                "responses": {
+                    "200": {"description": "ready", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["ready"]}}}},
+                    "503": {"description": "not ready", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["ready"]}}}}}}},
         },
         "components": {"schemas": {
             "Applicant": {"type": "object", "required": required, "properties": properties},

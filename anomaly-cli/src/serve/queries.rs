@@ -1,7 +1,7 @@
 //! Read-only queries over the results tables, for dashboards (`--db`):
 //! `GET /anomalies` (filters, paginated), `/variables`, `/monthly`,
-//! `/summary`. Database calls run on the blocking pool, one at a time per
-//! connection.
+//! `/summary`. Database calls run on tokio's blocking threads, each on a
+//! connection from the service's pool.
 
 use std::sync::Arc;
 
@@ -54,27 +54,31 @@ pub(crate) struct MonthlyQuery {
     variable: Option<String>,
 }
 
-/// Runs `work` on the database connection, off the async threads.
+/// Runs `work` on a pooled database connection, off the async threads.
 async fn with_db<T: Send + 'static>(
     state: Arc<AppState>,
     work: impl FnOnce(&mut Db, &Tables) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, Response> {
+    let probe = Arc::clone(&state);
     let outcome = tokio::task::spawn_blocking(move || {
         let Some(db) = &state.db else {
             return Err(None);
         };
-        let mut guard = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (db, tables) = &mut *guard;
-        work(db, tables).map_err(Some)
+        let mut conn = db.pool.get().map_err(|e| Some(anyhow::anyhow!("no database connection: {e}")))?;
+        work(&mut conn, &db.tables).map_err(Some)
     })
     .await;
     match outcome {
-        Ok(Ok(value)) => Ok(value),
+        Ok(Ok(value)) => {
+            probe.metrics.database_up(true);
+            Ok(value)
+        }
         Ok(Err(None)) => {
             Err(error(StatusCode::NOT_FOUND, "E404", "no database: start the service with --db".into(), json!([])))
         }
         Ok(Err(Some(e))) => {
             log::error!("query failed: {e:#}");
+            probe.metrics.database_up(false);
             Err(error(StatusCode::SERVICE_UNAVAILABLE, "E503", "the database is unavailable".into(), json!([])))
         }
         Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "E500", "internal error".into(), json!([]))),
