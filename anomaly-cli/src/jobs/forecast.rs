@@ -369,9 +369,14 @@ pub(crate) struct WatchArgs {
     /// Retrain all models this often (e.g. 24h).
     #[arg(long, conflicts_with = "retrain_at")]
     retrain_every: Option<String>,
-    /// Retrain daily at this time (HH:MM, the clock of the readings' host).
+    /// Retrain daily at this local time (HH:MM, in --tz or the host's
+    /// time zone; a time a DST change skips runs at the end of the gap).
     #[arg(long)]
     retrain_at: Option<String>,
+    /// Time zone of --retrain-at (IANA name, e.g. Europe/Madrid; default:
+    /// the host's, from TZ or /etc/localtime).
+    #[arg(long, requires = "retrain_at")]
+    tz: Option<String>,
     /// Days of history used when retraining (default: all).
     #[arg(long)]
     train_days: Option<f64>,
@@ -391,7 +396,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     };
     let retrain = match (&args.retrain_every, &args.retrain_at) {
         (Some(every), _) => Some(Schedule::Every(super::parse_duration("--retrain-every", every)?)),
-        (None, Some(at)) => Some(Schedule::daily(at)?),
+        (None, Some(at)) => Some(Schedule::daily(at, args.tz.as_deref())?),
         _ => None,
     };
     let models = load_models(&args.models)?;

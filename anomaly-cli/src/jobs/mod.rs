@@ -266,17 +266,18 @@ fn next_batch<J: Job>(
 }
 
 /// When a worker retrains.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Schedule {
     /// This long after the last training.
     Every(Duration),
-    /// Daily at this many minutes after midnight (the host's UTC clock).
-    Daily(u32),
+    /// Daily at this wall-clock time (minutes after midnight) in a time zone.
+    Daily { minutes: u32, tz: jiff::tz::TimeZone },
 }
 
 impl Schedule {
-    /// Parses `--retrain-at HH:MM`.
-    pub(crate) fn daily(at: &str) -> Result<Schedule> {
+    /// Parses `--retrain-at HH:MM`, in the zone `tz` (an IANA name such as
+    /// `Europe/Madrid`) or the host's own (`TZ`, else `/etc/localtime`).
+    pub(crate) fn daily(at: &str, tz: Option<&str>) -> Result<Schedule> {
         let bad =
             || crate::input_error::InputError::Params(anomaly_core::Error::param("retrain-at", at, "expected HH:MM"));
         let (h, m) = at.split_once(':').ok_or_else(bad)?;
@@ -284,20 +285,34 @@ impl Schedule {
         if h >= 24 || m >= 60 {
             return Err(bad().into());
         }
-        Ok(Schedule::Daily(h * 60 + m))
+        let tz = match tz {
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| {
+                crate::input_error::InputError::Params(anomaly_core::Error::param("tz", name, &e.to_string()))
+            })?,
+            None => jiff::tz::TimeZone::system(),
+        };
+        Ok(Schedule::Daily { minutes: h * 60 + m, tz })
     }
 
-    /// The first retraining time after `now` (seconds).
-    pub(crate) fn next(self, now: i64) -> i64 {
+    /// The first retraining time after `now` (seconds). A daily time that a
+    /// DST change skips runs as late as the gap (02:30 on a 02:00 -> 03:00
+    /// night runs at 03:30); one that occurs twice runs the first time.
+    pub(crate) fn next(&self, now: i64) -> i64 {
         match self {
             Schedule::Every(d) => now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-            Schedule::Daily(minutes) => {
-                let today = now - now.rem_euclid(86_400) + i64::from(minutes) * 60;
-                if today > now {
-                    today
-                } else {
-                    today + 86_400
-                }
+            Schedule::Daily { minutes, tz } => {
+                let fallback = now.saturating_add(86_400);
+                let Ok(today) = jiff::Timestamp::from_second(now).map(|t| t.to_zoned_datetime(tz.clone()).date())
+                else {
+                    return fallback;
+                };
+                let (h, m) = ((minutes / 60) as i8, (minutes % 60) as i8);
+                (0..3)
+                    .filter_map(|days| today.checked_add(jiff::Span::new().days(days)).ok())
+                    .filter_map(|day| day.at(h, m, 0, 0).to_zoned_datetime(tz.clone()).ok())
+                    .map(|at| at.timestamp().as_second())
+                    .find(|&at| at > now)
+                    .unwrap_or(fallback)
             }
         }
     }
@@ -320,12 +335,12 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
     let stop = stop_flag();
     let mut db = open_retrying(open, &stop)?;
     let started = Instant::now();
-    let mut next_retrain = worker.retrain.map(|s| s.next(unix_now()));
+    let mut next_retrain = worker.retrain.as_ref().map(|s| s.next(unix_now()));
     let (mut total, mut iteration, mut failures) = (Pass::default(), 0u64, 0u32);
     while !stop.load(Ordering::SeqCst) {
         iteration += 1;
         let outcome = (|| -> Result<Pass> {
-            if let (Some(at), Some(schedule)) = (next_retrain, worker.retrain) {
+            if let (Some(at), Some(schedule)) = (next_retrain, &worker.retrain) {
                 if unix_now() >= at {
                     job.retrain(&mut db)?;
                     next_retrain = Some(schedule.next(unix_now()));
@@ -490,10 +505,29 @@ mod tests {
     #[test]
     fn schedules() {
         let midnight = 1_700_006_400; // 2023-11-15 00:00 UTC
-        let at = Schedule::daily("02:00").unwrap();
+        let at = Schedule::daily("02:00", Some("UTC")).unwrap();
         assert_eq!(at.next(midnight), midnight + 7200);
         assert_eq!(at.next(midnight + 7200), midnight + 86_400 + 7200);
-        assert!(Schedule::daily("25:00").is_err() && Schedule::daily("2").is_err());
+        assert!(Schedule::daily("25:00", None).is_err() && Schedule::daily("2", None).is_err());
+        assert!(Schedule::daily("02:00", Some("Mars/Olympus")).is_err());
+    }
+
+    #[test]
+    fn daily_retraining_follows_the_local_clock_across_dst() {
+        let utc = |text: &str| text.parse::<jiff::Timestamp>().unwrap().as_second();
+        let at = Schedule::daily("02:30", Some("Europe/Madrid")).unwrap();
+        // Winter: 02:30 CET is 01:30 UTC.
+        assert_eq!(at.next(utc("2026-03-27T12:00:00Z")), utc("2026-03-28T01:30:00Z"));
+        // 2026-03-29 jumps from 02:00 to 03:00: 02:30 does not exist and runs at 03:30 CEST (01:30 UTC).
+        assert_eq!(at.next(utc("2026-03-28T12:00:00Z")), utc("2026-03-29T01:30:00Z"));
+        // Summer: 02:30 CEST is 00:30 UTC.
+        assert_eq!(at.next(utc("2026-03-29T12:00:00Z")), utc("2026-03-30T00:30:00Z"));
+        // 2026-10-25 repeats 02:00-03:00: 02:30 runs once, the first time (CEST, 00:30 UTC).
+        assert_eq!(at.next(utc("2026-10-24T12:00:00Z")), utc("2026-10-25T00:30:00Z"));
+        assert_eq!(at.next(utc("2026-10-25T00:30:00Z")), utc("2026-10-26T01:30:00Z"));
+        // Somewhere the clock never changes, the same time every 24 h.
+        let tokyo = Schedule::daily("02:30", Some("Asia/Tokyo")).unwrap();
+        assert_eq!(tokyo.next(utc("2026-03-28T12:00:00Z")), utc("2026-03-28T17:30:00Z"));
         assert_eq!(Schedule::Every(Duration::from_secs(60)).next(10), 70);
         assert_eq!(parse_duration("--interval", "500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("--interval", "10x").is_err());
