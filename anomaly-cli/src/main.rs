@@ -33,8 +33,18 @@ struct Cli {
     /// Only log warnings and errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines as text, or as one JSON object each (time, level, target,
+    /// message) for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,10 +111,22 @@ fn main() -> ExitCode {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_target(false)
-        .format_timestamp_secs()
-        .init();
+    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    match cli.log_format {
+        LogFormat::Text => logger.format_target(false).format_timestamp_secs(),
+        LogFormat::Json => logger.format(|out, record| {
+            use std::io::Write;
+            let event = serde_json::json!({
+                "time": jiff::Timestamp::now().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(out, "{event}")
+        }),
+    };
+    logger.init();
+    let json_logs = cli.log_format == LogFormat::Json;
     let result = match cli.command {
         Command::Consumption(cmd) => commands::consumption::run(cmd),
         Command::Credit(cmd) => commands::credit::run(cmd),
@@ -125,7 +147,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let bad_input = err.chain().any(|e| e.is::<InputError>());
-            eprintln!("error: {err:#}");
+            if json_logs {
+                let event = serde_json::json!({
+                    "time": jiff::Timestamp::now().to_string(), "level": "ERROR", "target": "anomaly",
+                    "message": format!("{err:#}"), "exit_code": if bad_input { 2 } else { 1 },
+                });
+                eprintln!("{event}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
             if bad_input {
                 ExitCode::from(2)
             } else {

@@ -44,6 +44,10 @@ pub(crate) struct WatchArgs {
     /// Stop after this many passes (tests, demos).
     #[arg(long)]
     max_iterations: Option<u64>,
+    /// Serve this worker's Prometheus metrics on this address (GET /metrics),
+    /// e.g. 127.0.0.1:9108.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +146,10 @@ impl Job for ConsumptionJob {
 
     fn rejects_table(&self) -> String {
         "consumo_rechazos".into()
+    }
+
+    fn source_table(&self) -> Option<String> {
+        Some("consumo_lecturas".into())
     }
 
     fn batch_size(&self) -> usize {
@@ -257,7 +265,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     params.check().map_err(InputError::Params)?;
     let wait = parse_duration("--interval", &args.interval)?;
     let mut job = ConsumptionJob { params, context_days: args.context_days };
-    let worker = Worker { wait, retrain: None, max_iterations: args.max_iterations, verb: "flagged" };
+    let worker = Worker::new(&job.name(), wait, None, args.max_iterations, "flagged", args.metrics_addr)?;
     super::watch(&|| open(&args.db), &mut job, &worker)
 }
 

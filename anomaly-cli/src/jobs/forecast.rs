@@ -285,6 +285,10 @@ impl Job for ForecastJob {
         Ok(())
     }
 
+    fn source_table(&self) -> Option<String> {
+        Some(self.tables.readings.clone())
+    }
+
     fn channel(&self) -> Option<&'static str> {
         Some(store::CHANNEL)
     }
@@ -386,6 +390,10 @@ pub(crate) struct WatchArgs {
     /// Readings scored and committed per transaction.
     #[arg(long, default_value_t = BATCH)]
     batch_size: usize,
+    /// Serve this worker's Prometheus metrics on this address (GET /metrics),
+    /// e.g. 127.0.0.1:9108.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub(crate) fn watch(args: WatchArgs) -> Result<()> {
@@ -403,6 +411,6 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     info!("watching {} every {wait:.1?} with {} models (Ctrl+C to stop)", args.db.db, models.variables.len());
     let mut job = ForecastJob::new(args.db.tables(), models, args.models.clone(), args.batch_size);
     job.train_days = args.train_days;
-    let worker = Worker { wait, retrain, max_iterations: args.max_iterations, verb: "scored" };
+    let worker = Worker::new(JOB, wait, retrain, args.max_iterations, "scored", args.metrics_addr)?;
     super::watch(&|| args.db.open(), &mut job, &worker)
 }

@@ -9,7 +9,10 @@
 
 pub(crate) mod consumption;
 pub(crate) mod forecast;
+mod metrics;
 pub(crate) mod records;
+
+pub(crate) use metrics::WorkerMetrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -75,6 +78,12 @@ pub(crate) trait Job {
         Ok(())
     }
     /// The notification channel announcing new rows, if the job has one.
+    /// The table whose `id`s the watermark follows (for the pending-rows
+    /// metric).
+    fn source_table(&self) -> Option<String> {
+        None
+    }
+
     fn channel(&self) -> Option<&'static str> {
         None
     }
@@ -120,11 +129,12 @@ impl DbArgs {
     }
 }
 
-/// What a pass found and wrote.
-#[derive(Debug, Default, Clone, Copy)]
+/// What a pass found and wrote, and each batch's latency (read to commit).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Pass {
     pub(crate) rows: usize,
     pub(crate) written: Written,
+    pub(crate) batches: Vec<Duration>,
 }
 
 /// Scores every pending row (in batches, each committed with the job
@@ -156,6 +166,7 @@ pub(crate) fn run_pass<J: Job>(db: &mut Db, reader: Option<&mut Db>, job: &mut J
                 pass.written += commit(db, &batch)?;
                 writing += t.elapsed();
                 pass.rows += batch.rows;
+                metrics::batch(&mut pass, batch.started.elapsed());
                 Ok(true)
             })
             .map(|()| (pass, writing))
@@ -171,6 +182,7 @@ pub(crate) fn run_pass<J: Job>(db: &mut Db, reader: Option<&mut Db>, job: &mut J
                         pass.written += commit(conn, &batch)?;
                         writing += t.elapsed();
                         pass.rows += batch.rows;
+                        metrics::batch(&mut pass, batch.started.elapsed());
                     }
                     Ok((pass, writing))
                 });
@@ -206,6 +218,8 @@ struct Scored<O> {
     rejects: Vec<Reject>,
     last: i64,
     rows: usize,
+    /// When reading it began.
+    started: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -244,9 +258,9 @@ fn next_batch<J: Job>(
     limit: usize,
     timings: &mut Timings,
 ) -> Result<Option<Scored<J::Out>>> {
-    let t = Instant::now();
+    let started = Instant::now();
     let rows = job.pending(db, after, limit)?;
-    timings.reading += t.elapsed();
+    timings.reading += started.elapsed();
     let Some(last) = rows.last().map(J::id) else { return Ok(None) };
     let t = Instant::now();
     let (out, rejects) = job.score(db, &rows)?;
@@ -262,7 +276,7 @@ fn next_batch<J: Job>(
             first.reason
         );
     }
-    Ok(Some(Scored { out, rejects, last, rows: rows.len() }))
+    Ok(Some(Scored { out, rejects, last, rows: rows.len(), started }))
 }
 
 /// When a worker retrains.
@@ -328,6 +342,30 @@ pub(crate) struct Worker {
     pub(crate) max_iterations: Option<u64>,
     /// What results are called in the summary ("scored", "flagged").
     pub(crate) verb: &'static str,
+    /// Where its counters go (`--metrics-addr`).
+    pub(crate) metrics: Option<Arc<WorkerMetrics>>,
+}
+
+impl Worker {
+    /// A worker; with `metrics_addr`, its metrics are served there.
+    pub(crate) fn new(
+        job: &str,
+        wait: Duration,
+        retrain: Option<Schedule>,
+        max_iterations: Option<u64>,
+        verb: &'static str,
+        metrics_addr: Option<std::net::SocketAddr>,
+    ) -> Result<Worker> {
+        let metrics = match metrics_addr {
+            Some(addr) => {
+                let m = Arc::new(WorkerMetrics::new(job));
+                m.serve(addr)?;
+                Some(m)
+            }
+            None => None,
+        };
+        Ok(Worker { wait, retrain, max_iterations, verb, metrics })
+    }
 }
 
 /// Runs `job` until stopped: passes, retraining, backoff and reconnection.
@@ -339,12 +377,19 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
     let (mut total, mut iteration, mut failures) = (Pass::default(), 0u64, 0u32);
     while !stop.load(Ordering::SeqCst) {
         iteration += 1;
+        let pass_started = Instant::now();
         let outcome = (|| -> Result<Pass> {
             if let (Some(at), Some(schedule)) = (next_retrain, &worker.retrain) {
                 if unix_now() >= at {
                     job.retrain(&mut db)?;
                     next_retrain = Some(schedule.next(unix_now()));
+                    if let Some(m) = &worker.metrics {
+                        m.retrained();
+                    }
                 }
+            }
+            if let (Some(m), Some(source)) = (&worker.metrics, job.source_table()) {
+                m.pending(backlog(&mut db, &source, &job.name())?);
             }
             let margin = if iteration % MARGIN_EVERY == 1 { ID_MARGIN } else { 0 };
             run_pass(&mut db, None, job, margin)
@@ -352,15 +397,20 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
         match outcome {
             Ok(pass) => {
                 failures = 0;
+                if let Some(m) = &worker.metrics {
+                    m.pass(&pass, unix_now());
+                }
                 if pass.rows > 0 {
                     let w = pass.written;
                     info!(
-                        "iteration {iteration}: {} {} found: {} results, {} anomalies, {} rejects",
+                        "iteration {iteration}: {} {} found: {} results, {} anomalies, {} rejects in {} batches, {:.2?}",
                         pass.rows,
                         job.unit(),
                         w.results,
                         w.anomalies,
-                        w.rejects
+                        w.rejects,
+                        pass.batches.len(),
+                        pass_started.elapsed()
                     );
                 }
                 total.rows += pass.rows;
@@ -369,6 +419,9 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
             Err(err) => {
                 // The database may be restarting: back off, reconnect, keep going.
                 failures += 1;
+                if let Some(m) = &worker.metrics {
+                    m.database_error();
+                }
                 let pause = backoff(failures);
                 warn!("iteration {iteration} failed ({err:#}); retrying in {pause:.1?}");
                 sleep_unless(&stop, pause);
@@ -398,6 +451,13 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
         started.elapsed()
     );
     Ok(())
+}
+
+/// Rows of `source` above job `name`'s watermark.
+fn backlog(db: &mut Db, source: &str, name: &str) -> Result<i64> {
+    let top = db.query_one(&format!("SELECT MAX(id) FROM {source}"), &[])?.and_then(|r| r[0].int()).unwrap_or(0);
+    let done = store::job_state(db, name)?.map_or(0, |s| s.last_reading_id);
+    Ok(top - done)
 }
 
 /// Waits `total`, or less when the database announces new rows; in slices,

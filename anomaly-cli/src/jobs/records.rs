@@ -168,6 +168,10 @@ pub(crate) struct WatchArgs {
     /// Stop after this many passes (tests, demos).
     #[arg(long)]
     max_iterations: Option<u64>,
+    /// Serve this worker's Prometheus metrics on this address (GET /metrics),
+    /// e.g. 127.0.0.1:9108.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn train(db: &mut Db, args: &WatchArgs) -> Result<FittedIsolationForest> {
@@ -252,6 +256,10 @@ impl Job for ForestJob<'_> {
         format!("{}_rejects", self.records.table)
     }
 
+    fn source_table(&self) -> Option<String> {
+        Some(self.records.table.clone())
+    }
+
     fn batch_size(&self) -> usize {
         50_000
     }
@@ -334,7 +342,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
         bail!("{} has {} features, --columns names {}", args.model.display(), model.n_features, r.columns.len());
     }
     let mut job = ForestJob { args: &args, records: r.records(), model, thresholds };
-    let worker =
-        Worker { wait, retrain: retrain.map(Schedule::Every), max_iterations: args.max_iterations, verb: "scored" };
+    let (name, retrain) = (job.name(), retrain.map(Schedule::Every));
+    let worker = Worker::new(&name, wait, retrain, args.max_iterations, "scored", args.metrics_addr)?;
     super::watch(&|| r.open(), &mut job, &worker)
 }

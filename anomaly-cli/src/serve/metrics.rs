@@ -163,51 +163,9 @@ impl Metrics {
         self.database_up.set(i64::from(up));
     }
 
-    /// The exposition in OpenMetrics text, or with `classic` in
-    /// Prometheus' text format 0.0.4 (what scrapers and parsers assume
-    /// unless they ask for OpenMetrics): counter and info families named by
-    /// their samples (`_total`, `_info`, an info as a gauge), no `# EOF`.
-    pub(crate) fn encode(&self, classic: bool) -> String {
-        let mut open = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut open, &self.registry);
-        if !classic {
-            return open;
-        }
-        let mut kinds = std::collections::HashMap::new();
-        for line in open.lines() {
-            if let Some([name, kind]) = line
-                .strip_prefix("# TYPE ")
-                .map(|r| r.splitn(2, ' ').collect::<Vec<_>>())
-                .and_then(|v| <[&str; 2]>::try_from(v).ok())
-            {
-                kinds.insert(name.to_owned(), kind.to_owned());
-            }
-        }
-        let renamed = |name: &str| match kinds.get(name).map(String::as_str) {
-            Some("counter") => (format!("{name}_total"), "counter"),
-            Some("info") => (format!("{name}_info"), "gauge"),
-            Some(kind) => (name.to_owned(), if kind == "unknown" { "untyped" } else { kind }),
-            None => (name.to_owned(), "untyped"),
-        };
-        let mut out = String::with_capacity(open.len());
-        for line in open.lines() {
-            if line == "# EOF" || line.starts_with("# UNIT ") {
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let name = rest.split(' ').next().unwrap_or_default();
-                let (name, kind) = renamed(name);
-                out.push_str(&format!("# TYPE {name} {kind}\n"));
-            } else if let Some(rest) = line.strip_prefix("# HELP ") {
-                let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-                out.push_str(&format!("# HELP {} {help}\n", renamed(name).0));
-            } else {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
+    /// `GET /metrics`, negotiated (see [`exposition`]).
+    pub(crate) fn response(&self, headers: &axum::http::HeaderMap) -> axum::response::Response {
+        exposition(&self.registry, headers)
     }
 
     /// The JSON KPIs over the last minute.
@@ -283,6 +241,58 @@ impl Metrics {
     }
 }
 
+/// A registry's `GET /metrics` answer: Prometheus' text format 0.0.4,
+/// or OpenMetrics when the scraper's `Accept` asks for it.
+pub(crate) fn exposition(registry: &Registry, headers: &axum::http::HeaderMap) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (content_type, classic) = if accept.contains("application/openmetrics-text") {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", false)
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", true)
+    };
+    ([(header::CONTENT_TYPE, content_type)], encode(registry, classic)).into_response()
+}
+
+/// The registry in OpenMetrics text, or with `classic` in Prometheus' text
+/// format 0.0.4 (what scrapers and parsers assume unless they ask for
+/// OpenMetrics): counter and info families named by their samples
+/// (`_total`, `_info`, an info as a gauge), no `# EOF`.
+pub(crate) fn encode(registry: &Registry, classic: bool) -> String {
+    let mut open = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut open, registry);
+    if !classic {
+        return open;
+    }
+    let kinds: std::collections::HashMap<&str, &str> =
+        open.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' ')).collect();
+    let renamed = |name: &str| match kinds.get(name).copied() {
+        Some("counter") => (format!("{name}_total"), "counter"),
+        Some("info") => (format!("{name}_info"), "gauge"),
+        Some("unknown") | None => (name.to_owned(), "untyped"),
+        Some(kind) => (name.to_owned(), kind),
+    };
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = renamed(rest.split(' ').next().unwrap_or_default());
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            out.push_str(&format!("# HELP {} {help}\n", renamed(name).0));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,9 +317,9 @@ mod tests {
         let s = m.snapshot();
         // Within the buckets' 9%.
         assert!((s.latency_ms.p99 / 5000.0 - 1.0).abs() < 0.09 && (s.latency_ms.p50 / 2.0 - 1.0).abs() < 0.09, "{s:?}");
-        let text = m.encode(true);
+        let text = encode(&m.registry, true);
         assert!(text.contains("# TYPE anomaly_http_requests_total counter") && !text.contains("# EOF"), "{text}");
-        assert!(m.encode(false).ends_with("# EOF\n"));
+        assert!(encode(&m.registry, false).ends_with("# EOF\n"));
         assert!(
             text.contains("anomaly_http_requests_total{route=\"/predict\",method=\"POST\",status=\"500\"} 10"),
             "{text}"

@@ -14,7 +14,7 @@
 //! internal error (no internals shown; logged to stderr).
 
 mod credit;
-mod metrics;
+pub(crate) mod metrics;
 mod openapi;
 mod queries;
 
@@ -248,15 +248,8 @@ async fn metrics_route(State(state): State<Arc<AppState>>) -> Json<metrics::Snap
     Json(state.metrics.snapshot())
 }
 
-/// Prometheus' text format, or OpenMetrics when the scraper asks for it.
 async fn prometheus_route(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let (content_type, classic) = if accept.contains("application/openmetrics-text") {
-        ("application/openmetrics-text; version=1.0.0; charset=utf-8", false)
-    } else {
-        ("text/plain; version=0.0.4; charset=utf-8", true)
-    };
-    ([(header::CONTENT_TYPE, content_type)], state.metrics.encode(classic)).into_response()
+    state.metrics.response(&headers)
 }
 
 /// 200 when the model (if configured) is loaded and the database (if
