@@ -13,6 +13,7 @@
 
 mod postgres;
 mod sqlite;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use ::postgres::{Client, GenericClient, NoTls};
+use ::postgres::{Client, GenericClient};
 use anyhow::{bail, Result};
 use bytes::BytesMut;
 
 use super::{redact, Column, Insert, Inserted, Param, Row, Value};
 
-/// Connects. A refused login or a missing database is a permanent error
-/// (bad input, exit 2, not retried); an unreachable server is not.
+/// Connects (with TLS as the URL's `sslmode` says, see `tls`). A refused
+/// login or a missing database is a permanent error (bad input, exit 2,
+/// not retried); an unreachable server is not.
 pub(super) fn open(url: &str) -> Result<Client> {
-    let mut client = Client::connect(url, NoTls).map_err(|e| {
+    let mut client = super::tls::connect(url)?.map_err(|e| {
         use ::postgres::error::SqlState;
         let permanent = e.code().is_some_and(|c| {
             [SqlState::INVALID_PASSWORD, SqlState::INVALID_AUTHORIZATION_SPECIFICATION, SqlState::INVALID_CATALOG_NAME]
