@@ -150,11 +150,21 @@ pub(crate) fn run_pass<J: Job>(db: &mut Db, reader: Option<&mut Db>, job: &mut J
     let moves = job.moves_watermark();
     let commit = |db: &mut Db, batch: &Scored<J::Out>| -> Result<Written> {
         let watermark = if moves { batch.last } else { 0 };
-        db.transaction(|t| {
+        let written = db.transaction(|t| {
             let written = batch.out.write(t, &batch.rejects)?;
             store::advance(t, &name, watermark, written)?;
             Ok(written)
-        })
+        })?;
+        log::debug!(
+            "batch up to id {}: {} rows, {} results, {} anomalies, {} rejects in {:.2?}",
+            batch.last,
+            batch.rows,
+            written.results,
+            written.anomalies,
+            written.rejects,
+            batch.started.elapsed()
+        );
+        Ok(written)
     };
     let mut timings = Timings::default();
     let outcome = match reader {

@@ -47,8 +47,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, required_unless_present = "db")]
     credit_model: Option<PathBuf>,
     /// Results database for the read-only dashboard queries (GET /anomalies,
-    /// /variables, /monthly, /summary): `sqlite:PATH` or `postgres://...`.
-    #[arg(long)]
+    /// /variables, /monthly, /summary): `sqlite:PATH` or `postgres://...`
+    /// (with `?sslmode=...` for TLS); ANOMALY_DB as for the jobs.
+    #[arg(long, env = "ANOMALY_DB")]
     db: Option<String>,
     /// Results table of the `--db` queries.
     #[arg(long, default_value = "anomalies_detector")]
