@@ -302,6 +302,19 @@ def test_isolation_forest_job_scores_each_record_once(cli: str, tmp_path: Path) 
     assert all(f is None and s is None for a, f, s in tops if not a)
 
 
+def test_isolation_forest_job_rejects_a_value_float32_cannot_hold_and_scores_the_rest(cli: str, tmp_path: Path) -> None:
+    db = tmp_path / "energy.db"
+    run(cli, "iforest", "simulate", "--db", f"sqlite:{db}", "--batch-size", "1000", "-q")
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE energy_records SET voltage = 1e39 WHERE id = 7")
+    run(cli, "iforest", "watch", "--db", f"sqlite:{db}", "--model", str(tmp_path / "f.json"), "--max-iterations", "1",
+        "-q")  # fmt: skip
+    with sqlite3.connect(db) as c:
+        rejects = c.execute("SELECT record_id, reason FROM energy_records_rejects").fetchall()
+    assert rejects == [(7, "voltage = 1e39 is beyond the float32 range")]
+    assert scalar(db, "SELECT COUNT(*) FROM energy_records_scores") == 999
+
+
 def test_isolation_forest_job_adds_the_explanation_columns_to_an_older_scores_table(cli: str, tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     with sqlite3.connect(db) as c:  # the scores table as versions before explanations created it
@@ -319,6 +332,42 @@ def consumption_job(cli: str, url: str, tmp_path: Path) -> None:
     run(cli, "consumption", "simulate", "--db", url, "--clients", "6", "--days", "40", "--seed", "5", "-q")
     run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1", "-q")
     run(cli, "consumption", "watch", "--db", url, "--interval", "50ms", "--max-iterations", "1", "-q")
+
+
+def test_consumption_job_rejects_poison_rows_and_flags_the_rest(cli: str, tmp_path: Path) -> None:
+    db = tmp_path / "consumo.db"
+    url = f"sqlite:{db}"
+    run(cli, "consumption", "simulate", "--db", url, "--clients", "3", "--days", "10", "--seed", "5", "-q")
+    with sqlite3.connect(db) as c:
+        n = c.execute("SELECT COUNT(*) FROM consumo_lecturas").fetchone()[0]
+        c.executemany("INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES (?, ?, ?)",
+                      [("C00001", "2024-01-11 05:30:00", 1.0), ("C00002", "9999-12-31 23:00:00", 1.0),
+                       (b"\x00\xff", "2024-01-11 06:00:00", 1.0)])  # fmt: skip
+    run(cli, "consumption", "watch", "--db", url, "--max-iterations", "1", "-q")
+    with sqlite3.connect(db) as c:
+        rejects = [r for _, r in c.execute("SELECT reading_id, reason FROM consumo_rechazos ORDER BY reading_id")]
+        flagged = c.execute("SELECT COUNT(*) FROM consumo_anomalias").fetchone()[0]
+    assert rejects == ["timestamp 2024-01-11 05:30:00 is not on the 60-minute grid",
+                       "timestamp 9999-12-31 23:00:00 is in the future or before 1970",
+                       "client_id is not text"]  # fmt: skip
+    assert flagged == n  # every other reading flagged
+    # The poison rows stay out of later passes' context: new readings of the same clients are flagged too.
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES ('C00002', '2024-01-11 00:00:00', 0.5)")
+    run(cli, "consumption", "watch", "--db", url, "--max-iterations", "1", "-q")
+    assert scalar(db, "SELECT COUNT(*) FROM consumo_anomalias") == n + 1
+
+
+def test_a_bounded_worker_whose_pass_fails_exits_with_the_error(cli: str, tmp_path: Path) -> None:
+    db = tmp_path / "energy.db"
+    run(cli, "iforest", "simulate", "--db", f"sqlite:{db}", "--batch-size", "100", "-q")
+    # A model over a column the records table lacks: every pass fails on its query.
+    (tmp_path / "x.csv").write_text("wattage\n" + "\n".join(str(i % 7) for i in range(50)) + "\n")
+    run(cli, "iforest", "fit", "-i", str(tmp_path / "x.csv"), "-m", str(tmp_path / "f.json"), "-q")
+    start = time.time()
+    out = run(cli, "iforest", "watch", "--db", f"sqlite:{db}", "--model", str(tmp_path / "f.json"), "--columns",
+              "wattage", "--max-iterations", "1", check=False)  # fmt: skip
+    assert out.returncode == 1 and "wattage" in out.stderr and time.time() - start < 20, out.stderr
 
 
 def test_consumption_job_matches_the_file_detector(cli: str, tmp_path: Path) -> None:

@@ -95,28 +95,44 @@ pub(crate) fn write_readings(db: &DbArgs, readings: &Readings) -> Result<()> {
     Ok(())
 }
 
-/// Why a stored reading cannot be flagged, if it cannot.
-fn unusable(r: &Reading) -> Option<String> {
-    if r.client.is_none() {
-        return Some("client_id is not text".into());
+/// What a reading must satisfy to be flagged: the rules' sampling grid
+/// (seconds) and the latest plausible time (a meter cannot read the future).
+#[derive(Clone, Copy)]
+struct Validity {
+    grid: i64,
+    latest: i64,
+}
+
+impl Validity {
+    /// Why a stored reading cannot be flagged, if it cannot. Each reason
+    /// rejects that reading alone, and it never enters another's context.
+    fn unusable(self, r: &Reading) -> Option<String> {
+        if r.client.is_none() {
+            return Some("client_id is not text".into());
+        }
+        let Some(ts) = r.ts else { return Some("timestamp cannot be parsed".into()) };
+        let when = || anomaly_core::time::format_timestamp(ts);
+        if ts.rem_euclid(self.grid) != 0 {
+            return Some(format!("timestamp {} is not on the {}-minute grid", when(), self.grid / 60));
+        }
+        if ts > self.latest || ts < 0 {
+            return Some(format!("timestamp {} is in the future or before 1970", when()));
+        }
+        match r.kwh {
+            None => Some("kwh is missing or not a number".into()),
+            Some(k) if !k.is_finite() => Some(format!("kwh is not finite ({k})")),
+            Some(k) if k < 0.0 => Some(format!("kwh is negative ({k})")),
+            Some(_) => None,
+        }
     }
-    if r.ts.is_none() {
-        return Some("timestamp cannot be parsed".into());
-    }
-    match r.kwh {
-        None => Some("kwh is missing or not a number".into()),
-        Some(k) if !k.is_finite() => Some(format!("kwh is not finite ({k})")),
-        Some(k) if k < 0.0 => Some(format!("kwh is negative ({k})")),
-        Some(_) => None,
+
+    fn usable(self, r: &Reading) -> Option<Usable> {
+        Some((r.id, r.client.clone()?, r.ts?, r.kwh?)).filter(|_| self.unusable(r).is_none())
     }
 }
 
 /// A usable reading: `(id, client, seconds, kwh)`.
 type Usable = (i64, String, i64, f64);
-
-fn usable(r: &Reading) -> Option<Usable> {
-    Some((r.id, r.client.clone()?, r.ts?, r.kwh?)).filter(|_| unusable(r).is_none())
-}
 
 /// What one batch writes.
 pub(crate) struct Batch {
@@ -166,10 +182,11 @@ impl Job for ConsumptionJob {
 
     fn score(&mut self, db: &mut Db, pending: &[Reading]) -> Result<(Batch, Vec<Reject>)> {
         let rules = self.params.check()?;
+        let valid = Validity { grid: i64::from(self.params.interval_minutes) * 60, latest: super::unix_now() + 86_400 };
         let mut rejects = Vec::new();
         let mut fresh: Vec<Usable> = Vec::new();
         for r in pending {
-            match (usable(r), unusable(r)) {
+            match (valid.usable(r), valid.unusable(r)) {
                 (Some(u), _) => fresh.push(u),
                 (None, reason) => rejects.push(Reject {
                     id: r.id,
@@ -184,7 +201,8 @@ impl Job for ConsumptionJob {
         let clients: Vec<String> = fresh.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
         let from = month_start(first_ts - self.context_days * 86_400);
         // The context, one reading per (client, time): the lowest id wins.
-        let mut context: Vec<Usable> = store::context(db, &clients, from)?.iter().filter_map(usable).collect();
+        let mut context: Vec<Usable> =
+            store::context(db, &clients, from)?.iter().filter_map(|r| valid.usable(r)).collect();
         context.sort_by_key(|r| r.0);
         let mut seen: HashMap<(String, i64), i64> = HashMap::new();
         context.retain(|r| *seen.entry((r.1.clone(), r.2)).or_insert(r.0) == r.0);

@@ -433,6 +433,10 @@ pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: 
                     m.database_error();
                 }
                 let pause = backoff(failures);
+                // A bounded run (`--max-iterations`) counts failed passes too.
+                if worker.max_iterations.is_some_and(|m| iteration >= m) {
+                    return Err(err);
+                }
                 warn!("iteration {iteration} failed ({err:#}); retrying in {pause:.1?}");
                 sleep_unless(&stop, pause);
                 match open() {

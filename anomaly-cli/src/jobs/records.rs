@@ -176,7 +176,9 @@ pub(crate) struct WatchArgs {
 
 fn train(db: &mut Db, args: &WatchArgs) -> Result<FittedIsolationForest> {
     let r = &args.records;
-    let rows = r.records().latest(db, args.train_records)?;
+    let mut rows = r.records().latest(db, args.train_records)?;
+    // Records that cannot be scored (rejected when scored) do not train either.
+    rows.retain(|row| unscorable(&r.columns, &row.iter().map(|v| Some(*v)).collect::<Vec<_>>()).is_none());
     if rows.len() < 2 {
         bail!("{} has {} complete records: not enough to train (run `anomaly iforest simulate`)", r.table, rows.len());
     }
@@ -198,6 +200,8 @@ fn unscorable(columns: &[String], values: &[Option<f64>]) -> Option<String> {
     columns.iter().zip(values).find_map(|(name, v)| match v {
         None => Some(format!("{name} is missing or not a number")),
         Some(x) if !x.is_finite() => Some(format!("{name} is not finite ({x})")),
+        // The forest reads float32, as scikit-learn's trees: beyond its range is infinite there.
+        Some(x) if x.abs() > f64::from(f32::MAX) => Some(format!("{name} = {x:e} is beyond the float32 range")),
         Some(_) => None,
     })
 }
