@@ -14,6 +14,7 @@
 //! internal error (no internals shown; logged to stderr).
 
 mod credit;
+mod listener;
 pub(crate) mod metrics;
 mod openapi;
 mod queries;
@@ -60,6 +61,16 @@ pub(crate) struct ServeArgs {
     /// Largest request body accepted, in bytes (larger: 413, E413).
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// Connections open at once; more are closed on arrival.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Time a client gets to send a request's headers (also when idle
+    /// between requests), e.g. 10s.
+    #[arg(long, default_value = "10s")]
+    header_timeout: String,
+    /// Time to receive a request's body and answer it (then 408), e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    request_timeout: String,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -67,6 +78,7 @@ pub(crate) struct ServeArgs {
 
 /// Shared by every request.
 pub(crate) struct AppState {
+    pub(crate) request_timeout: std::time::Duration,
     pub(crate) model: Option<CreditModel>,
     pub(crate) db: Option<Pooled>,
     pub(crate) metrics: Metrics,
@@ -127,6 +139,11 @@ impl r2d2::ManageConnection for Connector {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<()> {
+    let limits = listener::Limits {
+        header_timeout: crate::jobs::parse_duration("--header-timeout", &args.header_timeout)?,
+        request_timeout: crate::jobs::parse_duration("--request-timeout", &args.request_timeout)?,
+        max_connections: args.max_connections,
+    };
     let model = args.credit_model.as_deref().map(crate::models::load_credit).transpose()?;
     let db = match &args.db {
         Some(url) => {
@@ -157,13 +174,13 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         let classes: Vec<String> = m.classes().iter().map(ToString::to_string).collect();
         ("credit", m.sklearn_version(), classes.join(","))
     }));
-    let state = Arc::new(AppState { model, db, metrics, openapi });
+    let state = Arc::new(AppState { request_timeout: limits.request_timeout, model, db, metrics, openapi });
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         builder.worker_threads(n.max(1));
     }
     let runtime = builder.enable_all().build().context("cannot start the HTTP runtime")?;
-    let served = runtime.block_on(serve(Arc::clone(&state), args));
+    let served = runtime.block_on(serve(Arc::clone(&state), args, limits));
     // The database clients are dropped here, outside the async runtime:
     // the synchronous PostgreSQL client runs its own, which cannot start
     // inside another one (a panic at every shutdown before).
@@ -172,7 +189,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     served
 }
 
-async fn serve(state: Arc<AppState>, args: ServeArgs) -> Result<()> {
+async fn serve(state: Arc<AppState>, args: ServeArgs, limits: listener::Limits) -> Result<()> {
     {
         let app = router(state, args.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(args.addr)
@@ -184,7 +201,7 @@ async fn serve(state: Arc<AppState>, args: ServeArgs) -> Result<()> {
             if args.credit_model.is_some() { "POST /predict, /predecir; " } else { "" },
             if args.db.is_some() { "GET /anomalies, /variables, /monthly, /summary; " } else { "" },
         );
-        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("HTTP server failed")?;
+        listener::serve(listener, app, limits, shutdown()).await.context("HTTP server failed")?;
         info!("stopped");
         Ok(())
     }
@@ -218,7 +235,16 @@ async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next
     let started = std::time::Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let message = format!("request not completed within {:?}", state.request_timeout);
+            let mut response = error(StatusCode::REQUEST_TIMEOUT, "E408", message, serde_json::json!([]));
+            // The body may still be unread: the connection cannot carry another request.
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            response
+        }
+    };
     state.metrics.record(&route, &method, response.status().as_u16(), started.elapsed());
     response
 }
