@@ -44,7 +44,7 @@ pub(crate) fn column_index(path: &Path, headers: &[String], name: &str) -> Resul
 
 /// Reads `(client, time, value)` columns of a CSV with a header row.
 pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = crate::input_error::open_input(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
     let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
@@ -158,7 +158,7 @@ pub(crate) struct Matrix {
 /// Reads the named columns (all columns when `wanted` is empty) as `f32`,
 /// naming the column, row and line of any value that is not a finite number.
 pub(crate) fn read_matrix(path: &Path, wanted: &[String]) -> Result<Matrix> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = crate::input_error::open_input(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
     let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);

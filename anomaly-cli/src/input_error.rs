@@ -18,6 +18,14 @@ pub(crate) enum InputError {
     Params(#[from] anomaly_core::Error),
 }
 
+/// Opens an input file; one that cannot be opened (missing, unreadable, a
+/// directory) is the caller's mistake: exit 2, with the path and the reason.
+pub(crate) fn open_input(path: &std::path::Path) -> Result<std::fs::File, InputError> {
+    std::fs::File::open(path)
+        .and_then(|f| if f.metadata()?.is_dir() { Err(std::io::Error::other("is a directory")) } else { Ok(f) })
+        .map_err(|e| InputError::Csv { path: path.to_owned(), message: format!("cannot open: {e}") })
+}
+
 impl InputError {
     /// Wraps a core error about rows of the CSV at `path` (header on line 1).
     pub(crate) fn data(path: &std::path::Path, error: anomaly_core::Error) -> Self {

@@ -172,10 +172,11 @@ fn bad_input_exits_2_with_file_row_and_line() {
 }
 
 #[test]
-fn missing_file_exits_1_and_bad_usage_exits_2() {
+fn missing_file_and_bad_usage_exit_2() {
+    // A missing input is permanent, like bad usage: exit 2 (1 is for what a retry may fix).
     let out = anomaly(&["consumption", "detect", "-i", "/nonexistent/r.csv", "-o", "/tmp/x.csv"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot open /nonexistent/r.csv"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/r.csv: cannot open"));
     assert_eq!(anomaly(&["consumption", "detect"]).status.code(), Some(2));
     assert_eq!(anomaly(&["consumption", "detect", "-i", "a", "-o", "b", "--interval", "soon"]).status.code(), Some(2));
 }
@@ -419,4 +420,23 @@ fn forecast_train_then_detect_flags_a_spike() {
     assert!(stderr(&out).contains("lectura at row 0 is not finite"), "{}", stderr(&out));
     let out = anomaly(&["forecast", "detect", "-m", &dir.path("nowhere"), "-i", &new, "-o", &results]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_input_that_cannot_be_opened_exits_2_naming_it() {
+    let dir = TempDir::new("no-input");
+    let (missing, out) = (dir.path("missing.csv"), dir.path("out.csv"));
+    for args in [
+        vec!["iforest", "fit", "-i", &missing, "-m", &out],
+        vec!["consumption", "detect", "--input", &missing, "--output", &out],
+        vec!["forecast", "train", "--input", &missing, "--models", &out],
+    ] {
+        let run = anomaly(&args);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", stderr(&run));
+        assert!(stderr(&run).contains("missing.csv") && stderr(&run).contains("cannot open"), "{}", stderr(&run));
+    }
+    let directory = dir.path("");
+    let run = anomaly(&["iforest", "fit", "-i", &directory, "-m", &out]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("is a directory"), "{}", stderr(&run));
 }

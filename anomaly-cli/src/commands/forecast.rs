@@ -7,7 +7,7 @@ use std::time::Instant;
 use anomaly_core::forecast_interval::{DetectorConfig, LongColumns, LongReadings, MultiDetector};
 use anomaly_core::time::parse_timestamp;
 use anomaly_core::Error as CoreError;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use log::info;
 
@@ -163,7 +163,7 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
 
 /// Reads `(datetime, variable, value)` rows; timestamps become nanoseconds.
 fn read_long(path: &Path, columns: &Columns) -> Result<LongReadings> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = crate::input_error::open_input(path)?;
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
     let mut reader = csv::Reader::from_reader(file);
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
