@@ -238,3 +238,24 @@ def test_python_model_scores_the_same_in_the_cli(tmp_path, cli, data: np.ndarray
     summary = json.loads(proc.stdout)
     assert summary == {**summarize(forest.predict(df)), "seconds": summary["seconds"]}
     assert IsolationForest.load(model).feature_names_in_.tolist() == list(df.columns)
+
+
+def test_model_loaders_refuse_fifos_devices_and_directories(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from anomaly import ForecastDetector
+    from anomaly.credit_risk import load as load_credit
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # A FIFO with no writer would block a plain read forever; /dev/zero never ends.
+    for path in [fifo, "/dev/zero", tmp_path]:
+        with pytest.raises(anomaly.ModelFileError, match="not a regular file"):
+            IsolationForest.load(path)
+        with pytest.raises(anomaly.ModelFileError, match="not a regular file"):
+            load_credit(path)
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    os.symlink("/dev/zero", model_dir / "detector.json")
+    with pytest.raises(anomaly.ModelFileError, match="not a regular file"):
+        ForecastDetector.load(model_dir)

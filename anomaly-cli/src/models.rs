@@ -13,9 +13,7 @@ use anyhow::{Context, Result};
 
 use crate::input_error::InputError;
 
-/// The largest model file read (a forecast model is a few kB per variable;
-/// a credit model with hundreds of trees a few MB).
-const MAX_MODEL_BYTES: u64 = 1 << 30;
+use anomaly_core::persist::MAX_MODEL_BYTES;
 
 /// A model file's bytes, or why it cannot be read.
 pub(crate) fn read(path: &Path) -> std::result::Result<Vec<u8>, String> {

@@ -19,6 +19,11 @@ use crate::error::{Error, Result};
 
 /// The `format` tag of every envelope.
 pub const FORMAT: &str = "anomaly-model";
+/// The largest model file any loader reads (a forecast model is a few kB
+/// per variable, a credit model with hundreds of trees a few MB): a path
+/// to something larger, or to a device or FIFO, is refused before reading.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
 /// The envelope version this build writes and the highest it reads.
 pub const VERSION: u32 = 2;
 

@@ -115,8 +115,7 @@ impl PyForecastDetector {
     /// Reads a model directory.
     #[staticmethod]
     fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
-        let read =
-            |name: &str| std::fs::read(path.join(name)).map_err(|e| format!("{}: {e}", path.join(name).display()));
+        let read = |name: &str| read_model_file(&path.join(name));
         let inner = run(py, move || MultiDetector::from_directory(read))?;
         Ok(PyForecastDetector { inner })
     }
@@ -144,4 +143,19 @@ impl PyForecastDetector {
 #[pyfunction]
 pub(crate) fn _forecast_detector_from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyForecastDetector> {
     PyForecastDetector::from_bytes(py, data)
+}
+
+/// A model file's bytes: a regular file of at most `MAX_MODEL_BYTES`, so a
+/// FIFO or `/dev/zero` is refused instead of blocking or filling memory.
+fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cap = anomaly_core::persist::MAX_MODEL_BYTES;
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| fail(&e))?;
+    if !meta.is_file() || meta.len() > cap {
+        return Err(fail(&format!("not a regular file of at most {cap} bytes")));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(cap).read_to_end(&mut bytes)).map_err(|e| fail(&e))?;
+    Ok(bytes)
 }

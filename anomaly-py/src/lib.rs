@@ -35,6 +35,7 @@ fn _anomaly(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(forecast_interval::fourier_series, m)?)?;
     m.add("MODEL_FORMAT", anomaly_core::persist::FORMAT)?;
     m.add("MODEL_FORMAT_VERSION", anomaly_core::persist::VERSION)?;
+    m.add("MAX_MODEL_BYTES", anomaly_core::persist::MAX_MODEL_BYTES)?;
     m.add("ANOMALY_TYPES", consumption::anomaly_type_names())?;
     m.add("SEVERITIES", consumption::severity_names())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

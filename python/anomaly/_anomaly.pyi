@@ -10,6 +10,7 @@ MODEL_FORMAT: str
 # A dense float32 matrix, or scipy's CSR arrays (n_features, indptr, indices, data).
 _Matrix = npt.NDArray[np.float32] | tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]
 MODEL_FORMAT_VERSION: int
+MAX_MODEL_BYTES: int
 ANOMALY_TYPES: list[str]
 SEVERITIES: list[str]
 

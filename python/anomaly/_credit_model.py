@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from anomaly import _anomaly
-from anomaly.errors import EmptyInputError, ShapeError, input_error
+from anomaly.errors import EmptyInputError, ShapeError, input_error, read_model_file
 
 
 class CreditModel:
@@ -39,7 +38,7 @@ class CreditModel:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> CreditModel:
-        return cls(Path(path).read_text(encoding="utf-8"))
+        return cls(read_model_file(path).decode("utf-8"))
 
     def to_json(self) -> str:
         """The exported file's text."""

@@ -23,6 +23,8 @@ raises (marked py) are defined here::
 
 from __future__ import annotations
 
+import os
+
 from anomaly._anomaly import (
     AnomalyError,
     ColumnError,
@@ -80,3 +82,19 @@ def input_error(cls: type[AnomalyError], message: str, field: str | None, row: i
     err.field = field  # type: ignore[attr-defined]
     err.row = row  # type: ignore[attr-defined]
     return err
+
+
+def read_model_file(path: str | os.PathLike[str]) -> bytes:
+    """A model file's bytes: a regular file no larger than the core's
+    ``MAX_MODEL_BYTES``, so a FIFO or ``/dev/zero`` is refused (ModelFileError)
+    instead of blocking or filling memory."""
+    import stat
+
+    from anomaly import _anomaly
+
+    cap = _anomaly.MAX_MODEL_BYTES
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
+        raise ModelFileError(f"{os.fspath(path)}: not a regular file of at most {cap} bytes")
+    with open(path, "rb") as f:
+        return f.read(cap)

@@ -55,6 +55,7 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from anomaly import _anomaly
+from anomaly.errors import read_model_file
 
 __all__ = ["IsolationForest", "summarize"]
 
@@ -329,8 +330,7 @@ class IsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IsolationForest:
         """Reads a model file written by :meth:`save` or ``anomaly iforest fit``."""
-        with open(path, "rb") as f:
-            forest = _anomaly.IsolationForestModel.from_bytes(f.read())
+        forest = _anomaly.IsolationForestModel.from_bytes(read_model_file(path))
         params = json.loads(forest.params_json())
         self = cls(
             n_estimators=params["n_estimators"],
