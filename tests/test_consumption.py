@@ -361,3 +361,14 @@ def test_readme_style_csv_round_trip(readings: pd.DataFrame) -> None:
     buf.seek(0)
     from_csv = consumption.detect(pd.read_csv(buf))
     np.testing.assert_array_equal(from_csv["score"].to_numpy(), consumption.detect(readings)["score"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"clients": 10**12}, "clients"), ({"clients": -1}, "clients"), ({"days": 10**9}, "clients"),
+     ({"clients": 2**70}, "clients"), ({"days": 0}, "days"), ({"clients": 2.5}, "clients")],  # fmt: skip
+)
+def test_simulate_refuses_sizes_it_cannot_hold_before_allocating(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(anomaly.ParameterError) as err:
+        consumption.simulate(**{"clients": 3, "days": 10, **kwargs})
+    assert err.value.field == field  # type: ignore[attr-defined]

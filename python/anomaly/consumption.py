@@ -328,6 +328,10 @@ def simulate(
     (``plantation``, ``flat`` or ``spike``), ``start`` and ``end``
     (exclusive). Deterministic for a seed.
     """
+    for name, value in (("clients", clients), ("days", days)):
+        # Sizes the core can take (it then checks their product): not negative, not beyond 64 bits.
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value < 2**32:
+            raise input_error(ParameterError, f"parameter {name} = {value!r}: expected a whole number from 1", name)
     start_s = int(pd.Timestamp(start).value // 1_000_000_000)
     raw = _anomaly.simulate_consumption(
         clients=clients,

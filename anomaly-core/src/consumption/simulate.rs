@@ -87,9 +87,18 @@ pub fn simulate(spec: &SimulationSpec) -> Result<(Readings, Vec<InjectedEvent>)>
     let step = i64::from(spec.interval_minutes) * 60;
     let per_day = (SECONDS_PER_DAY / step) as usize;
     let hours_per_step = step as f64 / 3600.0;
-    let n = spec.clients * spec.days as usize * per_day;
+    // Checked before anything is allocated: a huge request is an error, not an abort.
+    let max = crate::forecast_interval::MAX_READINGS;
+    let n = spec
+        .clients
+        .checked_mul(spec.days as usize)
+        .and_then(|n| n.checked_mul(per_day))
+        .filter(|&n| n <= max)
+        .ok_or_else(|| {
+            Error::param("clients", spec.clients, &format!("x {} days: at most {max} readings at once", spec.days))
+        })?;
     let (mut client, mut timestamp, mut kwh) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut names = Vec::with_capacity(spec.clients);
+    let mut names = Vec::with_capacity(spec.clients.min(n));
     let mut events = Vec::new();
     let warmup = 14.min(spec.days as i64 - 1);
     let spike_chance = spec.anomaly_rate / 500.0;
