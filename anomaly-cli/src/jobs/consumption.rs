@@ -104,30 +104,24 @@ struct Validity {
 }
 
 impl Validity {
-    /// Why a stored reading cannot be flagged, if it cannot. Each reason
+    /// The reading, usable, or why it cannot be flagged. Each reason
     /// rejects that reading alone, and it never enters another's context.
-    fn unusable(self, r: &Reading) -> Option<String> {
-        if r.client.is_none() {
-            return Some("client_id is not text".into());
-        }
-        let Some(ts) = r.ts else { return Some("timestamp cannot be parsed".into()) };
+    fn check(self, r: &Reading) -> Result<Usable, String> {
+        let Some(client) = &r.client else { return Err("client_id is not text".into()) };
+        let Some(ts) = r.ts else { return Err("timestamp cannot be parsed".into()) };
         let when = || anomaly_core::time::format_timestamp(ts);
         if ts.rem_euclid(self.grid) != 0 {
-            return Some(format!("timestamp {} is not on the {}-minute grid", when(), self.grid / 60));
+            return Err(format!("timestamp {} is not on the {}-minute grid", when(), self.grid / 60));
         }
         if ts > self.latest || ts < 0 {
-            return Some(format!("timestamp {} is in the future or before 1970", when()));
+            return Err(format!("timestamp {} is in the future or before 1970", when()));
         }
         match r.kwh {
-            None => Some("kwh is missing or not a number".into()),
-            Some(k) if !k.is_finite() => Some(format!("kwh is not finite ({k})")),
-            Some(k) if k < 0.0 => Some(format!("kwh is negative ({k})")),
-            Some(_) => None,
+            None => Err("kwh is missing or not a number".into()),
+            Some(k) if !k.is_finite() => Err(format!("kwh is not finite ({k})")),
+            Some(k) if k < 0.0 => Err(format!("kwh is negative ({k})")),
+            Some(k) => Ok((r.id, client.clone(), ts, k)),
         }
-    }
-
-    fn usable(self, r: &Reading) -> Option<Usable> {
-        Some((r.id, r.client.clone()?, r.ts?, r.kwh?)).filter(|_| self.unusable(r).is_none())
     }
 }
 
@@ -186,14 +180,9 @@ impl Job for ConsumptionJob {
         let mut rejects = Vec::new();
         let mut fresh: Vec<Usable> = Vec::new();
         for r in pending {
-            match (valid.usable(r), valid.unusable(r)) {
-                (Some(u), _) => fresh.push(u),
-                (None, reason) => rejects.push(Reject {
-                    id: r.id,
-                    ts: r.ts,
-                    series: r.client.clone(),
-                    reason: reason.unwrap_or_default(),
-                }),
+            match valid.check(r) {
+                Ok(u) => fresh.push(u),
+                Err(reason) => rejects.push(Reject { id: r.id, ts: r.ts, series: r.client.clone(), reason }),
             }
         }
         let empty = Batch { flags: Vec::new(), months: Vec::new() };
@@ -202,7 +191,7 @@ impl Job for ConsumptionJob {
         let from = month_start(first_ts - self.context_days * 86_400);
         // The context, one reading per (client, time): the lowest id wins.
         let mut context: Vec<Usable> =
-            store::context(db, &clients, from)?.iter().filter_map(|r| valid.usable(r)).collect();
+            store::context(db, &clients, from)?.iter().filter_map(|r| valid.check(r).ok()).collect();
         context.sort_by_key(|r| r.0);
         let mut seen: HashMap<(String, i64), i64> = HashMap::new();
         context.retain(|r| *seen.entry((r.1.clone(), r.2)).or_insert(r.0) == r.0);

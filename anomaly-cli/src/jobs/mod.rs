@@ -148,7 +148,9 @@ pub(crate) fn run_pass<J: Job>(db: &mut Db, reader: Option<&mut Db>, job: &mut J
     let clock = Instant::now();
     job.start_pass(db, after)?;
     let moves = job.moves_watermark();
-    let commit = |db: &mut Db, batch: &Scored<J::Out>| -> Result<Written> {
+    // Commits a batch and adds it to the pass and the time spent writing.
+    let commit = |db: &mut Db, batch: &Scored<J::Out>, (pass, writing): &mut (Pass, Duration)| -> Result<()> {
+        let t = Instant::now();
         let watermark = if moves { batch.last } else { 0 };
         let written = db.transaction(|t| {
             let written = batch.out.write(t, &batch.rejects)?;
@@ -164,37 +166,30 @@ pub(crate) fn run_pass<J: Job>(db: &mut Db, reader: Option<&mut Db>, job: &mut J
             written.rejects,
             batch.started.elapsed()
         );
-        Ok(written)
+        *writing += t.elapsed();
+        pass.written += written;
+        pass.rows += batch.rows;
+        metrics::batch(pass, batch.started.elapsed());
+        Ok(())
     };
     let mut timings = Timings::default();
     let outcome = match reader {
         // One connection: read, score and write in turn.
         None => {
-            let (mut pass, mut writing) = (Pass::default(), Duration::ZERO);
-            each_batch(db, job, after, limit, &mut timings, |db, batch| {
-                let t = Instant::now();
-                pass.written += commit(db, &batch)?;
-                writing += t.elapsed();
-                pass.rows += batch.rows;
-                metrics::batch(&mut pass, batch.started.elapsed());
-                Ok(true)
-            })
-            .map(|()| (pass, writing))
+            let mut done = (Pass::default(), Duration::ZERO);
+            each_batch(db, job, after, limit, &mut timings, |db, batch| commit(db, &batch, &mut done).map(|()| true))
+                .map(|()| done)
         }
         Some(reader) => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Scored<J::Out>>(1);
             let conn = &mut *db;
             std::thread::scope(|scope| {
                 let writer = scope.spawn(move || -> Result<(Pass, Duration)> {
-                    let (mut pass, mut writing) = (Pass::default(), Duration::ZERO);
+                    let mut done = (Pass::default(), Duration::ZERO);
                     for batch in rx {
-                        let t = Instant::now();
-                        pass.written += commit(conn, &batch)?;
-                        writing += t.elapsed();
-                        pass.rows += batch.rows;
-                        metrics::batch(&mut pass, batch.started.elapsed());
+                        commit(conn, &batch, &mut done)?;
                     }
-                    Ok((pass, writing))
+                    Ok(done)
                 });
                 // A failed send means the writer failed: its error is reported below.
                 let read = each_batch(reader, job, after, limit, &mut timings, |_, batch| Ok(tx.send(batch).is_ok()));
