@@ -288,6 +288,15 @@ def test_cli_bad_input_exits_2_naming_the_line(tmp_path, cli) -> None:  # type: 
     assert "kwh at row 1 is negative" in proc.stderr and "line 3" in proc.stderr
 
 
+def test_cli_non_utf8_client_ids_are_bad_input_not_one_merged_client(tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    # Issue 15: read lossily, every non-UTF-8 id became "" and their readings merged.
+    src = tmp_path / "latin1.csv"
+    src.write_bytes("client_id,timestamp,kwh\nJosé,2024-01-01 00:00:00,1.0\nMaría,2024-01-01 00:00:00,2.0\n".encode("latin-1"))
+    proc = subprocess.run([cli, "consumption", "detect", "-i", src, "-o", tmp_path / "o.csv"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "client_id at row 0" in proc.stderr and "not UTF-8" in proc.stderr
+
+
 # --- the GIL is released during the Rust work ---------------------------------------------------
 
 

@@ -238,6 +238,14 @@ def test_stream_scores_json_lines_and_survives_bad_ones(cli: str, plant: tuple[P
     assert [o["error"]["line"] for o in out if "error" in o] == [3, 4, 5]
     scored = [o for o in out if "error" not in o]
     assert len(scored) == len(rows)
+    # A line that is not UTF-8, or longer than the 64 kB cap, is one bad
+    # line (issue 15: the first ended the stream, the second had no bound).
+    data = b"\n".join([lines[0].encode(), b'{"datetime": "\xff\xfe"}', b"x" * 200_000, lines[1].encode()]) + b"\n"
+    proc = subprocess.run([cli, "stream", "--models", str(models), "-q"], input=data, capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o.get("error", {}).get("line") for o in out] == [None, 2, 3, None]
+    assert "UTF-8" in out[1]["error"]["message"] and "longer than 65536 bytes" in out[2]["error"]["message"]
     for o, r in zip(scored, rows, strict=True):  # the same numbers as the database job
         assert (o["ds"], o["variable"], o["y"], o["yhat"], int(o["is_anomaly"]), o["anomaly_score"]) == (r[0], r[1], r[2], r[3], r[4], r[5])
 

@@ -46,6 +46,12 @@ pub(crate) fn column_index(path: &Path, headers: &[String], name: &str) -> Resul
 pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings> {
     let file = crate::input_error::open_input(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    readings_from(path, file, size, names)
+}
+
+/// [`read_readings`] from any reader; `path` names it in messages and
+/// `size` (bytes, 0 if unknown) drives the progress bar.
+pub(crate) fn readings_from(path: &Path, file: impl std::io::Read, size: u64, names: &ColumnNames) -> Result<Readings> {
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
     let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
     let headers: Vec<String> =
@@ -58,14 +64,22 @@ pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings
     let mut row = 0usize;
     let bad = |e: CoreError| InputError::data(path, e);
     while reader.read_byte_record(&mut record).map_err(csv_err)? {
-        let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("");
-        let ts = parse_timestamp(field(ti))
-            .ok_or_else(|| bad(CoreError::BadTimestamp { field: names.time.clone(), row, value: field(ti).into() }))?;
-        let text = field(vi).trim();
+        // Text that is not UTF-8 is an error naming its row: read lossily,
+        // every such client id would become one merged client.
+        let field = |i: usize, name: &String| {
+            let raw = record.get(i).unwrap_or_default();
+            std::str::from_utf8(raw).map_err(|_| {
+                bad(CoreError::BadText { field: name.clone(), row, value: String::from_utf8_lossy(raw).into_owned() })
+            })
+        };
+        let time = field(ti, &names.time)?;
+        let ts = parse_timestamp(time)
+            .ok_or_else(|| bad(CoreError::BadTimestamp { field: names.time.clone(), row, value: time.into() }))?;
+        let text = field(vi, &names.value)?.trim();
         let kwh: f64 = text
             .parse()
             .map_err(|_| bad(CoreError::BadNumber { field: names.value.clone(), row, value: text.into() }))?;
-        builder.push(field(ci), ts, kwh);
+        builder.push(field(ci, &names.client)?, ts, kwh);
         row += 1;
         if row % 65_536 == 0 {
             bar.set_position(record.position().map_or(0, |p| p.byte()));
@@ -160,6 +174,11 @@ pub(crate) struct Matrix {
 pub(crate) fn read_matrix(path: &Path, wanted: &[String]) -> Result<Matrix> {
     let file = crate::input_error::open_input(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    matrix_from(path, file, size, wanted)
+}
+
+/// [`read_matrix`] from any reader, as [`readings_from`].
+pub(crate) fn matrix_from(path: &Path, file: impl std::io::Read, size: u64, wanted: &[String]) -> Result<Matrix> {
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
     let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();

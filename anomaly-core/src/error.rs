@@ -69,6 +69,17 @@ pub enum Error {
         /// The text that failed to parse.
         value: String,
     },
+    /// A text field is not valid UTF-8 (read lossily, distinct values
+    /// such as client ids would merge).
+    #[error("{field} at row {row}: {value:?} is not UTF-8 text")]
+    BadText {
+        /// The column.
+        field: String,
+        /// 0-based row.
+        row: usize,
+        /// The text, with invalid bytes replaced.
+        value: String,
+    },
     /// Two rows share the same key (series and timestamp).
     #[error("{field} at row {row} duplicates row {first_row} ({key})")]
     DuplicateTimestamp {
@@ -219,6 +230,7 @@ impl Error {
             | Error::Negative { field, .. }
             | Error::BadTimestamp { field, .. }
             | Error::BadNumber { field, .. }
+            | Error::BadText { field, .. }
             | Error::DuplicateTimestamp { field, .. }
             | Error::Unsorted { field, .. }
             | Error::Misaligned { field, .. }
@@ -238,6 +250,7 @@ impl Error {
             | Error::Negative { row, .. }
             | Error::BadTimestamp { row, .. }
             | Error::BadNumber { row, .. }
+            | Error::BadText { row, .. }
             | Error::DuplicateTimestamp { row, .. }
             | Error::Unsorted { row, .. }
             | Error::Misaligned { row, .. } => Some(*row),

@@ -67,6 +67,7 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
         | Error::Misaligned { .. }
         | Error::SpanTooLong { .. } => TimestampError::new_err(message),
         Error::BadNumber { .. } => NumberError::new_err(message),
+        Error::BadText { .. } => InvalidInputError::new_err(message),
         Error::LengthMismatch { .. } | Error::Shape { .. } => ShapeError::new_err(message),
         Error::UnknownColumn { .. } => ColumnError::new_err(message),
         Error::InvalidParameter { .. } => ParameterError::new_err(message),

@@ -160,16 +160,16 @@ pub(crate) fn import(args: ImportArgs) -> Result<()> {
 pub(crate) struct StreamArgs {
     /// Model directory from `anomaly train`.
     #[arg(long, short)]
-    models: PathBuf,
+    pub(crate) models: PathBuf,
     /// Field holding the timestamp (YYYY-MM-DD HH:MM[:SS]) in each input line.
     #[arg(long, default_value = "datetime")]
-    time_field: String,
+    pub(crate) time_field: String,
     /// Field holding the variable name.
     #[arg(long, default_value = "variable_name")]
-    variable_field: String,
+    pub(crate) variable_field: String,
     /// Field holding the value.
     #[arg(long, default_value = "value")]
-    value_field: String,
+    pub(crate) value_field: String,
 }
 
 /// One input line as a reading, or what is wrong with it.
@@ -191,23 +191,44 @@ fn stream_reading(line: &str, args: &StreamArgs) -> Result<(i64, String, f64), S
     Ok((ts, variable.to_owned(), y))
 }
 
+/// The longest input line `stream` reads (a reading is well under 1 kB):
+/// a longer one is answered with an error line and skipped, so reading a
+/// device or a runaway writer holds at most this much.
+pub(crate) const MAX_STREAM_LINE: usize = 64 * 1024;
+
 /// Reads readings as JSON lines on stdin, writes one result line per
 /// reading on stdout as soon as it is scored (a bad line gives an error
 /// line with its number; the stream goes on).
 pub(crate) fn stream(args: StreamArgs) -> Result<()> {
-    use std::io::{BufRead, Write};
     let models = load_models(&args.models)?;
     info!("streaming with {} models: one JSON reading per line on stdin", models.variables.len());
-    let stdin = std::io::stdin();
-    let mut out = std::io::LineWriter::new(std::io::stdout().lock());
+    let out = std::io::LineWriter::new(std::io::stdout().lock());
+    let (scored, errors) = stream_lines(&models, &args, std::io::stdin().lock(), out)?;
+    info!("stream ended: {scored} readings scored, {errors} bad lines");
+    Ok(())
+}
+
+/// The stream's loop over any reader and writer: counts of scored and bad
+/// lines. A line that is not UTF-8, not JSON or longer than
+/// [`MAX_STREAM_LINE`] is a bad line, never the end of the stream.
+pub(crate) fn stream_lines(
+    models: &anomaly_core::forecast_interval::MultiDetector,
+    args: &StreamArgs,
+    mut input: impl std::io::BufRead,
+    mut out: impl std::io::Write,
+) -> Result<(u64, u64)> {
     let (mut scored, mut errors) = (0u64, 0u64);
-    for (i, line) in stdin.lock().lines().enumerate() {
-        let number = i + 1;
-        let line = line.context("reading stdin")?;
-        if line.trim().is_empty() {
+    let mut buf = Vec::new();
+    for number in 1u64.. {
+        let line = match read_line(&mut input, &mut buf).context("reading stdin")? {
+            None => break,
+            Some(Ok(())) => std::str::from_utf8(&buf).map_err(|e| format!("not UTF-8 text ({e})")),
+            Some(Err(())) => Err(format!("line longer than {MAX_STREAM_LINE} bytes")),
+        };
+        if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
             continue;
         }
-        let result = stream_reading(&line, &args).and_then(|(ts, variable, y)| {
+        let result = line.and_then(|line| stream_reading(line, args)).and_then(|(ts, variable, y)| {
             if !models.variables.contains_key(&variable) {
                 return Err(format!("no model for variable {variable:?}"));
             }
@@ -235,8 +256,44 @@ pub(crate) fn stream(args: StreamArgs) -> Result<()> {
             break; // the reader went away (a closed pipe): stop quietly
         }
     }
-    info!("stream ended: {scored} readings scored, {errors} bad lines");
-    Ok(())
+    Ok((scored, errors))
+}
+
+/// Reads one line into `buf` (without its end of line): `None` at the end
+/// of input, `Some(Err(()))` for a line over [`MAX_STREAM_LINE`] bytes,
+/// whose rest is skipped without being kept.
+fn read_line(input: &mut impl std::io::BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<Result<(), ()>>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        any = true;
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        if !too_long && buf.len() + take <= MAX_STREAM_LINE {
+            buf.extend_from_slice(&chunk[..take]);
+        } else {
+            too_long = true;
+            buf.clear();
+        }
+        input.consume(take + usize::from(done));
+        if done {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(if too_long { Err(()) } else { Ok(()) }))
 }
 
 #[derive(Debug, Args)]

@@ -19,13 +19,14 @@ use super::{error, AppState};
 
 /// Field names of the response: English, or the Flask service's Spanish.
 #[derive(Clone, Copy)]
-struct Names {
+pub(crate) struct Names {
     prediction: &'static str,
     probabilities: &'static str,
     confidence: &'static str,
 }
 
-const ENGLISH: Names = Names { prediction: "prediction", probabilities: "probabilities", confidence: "confidence" };
+pub(crate) const ENGLISH: Names =
+    Names { prediction: "prediction", probabilities: "probabilities", confidence: "confidence" };
 const SPANISH: Names = Names { prediction: "prediccion", probabilities: "probabilidades", confidence: "confianza" };
 
 pub(crate) async fn predict_en(state: State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -52,7 +53,7 @@ fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
     }
 }
 
-fn answer(state: &AppState, bytes: &[u8], names: Names) -> Response {
+pub(crate) fn answer(state: &AppState, bytes: &[u8], names: Names) -> Response {
     let Some(model) = &state.model else {
         return error(StatusCode::NOT_FOUND, "E404", "no credit model: start with --credit-model".into(), json!([]));
     };

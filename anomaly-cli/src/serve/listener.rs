@@ -32,6 +32,13 @@ pub(crate) struct Limits {
     pub(crate) max_connections: usize,
 }
 
+/// The HTTP/1 connection settings of every connection.
+pub(crate) fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    http
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -40,8 +47,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let max_connections = limits.max_connections;
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let http = http1(&limits);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);

@@ -13,8 +13,8 @@
 //! E002 invalid fields (every one listed), E413 body too large, E500 an
 //! internal error (no internals shown; logged to stderr).
 
-mod credit;
-mod listener;
+pub(crate) mod credit;
+pub(crate) mod listener;
 pub(crate) mod metrics;
 mod openapi;
 mod queries;
@@ -85,6 +85,47 @@ pub(crate) struct AppState {
     pub(crate) openapi: serde_json::Value,
 }
 
+impl AppState {
+    /// The service's state: the model, a pool on `db` (a bad URL or table
+    /// name is permanent, an error now; an unreachable database is not:
+    /// the service starts and answers 503 until it is up) and the metrics.
+    pub(crate) fn new(
+        model: Option<CreditModel>,
+        db: Option<&str>,
+        results_table: &str,
+        request_timeout: std::time::Duration,
+    ) -> Result<AppState> {
+        let db = match db {
+            Some(url) => {
+                let tables = crate::store::forecast::Tables::new("datos_proceso", results_table);
+                crate::db::Db::check(url, &tables.names())?;
+                let connector = Connector {
+                    url: url.to_owned(),
+                    tables: tables.clone(),
+                    ensured: std::sync::atomic::AtomicBool::new(false),
+                };
+                let pool = r2d2::Pool::builder()
+                    .max_size(POOL_SIZE)
+                    .min_idle(Some(0))
+                    .connection_timeout(POOL_WAIT)
+                    .test_on_check_out(true)
+                    .build_unchecked(connector);
+                if let Err(e) = pool.get() {
+                    warn!("the database does not answer yet ({e}); /ready says so until it does");
+                }
+                Some(Pooled { pool, tables })
+            }
+            None => None,
+        };
+        let openapi = openapi::document(model.as_ref(), db.is_some());
+        let metrics = Metrics::new(model.as_ref().map(|m| {
+            let classes: Vec<String> = m.classes().iter().map(ToString::to_string).collect();
+            ("credit", m.sklearn_version(), classes.join(","))
+        }));
+        Ok(AppState { request_timeout, model, db, metrics, openapi })
+    }
+}
+
 /// The dashboard's database: a pool and the tables it reads.
 pub(crate) struct Pooled {
     pub(crate) pool: r2d2::Pool<Connector>,
@@ -145,36 +186,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         max_connections: args.max_connections,
     };
     let model = args.credit_model.as_deref().map(crate::models::load_credit).transpose()?;
-    let db = match &args.db {
-        Some(url) => {
-            let tables = crate::store::forecast::Tables::new("datos_proceso", &args.results_table);
-            // A bad URL or table name is permanent: exit 2 now. An
-            // unreachable database is not: start, and answer 503 until it is up.
-            crate::db::Db::check(url, &tables.names())?;
-            let connector = Connector {
-                url: url.clone(),
-                tables: tables.clone(),
-                ensured: std::sync::atomic::AtomicBool::new(false),
-            };
-            let pool = r2d2::Pool::builder()
-                .max_size(POOL_SIZE)
-                .min_idle(Some(0))
-                .connection_timeout(POOL_WAIT)
-                .test_on_check_out(true)
-                .build_unchecked(connector);
-            if let Err(e) = pool.get() {
-                warn!("the database does not answer yet ({e}); /ready says so until it does");
-            }
-            Some(Pooled { pool, tables })
-        }
-        None => None,
-    };
-    let openapi = openapi::document(model.as_ref(), db.is_some());
-    let metrics = Metrics::new(model.as_ref().map(|m| {
-        let classes: Vec<String> = m.classes().iter().map(ToString::to_string).collect();
-        ("credit", m.sklearn_version(), classes.join(","))
-    }));
-    let state = Arc::new(AppState { request_timeout: limits.request_timeout, model, db, metrics, openapi });
+    let state = Arc::new(AppState::new(model, args.db.as_deref(), &args.results_table, limits.request_timeout)?);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         builder.worker_threads(n.max(1));
@@ -207,7 +219,7 @@ async fn serve(state: Arc<AppState>, args: ServeArgs, limits: listener::Limits) 
     }
 }
 
-fn router(state: Arc<AppState>, max_body: usize) -> Router {
+pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/predict", post(credit::predict_en))
         .route("/predecir", post(credit::predict_es))
