@@ -273,8 +273,12 @@ def test_serve_answers_dashboard_queries(cli: str, plant: tuple[Path, Path], tmp
         assert status == 400 and err["error"]["code"] == "E002"  # type: ignore[index]
         status, err = get("/anomalies?limit=0")
         assert status == 400
-        status, err = get("/predict")  # no credit model loaded: GET on a POST route
-        assert status in (404, 405)
+        # Every error is a JSON body with a code (issue 15: 404 and 405 were
+        # empty, a bad query string plain text, min_score=nan ignored).
+        for path, code in [("/predict", 405), ("/nothing", 404), ("/anomalies?limit=abc", 400),
+                           ("/anomalies?min_score=nan", 400), ("/consumption/anomalies?offset=x", 400)]:  # fmt: skip
+            status, err = get(path)
+            assert status == code and err["error"]["code"] == f"E{code}".replace("E400", "E002"), (path, err)  # type: ignore[index]
 
 
 def iforest_job(cli: str, url: str, model: Path) -> None:

@@ -237,6 +237,10 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/consumption/clients", get(queries::consumption_clients))
         .route("/consumption/monthly", get(queries::consumption_monthly))
         .route("/consumption/summary", get(queries::consumption_summary))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "E404", "no such route; see /docs".into(), serde_json::json!([])) })
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "E405", "method not allowed on this route; see /docs".into(), serde_json::json!([]))
+        })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), record))
         .with_state(state)

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anomaly_core::isolation_forest::StateThresholds;
 use anomaly_core::time::{format_timestamp, parse_timestamp};
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -85,6 +86,22 @@ async fn with_db<T: Send + 'static>(
     }
 }
 
+/// A query string as `T`; one that does not parse is a JSON 400 (E002)
+/// naming the parameter, as every other bad input (axum's own `Query`
+/// answers plain text).
+pub(crate) struct Params<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Params(q)),
+            Err(rejection) => Err(bad("query", rejection.body_text())),
+        }
+    }
+}
+
 fn bad(field: &str, reason: String) -> Response {
     let fields = json!([{"field": field, "row": null, "reason": reason}]);
     error(StatusCode::BAD_REQUEST, "E002", format!("{field}: {reason}"), fields)
@@ -103,19 +120,18 @@ fn number(v: f64) -> serde_json::Value {
     }
 }
 
-pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Query(q): Query<AnomalyQuery>) -> Response {
+pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Params(q): Params<AnomalyQuery>) -> Response {
     let filter = match (time(q.from.as_deref()), time(q.to.as_deref())) {
         (Ok(from), Ok(to)) => AnomalyFilter { variable: q.variable, from, to, min_score: q.min_score, all: q.all },
         (Err(reason), _) => return bad("from", reason),
         (_, Err(reason)) => return bad("to", reason),
     };
-    let limit = q.limit.unwrap_or(100);
-    let offset = q.offset.unwrap_or(0);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return bad("limit", format!("must be between 1 and {MAX_LIMIT}"));
-    }
-    if offset < 0 {
-        return bad("offset", "must be 0 or more".into());
+    let (limit, offset) = match page(q.limit, q.offset) {
+        Ok(p) => p,
+        Err((field, reason)) => return bad(field, reason),
+    };
+    if let Some(m) = filter.min_score.filter(|m| !m.is_finite()) {
+        return bad("min_score", format!("{m} is not a finite number"));
     }
     match with_db(state, move |db, t| forecast::anomalies(db, t, &filter, limit, offset)).await {
         Ok((total, rows)) => {
@@ -142,7 +158,7 @@ pub(crate) async fn variables(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub(crate) async fn monthly(State(state): State<Arc<AppState>>, Query(q): Query<MonthlyQuery>) -> Response {
+pub(crate) async fn monthly(State(state): State<Arc<AppState>>, Params(q): Params<MonthlyQuery>) -> Response {
     match with_db(state, move |db, t| forecast::monthly(db, t, q.variable.as_deref())).await {
         Ok(months) => Json(json!({"months": months})).into_response(),
         Err(response) => response,
@@ -186,7 +202,7 @@ const SEVERITIES: [&str; 5] = ["crítica", "alta", "media", "baja", "normal"];
 
 pub(crate) async fn consumption_anomalies(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<ConsumptionQuery>,
+    Params(q): Params<ConsumptionQuery>,
 ) -> Response {
     let (limit, offset) = match page(q.limit, q.offset) {
         Ok(p) => p,
@@ -219,7 +235,7 @@ pub(crate) async fn consumption_anomalies(
     }
 }
 
-pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Query(q): Query<ClientQuery>) -> Response {
+pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Params(q): Params<ClientQuery>) -> Response {
     match with_db(state, |db, _| consumption::client_stats(db)).await {
         Ok(stats) => {
             let stats: Vec<_> =
@@ -230,7 +246,7 @@ pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Quer
     }
 }
 
-pub(crate) async fn consumption_monthly(State(state): State<Arc<AppState>>, Query(q): Query<ClientQuery>) -> Response {
+pub(crate) async fn consumption_monthly(State(state): State<Arc<AppState>>, Params(q): Params<ClientQuery>) -> Response {
     match with_db(state, move |db, _| consumption::monthly(db, q.client.as_deref())).await {
         Ok(months) => {
             let months: Vec<serde_json::Value> = months
