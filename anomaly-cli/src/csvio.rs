@@ -42,6 +42,39 @@ pub(crate) fn column_index(path: &Path, headers: &[String], name: &str) -> Resul
     })
 }
 
+/// The longest line a CSV reader accepts (a row of thousands of numeric
+/// columns is a few hundred kB).
+pub(crate) const MAX_CSV_LINE: usize = 8 << 20;
+
+/// A reader that fails once a line runs past [`MAX_CSV_LINE`] bytes: the
+/// csv crate grows its record buffer without bound, so a device or a file
+/// without newlines (`/dev/zero` reached 9 GB in 10 s) must be stopped here.
+pub(crate) struct LineCap<R> {
+    inner: R,
+    /// Bytes since the last newline.
+    run: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.run = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(i) => n - i - 1,
+            None => self.run + n,
+        };
+        if self.run > MAX_CSV_LINE {
+            let message = format!("a line longer than {MAX_CSV_LINE} bytes: not a CSV file");
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+        }
+        Ok(n)
+    }
+}
+
+/// A CSV reader with a header row over `file`, its lines capped.
+pub(crate) fn csv_reader<R: std::io::Read>(file: R) -> csv::Reader<LineCap<R>> {
+    csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(LineCap { inner: file, run: 0 })
+}
+
 /// Reads `(client, time, value)` columns of a CSV with a header row.
 pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings> {
     let file = crate::input_error::open_input(path)?;
@@ -53,7 +86,7 @@ pub(crate) fn read_readings(path: &Path, names: &ColumnNames) -> Result<Readings
 /// `size` (bytes, 0 if unknown) drives the progress bar.
 pub(crate) fn readings_from(path: &Path, file: impl std::io::Read, size: u64, names: &ColumnNames) -> Result<Readings> {
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
-    let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
+    let mut reader = csv_reader(file);
     let headers: Vec<String> =
         reader.byte_headers().map_err(csv_err)?.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
     let column = |name: &str| column_index(path, &headers, name);
@@ -180,7 +213,7 @@ pub(crate) fn read_matrix(path: &Path, wanted: &[String]) -> Result<Matrix> {
 /// [`read_matrix`] from any reader, as [`readings_from`].
 pub(crate) fn matrix_from(path: &Path, file: impl std::io::Read, size: u64, wanted: &[String]) -> Result<Matrix> {
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
-    let mut reader = csv::ReaderBuilder::new().buffer_capacity(1 << 20).from_reader(file);
+    let mut reader = csv_reader(file);
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
     let columns: Vec<String> = if wanted.is_empty() { headers.clone() } else { wanted.to_vec() };
     let index: Vec<usize> = columns.iter().map(|name| column_index(path, &headers, name)).collect::<Result<_, _>>()?;

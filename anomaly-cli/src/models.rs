@@ -56,6 +56,14 @@ pub(crate) fn load_forecast(dir: &Path) -> Result<MultiDetector> {
     })
 }
 
+/// Reads a model or parameter file saved in the core's envelope (an
+/// isolation forest, consumption rules); a missing, oversized, non-regular
+/// or corrupt file is the input's fault (exit 2).
+pub(crate) fn load<M: anomaly_core::persist::Persist>(path: &Path) -> Result<M> {
+    let bytes = read(path).map_err(|message| InputError::Csv { path: path.to_owned(), message })?;
+    M::from_bytes(&bytes).map_err(|e| InputError::Csv { path: path.to_owned(), message: e.to_string() }.into())
+}
+
 /// Reads a credit model file; a bad file is the input's fault (exit 2).
 pub(crate) fn load_credit(path: &Path) -> Result<CreditModel> {
     let bytes = read(path).map_err(|message| InputError::Csv { path: path.to_owned(), message })?;

@@ -49,6 +49,18 @@ pub enum Error {
         /// The offending value.
         value: f64,
     },
+    /// A value is finite but outside the range the computation accepts.
+    #[error("{field} at row {row} is out of range ({value}; {limit})")]
+    OutOfRange {
+        /// The column.
+        field: String,
+        /// 0-based row.
+        row: usize,
+        /// The offending value.
+        value: f64,
+        /// The accepted range, e.g. `"at most 1e12 kWh"`.
+        limit: String,
+    },
     /// A timestamp could not be parsed.
     #[error("{field} at row {row}: cannot parse {value:?} as a timestamp (expected YYYY-MM-DD[ HH:MM[:SS]])")]
     BadTimestamp {
@@ -228,6 +240,7 @@ impl Error {
             Error::LengthMismatch { field, .. }
             | Error::NonFinite { field, .. }
             | Error::Negative { field, .. }
+            | Error::OutOfRange { field, .. }
             | Error::BadTimestamp { field, .. }
             | Error::BadNumber { field, .. }
             | Error::BadText { field, .. }
@@ -248,6 +261,7 @@ impl Error {
         match self {
             Error::NonFinite { row, .. }
             | Error::Negative { row, .. }
+            | Error::OutOfRange { row, .. }
             | Error::BadTimestamp { row, .. }
             | Error::BadNumber { row, .. }
             | Error::BadText { row, .. }

@@ -72,6 +72,26 @@ pub fn read_envelope<M: Persist>(bytes: &[u8]) -> Result<M> {
     serde_json::from_value(model).map_err(|e| Error::CorruptModel { reason: format!("{kind} model: {e}") })
 }
 
+/// Serde for an `f64` that may be NaN, which JSON cannot hold: written as
+/// `null`, read back as NaN (`#[serde(with = "crate::persist::nan_as_null")]`).
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes a finite value as a number, anything else as `null`.
+    pub fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            s.serialize_f64(*value)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    /// Reads a number, or `null` as NaN.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<M> {
     format: String,

@@ -223,6 +223,11 @@ impl DurationUnit {
 
 const DURATION_GRAMMAR: &str = "expected a duration such as 30m, 1h, 1h30m, 1.5h or 2d (units ms, s, m/min, h, d, w)";
 
+/// The longest duration [`parse_duration`] accepts: 100 years, so that any
+/// duration added to or taken from a clock or a reading time stays in range
+/// (`Instant + 2^64 s` panicked; a cutoff `now - 2^64 s` wrapped around).
+pub const MAX_DURATION_SECS: u64 = 100 * 31_557_600;
+
 /// Parses a duration, the one grammar of every duration the CLI and Python
 /// accept: one or more `NUMBER[UNIT]` terms, summed (`1h30m`), with optional
 /// spaces around them. `NUMBER` is digits with an optional decimal fraction
@@ -230,8 +235,8 @@ const DURATION_GRAMMAR: &str = "expected a duration such as 30m, 1h, 1h30m, 1.5h
 /// or `w` (also spelled out, e.g. `minutes`, any case). A bare number
 /// (`90`) is in `bare` units, the caller's documented default.
 ///
-/// Arithmetic is exact and checked: a value too large for
-/// [`std::time::Duration`] is an error, never a wrap or a panic. Errors are
+/// Arithmetic is exact and checked: a value above [`MAX_DURATION_SECS`]
+/// is an error, never a wrap or a panic. Errors are
 /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) naming `name`
 /// and the text.
 ///
@@ -287,6 +292,9 @@ pub fn parse_duration(name: &str, text: &str, bare: DurationUnit) -> crate::Resu
         total = total.checked_add(nanos).ok_or_else(too_large)?;
         terms += 1;
         rest = after.trim_start();
+    }
+    if total > u128::from(MAX_DURATION_SECS) * 1_000_000_000 {
+        return Err(bad("too large (more than 100 years)"));
     }
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| too_large())?;
     Ok(std::time::Duration::new(secs, (total % 1_000_000_000) as u32))
@@ -360,7 +368,9 @@ mod tests {
             let err = secs(huge).unwrap_err();
             assert!(err.to_string().contains("too large"), "{err}");
         }
-        assert_eq!(secs("18446744073709551615s").unwrap().as_secs(), u64::MAX);
+        // u64::MAX seconds fits a Duration but not an Instant: a century is the bound.
+        assert!(secs("18446744073709551615s").unwrap_err().to_string().contains("100 years"));
+        assert_eq!(secs("36524d").unwrap().as_secs(), 36524 * 86400);
         let err = parse_minutes("interval", "99999999h").unwrap_err();
         assert!(err.to_string().contains("too large"), "{err}");
     }

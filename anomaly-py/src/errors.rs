@@ -61,6 +61,7 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::Empty { .. } => EmptyInputError::new_err(message),
         Error::NonFinite { .. } => NonFiniteError::new_err(message),
         Error::Negative { .. } => NegativeValueError::new_err(message),
+        Error::OutOfRange { .. } => InvalidInputError::new_err(message),
         Error::BadTimestamp { .. }
         | Error::DuplicateTimestamp { .. }
         | Error::Unsorted { .. }

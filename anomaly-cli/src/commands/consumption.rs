@@ -10,7 +10,7 @@ use anomaly_core::consumption::{
 use anomaly_core::persist::Persist;
 use anomaly_core::time::{parse_timestamp, write_timestamp};
 use anomaly_core::traits::{Detect, ParamGuard};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use log::info;
 
@@ -185,11 +185,7 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
 
 fn build_params(args: &DetectArgs) -> Result<ConsumptionParams> {
     let mut params = match &args.params {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            ConsumptionParams::from_bytes(&bytes)
-                .map_err(|e| InputError::Csv { path: path.clone(), message: e.to_string() })?
-        }
+        Some(path) => crate::models::load(path)?,
         None => ConsumptionParams::default(),
     };
     if !args.set.is_empty() {

@@ -119,9 +119,7 @@ fn with_lines(path: &Path, err: Error) -> InputError {
 fn score(args: ScoreArgs) -> Result<()> {
     let started = Instant::now();
     let model = crate::models::load_credit(&args.model)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .from_path(&args.input)
-        .map_err(|e| InputError::Csv { path: args.input.clone(), message: e.to_string() })?;
+    let mut reader = crate::csvio::csv_reader(crate::input_error::open_input(&args.input)?);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| InputError::Csv { path: args.input.clone(), message: e.to_string() })?

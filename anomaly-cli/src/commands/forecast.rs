@@ -165,7 +165,7 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
 fn read_long(path: &Path, columns: &Columns) -> Result<LongReadings> {
     let file = crate::input_error::open_input(path)?;
     let csv_err = |e: csv::Error| InputError::Csv { path: path.to_owned(), message: e.to_string() };
-    let mut reader = csv::Reader::from_reader(file);
+    let mut reader = csvio::csv_reader(file);
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
     let index = |name: &str| csvio::column_index(path, &headers, name);
     let (ti, vi, xi) = (index(&columns.time_col)?, index(&columns.variable_col)?, index(&columns.value_col)?);

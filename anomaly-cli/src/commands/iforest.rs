@@ -207,9 +207,7 @@ fn fit(args: FitArgs) -> Result<()> {
 
 fn score(args: ScoreArgs) -> Result<()> {
     let started = Instant::now();
-    let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {}", args.model.display()))?;
-    let model = FittedIsolationForest::from_bytes(&bytes)
-        .map_err(|e| InputError::Csv { path: args.model.clone(), message: e.to_string() })?;
+    let model: FittedIsolationForest = crate::models::load(&args.model)?;
     let data = csvio::read_matrix(&args.input, &model.feature_names)?;
     let x = matrix(&args.input, &data, Some(model.n_features))?;
     let scores = model.score_samples(&x).map_err(|e| InputError::data(&args.input, e))?;

@@ -99,7 +99,7 @@ pub(crate) fn import(args: ImportArgs) -> Result<()> {
     let started = Instant::now();
     let path = &args.input;
     let csv_err = |e: csv::Error| InputError::Csv { path: path.clone(), message: e.to_string() };
-    let mut reader = csv::Reader::from_path(path).map_err(csv_err)?;
+    let mut reader = csvio::csv_reader(crate::input_error::open_input(path)?);
     let headers: Vec<String> = reader.headers().map_err(csv_err)?.iter().map(str::to_owned).collect();
     let ti = csvio::column_index(path, &headers, &args.time_col)?;
     let source = path.file_name().map(|f| f.to_string_lossy().into_owned());

@@ -77,7 +77,7 @@ mod rules;
 pub mod simulate;
 
 pub use params::{ConsumptionParams, ConsumptionRules, HourBand};
-pub use readings::{ColumnNames, Readings, ReadingsBuilder};
+pub use readings::{kwh_problem, ColumnNames, KwhProblem, Readings, ReadingsBuilder, MAX_KWH};
 pub use report::{
     AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags, Severity,
 };

@@ -25,9 +25,50 @@ impl Default for ColumnNames {
     }
 }
 
+/// The largest reading accepted, in kWh. A household uses about 10 kWh a
+/// day and the largest meters read GWh an hour; 1e12 keeps every sum over
+/// the most readings a run holds (and its monthly aggregates) finite.
+pub const MAX_KWH: f64 = 1e12;
+const MAX_KWH_TEXT: &str = "at most 1e12 kWh per reading";
+
+/// Why a kWh value cannot be a reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KwhProblem {
+    /// NaN or infinite.
+    NotFinite,
+    /// Below zero.
+    Negative,
+    /// Above [`MAX_KWH`].
+    TooLarge,
+}
+
+impl std::fmt::Display for KwhProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KwhProblem::NotFinite => "not finite",
+            KwhProblem::Negative => "negative",
+            KwhProblem::TooLarge => MAX_KWH_TEXT,
+        })
+    }
+}
+
+/// The one rule for a reading's value, shared by every reader (files,
+/// DataFrames, the SQL job): `None` when `v` is a usable kWh value.
+pub fn kwh_problem(v: f64) -> Option<KwhProblem> {
+    if !v.is_finite() {
+        Some(KwhProblem::NotFinite)
+    } else if v < 0.0 {
+        Some(KwhProblem::Negative)
+    } else if v > MAX_KWH {
+        Some(KwhProblem::TooLarge)
+    } else {
+        None
+    }
+}
+
 /// Meter readings in columns. Clients are stored as codes into a table of
 /// names (as pandas' `factorize` or a CSV reader produce them), which keeps
-/// ten million rows cheap. Every kWh is finite and non-negative.
+/// ten million rows cheap. Every kWh passes [`kwh_problem`].
 ///
 /// Rows need no particular order; duplicates and interval alignment are
 /// checked by the detector, which knows the interval.
@@ -81,11 +122,14 @@ impl Readings {
             }
         }
         for (row, &v) in kwh.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(Error::NonFinite { field: names.value.clone(), row, value: v });
-            }
-            if v < 0.0 {
-                return Err(Error::Negative { field: names.value.clone(), row, value: v });
+            if let Some(problem) = kwh_problem(v) {
+                return Err(match problem {
+                    KwhProblem::NotFinite => Error::NonFinite { field: names.value.clone(), row, value: v },
+                    KwhProblem::Negative => Error::Negative { field: names.value.clone(), row, value: v },
+                    KwhProblem::TooLarge => {
+                        Error::OutOfRange { field: names.value.clone(), row, value: v, limit: MAX_KWH_TEXT.into() }
+                    }
+                });
             }
         }
         Ok(Readings { names, client_names, client, timestamp, kwh })

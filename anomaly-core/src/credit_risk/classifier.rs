@@ -323,6 +323,12 @@ impl Classifier {
         }
     }
 
+    /// Whether infinite features are scored (histogram gradient boosting
+    /// bins them; every other estimator's input check refuses them).
+    pub(crate) fn accepts_infinity(&self) -> bool {
+        matches!(self, Classifier::Hist { .. })
+    }
+
     /// Whether inputs go through scikit-learn's float32 cast.
     pub(crate) fn casts_to_f32(&self) -> bool {
         matches!(self, Classifier::Tree { .. } | Classifier::Forest { .. } | Classifier::Boosting { .. })

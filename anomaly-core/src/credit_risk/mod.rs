@@ -275,6 +275,19 @@ impl CreditModel {
         let mut proba = vec![0.0; rows * n_classes];
         let mut labels = vec![0usize; rows];
         self.classifier.score_block(&x, self.n_features, &mut proba, &mut labels);
+        // Finite features can still overflow inside a linear model (two
+        // huge terms of opposite sign): never answer a NaN probability.
+        let bad: Vec<FieldProblem> = (0..rows)
+            .filter(|&i| proba[i * n_classes..(i + 1) * n_classes].iter().any(|p| !p.is_finite()))
+            .map(|i| FieldProblem {
+                field: "applicant".into(),
+                row: Some(i),
+                reason: "values too large: the model's probabilities overflow".into(),
+            })
+            .collect();
+        if !bad.is_empty() {
+            return Err(Error::InvalidFields { problems: bad });
+        }
         Ok(Scores { proba, labels, n_classes })
     }
 
@@ -301,6 +314,10 @@ impl CreditModel {
                     problems.push(name, Some(row), "is missing (NaN) and the model has no imputer for it");
                 } else if cast && x.is_finite() && (x as f32).is_infinite() {
                     problems.push(name, Some(row), format!("{x} is too large for the model's float32 features"));
+                } else if x.is_infinite() && !self.classifier.accepts_infinity() {
+                    // scikit-learn raises "Input X contains infinity" here; a
+                    // linear model would answer NaN probabilities.
+                    problems.push(name, Some(row), "is too large: infinite after preprocessing");
                 }
             }
         }

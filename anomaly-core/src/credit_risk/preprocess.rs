@@ -31,6 +31,18 @@ fn corrupt(reason: String) -> Error {
     Error::CorruptModel { reason }
 }
 
+/// Fitted numbers must be finite, and scales positive.
+fn check_floats(what: &str, values: &[f64], positive: bool) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite() || (positive && *v <= 0.0)) {
+        Some(i) => Err(corrupt(format!(
+            "{what}[{i}] is {}, expected a finite number{}",
+            values[i],
+            if positive { " > 0" } else { "" }
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Transform {
     pub(crate) fn compile(doc: NodeDoc) -> Result<Transform> {
         Ok(match doc {
@@ -59,11 +71,19 @@ impl Transform {
             NodeDoc::SimpleImputer { missing_values, statistics } => {
                 Transform::Impute { missing: missing_values, statistics }
             }
-            NodeDoc::StandardScaler { mean, scale } => Transform::Standardize { mean, scale },
+            NodeDoc::StandardScaler { mean, scale } => {
+                // scikit-learn's scale_ is a standard deviation with zeros
+                // replaced by 1: never 0, negative or infinite.
+                check_floats("standard_scaler: mean", mean.as_deref().unwrap_or_default(), false)?;
+                check_floats("standard_scaler: scale", scale.as_deref().unwrap_or_default(), true)?;
+                Transform::Standardize { mean, scale }
+            }
             NodeDoc::MinMaxScaler { scale, min, clip } => {
                 if scale.len() != min.len() {
                     return Err(corrupt("min_max_scaler: scale and min differ in length".into()));
                 }
+                check_floats("min_max_scaler: scale", &scale, true)?;
+                check_floats("min_max_scaler: min", &min, false)?;
                 let clip = match clip.as_deref() {
                     None => None,
                     Some(&[lo, hi]) => Some((lo, hi)),

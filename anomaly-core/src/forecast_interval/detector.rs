@@ -124,6 +124,12 @@ pub struct FittedDetector {
 impl Persist for FittedDetector {
     const KIND: &'static str = "forecast_detector";
 
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let detector: FittedDetector = crate::persist::read_envelope(bytes)?;
+        detector.check()?;
+        Ok(detector)
+    }
+
     /// Version 1 kept `stats.first` and `stats.last` in nanoseconds.
     fn upgrade(version: u32, mut model: serde_json::Value) -> Result<serde_json::Value> {
         if version < 2 {
@@ -190,13 +196,25 @@ pub fn anomaly_score(y: f64, yhat: f64, lower: f64, upper: f64, residual_std: f6
     }
 }
 
-fn sample_std(values: &[f64]) -> f64 {
+/// The magnitudes a detector fits (largest `|y|`).
+const MIN_MAGNITUDE: f64 = 1e-150;
+const MAX_MAGNITUDE: f64 = 1e150;
+
+/// Mean and sample standard deviation, computed in units of the largest
+/// magnitude so that neither overflows near 1e300 nor underflows near
+/// 1e-300 (squares of such values are not representable).
+fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
-    if values.len() < 2 {
-        return 0.0;
+    let scale = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if values.is_empty() || scale == 0.0 || !scale.is_finite() {
+        return (if values.is_empty() { f64::NAN } else { 0.0 }, 0.0);
     }
-    let mean = values.iter().sum::<f64>() / n;
-    (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt()
+    let mean = values.iter().map(|v| v / scale).sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean * scale, 0.0);
+    }
+    let var = values.iter().map(|v| (v / scale - mean) * (v / scale - mean)).sum::<f64>() / (n - 1.0);
+    (mean * scale, var.sqrt() * scale)
 }
 
 impl FittedDetector {
@@ -204,6 +222,17 @@ impl FittedDetector {
     /// its training residuals.
     pub fn fit(config: &DetectorConfig, ds: Vec<i64>, y: Vec<f64>) -> Result<FittedDetector> {
         config.validate()?;
+        // Outside these magnitudes the band (sigma ~1e-9 of the scale for a
+        // clean series) underflows or the spread overflows: every reading
+        // would be flagged, or none. Refuse rather than fit nonsense.
+        let absmax = y.iter().filter(|v| !v.is_nan()).fold(0.0f64, |m, v| m.max(v.abs()));
+        if absmax > 0.0 && !(MIN_MAGNITUDE..=MAX_MAGNITUDE).contains(&absmax) {
+            return Err(Error::param(
+                "y",
+                format!("{absmax:e}"),
+                "largest magnitude outside 1e-150 to 1e150: express the values in another unit",
+            ));
+        }
         let history = History::new(model_times(&ds, "ds")?, y.clone(), Vec::new())?;
         let model = FittedProphet::fit(&config.prophet, &history)?;
         let keep: Vec<usize> = (0..y.len()).filter(|&i| !y[i].is_nan()).collect();
@@ -211,16 +240,22 @@ impl FittedDetector {
         let y_kept: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
         let forecast = model.predict(&model_times(&ds_kept, "ds")?, &[], Intervals::None)?;
         let residuals: Vec<f64> = y_kept.iter().zip(&forecast.yhat).map(|(a, b)| a - b).collect();
+        let (mean, std) = mean_std(&y_kept);
         let stats = VariableStats {
             count: y_kept.len(),
-            mean: y_kept.iter().sum::<f64>() / y_kept.len() as f64,
-            std: sample_std(&y_kept),
+            mean,
+            std,
             min: y_kept.iter().copied().fold(f64::INFINITY, f64::min),
             max: y_kept.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            residual_std: sample_std(&residuals),
+            residual_std: mean_std(&residuals).1,
             first: ds_kept[0],
             last: ds_kept[ds_kept.len() - 1],
         };
+        // Values whose spread overflows (near 1e308) cannot be modelled;
+        // say so rather than save a model with infinities inside.
+        if ![stats.mean, stats.std, stats.residual_std].iter().all(|v| v.is_finite()) {
+            return Err(Error::param("y", stats.max, "values too large to model: their spread overflows"));
+        }
         Ok(FittedDetector { config: config.clone(), model, stats })
     }
 
@@ -326,6 +361,12 @@ pub struct MultiDetector {
 
 impl Persist for MultiDetector {
     const KIND: &'static str = "forecast_detectors";
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let models: MultiDetector = crate::persist::read_envelope(bytes)?;
+        models.variables.values().try_for_each(FittedDetector::check)?;
+        Ok(models)
+    }
 
     fn upgrade(version: u32, mut model: serde_json::Value) -> Result<serde_json::Value> {
         if let Some(variables) = model.get_mut("variables").and_then(|v| v.as_object_mut()) {

@@ -48,6 +48,7 @@
 //! are analytic (deterministic) unless a Monte Carlo seed is set. Scoring a
 //! new reading evaluates the stored model; nothing is refitted.
 
+mod check;
 mod detector;
 mod gauss_newton;
 mod logistic;
@@ -58,6 +59,7 @@ mod options;
 mod process;
 mod simulate;
 
+pub use check::{MAX_FEATURES, MAX_UNCERTAINTY_SAMPLES};
 pub use detector::{
     anomaly_score, Detection, DetectorConfig, FittedDetector, LongColumns, LongDetection, LongReadings, MultiDetector,
     VariableStats, INDEX_FILE,

@@ -155,14 +155,23 @@ pub struct FittedProphet {
     pub history_last: i64,
     /// Mean step of the scaled history time.
     pub history_step: f64,
-    /// Objective (negative log posterior) at the optimum.
+    /// Objective (negative log posterior) at the optimum; NaN when there
+    /// was none (a constant series skips the optimiser, as in Prophet),
+    /// saved as `null`.
+    #[serde(with = "crate::persist::nan_as_null")]
     pub objective: f64,
     /// Whether a feature is multiplicative, per feature column.
-    multiplicative: Vec<bool>,
+    pub(crate) multiplicative: Vec<bool>,
 }
 
 impl Persist for FittedProphet {
     const KIND: &'static str = "prophet";
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let model: FittedProphet = crate::persist::read_envelope(bytes)?;
+        model.check()?;
+        Ok(model)
+    }
 }
 
 /// Forecast columns, one value per requested timestamp.
@@ -286,6 +295,7 @@ impl FittedProphet {
         let y_scaled: Vec<f64> = y.iter().map(|v| v / y_scale).collect();
 
         let seasonalities = resolve_seasonalities(options, &ds);
+        super::check::feature_count(seasonalities.iter().map(|s| s.fourier_order), options.regressors.len())?;
         let regressors: Vec<RegressorTerm> = options
             .regressors
             .iter()

@@ -143,6 +143,13 @@ impl ProphetOptions {
         if !(self.interval_width > 0.0 && self.interval_width < 1.0) {
             return Err(Error::param("interval_width", self.interval_width, "must be in (0, 1)"));
         }
+        if self.uncertainty_samples > super::MAX_UNCERTAINTY_SAMPLES {
+            return Err(Error::param(
+                "uncertainty_samples",
+                self.uncertainty_samples,
+                &format!("must be at most {}", super::MAX_UNCERTAINTY_SAMPLES),
+            ));
+        }
         let mut names: Vec<&str> = Vec::new();
         for s in &self.seasonalities {
             if s.name.is_empty() || names.contains(&s.name.as_str()) {

@@ -315,6 +315,9 @@ impl FittedIsolationForest {
                 self.n_features
             )));
         }
+        if self.max_samples > u32::MAX as usize {
+            return Err(corrupt(format!("max_samples is {}, more rows than a tree can hold", self.max_samples)));
+        }
         if !self.offset.is_finite() {
             return Err(corrupt(format!("offset is {}", self.offset)));
         }

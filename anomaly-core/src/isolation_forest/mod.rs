@@ -67,6 +67,6 @@ mod tree;
 pub use crate::traits::Auto;
 pub use explain::Explanation;
 pub use forest::FittedIsolationForest;
-pub use params::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
+pub use params::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples, MAX_ESTIMATORS};
 pub use summary::{summarize, AnomalySummary, State, StateThresholds};
 pub use tree::{average_path_length, SklearnTree, Tree};

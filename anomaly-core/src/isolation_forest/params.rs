@@ -38,6 +38,11 @@ pub enum Contamination {
     Fraction(f64),
 }
 
+/// The most trees a forest may have: a tree of 256 samples takes about
+/// 12 kB, so this bounds a forest to about a gigabyte (10^12 trees aborted
+/// the process on a 88 TB allocation).
+pub const MAX_ESTIMATORS: usize = 100_000;
+
 /// Isolation forest parameters (scikit-learn's names and defaults, plus
 /// `extension_level` for the extended forest of Hariri et al.).
 ///
@@ -108,8 +113,12 @@ impl ParamGuard for IsolationForestParams {
     type Checked = IsolationForest;
 
     fn check(&self) -> Result<IsolationForest> {
-        if self.n_estimators == 0 {
-            return Err(Error::param("n_estimators", 0, "must be at least 1"));
+        if self.n_estimators == 0 || self.n_estimators > MAX_ESTIMATORS {
+            return Err(Error::param(
+                "n_estimators",
+                self.n_estimators,
+                &format!("must be between 1 and {MAX_ESTIMATORS}"),
+            ));
         }
         match self.max_samples {
             MaxSamples::Count(0) => return Err(Error::param("max_samples", 0, "must be at least 1")),

@@ -65,7 +65,7 @@ struct Coef {
 
 /// A fitted isolation tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "TreeColumns", into = "TreeColumns")]
+#[serde(try_from = "TreeColumns", into = "TreeColumns")]
 pub struct Tree {
     nodes: Vec<Node>,
     /// `depth + c(n_leaf)` of each leaf (0 for internal nodes).
@@ -121,22 +121,26 @@ impl From<Tree> for TreeColumns {
     }
 }
 
-impl From<TreeColumns> for Tree {
+impl TryFrom<TreeColumns> for Tree {
+    type Error = String;
+
     /// Whoever deserializes the tree, its child pointers are checked here
-    /// (for scoring without bounds checks); a malformed tree still loads,
-    /// and `validate` names what is wrong with it.
-    fn from(c: TreeColumns) -> Self {
-        let nodes: Vec<Node> = (0..c.feature.len())
-            .map(|i| Node {
-                feature: c.feature[i],
-                threshold: c.threshold.get(i).copied().unwrap_or(LEAF_THRESHOLD),
-                left: c.left.get(i).copied().unwrap_or(i as u32),
-            })
-            .collect();
+    /// (for scoring without bounds checks); node arrays of different
+    /// lengths are refused, a malformed structure still loads and
+    /// `validate` names what is wrong with it.
+    fn try_from(c: TreeColumns) -> Result<Self, String> {
+        let n = c.feature.len();
+        for (name, len) in [("threshold", c.threshold.len()), ("left", c.left.len()), ("value", c.value.len())] {
+            if len != n {
+                return Err(format!("tree {name} has {len} entries, expected {n} (one per node)"));
+            }
+        }
+        let nodes: Vec<Node> =
+            (0..n).map(|i| Node { feature: c.feature[i], threshold: c.threshold[i], left: c.left[i] }).collect();
         let mut tree = Tree { nodes, values: c.value, planes: c.planes, depth: 0, max_feature: None };
         tree.depth = tree.max_depth();
         tree.max_feature = tree.axis_max_feature();
-        tree
+        Ok(tree)
     }
 }
 
@@ -447,6 +451,7 @@ impl Tree {
         if self.nodes.is_empty() || self.values.len() != self.nodes.len() {
             return Err("tree has no nodes, or not one value per node".into());
         }
+        let mut has_parent = vec![false; self.nodes.len()];
         for (i, node) in self.nodes.iter().enumerate() {
             let left = node.left as usize;
             if left == i {
@@ -458,8 +463,15 @@ impl Tree {
                 }
                 continue;
             }
-            if left < i || left + 1 >= self.nodes.len() {
+            if left <= i || left + 1 >= self.nodes.len() {
                 return Err(format!("node {i} has children at {left}"));
+            }
+            // Every node but the root has exactly one parent: a shared
+            // child would count its rows twice.
+            for child in [left, left + 1] {
+                if std::mem::replace(&mut has_parent[child], true) {
+                    return Err(format!("node {child} is a child of two nodes"));
+                }
             }
             if node.feature & PLANE == 0 {
                 if node.feature as usize >= n_features {
