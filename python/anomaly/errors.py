@@ -23,7 +23,9 @@ raises (marked py) are defined here::
 
 from __future__ import annotations
 
+import numbers
 import os
+from typing import Any
 
 from anomaly._anomaly import (
     AnomalyError,
@@ -82,6 +84,48 @@ def input_error(cls: type[AnomalyError], message: str, field: str | None, row: i
     err.field = field  # type: ignore[attr-defined]
     err.row = row  # type: ignore[attr-defined]
     return err
+
+
+#: The largest value of the core's unsigned 64-bit parameters (``u64``/``usize``: seeds, counts).
+U64_MAX = 2**64 - 1
+
+
+def whole_number(value: Any, name: str, *, low: int = 0, high: int = U64_MAX) -> int:
+    """``value`` as a Python int from ``low`` to ``high``, for a size, count or seed the
+    core takes as an unsigned integer; anything else is a ParameterError naming ``name``.
+
+    Refused: bools, floats (even ``3.0``), text, negative numbers and numbers past
+    ``high`` (by default what 64 bits hold), which pyo3 would turn into a bare
+    ``OverflowError`` or ``TypeError``, or which Python would silently truncate.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+        message = f"parameter {name} = {value!r}: expected a whole number from {low} to {high}"
+        raise input_error(ParameterError, message, name)
+    return int(value)
+
+
+def utf8_names(values: Any, codes: Any, column: str) -> list[str]:
+    """``str`` of each distinct value of ``column`` (``codes`` index them, as ``pd.factorize``
+    gives), refusing one that is not UTF-8 text with an InvalidInputError naming the column
+    and its first row: a lone surrogate (``os.fsdecode`` of non-UTF-8 bytes gives ``'\\udcff'``)
+    cannot cross into the core, where pyo3 would raise a bare ``UnicodeEncodeError``."""
+    names = [str(v) for v in values]
+    try:
+        "".join(names).encode("utf-8")  # one pass; joining cannot pair two lone surrogates
+    except UnicodeEncodeError:
+        import numpy as np
+
+        for code, name in enumerate(names):
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                row = int(np.flatnonzero(np.asarray(codes) == code)[0])
+                message = (
+                    f"{column} at row {row}: {name!r} is not UTF-8 text "
+                    "(a lone surrogate, as os.fsdecode makes of non-UTF-8 bytes)"
+                )
+                raise input_error(InvalidInputError, message, column, row) from None
+    return names
 
 
 def read_model_file(path: str | os.PathLike[str]) -> bytes:

@@ -24,6 +24,7 @@ from anomaly.errors import (
     ParameterError,
     TimestampError,
     input_error,
+    whole_number,
 )
 from anomaly.forecast_interval import holidays as country_holidays
 
@@ -31,10 +32,74 @@ logger = logging.getLogger("anomaly.forecast_interval")
 
 _DAY_NS = 86_400 * 10**9
 
+#: The largest Fourier order accepted (the core's detector stores orders as u32).
+FOURIER_ORDER_MAX = 2**32 - 1
 
-def ns_of(values: Any) -> np.ndarray:
-    """Timestamps as int64 nanoseconds since the epoch."""
-    return np.asarray(values).astype("datetime64[ns]").astype(np.int64)
+
+#: The dates int64 nanoseconds since 1970 can hold (pandas' ``datetime64[ns]``, and the core's
+#: Prophet model): 1677-09-21 00:12:43 to 2262-04-11 23:47:16, the whole days of which are these.
+NS_RANGE = "1677-09-22 to 2262-04-11"
+
+
+def ns_range_error(column: str, value: Any, row: int | None, what: str | None = None) -> Exception:
+    """The TimestampError for a time outside :data:`NS_RANGE`, naming the column and row."""
+    where = f"{what or column} at row {row}" if row is not None else (what or column)
+    try:
+        value = pd.Timestamp(value)  # 2500-01-01 00:00:00, not numpy's 2500-01-01T00:00:00.000000
+    except (ValueError, TypeError, OverflowError):
+        pass
+    message = (
+        f"{where}: {value} is outside the supported range {NS_RANGE} "
+        "(times are int64 nanoseconds since 1970, as pandas' datetime64[ns])"
+    )
+    return input_error(TimestampError, message, column, row)
+
+
+def _datetime64(values: Any) -> np.ndarray:
+    """``values`` as a datetime64 array of their own unit (none is converted to nanoseconds yet)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "M":
+        return arr
+    if arr.dtype.kind in "iu":
+        return arr.astype("datetime64[ns]")  # integers are nanoseconds, as numpy and pandas read them
+    if arr.dtype.kind == "O":
+        try:
+            index = pd.DatetimeIndex(arr.reshape(-1))
+        except (ValueError, TypeError):
+            return arr.astype("datetime64[ns]")
+        if index.tz is not None:
+            index = index.tz_convert(None)  # the UTC instant, as numpy converts aware datetimes
+        return index.to_numpy().reshape(arr.shape)
+    return arr.astype("datetime64")  # text: numpy's own unit for it
+
+
+def out_of_ns_range(values: Any) -> np.ndarray:
+    """Positions (flat) of the times in ``values`` that nanoseconds cannot hold."""
+    arr = _datetime64(values).reshape(-1)
+    if np.datetime_data(arr.dtype)[0] == "ns":
+        return np.empty(0, dtype=np.intp)
+    # numpy wraps silently on overflow: a time survives the round trip through ns only if it fits.
+    back = arr.astype("datetime64[ns]").astype(arr.dtype)
+    return np.flatnonzero(back.astype(np.int64) != arr.astype(np.int64))
+
+
+def ns_of(values: Any, column: str = "ds", rows: np.ndarray | None = None, what: str | None = None) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since the epoch; a time outside :data:`NS_RANGE` (which
+    numpy would wrap around into another century) is a TimestampError naming ``column`` and the row
+    (``rows`` maps positions to the caller's rows)."""
+    if isinstance(values, pd.Timestamp):  # a model's start: no array to build
+        try:
+            return np.asarray((values.tz_convert(None) if values.tz is not None else values).as_unit("ns").value)
+        except (OverflowError, pd.errors.OutOfBoundsDatetime):
+            raise ns_range_error(column, values, None, what) from None
+    arr = _datetime64(values)
+    if np.datetime_data(arr.dtype)[0] != "ns":
+        bad = out_of_ns_range(arr)
+        if len(bad):
+            position = int(bad[0])
+            raise ns_range_error(column, arr.reshape(-1)[position], _row(rows, position), what)
+        arr = arr.astype("datetime64[ns]")
+    return arr.astype(np.int64)
 
 
 def numeric(column: pd.Series, name: str, rows: np.ndarray | None = None) -> pd.Series:
@@ -73,6 +138,11 @@ def parse_ds(ds: pd.Series, rows: np.ndarray | None = None) -> pd.Series:
     missing = np.flatnonzero(ds.isna().to_numpy())
     if len(missing):
         raise input_error(TimestampError, "Found NaN in column ds.", "ds", _row(rows, int(missing[0])))
+    if ds.dtype.kind == "M" and np.datetime_data(ds.dtype)[0] != "ns":
+        # A coarser unit (datetime64[s], pandas 3's [us] from text) holds years nanoseconds cannot.
+        bad = out_of_ns_range(ds.to_numpy())
+        if len(bad):
+            raise ns_range_error("ds", ds.iloc[int(bad[0])], _row(rows, int(bad[0])))
     return ds
 
 
@@ -203,7 +273,8 @@ class FeaturesMixin:
         else:
             hist_size = int(np.floor(history.shape[0] * self.changepoint_range))
             if self.n_changepoints + 1 > hist_size:
-                self.n_changepoints = hist_size - 1
+                # Prophet sets -1 for an empty range; 0 means the same and stays a valid option.
+                self.n_changepoints = max(hist_size - 1, 0)
                 logger.info("n_changepoints greater than number of observations. Using %s.", self.n_changepoints)
             if self.n_changepoints > 0:
                 picks = np.linspace(0, hist_size - 1, self.n_changepoints + 1).round().astype(int)
@@ -223,10 +294,11 @@ class FeaturesMixin:
         """``(n, 2 * series_order)`` sin/cos terms of ``dates`` (days since the epoch) with ``period`` days."""
         if not series_order >= 1:
             raise input_error(ParameterError, "series_order must be >= 1", "series_order")
+        order = whole_number(series_order, "series_order", low=1, high=FOURIER_ORDER_MAX)
         dates = pd.Series(dates) if not isinstance(dates, pd.Series) else dates
         if getattr(dates.dt, "tz", None) is not None:
             dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-        return _anomaly.fourier_series(ns_of(dates), float(period), int(series_order))
+        return _anomaly.fourier_series(ns_of(dates), float(period), order)
 
     @classmethod
     def make_seasonality_features(cls, dates: Any, period: float, series_order: int, prefix: str) -> pd.DataFrame:
@@ -247,10 +319,14 @@ class FeaturesMixin:
         if isinstance(arg, (bool, np.bool_)):
             return default_order if arg else 0
         try:
-            return int(arg)
-        except (TypeError, ValueError):
-            message = f"{name}_seasonality = {arg!r}: expected 'auto', True, False or a Fourier order"
+            order = int(arg)  # Prophet's int(): 0 or less turns the seasonality off
+        except (TypeError, ValueError, OverflowError):
+            order = None
+        if order is None or order > FOURIER_ORDER_MAX:
+            expected = f"expected 'auto', True, False or a Fourier order up to {FOURIER_ORDER_MAX}"
+            message = f"{name}_seasonality = {arg!r}: {expected}"
             raise input_error(ParameterError, message, f"{name}_seasonality") from None
+        return order
 
     def set_auto_seasonalities(self) -> None:
         """Turns on yearly (>= 2 years of history), weekly (>= 2 weeks, spacing < 7 days) and
@@ -498,7 +574,8 @@ class FeaturesMixin:
             if tz_free:  # fourier_series' own checks, once for all seasonalities
                 if not props["fourier_order"] >= 1:
                     raise input_error(ParameterError, "series_order must be >= 1", "series_order")
-                features = _anomaly.fourier_series(ds, float(props["period"]), int(props["fourier_order"]))
+                order = whole_number(props["fourier_order"], "fourier_order", low=1, high=FOURIER_ORDER_MAX)
+                features = _anomaly.fourier_series(ds, float(props["period"]), order)
             else:
                 features = self.fourier_series(ds_col, props["period"], props["fourier_order"])
             if props["condition_name"] is not None:

@@ -16,11 +16,20 @@ import numpy as np
 import pandas as pd
 
 from anomaly import _anomaly
-from anomaly.errors import EmptyInputError, input_error
+from anomaly.errors import EmptyInputError, input_error, whole_number
+from anomaly.forecast_interval._features import parse_ds
 
 logger = logging.getLogger("anomaly.forecast_interval")
 
 TREND_INDICATOR = {"linear": 0, "logistic": 1, "flat": 2}
+
+
+def samples_of(value: Any) -> int:
+    """``uncertainty_samples`` as the core's draw count: None and False mean none (as in Prophet),
+    anything but a whole number from 0 is a ParameterError naming it."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return int(bool(value))
+    return whole_number(value, "uncertainty_samples")
 
 
 def _scalar(value: Any) -> float:
@@ -153,7 +162,7 @@ class PredictMixin:
         s_m = table[:, labels.index("multiplicative_terms")].astype(float)
         xb_a = (x @ (beta * s_a) * self.y_scale)[:, None]
         xb_m = (x @ (beta * s_m))[:, None]
-        n_samples = int(self.uncertainty_samples)
+        n_samples = samples_of(self.uncertainty_samples)
         if regressor_samples:
             # A column per sample: each draw uses one draw of the regressors' own forecasts.
             xb_a = np.repeat(xb_a, n_samples, axis=1)
@@ -193,9 +202,9 @@ class PredictMixin:
         """The constructor's seed, else fit's, else one drawn from numpy's global generator
         (so ``np.random.seed`` makes Prophet code reproducible here too)."""
         if self.seed is not None:
-            return int(self.seed)
+            return whole_number(self.seed, "seed")
         if self.fit_kwargs.get("seed") is not None:
-            return int(self.fit_kwargs["seed"])
+            return whole_number(self.fit_kwargs["seed"], "seed")
         return int(np.random.randint(0, 2**31 - 1))
 
     def predict_uncertainty(self, df: pd.DataFrame, vectorized: bool = True, regressor_samples: Any = None) -> pd.DataFrame:
@@ -254,7 +263,7 @@ class PredictMixin:
                 continue
             if name not in df:
                 df[name] = np.nan
-            ds = pd.to_datetime(df["ds"])
+            ds = parse_ds(df["ds"])  # setup's parsing and checks (range included), before the regressor's model sees ds
             future = (ds > last).to_numpy() if last is not None else df[name].isna().to_numpy()
             missing = ~future & df[name].isna().to_numpy()
             if missing.any() and self.history is not None and name in self.history:

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from anomaly import _anomaly
-from anomaly.errors import ParameterError, TimestampError, input_error
+from anomaly.errors import ParameterError, TimestampError, input_error, utf8_names, whole_number
+from anomaly.forecast_interval._features import FOURIER_ORDER_MAX, ns_of, ns_range_error, out_of_ns_range
 from anomaly.forecast_interval._features import numeric as _numeric
+from anomaly.forecast_interval._predict import samples_of
 
 __all__ = ["ForecastDetector"]
 
@@ -41,7 +43,7 @@ _DEFAULTS: dict[str, Any] = {
 def _setting(value: Any, name: str) -> Any:
     if value == "auto" or isinstance(value, (bool, np.bool_)):
         return value if value == "auto" else bool(value)
-    if isinstance(value, (int, np.integer)) and value >= 0:
+    if isinstance(value, (int, np.integer)) and 0 <= value <= FOURIER_ORDER_MAX:
         return int(value)
     raise input_error(ParameterError, f"parameter {name} = {value!r}: expected 'auto', True, False or a Fourier order", name)
 
@@ -60,6 +62,10 @@ def _options(
     if unknown:
         raise TypeError(f"ForecastDetector got an unexpected keyword argument {unknown[0]!r}")
     o = {**_DEFAULTS, **prophet_options}
+    # Counts the core takes as unsigned integers: a ParameterError naming them, not the config's.
+    whole_number(o["mcmc_samples"], "mcmc_samples")
+    n_changepoints = whole_number(o["n_changepoints"], "n_changepoints")
+    samples = samples_of(o["uncertainty_samples"])
     unsupported = {
         "growth": o["growth"] not in ("linear", "flat"),
         "holidays": o["holidays"] is not None,
@@ -81,11 +87,11 @@ def _options(
         raise input_error(ParameterError, f"interval_method = {o['interval_method']!r}: expected simulated or analytic", "interval_method")
     changepoints = o["changepoints"]
     if changepoints is not None:
-        changepoints = [int(v) for v in pd.to_datetime(pd.Series(changepoints)).to_numpy(dtype="datetime64[ns]").astype(np.int64)]
+        changepoints = [int(v) for v in ns_of(pd.to_datetime(pd.Series(changepoints)), "changepoints")]
     return {
         "growth": o["growth"],
         "changepoints": changepoints,
-        "n_changepoints": int(o["n_changepoints"]),
+        "n_changepoints": n_changepoints,
         "changepoint_range": float(o["changepoint_range"]),
         "yearly_seasonality": _setting(yearly_seasonality, "yearly_seasonality"),
         "weekly_seasonality": _setting(weekly_seasonality, "weekly_seasonality"),
@@ -95,7 +101,7 @@ def _options(
         "holidays_prior_scale": float(o["holidays_prior_scale"]),
         "changepoint_prior_scale": float(changepoint_prior_scale),
         "interval_width": float(interval_width),
-        "uncertainty_samples": int(o["uncertainty_samples"] or 0),
+        "uncertainty_samples": samples,
         "seasonalities": [],
         "regressors": [],
     }
@@ -140,6 +146,7 @@ class ForecastDetector:
             yearly_seasonality,
             prophet_options,
         )
+        seed = seed if seed is None else whole_number(seed, "seed")
         self._config = {"prophet": options, "k_sigma": float(k_sigma), "simulated_seed": seed}
         self._models: Any = None
 
@@ -160,11 +167,20 @@ class ForecastDetector:
         if len(bad):
             row = int(bad[0])
             raise input_error(TimestampError, f"{time_col} at row {row}: cannot parse {df[time_col].iloc[row]!r}", time_col, row)
+        # The models count nanoseconds: a time they cannot hold (pandas 3 parses year 9999 text, and
+        # datetime64[s] holds it) is refused here, before it becomes seconds.
+        outside = out_of_ns_range(times.to_numpy())
+        if len(outside):
+            raise ns_range_error(time_col, times.iloc[int(outside[0])], int(outside[0]))
         # Missing is NaN or None; text is a mistake, not a missing reading.
         values = _numeric(df[value_col], value_col).to_numpy(dtype=np.float64)
         if variable_col:
-            codes, uniques = pd.factorize(df[variable_col].astype(str))
-            names = [str(u) for u in uniques]
+            try:
+                text = df[variable_col].astype(str)
+            except UnicodeEncodeError:  # pandas' Arrow strings refuse a lone surrogate: utf8_names names it
+                text = np.array([str(v) for v in df[variable_col]], dtype=object)
+            codes, uniques = pd.factorize(text)
+            names = utf8_names(uniques, codes, variable_col)
         else:
             codes, names = np.zeros(len(df), dtype=np.int64), [str(value_col)]
         columns = (time_col, variable_col or "variable", value_col)

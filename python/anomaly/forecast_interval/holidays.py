@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly.errors import ParameterError, input_error
+from anomaly.errors import ParameterError, TimestampError, input_error
 
 __all__ = ["get_country_holidays_class", "get_holiday_names", "make_holidays_df"]
+
+# The days nanosecond timestamps can hold (pandas' datetime64[ns]); see _features.NS_RANGE.
+_FIRST_DAY, _LAST_DAY = np.datetime64("1677-09-22", "D"), np.datetime64("2262-04-11", "D")
 
 # Prophet's alias: Turkey was "TU" before the holidays package used "TR".
 _ALIASES = {"TU": "TR"}
@@ -58,8 +61,12 @@ def _table(country: str, years: tuple[int, ...], province: str | None) -> tuple[
         for name in calendar.get_list(day):
             days.append(day)
             names.append(name)
-    ns = np.array(days, dtype="datetime64[D]").astype("datetime64[ns]").astype(np.int64)
-    out_names = np.array(names, dtype=object)
+    day_array = np.array(days, dtype="datetime64[D]")
+    # Days nanoseconds cannot hold (New Year 1677, Christmas 2262) would wrap into another
+    # century; no timestamp can fall on them, so they are left out.
+    inside = (day_array >= _FIRST_DAY) & (day_array <= _LAST_DAY)
+    ns = day_array[inside].astype("datetime64[ns]").astype(np.int64)
+    out_names = np.array(names, dtype=object)[inside]
     ns.flags.writeable = False
     out_names.flags.writeable = False
     return ns, out_names
@@ -71,6 +78,12 @@ def holiday_table(country: str, years: Any, province: str | None = None) -> tupl
 
 
 def make_holidays_df(year_list: Any, country: str, province: str | None = None, state: str | None = None) -> pd.DataFrame:
-    """Prophet's holidays frame (``ds``, ``holiday``) for ``country`` in ``year_list``."""
-    ns, names = holiday_table(country, year_list, province)
+    """Prophet's holidays frame (``ds``, ``holiday``) for ``country`` in ``year_list``; a year
+    outside 1677-2262 (which nanosecond timestamps cannot hold) is a TimestampError."""
+    years = [int(y) for y in year_list]
+    outside = [y for y in years if not 1677 <= y <= 2262]
+    if outside:
+        message = f"year_list: {outside[0]} is outside the supported range 1677-09-22 to 2262-04-11"
+        raise input_error(TimestampError, message, "year_list")
+    ns, names = holiday_table(country, years, province)
     return pd.DataFrame({"ds": ns.view("datetime64[ns]").copy(), "holiday": names.copy()})

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 from anomaly import _anomaly
 from anomaly.errors import (
@@ -46,11 +47,20 @@ from anomaly.errors import (
     ModelStateError,
     NonFiniteError,
     ParameterError,
+    TimestampError,
     input_error,
+    whole_number,
 )
 from anomaly.forecast_interval import holidays as country_holidays
-from anomaly.forecast_interval._features import FeaturesMixin, parse_ds
-from anomaly.forecast_interval._predict import TREND_INDICATOR, PredictMixin
+from anomaly.forecast_interval._features import (
+    FOURIER_ORDER_MAX,
+    NS_RANGE,
+    FeaturesMixin,
+    ns_of,
+    out_of_ns_range,
+    parse_ds,
+)
+from anomaly.forecast_interval._predict import TREND_INDICATOR, PredictMixin, samples_of
 
 try:  # pandas >= 3
     from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
@@ -131,7 +141,8 @@ class Prophet(FeaturesMixin, PredictMixin):
             self.specified_changepoints = True
         else:
             self.changepoints = None
-            self.n_changepoints = n_changepoints
+            # Not a count the core takes, but a negative one is a mistake Prophet lets through.
+            self.n_changepoints = whole_number(n_changepoints, "n_changepoints")
             self.specified_changepoints = False
         self.changepoint_range = changepoint_range
         self.yearly_seasonality = yearly_seasonality
@@ -144,7 +155,8 @@ class Prophet(FeaturesMixin, PredictMixin):
         self.seasonality_prior_scale = float(seasonality_prior_scale)
         self.changepoint_prior_scale = float(changepoint_prior_scale)
         self.holidays_prior_scale = float(holidays_prior_scale)
-        if mcmc_samples and mcmc_samples > 0:
+        whole_number(mcmc_samples, "mcmc_samples")
+        if mcmc_samples > 0:
             raise input_error(
                 ParameterError,
                 f"mcmc_samples = {mcmc_samples}: anomaly.Prophet has no MCMC sampler. It fits Prophet's MAP "
@@ -154,6 +166,7 @@ class Prophet(FeaturesMixin, PredictMixin):
             )
         self.mcmc_samples = mcmc_samples
         self.interval_width = interval_width
+        samples_of(uncertainty_samples)  # checked here, kept as given (None or False: no intervals)
         self.uncertainty_samples = uncertainty_samples
         if scaling not in ("absmax", "minmax"):
             raise input_error(ParameterError, "scaling must be one of 'absmax' or 'minmax'", "scaling")
@@ -161,7 +174,7 @@ class Prophet(FeaturesMixin, PredictMixin):
         if interval_method not in ("simulated", "analytic"):
             message = f"interval_method = {interval_method!r}: expected 'simulated' or 'analytic'"
             raise input_error(ParameterError, message, "interval_method")
-        self.seed = seed
+        self.seed = seed if seed is None else whole_number(seed, "seed")
         self.interval_method = interval_method
 
         self.start: pd.Timestamp | None = None
@@ -217,6 +230,7 @@ class Prophet(FeaturesMixin, PredictMixin):
             missing = np.flatnonzero(values.isna().to_numpy())
             if len(missing):
                 raise input_error(NonFiniteError, "Found a NaN in holidays dataframe.", col, int(missing[0]))
+        ns_of(ds, "ds", what="holidays ds")  # a date nanoseconds cannot hold would wrap into another century
         has_lower, has_upper = "lower_window" in h, "upper_window" in h
         if has_lower + has_upper == 1:
             raise input_error(ColumnError, "Holidays must have both lower_window and upper_window, or neither", "holidays")
@@ -306,8 +320,9 @@ class Prophet(FeaturesMixin, PredictMixin):
         ps = self.seasonality_prior_scale if prior_scale is None else float(prior_scale)
         if ps <= 0:
             raise input_error(ParameterError, "Prior scale must be > 0", "prior_scale")
-        if fourier_order <= 0:
+        if isinstance(fourier_order, (int, np.integer)) and fourier_order <= 0:
             raise input_error(ParameterError, "Fourier Order must be > 0", "fourier_order")
+        fourier_order = whole_number(fourier_order, "fourier_order", low=1, high=FOURIER_ORDER_MAX)
         if mode is None:
             mode = self.seasonality_mode
         if mode not in ("additive", "multiplicative"):
@@ -443,6 +458,8 @@ class Prophet(FeaturesMixin, PredictMixin):
         """Fits Prophet's MAP estimate to ``df`` (``ds``, ``y``; ``cap``/``floor`` for logistic growth;
         the regressor and condition columns). Stan's options are stored in ``fit_kwargs``; only
         ``seed`` (the intervals' seed) and ``init`` (the starting point) are used."""
+        if kwargs.get("seed") is not None:
+            whole_number(kwargs["seed"], "seed")
         dat, init = self._stan_inputs(df, **kwargs)
         result = _anomaly.prophet_map(**dat, init=init) if dat is not None else None
         return self._finish_fit(result, init)
@@ -516,16 +533,33 @@ class Prophet(FeaturesMixin, PredictMixin):
         return out
 
     def make_future_dataframe(self, periods: int, freq: Any = "D", include_history: bool = True) -> pd.DataFrame:
-        """``ds`` for ``periods`` steps of ``freq`` after the history (and the history's dates)."""
+        """``ds`` for ``periods`` steps of ``freq`` after the history (and the history's dates).
+
+        Dates past 2262-04-11, which nanosecond timestamps cannot hold, are a TimestampError."""
         if self.history_dates is None:
             raise ModelStateError("Model has not been fit.")
+        periods = whole_number(periods, "periods", high=2**63 - 2)
         if freq is None:
             freq = pd.infer_freq(self.history_dates.tail(5))
             if freq is None:
                 raise input_error(ParameterError, "Unable to infer `freq`", "freq")
         last = self.history_dates.max()
-        dates = pd.date_range(start=last, periods=periods + 1, freq=freq)
-        dates = dates[dates > last][:periods]
+        dates = None
+        try:
+            # The last date first: past 2262 (or past what 64 bits count) nothing is allocated.
+            end = last + periods * to_offset(freq)
+            if end <= pd.Timestamp.max:
+                dates = pd.date_range(start=last, periods=periods + 1, freq=freq)
+        except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta):
+            pass
+        if dates is not None:
+            dates = dates[dates > last][:periods]
+        if dates is None or len(out_of_ns_range(dates.to_numpy())):
+            message = (
+                f"ds: make_future_dataframe(periods={periods}, freq={freq!r}) after {last} goes past the "
+                f"supported range {NS_RANGE} (times are int64 nanoseconds since 1970, as pandas' datetime64[ns])"
+            )
+            raise input_error(TimestampError, message, "ds")
         if include_history:
             dates = np.concatenate((np.array(self.history_dates), dates))
         return pd.DataFrame({"ds": dates})
