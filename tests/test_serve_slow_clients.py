@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -19,6 +20,9 @@ from test_credit_service import free_port
 @pytest.fixture()
 def server(cli: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
+    # serve opens its database read-only and creates nothing: an existing
+    # database without the results tables answers empty pages.
+    sqlite3.connect(tmp_path / "r.db").execute("CREATE TABLE notes (x TEXT)").connection.close()
     proc = subprocess.Popen([cli, "serve", "--db", f"sqlite:{tmp_path / 'r.db'}", "--addr", f"127.0.0.1:{port}",
                              "--header-timeout", "1s", "--request-timeout", "2s", "--max-connections", "40"],
                             stderr=subprocess.PIPE, text=True)  # fmt: skip

@@ -555,3 +555,254 @@ def test_import_and_iforest_watch_reject_bad_input_clearly(cli: str, tmp_path: P
     out = run(cli, "iforest", "watch", "--db", db, "--model", str(tmp_path / "f.json"), "--columns", "voltage,current",
               "--max-iterations", "1", check=False)  # fmt: skip
     assert out.returncode != 0 and "4 features, --columns names 2" in out.stderr, out.stderr
+
+
+def tables(db: Path) -> list[str]:
+    with sqlite3.connect(db) as c:
+        return sorted(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+
+
+def test_consumption_watch_and_archive_use_the_named_tables(cli: str, tmp_path: Path) -> None:
+    """--readings-table and --results-table are honoured (issue 15: both
+    were ignored, the job read the default consumo_* tables and created
+    them empty), and the flags' help describes the consumption tables."""
+    db = tmp_path / "c.db"
+    url = f"sqlite:{db}"
+    run(cli, "consumption", "simulate", "--db", url, "--clients", "3", "--days", "35", "--seed", "4", "-q")
+    with sqlite3.connect(db) as c:
+        c.execute("ALTER TABLE consumo_lecturas RENAME TO lecturas_b")
+        for t in tables(db):
+            if t.startswith("consumo_") or t == "anomaly_job_state":
+                c.execute(f"DROP TABLE {t}")
+    n = int(scalar(db, "SELECT COUNT(*) FROM lecturas_b"))  # type: ignore[call-overload]
+    named = ["--readings-table", "lecturas_b", "--results-table", "flags_b"]
+    out = run(cli, "consumption", "watch", "--db", url, *named, "--interval", "50ms", "--max-iterations", "1")
+    assert f"{n} readings flagged" in out.stderr, out.stderr
+    assert scalar(db, "SELECT COUNT(*) FROM flags_b") == n
+    assert not [t for t in tables(db) if t.startswith("consumo_")], tables(db)
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO lecturas_b (client_id, timestamp, kwh) VALUES ('C00001', '2024-02-04 23:30:00', 1.0)")
+    out = run(cli, "consumption", "watch", "--db", url, *named, "--interval", "50ms", "--max-iterations", "1")
+    assert "1 readings rejected to flags_b_rejects" in out.stderr, out.stderr
+    assert scalar(db, "SELECT COUNT(*) FROM flags_b_monthly") == 3 * 2
+    assert scalar(db, "SELECT job FROM anomaly_job_state") == "consumption:lecturas_b:flags_b"
+    run(cli, "consumption", "archive", "--db", url, *named, "--older-than", "20d", "-q")
+    run(cli, "consumption", "restore", "--db", url, *named, "--from", "2024-01-01", "--to", "2024-01-05", "-q")
+    with sqlite3.connect(db) as c:
+        log = c.execute("SELECT action, rows FROM lecturas_b_archive_log ORDER BY id").fetchall()
+        archived = c.execute("SELECT COUNT(*) FROM lecturas_b_archive").fetchone()[0]
+        live = c.execute("SELECT COUNT(*) FROM lecturas_b").fetchone()[0]
+    assert [a for a, _ in log] == ["archive", "restore"] and log[1][1] == 3 * 4 * 24
+    assert archived == log[0][1] - log[1][1] > 0 and live + archived == n + 1
+    assert not [t for t in tables(db) if t.startswith("consumo_")], tables(db)
+    for command in ("watch", "archive", "restore"):
+        text = run(cli, "consumption", command, "--help").stdout
+        assert "client_id, timestamp, kwh" in text and "variable_name" not in text, text
+    out = run(cli, "consumption", "watch", "--db", url, "--readings-table", "select", "--max-iterations", "1", check=False)
+    assert out.returncode == 2 and "reserved SQL word" in out.stderr, out.stderr
+
+
+def test_consumption_job_rejects_client_ids_that_are_not_utf8(cli: str, tmp_path: Path) -> None:
+    """Two different non-UTF-8 client ids at the same time: each rejected
+    with its reason (issue 15: read lossily they became one key, and every
+    such row was rejected as a repeat), every other reading flagged."""
+    db = tmp_path / "c.db"
+    url = f"sqlite:{db}"
+    run(cli, "consumption", "simulate", "--db", url, "--clients", "3", "--days", "10", "--seed", "5", "-q")
+    n = int(scalar(db, "SELECT COUNT(*) FROM consumo_lecturas"))  # type: ignore[call-overload]
+    with sqlite3.connect(db) as c:
+        for blob in ("FF02", "FE03", "FF02"):
+            c.execute(f"INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES "
+                      f"(CAST(X'{blob}' AS TEXT), '2024-01-05 10:00:00', 1.0)")  # fmt: skip
+        c.execute("INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES ('C00009', '2024-01-05 10:00:00', 1.0)")
+    run(cli, "consumption", "watch", "--db", url, "--max-iterations", "1", "-q")
+    with sqlite3.connect(db) as c:
+        rejects = c.execute("SELECT client_id, reason FROM consumo_rechazos ORDER BY reading_id").fetchall()
+    assert rejects == [(None, "client_id is not UTF-8 text")] * 3
+    assert scalar(db, "SELECT COUNT(*) FROM consumo_anomalias") == n + 1
+
+
+def test_forecast_job_rejects_variable_names_that_are_not_utf8(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    db, models = fresh(plant, tmp_path), plant[1]
+    with sqlite3.connect(db) as c:
+        for blob in ("FF02", "FE03"):
+            c.execute(f"INSERT INTO datos_proceso (datetime, variable_name, value) VALUES "
+                      f"('2024-03-06 10:00:00', CAST(X'{blob}' AS TEXT), 50.0)")  # fmt: skip
+    readings = int(scalar(db, "SELECT COUNT(*) FROM datos_proceso"))  # type: ignore[call-overload]
+    out = run(cli, "forecast", "detect", "--db", f"sqlite:{db}", "--models", str(models), "--once", "--json", "-q")
+    assert f'"results":{readings - 2}' in out.stdout and '"rejects":2' in out.stdout, out.stdout
+    with sqlite3.connect(db) as c:
+        reasons = [r[0] for r in c.execute("SELECT reason FROM anomalies_detector_rejects ORDER BY reading_id")]
+    # Read lossily, each was an unknown variable named after replacement characters.
+    assert len(reasons) == 2 and all(r.startswith("variable_name is not") for r in reasons), reasons
+
+
+def test_table_and_column_names_that_are_sql_words_are_refused(cli: str, plant: tuple[Path, Path], tmp_path: Path) -> None:
+    """Exit 2 naming the word (issue 15: `--readings-table select` passed
+    the name check, then failed printing raw SQL, exit 1); a schema-qualified
+    name checks each part, and nothing is created."""
+    db = tmp_path / "new.db"
+    url, models = f"sqlite:{db}", str(plant[1])
+    for args in [
+        ["forecast", "detect", "--db", url, "--models", models, "--once", "--readings-table", "select"],
+        ["forecast", "detect", "--db", url, "--models", models, "--once", "--results-table", "plant.Order"],
+        ["iforest", "watch", "--db", url, "--model", str(tmp_path / "f.json"), "--table", "FROM"],
+        ["iforest", "watch", "--db", url, "--model", str(tmp_path / "f.json"), "--columns", "voltage,where"],
+        ["serve", "--db", url, "--results-table", "table", "--addr", "127.0.0.1:0"],
+    ]:
+        out = run(cli, *args, check=False)
+        assert out.returncode == 2 and "is a reserved SQL word" in out.stderr, (args, out.stderr)
+        assert "SELECT" not in out.stderr and not db.exists(), (args, out.stderr)
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"postgres://anomaly:s3cret-pw@127.0.0.1:{port}/plant"
+
+
+def test_every_watch_retries_an_unreachable_database_and_a_bounded_one_exits_1(
+    cli: str, plant: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A refused connection is transient: forecast, consumption and iforest
+    watch all retry it with backoff (issue 15: iforest exited 1 at once),
+    and a bounded worker counts the failed attempts as failed passes; no
+    log line shows the URL's password."""
+    url = closed_port_url()
+    forest = tmp_path / "f.json"
+    rows = "".join(f"{i},{i % 3},{i % 5},{i % 7}\n" for i in range(60))
+    (tmp_path / "x.csv").write_text("voltage,current,power,temperature\n" + rows)
+    run(cli, "iforest", "fit", "-i", str(tmp_path / "x.csv"), "-m", str(forest), "-q")
+    for args in [
+        ["forecast", "watch", "--models", str(plant[1]), "--poll-interval", "50ms"],
+        ["consumption", "watch", "--interval", "50ms"],
+        ["iforest", "watch", "--model", str(forest), "--interval", "50ms"],
+        ["iforest", "watch", "--model", str(tmp_path / "missing.json"), "--interval", "50ms"],  # trains first
+    ]:
+        started = time.time()
+        out = run(cli, *args, "--db", url, "--max-iterations", "2", check=False)
+        assert out.returncode == 1, (args, out.returncode, out.stderr[-800:])
+        assert out.stderr.count("retrying in") == 1 and "Connection refused" in out.stderr, (args, out.stderr[-800:])
+        assert "s3cret-pw" not in out.stderr and "anomaly:***@" in out.stderr, (args, out.stderr[-800:])
+        assert time.time() - started < 20 and not (tmp_path / "missing.json").exists()
+
+
+@contextlib.contextmanager
+def serving_url(cli: str, url: str) -> Iterator[Callable[[str], tuple[int, dict[str, object], float]]]:
+    """`anomaly serve --db URL` until the block ends: get(path) -> (status, body, seconds)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from test_credit_service import free_port
+
+    port = free_port()
+    server = subprocess.Popen([cli, "serve", "--db", url, "--addr", f"127.0.0.1:{port}", "-q"], stderr=subprocess.DEVNULL)
+
+    def get(path: str) -> tuple[int, dict[str, object], float]:
+        started = time.time()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=15) as r:
+                return r.status, json.loads(r.read()), time.time() - started
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}"), time.time() - started
+
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                get("/health")
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield get
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+
+
+QUERY_ROUTES = ["/anomalies", "/variables", "/monthly", "/summary", "/consumption/anomalies", "/consumption/clients",
+                "/consumption/monthly", "/consumption/summary"]  # fmt: skip
+
+
+def assert_empty(get: Callable[[str], tuple[int, dict[str, object], float]]) -> None:
+    """Every dashboard route answers 200 with nothing in it."""
+    for path in QUERY_ROUTES:
+        status, body, _ = get(path)
+        assert status == 200, (path, status, body)
+        for key in ("total", "results", "readings", "anomalies", "clients"):
+            if isinstance(body.get(key), int):
+                assert body[key] == 0, (path, body)
+        assert all(v == [] for v in body.values() if isinstance(v, list)), (path, body)
+
+
+def test_serve_opens_a_sqlite_database_read_only_and_creates_nothing(cli: str, tmp_path: Path) -> None:
+    """Issue 15: `serve --db sqlite:new.db` created the file with 10 tables,
+    and a read-only database failed every query ("attempt to write a
+    readonly database"): now a missing file is a 503 naming it, a read-only
+    file is served unchanged, and a table no job has created reads as empty."""
+    import hashlib
+    import os
+
+    missing = tmp_path / "new.db"
+    with serving_url(cli, f"sqlite:{missing}") as get:
+        status, body, seconds = get("/ready")
+        assert status == 503 and "unable to open" in str(body.get("reason")) and seconds < 4, body
+        status, body, _ = get("/anomalies")
+        assert status == 503 and body["error"]["code"] == "E503", body  # type: ignore[index]
+    assert not list(tmp_path.glob("new.db*"))
+
+    # The consumption team's tables only, in rollback-journal mode, mode 444.
+    db = tmp_path / "consumo.db"
+    consumption_job(cli, f"sqlite:{db}", tmp_path)
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA journal_mode = DELETE")
+    before = tables(db)
+    os.chmod(db, 0o444)
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    try:
+        with serving_url(cli, f"sqlite:{db}") as get:
+            assert get("/ready")[:2] == (200, {"ready": True, "model": False, "database": True})
+            status, summary, _ = get("/consumption/summary")
+            assert status == 200 and summary["readings"] == 6 * 40 * 24, summary
+            status, page, _ = get("/anomalies")  # the forecast results table does not exist here
+            assert status == 200 and page["total"] == 0 and page["items"] == [], page
+    finally:
+        os.chmod(db, 0o644)
+    # Not a byte written: no table created, the journal mode not switched to WAL.
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest and tables(db) == before
+    assert not list(tmp_path.glob("consumo.db-*"))
+
+    empty = tmp_path / "empty.db"
+    with sqlite3.connect(empty) as c:
+        c.execute("CREATE TABLE notes (x TEXT)")
+    with serving_url(cli, f"sqlite:{empty}") as get:
+        assert get("/ready")[0] == 200
+        assert_empty(get)
+    assert tables(empty) == ["notes"]
+
+
+def test_serve_answers_within_bounded_time_when_a_writer_locks_the_database(cli: str, tmp_path: Path) -> None:
+    """Issue 15: with a writer holding an exclusive lock (and the tables
+    missing), /ready and /anomalies did not answer within 2 s; now 503
+    within about 2 s, and the answers come back once the lock is released."""
+    db = tmp_path / "locked.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("CREATE TABLE notes (x TEXT)")
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("INSERT INTO notes VALUES ('busy')")
+    try:
+        with serving_url(cli, f"sqlite:{db}") as get:
+            for path in ["/ready", "/anomalies", "/consumption/summary"]:
+                status, body, seconds = get(path)
+                assert status == 503 and seconds < 3.5, (path, status, body, seconds)
+            assert "locked" in str(get("/ready")[1].get("reason"))
+            writer.execute("ROLLBACK")
+            assert get("/ready")[0] == 200
+            assert_empty(get)
+    finally:
+        writer.close()
+    assert tables(db) == ["notes"]

@@ -209,3 +209,80 @@ def test_a_missing_database_or_refused_login_is_a_permanent_error(cli: str, post
         out = subprocess.run([cli, "watch", "--db", url, "--models", str(plant_pg[1]), "--max-iterations", "1"],
                              capture_output=True, text=True, timeout=60)  # fmt: skip
         assert out.returncode == 2 and "cannot connect" in out.stderr, out.stderr[-500:]
+
+
+def secret_url(postgres: Any, database: str) -> str:
+    """The database's URL with a password (the test server trusts every login and ignores it)."""
+    return postgres.url(database).replace("anomaly@", "anomaly:s3cret-pw@", 1)
+
+
+def test_logs_never_show_the_password(cli: str, postgres: Any, tmp_path: Path) -> None:
+    """Issue 15: `forecast watch` logged `watching postgres://user:secret@...`."""
+    url = secret_url(postgres, postgres.database())
+    models = str(tmp_path / "models")
+    for args in [
+        ["forecast", "simulate", "--variables", "2", "--days", "3"],
+        ["forecast", "train", "--models", models, "--to", "2024-03-06"],
+        ["forecast", "watch", "--models", models, "--poll-interval", "50ms", "--max-iterations", "1"],
+        ["iforest", "simulate", "--batch-size", "300"],
+        ["iforest", "watch", "--model", str(tmp_path / "f.json"), "--max-iterations", "1"],
+        ["consumption", "watch", "--interval", "50ms", "--max-iterations", "1"],
+    ]:
+        out = run(cli, *args, "--db", url)
+        assert "s3cret-pw" not in out.stderr, (args, out.stderr)
+    out = run(cli, "forecast", "watch", "--db", url, "--models", models, "--max-iterations", "1")
+    assert "watching postgres://anomaly:***@127.0.0.1" in out.stderr, out.stderr
+
+
+def test_consumption_simulate_does_not_log_the_password(cli: str, postgres: Any) -> None:
+    """Issue 15: `consumption simulate` logged `wrote ... to postgres://user:secret@...`."""
+    url = secret_url(postgres, postgres.database())
+    out = run(cli, "consumption", "simulate", "--db", url, "--clients", "2", "--days", "2")
+    assert "s3cret-pw" not in out.stderr and "anomaly:***@" in out.stderr, out.stderr
+
+
+def test_serve_reads_postgres_read_only_and_creates_nothing(cli: str, postgres: Any, tmp_path: Path) -> None:
+    """Issue 15: serve created the jobs' tables in the dashboard's database;
+    now the session is read-only and a table no job has created reads as empty."""
+    from test_sql_jobs import QUERY_ROUTES, assert_empty, consumption_job, serving_url
+
+    db = postgres.database()
+    url = postgres.url(db)
+    listing = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    with serving_url(cli, url) as get:
+        assert get("/ready")[0] == 200
+        assert_empty(get)
+    assert postgres.sql(listing, db) == [["0"]]
+    consumption_job(cli, url, tmp_path)
+    created = postgres.sql(listing, db)
+    with serving_url(cli, url) as get:
+        status, summary, _ = get("/consumption/summary")
+        assert status == 200 and summary["readings"] == 6 * 40 * 24, summary
+        assert all(get(path)[0] == 200 for path in QUERY_ROUTES)
+    assert postgres.sql(listing, db) == created
+
+
+def test_consumption_watch_uses_the_named_tables(cli: str, postgres: Any) -> None:
+    db = postgres.database()
+    url = postgres.url(db)
+    run(cli, "consumption", "simulate", "--db", url, "--clients", "2", "--days", "35", "-q")
+    postgres.sql("ALTER TABLE consumo_lecturas RENAME TO lecturas_b", db)
+    postgres.sql("DROP TABLE consumo_anomalias, consumo_rechazos, consumo_mensual", db)
+    run(cli, "consumption", "watch", "--db", url, "--readings-table", "lecturas_b", "--results-table", "flags_b",
+        "--max-iterations", "1", "-q")  # fmt: skip
+    assert count(postgres, db, "flags_b") == 2 * 35 * 24
+    exist = "SELECT to_regclass('consumo_anomalias') IS NULL, to_regclass('flags_b_rejects') IS NOT NULL"
+    assert postgres.sql(exist, db) == [["t", "t"]]
+
+
+def test_postgres_reserved_words_are_refused_as_names(cli: str, postgres: Any, tmp_path: Path) -> None:
+    """Every word this server reserves (pg_get_keywords: reserved, and
+    reserved but usable as a function or type name) is refused before any
+    SQL runs; the SQLite side is a unit test in anomaly-cli/src/db."""
+    words = [r[0] for r in postgres.sql("SELECT word FROM pg_get_keywords() WHERE catcode IN ('R', 'T') ORDER BY 1")]
+    assert len(words) > 80
+    db = tmp_path / "never.db"
+    for word in words:
+        out = run(cli, "iforest", "simulate", "--db", f"sqlite:{db}", "--table", word, "--batch-size", "1", check=False)
+        assert out.returncode == 2 and "reserved SQL word" in out.stderr, (word, out.stderr)
+    assert not db.exists()

@@ -2,6 +2,9 @@
 //! sizes that would allocate without bound, and values whose arithmetic
 //! overflows are typed errors, never a panic, an abort or a NaN written out.
 
+// The fixtures' helpers unwrap as the tests do.
+#![allow(clippy::unwrap_used)]
+
 use anomaly_core::consumption::{ColumnNames, Readings, MAX_KWH};
 use anomaly_core::credit_risk::{Applicants, ColumnData, CreditModel};
 use anomaly_core::data::FeatureMatrix;

@@ -404,7 +404,9 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
         readings.len(),
         args.clients,
         events.len(),
-        args.output.as_ref().map_or_else(|| args.db.clone().unwrap_or_default(), |p| p.display().to_string())
+        args.output
+            .as_ref()
+            .map_or_else(|| args.db.as_deref().map(crate::db::redact).unwrap_or_default(), |p| p.display().to_string())
     );
     Ok(())
 }

@@ -11,17 +11,18 @@
 //! time of the statement (UTC text on SQLite); DDL uses the
 //! type tokens `{id}`, `{ts}`, `{real}`, `{int}`, `{bool}` and `{now}`.
 
+mod names;
 mod postgres;
 mod sqlite;
 mod tls;
 
-use std::path::PathBuf;
+pub(crate) use names::{bad_input, check_name, is_missing_table, redact, DbUrl};
+use names::{target, Target};
+
 use std::time::Duration;
 
 use anomaly_core::time::parse_timestamp;
 use anyhow::{bail, Result};
-
-use crate::input_error::InputError;
 
 /// Which SQL the connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,9 @@ pub(crate) enum Value {
     Bool(bool),
     /// Bytes where text or a number was expected (kept only to name it).
     Blob,
+    /// Text whose bytes are not UTF-8 (kept only to name it: read lossily,
+    /// different ids would become one).
+    NotUtf8,
 }
 
 impl Value {
@@ -76,6 +80,16 @@ impl Value {
         }
     }
 
+    /// A key column (a client, a variable) as text, or why it is not one,
+    /// to follow the column's name in a reject reason.
+    pub(crate) fn into_key(self) -> Result<String, &'static str> {
+        match self {
+            Value::Text(t) => Ok(t),
+            Value::NotUtf8 => Err("is not UTF-8 text"),
+            _ => Err("is not text"),
+        }
+    }
+
     pub(crate) fn flag(&self) -> bool {
         matches!(*self, Value::Bool(true)) || matches!(*self, Value::Int(i) if i != 0)
     }
@@ -100,6 +114,7 @@ impl Value {
             Value::Bool(b) => Ok(Some(f64::from(u8::from(*b)))),
             Value::Text(t) => t.trim().parse::<f64>().map(Some).map_err(|_| t.clone()),
             Value::Blob => Err("a binary value".into()),
+            Value::NotUtf8 => Err("text that is not UTF-8".into()),
         }
     }
 }
@@ -241,54 +256,6 @@ pub(crate) enum Tx<'a> {
     Postgres(::postgres::Transaction<'a>),
 }
 
-/// Checks a name spliced into SQL (tables, columns): letters, digits, `_`,
-/// and `.` for a schema; not starting with a digit.
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if !ok {
-        bail!("name {name:?}: use letters, digits and underscores (at most 63)");
-    }
-    Ok(())
-}
-
-/// A URL or name error: the input's fault (exit 2).
-pub(crate) fn bad_input(url: &str, e: anyhow::Error) -> anyhow::Error {
-    InputError::Csv { path: PathBuf::from(redact(url)), message: format!("{e:#}") }.into()
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-pub(crate) enum Target<'a> {
-    Sqlite(&'a str),
-    Postgres(&'a str),
-}
-
-fn target(url: &str) -> Result<Target<'_>> {
-    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-        return Ok(Target::Sqlite(path));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Target::Postgres(url));
-    }
-    if url.contains("://") {
-        bail!("unknown database URL {:?}: expected sqlite:PATH or postgres://user@host:port/database", redact(url));
-    }
-    Ok(Target::Sqlite(url))
-}
-
 impl Db {
     /// Opens `sqlite:PATH` (or a bare path) or `postgres://...`, checking
     /// `names` (tables, columns) first. A bad URL or name is bad input
@@ -300,6 +267,42 @@ impl Db {
             Target::Postgres(url) => Conn::Postgres(postgres::open(url)?),
         };
         Ok(Db { conn, listening: false })
+    }
+
+    /// Opens the database for reading only (the dashboards): nothing is
+    /// created or written (SQLite opens an existing file read-only, a
+    /// PostgreSQL session refuses writes), and a statement waits at most
+    /// `lock_wait` for a lock held by a writer (then fails, and the caller
+    /// answers that the database is busy) and runs at most `statement`
+    /// (PostgreSQL).
+    pub(crate) fn open_read_only(url: &str, names: &[&str], lock_wait: Duration, statement: Duration) -> Result<Db> {
+        let target = Self::check(url, names)?;
+        let conn = match target {
+            Target::Sqlite(path) => Conn::Sqlite(sqlite::open_read_only(path, lock_wait)?),
+            Target::Postgres(url) => Conn::Postgres(postgres::open_read_only(url, lock_wait, statement)?),
+        };
+        Ok(Db { conn, listening: false })
+    }
+
+    /// Whether a pooled connection still works: a PostgreSQL session may
+    /// have been closed by a server restart; an embedded SQLite connection
+    /// does not go stale (and checking it would wait on a writer's lock).
+    pub(crate) fn ping(&mut self) -> Result<()> {
+        match self.conn {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Postgres(_) => self.query_one("SELECT 1", &[]).map(|_| ()),
+        }
+    }
+
+    /// Whether the database answers a read now: SQLite reads its schema
+    /// (which waits for, and fails on, a writer's exclusive lock), PostgreSQL
+    /// a constant.
+    pub(crate) fn probe(&mut self) -> Result<()> {
+        let sql = match self.conn {
+            Conn::Sqlite(_) => "SELECT COUNT(*) FROM sqlite_master",
+            Conn::Postgres(_) => "SELECT 1",
+        };
+        self.query_one(sql, &[]).map(|_| ())
     }
 
     /// Checks a URL and the table and column names spliced into SQL,
@@ -574,17 +577,6 @@ mod tests {
         );
         // Only whole words: `posts(` and `epochs(` are left alone.
         assert_eq!(Dialect::Sqlite.render("SELECT posts(1), epochs(2)"), "SELECT posts(1), epochs(2)");
-    }
-
-    #[test]
-    fn names_and_urls_are_checked_before_connecting() {
-        assert!(check_name("energy_records").is_ok() && check_name("plant.results").is_ok());
-        for bad in ["", "1abc", "a;DROP", "a b", &"x".repeat(64)] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
-        assert!(Db::open("mysql://x", &[]).is_err());
-        assert!(Db::open("sqlite::memory:", &["bad name"]).is_err());
-        assert_eq!(redact("postgres://me:secret@host/db"), "postgres://me:***@host/db");
     }
 
     #[test]

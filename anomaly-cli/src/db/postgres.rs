@@ -37,6 +37,19 @@ pub(super) fn open(url: &str) -> Result<Client> {
     Ok(client)
 }
 
+/// Connects for reading only: the session refuses writes
+/// (`default_transaction_read_only`), waits at most `lock_wait` for a lock
+/// and runs a statement at most `statement`.
+pub(super) fn open_read_only(url: &str, lock_wait: Duration, statement: Duration) -> Result<Client> {
+    let mut client = open(url)?;
+    client.batch_execute(&format!(
+        "SET default_transaction_read_only = on; SET lock_timeout = {}; SET statement_timeout = {}",
+        lock_wait.as_millis().max(1),
+        statement.as_millis().max(1)
+    ))?;
+    Ok(client)
+}
+
 impl ToSql for Param<'_> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         match *self {

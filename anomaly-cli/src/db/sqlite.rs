@@ -41,6 +41,23 @@ pub(super) fn open(path: &str) -> Result<Connection> {
     })
 }
 
+/// Opens an existing database file for reading only: a missing file is an
+/// error (not a new database), nothing is written (not even the journal
+/// mode), and a statement waits at most `lock_wait` for a writer's lock.
+pub(super) fn open_read_only(path: &str, lock_wait: Duration) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let setup = || -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(lock_wait)?;
+        // Only settings that do not read the file: a writer's lock must not
+        // hold up the connection, only the queries that need the data.
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    };
+    setup().map_err(|e| anyhow::anyhow!("cannot open SQLite database {path} for reading: {e}"))
+}
+
 impl ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match *self {
@@ -70,7 +87,10 @@ pub(super) fn query(conn: &Connection, sql: &str, params: &[Param<'_>]) -> Resul
                 ValueRef::Null => Value::Null,
                 ValueRef::Integer(i) => Value::Int(i),
                 ValueRef::Real(x) => Value::Real(x),
-                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(t) => Value::Text(t.to_owned()),
+                    Err(_) => Value::NotUtf8,
+                },
                 ValueRef::Blob(_) => Value::Blob,
             });
         }

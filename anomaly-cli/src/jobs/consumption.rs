@@ -10,27 +10,61 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use anomaly_core::consumption::{AnomalyTypes, ConsumptionParams, Readings};
-use anomaly_core::persist::Persist;
 use anomaly_core::time::parse_timestamp;
 use anomaly_core::traits::{Detect, ParamGuard};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use log::info;
 
 use super::{parse_duration, Commit, Job, Worker};
-use crate::db::{Db, Sql};
+use crate::db::{Db, DbUrl, Sql};
 use crate::input_error::InputError;
 use crate::jobs::DbArgs;
-use crate::store::consumption::{self as store, Flag, MonthRow, Reading};
+use crate::store::consumption::{self as store, Flag, MonthRow, Reading, Tables};
 use crate::store::{Reject, Written};
 
 /// Readings flagged per pass.
 const BATCH: usize = 200_000;
 
+/// The database every consumption job takes (`--db`, or `ANOMALY_DB`), and
+/// its readings and flags tables' names (the others are named after them).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StoreArgs {
+    /// Database: `sqlite:PATH` (the default, embedded, no server) or
+    /// `postgres://user[:password]@host[:port]/database`.
+    #[arg(long, env = "ANOMALY_DB", default_value = "sqlite:anomaly.db")]
+    db: DbUrl,
+    /// Readings table `(id, client_id, timestamp, kwh, created_at)`; another
+    /// name than the default archives to TABLE_archive, logged in
+    /// TABLE_archive_log.
+    #[arg(long, default_value = store::READINGS)]
+    readings_table: String,
+    /// Flags table `(reading_id, client_id, timestamp, kwh, is_anomaly, types,
+    /// score, severity, processed_at)`; another name than the default
+    /// rejects to TABLE_rejects and aggregates to TABLE_monthly.
+    #[arg(long, default_value = store::FLAGS)]
+    results_table: String,
+}
+
+impl StoreArgs {
+    fn tables(&self) -> Tables {
+        Tables::new(&self.readings_table, &self.results_table)
+    }
+
+    /// Opens the database (a bad URL or table name is bad input, exit 2)
+    /// and creates the consumption tables that are missing.
+    fn open(&self) -> Result<Db> {
+        let t = self.tables();
+        let mut db = Db::open(&self.db, &t.names())?;
+        store::ensure(&mut db, &t)?;
+        Ok(db)
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct WatchArgs {
     #[command(flatten)]
-    db: DbArgs,
+    db: StoreArgs,
     /// Wake this often and flag everything new (e.g. 10m).
     #[arg(long, default_value = "10m")]
     interval: String,
@@ -53,7 +87,7 @@ pub(crate) struct WatchArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ArchiveArgs {
     #[command(flatten)]
-    db: DbArgs,
+    db: StoreArgs,
     /// Move readings older than this, counted back from the newest reading (e.g. 30d).
     #[arg(long)]
     older_than: String,
@@ -62,7 +96,7 @@ pub(crate) struct ArchiveArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RestoreArgs {
     #[command(flatten)]
-    db: DbArgs,
+    db: StoreArgs,
     /// First datetime to bring back.
     #[arg(long)]
     from: String,
@@ -71,27 +105,23 @@ pub(crate) struct RestoreArgs {
     to: String,
 }
 
-fn open(db: &DbArgs) -> Result<Db> {
-    let mut conn = Db::open(&db.db, &[])?;
-    store::ensure(&mut conn)?;
-    Ok(conn)
-}
-
 /// Seconds at 00:00 on the first day of `ts`'s month.
 fn month_start(ts: i64) -> i64 {
     let text = anomaly_core::time::format_timestamp(ts);
     parse_timestamp(&format!("{}-01", &text[..7])).unwrap_or(ts)
 }
 
-/// Writes simulated readings into `consumo_lecturas`.
+/// Writes simulated readings into the default readings table of `db`'s database.
 pub(crate) fn write_readings(db: &DbArgs, readings: &Readings) -> Result<()> {
-    let mut conn = open(db)?;
+    let args =
+        StoreArgs { db: db.db.clone(), readings_table: store::READINGS.into(), results_table: store::FLAGS.into() };
+    let (mut conn, t) = (args.open()?, args.tables());
     let names = readings.client_names();
     let rows: Vec<(String, i64, f64)> = (0..readings.len())
         .map(|i| (names[readings.clients()[i] as usize].clone(), readings.timestamps()[i], readings.kwh()[i]))
         .collect();
-    store::insert(&mut conn, &rows)?;
-    info!("wrote {} readings of {} clients to consumo_lecturas", rows.len(), names.len());
+    store::insert(&mut conn, &t, &rows)?;
+    info!("wrote {} readings of {} clients to {}", rows.len(), names.len(), t.readings);
     Ok(())
 }
 
@@ -107,7 +137,7 @@ impl Validity {
     /// The reading, usable, or why it cannot be flagged. Each reason
     /// rejects that reading alone, and it never enters another's context.
     fn check(self, r: &Reading) -> Result<Usable, String> {
-        let Some(client) = &r.client else { return Err("client_id is not text".into()) };
+        let client = r.client.as_ref().map_err(|why| format!("client_id {why}"))?;
         let Some(ts) = r.ts else { return Err("timestamp cannot be parsed".into()) };
         let when = || anomaly_core::time::format_timestamp(ts);
         if ts.rem_euclid(self.grid) != 0 {
@@ -118,9 +148,10 @@ impl Validity {
         }
         match r.kwh {
             None => Err("kwh is missing or not a number".into()),
-            Some(k) if !k.is_finite() => Err(format!("kwh is not finite ({k})")),
-            Some(k) if k < 0.0 => Err(format!("kwh is negative ({k})")),
-            Some(k) => Ok((r.id, client.clone(), ts, k)),
+            Some(k) => match anomaly_core::consumption::kwh_problem(k) {
+                Some(problem) => Err(format!("kwh is {problem} ({k})")),
+                None => Ok((r.id, client.clone(), ts, k)),
+            },
         }
     }
 }
@@ -128,8 +159,9 @@ impl Validity {
 /// A usable reading: `(id, client, seconds, kwh)`.
 type Usable = (i64, String, i64, f64);
 
-/// What one batch writes.
+/// What one batch writes, and where.
 pub(crate) struct Batch {
+    tables: Tables,
     flags: Vec<Flag>,
     months: Vec<MonthRow>,
 }
@@ -138,6 +170,7 @@ pub(crate) struct Batch {
 /// context (from the start of a month far enough back for the baselines),
 /// or rejected with the reason; the months touched recomputed.
 struct ConsumptionJob {
+    tables: Tables,
     params: ConsumptionParams,
     context_days: i64,
 }
@@ -147,7 +180,7 @@ impl Job for ConsumptionJob {
     type Out = Batch;
 
     fn name(&self) -> String {
-        store::JOB.into()
+        self.tables.job()
     }
 
     fn unit(&self) -> &'static str {
@@ -155,11 +188,11 @@ impl Job for ConsumptionJob {
     }
 
     fn rejects_table(&self) -> String {
-        "consumo_rechazos".into()
+        self.tables.rejects.clone()
     }
 
     fn source_table(&self) -> Option<String> {
-        Some("consumo_lecturas".into())
+        Some(self.tables.readings.clone())
     }
 
     fn batch_size(&self) -> usize {
@@ -167,7 +200,7 @@ impl Job for ConsumptionJob {
     }
 
     fn pending(&mut self, db: &mut Db, after: i64, limit: usize) -> Result<Vec<Reading>> {
-        store::pending(db, after, limit)
+        store::pending(db, &self.tables, after, limit)
     }
 
     fn id(row: &Reading) -> i64 {
@@ -182,16 +215,16 @@ impl Job for ConsumptionJob {
         for r in pending {
             match valid.check(r) {
                 Ok(u) => fresh.push(u),
-                Err(reason) => rejects.push(Reject { id: r.id, ts: r.ts, series: r.client.clone(), reason }),
+                Err(reason) => rejects.push(Reject { id: r.id, ts: r.ts, series: r.client.clone().ok(), reason }),
             }
         }
-        let empty = Batch { flags: Vec::new(), months: Vec::new() };
+        let empty = Batch { tables: self.tables.clone(), flags: Vec::new(), months: Vec::new() };
         let Some(first_ts) = fresh.iter().map(|r| r.2).min() else { return Ok((empty, rejects)) };
         let clients: Vec<String> = fresh.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
         let from = month_start(first_ts - self.context_days * 86_400);
         // The context, one reading per (client, time): the lowest id wins.
         let mut context: Vec<Usable> =
-            store::context(db, &clients, from)?.iter().filter_map(|r| valid.check(r).ok()).collect();
+            store::context(db, &self.tables, &clients, from)?.iter().filter_map(|r| valid.check(r).ok()).collect();
         context.sort_by_key(|r| r.0);
         let mut seen: HashMap<(String, i64), i64> = HashMap::new();
         context.retain(|r| *seen.entry((r.1.clone(), r.2)).or_insert(r.0) == r.0);
@@ -250,42 +283,43 @@ impl Job for ConsumptionJob {
                 reason: format!("repeats reading {first} (same client and time)"),
             }
         }));
-        Ok((Batch { flags, months }, rejects))
+        Ok((Batch { tables: self.tables.clone(), flags, months }, rejects))
     }
 }
 
 impl Commit for Batch {
     fn write(&self, tx: &mut dyn Sql, rejects: &[Reject]) -> Result<Written> {
-        store::write(tx, &self.flags, rejects, &self.months)
+        store::write(tx, &self.tables, &self.flags, rejects, &self.months)
     }
 }
 
 pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     let params = match &args.params {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            ConsumptionParams::from_bytes(&bytes)
-                .map_err(|e| InputError::Csv { path: path.clone(), message: e.to_string() })?
-        }
+        Some(path) => crate::models::load(path)?,
         None => ConsumptionParams::default(),
     };
     params.check().map_err(InputError::Params)?;
     let wait = parse_duration("--interval", &args.interval)?;
-    let mut job = ConsumptionJob { params, context_days: args.context_days };
+    let mut job = ConsumptionJob { tables: args.db.tables(), params, context_days: args.context_days };
     let worker = Worker::new(&job.name(), wait, None, args.max_iterations, "flagged", args.metrics_addr)?;
-    super::watch(&|| open(&args.db), &mut job, &worker)
+    super::watch(&|| args.db.open(), &mut job, &worker)
 }
 
 pub(crate) fn archive(args: ArchiveArgs) -> Result<()> {
     let span = parse_duration("--older-than", &args.older_than)?.as_secs() as i64;
-    let mut db = open(&args.db)?;
-    let Some(latest) = store::latest(&mut db)? else {
-        info!("no readings: nothing to archive");
+    let (mut db, t) = (args.db.open()?, args.db.tables());
+    let Some(latest) = store::latest(&mut db, &t)? else {
+        info!("no readings in {}: nothing to archive", t.readings);
         return Ok(());
     };
     let cut = latest - span;
-    let moved = store::archive(&mut db, None, cut)?;
-    info!("archived {moved} readings older than {}", anomaly_core::time::format_timestamp(cut));
+    let moved = store::archive(&mut db, &t, None, cut)?;
+    info!(
+        "archived {moved} readings older than {} from {} to {}",
+        anomaly_core::time::format_timestamp(cut),
+        t.readings,
+        t.archive
+    );
     Ok(())
 }
 
@@ -295,8 +329,8 @@ pub(crate) fn restore(args: RestoreArgs) -> Result<()> {
     };
     let from = parse_timestamp(&args.from).ok_or_else(|| bad("from", &args.from))?;
     let to = parse_timestamp(&args.to).ok_or_else(|| bad("to", &args.to))?;
-    let mut db = open(&args.db)?;
-    let moved = store::archive(&mut db, Some(from), to)?;
-    info!("restored {moved} readings from {} to {}", args.from, args.to);
+    let (mut db, t) = (args.db.open()?, args.db.tables());
+    let moved = store::archive(&mut db, &t, Some(from), to)?;
+    info!("restored {moved} readings from {} to {} ({} to {})", args.from, args.to, t.archive, t.readings);
     Ok(())
 }

@@ -23,7 +23,7 @@ use log::{info, warn};
 
 use clap::Args;
 
-use crate::db::{Db, Sql};
+use crate::db::{Db, DbUrl, Sql};
 use crate::store::forecast::{self as plant, Tables};
 use crate::store::{self, Reject, Written};
 
@@ -96,7 +96,7 @@ pub(crate) struct DbArgs {
     /// Database: `sqlite:PATH` (the default, embedded, no server) or
     /// `postgres://user[:password]@host[:port]/database`.
     #[arg(long, env = "ANOMALY_DB", default_value = "sqlite:anomaly.db")]
-    pub(crate) db: String,
+    pub(crate) db: DbUrl,
     /// Readings table `(id, datetime, variable_name, value, source_file, created_at)`.
     #[arg(long, default_value = "datos_proceso")]
     readings_table: String,
@@ -108,7 +108,7 @@ pub(crate) struct DbArgs {
 impl DbArgs {
     pub(crate) fn with_url(url: &str) -> DbArgs {
         DbArgs {
-            db: url.to_owned(),
+            db: DbUrl::new(url),
             readings_table: "datos_proceso".into(),
             results_table: "anomalies_detector".into(),
         }
@@ -376,7 +376,7 @@ impl Worker {
 /// Runs `job` until stopped: passes, retraining, backoff and reconnection.
 pub(crate) fn watch<J: Job>(open: &dyn Fn() -> Result<Db>, job: &mut J, worker: &Worker) -> Result<()> {
     let stop = stop_flag();
-    let mut db = open_retrying(open, &stop)?;
+    let mut db = open_retrying(open, &stop, worker.max_iterations)?;
     let started = Instant::now();
     let mut next_retrain = worker.retrain.as_ref().map(|s| s.next(unix_now()));
     let (mut total, mut iteration, mut failures) = (Pass::default(), 0u64, 0u32);
@@ -495,14 +495,16 @@ fn wait(db: &mut Db, channel: Option<&str>, total: Duration, stop: &AtomicBool) 
 }
 
 /// Opens the database, retrying with backoff while it is unreachable (not
-/// on bad input), until `stop`.
-pub(crate) fn open_retrying(open: &dyn Fn() -> Result<Db>, stop: &AtomicBool) -> Result<Db> {
+/// on bad input), until `stop`; a bounded worker (`--max-iterations`)
+/// counts each failed attempt as a failed pass and gives up after `limit`.
+pub(crate) fn open_retrying(open: &dyn Fn() -> Result<Db>, stop: &AtomicBool, limit: Option<u64>) -> Result<Db> {
     let mut failures = 0u32;
     loop {
         match open() {
             Ok(db) => return Ok(db),
             Err(e) if e.chain().any(|c| c.is::<crate::input_error::InputError>()) => return Err(e),
             Err(e) if stop.load(Ordering::SeqCst) => return Err(e),
+            Err(e) if limit.is_some_and(|m| u64::from(failures) + 1 >= m) => return Err(e),
             Err(e) => {
                 failures += 1;
                 let pause = backoff(failures);
@@ -524,8 +526,14 @@ pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Sets a flag on SIGINT or SIGTERM (a thread with a small runtime).
+/// The flag set on SIGINT or SIGTERM (one thread with a small runtime,
+/// started on the first call; later calls share the flag).
 pub(crate) fn stop_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    Arc::clone(FLAG.get_or_init(listen_for_stop))
+}
+
+fn listen_for_stop() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
     std::thread::spawn(move || {

@@ -55,9 +55,10 @@ impl RecordsArgs {
 pub(crate) struct SimulateArgs {
     #[command(flatten)]
     records: RecordsArgs,
-    /// Records to write at once (without --interval), or per tick (with it).
-    #[arg(long, default_value_t = 2000)]
-    batch_size: usize,
+    /// Records to write at once (without --interval), or per tick (with it);
+    /// at most 10 million.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    batch_size: u32,
     /// Stream: write --batch-size records every interval (e.g. 1s) until stopped.
     #[arg(long)]
     interval: Option<String>,
@@ -334,14 +335,16 @@ pub(crate) fn watch(args: WatchArgs) -> Result<()> {
     let wait = parse_duration("--interval", &args.interval)?;
     let retrain = args.retrain_every.as_deref().map(|t| parse_duration("--retrain-every", t)).transpose()?;
     let r = &args.records;
-    let mut db = r.open()?;
-    let model = match std::fs::read(&args.model) {
-        Ok(bytes) => {
-            FittedIsolationForest::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?
+    // The model file first: without one, training needs the database, which
+    // is waited for as every worker waits for it (a refused connection is
+    // transient), not only once the job runs.
+    let model: FittedIsolationForest = match args.model.symlink_metadata() {
+        Ok(_) => crate::models::load(&args.model)?,
+        Err(_) => {
+            let mut db = super::open_retrying(&|| r.open(), &stop_flag(), args.max_iterations)?;
+            train(&mut db, &args)?
         }
-        Err(_) => train(&mut db, &args)?,
     };
-    drop(db);
     if model.n_features != r.columns.len() {
         bail!("{} has {} features, --columns names {}", args.model.display(), model.n_features, r.columns.len());
     }

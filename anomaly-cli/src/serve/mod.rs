@@ -7,7 +7,10 @@
 //!
 //! Dashboard queries (`--db`) use a small connection pool that tests each
 //! connection as it is taken, so a database restart costs the requests in
-//! flight during it (503) and nothing after it.
+//! flight during it (503) and nothing after it. The database is opened
+//! read-only and nothing is created in it: a table no job has written yet
+//! reads as empty, and a database locked by a writer answers 503 within
+//! `LOCK_WAIT`.
 //!
 //! Errors are JSON `{"error": {"code", "message", "fields"}}`: E001 no data,
 //! E002 invalid fields (every one listed), E413 body too large, E500 an
@@ -40,6 +43,8 @@ use metrics::Metrics;
 const POOL_SIZE: u32 = 8;
 /// How long a request waits for a database connection before its 503.
 const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a query waits for a lock a writer holds before its 503.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -100,9 +105,9 @@ impl AppState {
                 let tables = crate::store::forecast::Tables::new("datos_proceso", results_table);
                 crate::db::Db::check(url, &tables.names())?;
                 let connector = Connector {
-                    url: url.to_owned(),
+                    url: crate::db::DbUrl::new(url),
                     tables: tables.clone(),
-                    ensured: std::sync::atomic::AtomicBool::new(false),
+                    statement_timeout: request_timeout,
                 };
                 let pool = r2d2::Pool::builder()
                     .max_size(POOL_SIZE)
@@ -110,10 +115,14 @@ impl AppState {
                     .connection_timeout(POOL_WAIT)
                     .test_on_check_out(true)
                     .build_unchecked(connector);
-                if let Err(e) = pool.get() {
-                    warn!("the database does not answer yet ({e}); /ready says so until it does");
-                }
-                Some(Pooled { pool, tables })
+                // Checked beside the start, which a locked or absent database does not delay.
+                let early = Pooled { pool: pool.clone(), tables: tables.clone(), consumption: Default::default() };
+                std::thread::spawn(move || {
+                    if let Err(e) = early.probe(POOL_WAIT) {
+                        warn!("the database does not answer yet ({e}); /ready says so until it does");
+                    }
+                });
+                Some(Pooled { pool, tables, consumption: Default::default() })
             }
             None => None,
         };
@@ -130,15 +139,39 @@ impl AppState {
 pub(crate) struct Pooled {
     pub(crate) pool: r2d2::Pool<Connector>,
     pub(crate) tables: crate::store::forecast::Tables,
+    pub(crate) consumption: crate::store::consumption::Tables,
 }
 
-/// Opens, checks and replaces the pool's connections. A new connection
-/// creates missing tables (empty, so every query answers) until that has
-/// worked once, so the service can start before its database.
+impl Pooled {
+    /// Whether the database answers a read within about `wait` (plus
+    /// `LOCK_WAIT` for a writer's lock), or why not.
+    pub(crate) fn probe(&self, wait: std::time::Duration) -> Result<(), String> {
+        let mut conn = match self.pool.get_timeout(wait) {
+            Ok(conn) => conn,
+            // Every connection open and in use: the database answers, the
+            // service is loaded; not a reason to take it out of rotation.
+            Err(_) if self.busy() => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        conn.probe().map_err(|e| format!("{e:#}"))
+    }
+
+    /// Whether every pooled connection is open and in use.
+    pub(crate) fn busy(&self) -> bool {
+        let state = self.pool.state();
+        state.connections >= POOL_SIZE && state.idle_connections == 0
+    }
+}
+
+/// Opens, checks and replaces the pool's connections, read-only: the
+/// service never creates or writes anything in the database, so it can
+/// serve a database it may only read, and start before the jobs create
+/// their tables.
 pub(crate) struct Connector {
-    url: String,
+    url: crate::db::DbUrl,
     tables: crate::store::forecast::Tables,
-    ensured: std::sync::atomic::AtomicBool,
+    /// The longest a query may run (the request's own limit).
+    statement_timeout: std::time::Duration,
 }
 
 /// Why a pooled connection could not be made or used.
@@ -158,20 +191,12 @@ impl r2d2::ManageConnection for Connector {
     type Error = PoolError;
 
     fn connect(&self) -> Result<crate::db::Db, PoolError> {
-        use std::sync::atomic::Ordering;
-        let fail = |e: anyhow::Error| PoolError(format!("{e:#}"));
-        let mut db = crate::db::Db::open(&self.url, &self.tables.names()).map_err(fail)?;
-        if !self.ensured.load(Ordering::Acquire) {
-            crate::store::forecast::ensure(&mut db, &self.tables).map_err(fail)?;
-            crate::store::consumption::ensure(&mut db).map_err(fail)?;
-            self.ensured.store(true, Ordering::Release);
-        }
-        Ok(db)
+        crate::db::Db::open_read_only(&self.url, &self.tables.names(), LOCK_WAIT, self.statement_timeout)
+            .map_err(|e| PoolError(format!("{e:#}")))
     }
 
     fn is_valid(&self, db: &mut crate::db::Db) -> Result<(), PoolError> {
-        use crate::db::Sql;
-        db.query_one("SELECT 1", &[]).map(|_| ()).map_err(|e| PoolError(format!("{e:#}")))
+        db.ping().map_err(|e| PoolError(format!("{e:#}")))
     }
 
     fn has_broken(&self, db: &mut crate::db::Db) -> bool {
@@ -237,9 +262,16 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/consumption/clients", get(queries::consumption_clients))
         .route("/consumption/monthly", get(queries::consumption_monthly))
         .route("/consumption/summary", get(queries::consumption_summary))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "E404", "no such route; see /docs".into(), serde_json::json!([])) })
+        .fallback(|| async {
+            error(StatusCode::NOT_FOUND, "E404", "no such route; see /docs".into(), serde_json::json!([]))
+        })
         .method_not_allowed_fallback(|| async {
-            error(StatusCode::METHOD_NOT_ALLOWED, "E405", "method not allowed on this route; see /docs".into(), serde_json::json!([]))
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "E405",
+                "method not allowed on this route; see /docs".into(),
+                serde_json::json!([]),
+            )
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), record))
@@ -296,23 +328,28 @@ async fn prometheus_route(State(state): State<Arc<AppState>>, headers: axum::htt
 }
 
 /// 200 when the model (if configured) is loaded and the database (if
-/// configured) answers now; 503 with the reasons otherwise.
+/// configured) answers a read now; 503 with the reason otherwise, within
+/// about 2 s plus `LOCK_WAIT`.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let database = match &state.db {
-        None => None,
+    let (database, reason) = match &state.db {
+        None => (None, None),
         Some(_) => {
             let probe = Arc::clone(&state);
-            let answered = tokio::task::spawn_blocking(move || {
-                probe.db.as_ref().is_some_and(|db| db.pool.get_timeout(std::time::Duration::from_secs(2)).is_ok())
+            let answer = tokio::task::spawn_blocking(move || match &probe.db {
+                Some(db) => db.probe(std::time::Duration::from_secs(2)),
+                None => Ok(()),
             })
             .await
-            .unwrap_or(false);
-            state.metrics.database_up(answered);
-            Some(answered)
+            .unwrap_or_else(|_| Err("the database probe failed".into()));
+            state.metrics.database_up(answer.is_ok());
+            (Some(answer.is_ok()), answer.err())
         }
     };
     let ok = database != Some(false);
-    let body = serde_json::json!({"ready": ok, "model": state.model.is_some(), "database": database});
+    let mut body = serde_json::json!({"ready": ok, "model": state.model.is_some(), "database": database});
+    if let Some(reason) = reason {
+        body["reason"] = reason.into();
+    }
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body)).into_response()
 }
 

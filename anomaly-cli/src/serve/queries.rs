@@ -1,7 +1,8 @@
 //! Read-only queries over the results tables, for dashboards (`--db`):
 //! `GET /anomalies` (filters, paginated), `/variables`, `/monthly`,
 //! `/summary`. Database calls run on tokio's blocking threads, each on a
-//! connection from the service's pool.
+//! connection from the service's pool; a table no job has created yet
+//! reads as empty.
 
 use std::sync::Arc;
 
@@ -15,10 +16,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{error, AppState};
+use super::{error, AppState, Pooled};
 use crate::db::Db;
 use crate::store::consumption::{self, Filter as ConsumptionFilter};
-use crate::store::forecast::{self, AnomalyFilter, Tables};
+use crate::store::forecast::{self, AnomalyFilter};
 
 /// Largest page.
 const MAX_LIMIT: i64 = 10_000;
@@ -55,18 +56,24 @@ pub(crate) struct MonthlyQuery {
     variable: Option<String>,
 }
 
-/// Runs `work` on a pooled database connection, off the async threads.
-async fn with_db<T: Send + 'static>(
+/// Runs `work` on a pooled database connection, off the async threads; a
+/// table that does not exist yet gives the empty answer (`T::default()`).
+async fn with_db<T: Send + Default + 'static>(
     state: Arc<AppState>,
-    work: impl FnOnce(&mut Db, &Tables) -> anyhow::Result<T> + Send + 'static,
+    work: impl FnOnce(&mut Db, &Pooled) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, Response> {
     let probe = Arc::clone(&state);
     let outcome = tokio::task::spawn_blocking(move || {
         let Some(db) = &state.db else {
             return Err(None);
         };
-        let mut conn = db.pool.get().map_err(|e| Some(anyhow::anyhow!("no database connection: {e}")))?;
-        work(&mut conn, &db.tables).map_err(Some)
+        let mut conn = db.pool.get().map_err(|e| {
+            Some(if db.busy() { anyhow::Error::new(Busy) } else { anyhow::anyhow!("no database connection: {e}") })
+        })?;
+        match work(&mut conn, db) {
+            Err(e) if crate::db::is_missing_table(&e) => Ok(T::default()),
+            done => done.map_err(Some),
+        }
     })
     .await;
     match outcome {
@@ -77,6 +84,12 @@ async fn with_db<T: Send + 'static>(
         Ok(Err(None)) => {
             Err(error(StatusCode::NOT_FOUND, "E404", "no database: start the service with --db".into(), json!([])))
         }
+        Ok(Err(Some(e))) if e.is::<Busy>() => {
+            // Load, not an outage: the database stays "up" in the metrics.
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "E503", e.to_string(), json!([]));
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            Err(response)
+        }
         Ok(Err(Some(e))) => {
             log::error!("query failed: {e:#}");
             probe.metrics.database_up(false);
@@ -85,6 +98,18 @@ async fn with_db<T: Send + 'static>(
         Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "E500", "internal error".into(), json!([]))),
     }
 }
+
+/// Every pooled connection stayed in use for the pool's whole wait.
+#[derive(Debug)]
+struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("busy: every database connection is in use; retry")
+    }
+}
+
+impl std::error::Error for Busy {}
 
 /// A query string as `T`; one that does not parse is a JSON 400 (E002)
 /// naming the parameter, as every other bad input (axum's own `Query`
@@ -133,7 +158,7 @@ pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Params(q): Par
     if let Some(m) = filter.min_score.filter(|m| !m.is_finite()) {
         return bad("min_score", format!("{m} is not a finite number"));
     }
-    match with_db(state, move |db, t| forecast::anomalies(db, t, &filter, limit, offset)).await {
+    match with_db(state, move |db, p| forecast::anomalies(db, &p.tables, &filter, limit, offset)).await {
         Ok((total, rows)) => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
@@ -152,21 +177,21 @@ pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Params(q): Par
 }
 
 pub(crate) async fn variables(State(state): State<Arc<AppState>>) -> Response {
-    match with_db(state, forecast::variable_stats).await {
+    match with_db(state, |db, p| forecast::variable_stats(db, &p.tables)).await {
         Ok(stats) => Json(json!({"variables": stats})).into_response(),
         Err(response) => response,
     }
 }
 
 pub(crate) async fn monthly(State(state): State<Arc<AppState>>, Params(q): Params<MonthlyQuery>) -> Response {
-    match with_db(state, move |db, t| forecast::monthly(db, t, q.variable.as_deref())).await {
+    match with_db(state, move |db, p| forecast::monthly(db, &p.tables, q.variable.as_deref())).await {
         Ok(months) => Json(json!({"months": months})).into_response(),
         Err(response) => response,
     }
 }
 
 pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Response {
-    match with_db(state, forecast::variable_stats).await {
+    match with_db(state, |db, p| forecast::variable_stats(db, &p.tables)).await {
         Ok(stats) => {
             let results: i64 = stats.iter().map(|s| s.results).sum();
             let anomalies: i64 = stats.iter().map(|s| s.anomalies).sum();
@@ -218,7 +243,7 @@ pub(crate) async fn consumption_anomalies(
         (Err(reason), _) => return bad("from", reason),
         (_, Err(reason)) => return bad("to", reason),
     };
-    match with_db(state, move |db, _| consumption::anomalies(db, &filter, limit, offset)).await {
+    match with_db(state, move |db, p| consumption::anomalies(db, &p.consumption, &filter, limit, offset)).await {
         Ok((total, rows)) => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
@@ -235,8 +260,11 @@ pub(crate) async fn consumption_anomalies(
     }
 }
 
-pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Params(q): Params<ClientQuery>) -> Response {
-    match with_db(state, |db, _| consumption::client_stats(db)).await {
+pub(crate) async fn consumption_clients(
+    State(state): State<Arc<AppState>>,
+    Params(q): Params<ClientQuery>,
+) -> Response {
+    match with_db(state, |db, p| consumption::client_stats(db, &p.consumption)).await {
         Ok(stats) => {
             let stats: Vec<_> =
                 stats.into_iter().filter(|s| q.client.as_ref().is_none_or(|c| *c == s.client_id)).collect();
@@ -246,8 +274,11 @@ pub(crate) async fn consumption_clients(State(state): State<Arc<AppState>>, Para
     }
 }
 
-pub(crate) async fn consumption_monthly(State(state): State<Arc<AppState>>, Params(q): Params<ClientQuery>) -> Response {
-    match with_db(state, move |db, _| consumption::monthly(db, q.client.as_deref())).await {
+pub(crate) async fn consumption_monthly(
+    State(state): State<Arc<AppState>>,
+    Params(q): Params<ClientQuery>,
+) -> Response {
+    match with_db(state, move |db, p| consumption::monthly(db, &p.consumption, q.client.as_deref())).await {
         Ok(months) => {
             let months: Vec<serde_json::Value> = months
                 .iter()
@@ -267,7 +298,7 @@ pub(crate) async fn consumption_monthly(State(state): State<Arc<AppState>>, Para
 }
 
 pub(crate) async fn consumption_summary(State(state): State<Arc<AppState>>) -> Response {
-    match with_db(state, |db, _| consumption::client_stats(db)).await {
+    match with_db(state, |db, p| consumption::client_stats(db, &p.consumption)).await {
         Ok(stats) => {
             let readings: i64 = stats.iter().map(|s| s.readings).sum();
             let anomalies: i64 = stats.iter().map(|s| s.anomalies).sum();
