@@ -15,8 +15,12 @@ pub const SECONDS_PER_DAY: i64 = 86_400;
 /// does); [`to_nanos`] is the one conversion between the two.
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
-/// `seconds` in nanoseconds, or `None` outside the range nanoseconds can
-/// count (1677-09-21 to 2262-04-11, pandas' range).
+/// The whole days nanoseconds in an `i64` can count (pandas' range), as
+/// every message about it says it.
+pub const NANOS_RANGE: &str = "1677-09-22 to 2262-04-11";
+
+/// `seconds` in nanoseconds, or `None` outside [`NANOS_RANGE`] (to the
+/// second: 1677-09-21 00:12:44 to 2262-04-11 23:47:16).
 pub fn to_nanos(seconds: i64) -> Option<i64> {
     seconds.checked_mul(NANOS_PER_SECOND)
 }

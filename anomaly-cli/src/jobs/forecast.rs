@@ -188,7 +188,7 @@ impl Job for ForecastJob {
                 (_, _, Ok(None)) => Some("missing value".to_owned()),
                 (_, _, Ok(Some(v))) if !v.is_finite() => Some(format!("value {v} is not finite")),
                 (Some(ts), ..) if anomaly_core::time::to_nanos(ts).is_none() => {
-                    Some("datetime outside the forecast model's range (1677-09-22 to 2262-04-11)".to_owned())
+                    Some(format!("datetime outside the forecast model's range ({})", anomaly_core::time::NANOS_RANGE))
                 }
                 (_, Some(name), _) if !models.variables.contains_key(name) => {
                     Some(format!("no model for variable {name:?}"))

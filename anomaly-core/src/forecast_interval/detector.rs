@@ -152,7 +152,7 @@ fn model_times(ds: &[i64], field: &str) -> Result<Vec<i64>> {
         .map(|(row, &s)| {
             crate::time::to_nanos(s).ok_or_else(|| Error::Shape {
                 field: format!("{field} at row {row}"),
-                expected: "a time between 1677-09-22 and 2262-04-11 (the forecast model's range)".into(),
+                expected: format!("a time in {} (the forecast model's range)", crate::time::NANOS_RANGE),
                 found: crate::time::format_timestamp(s),
             })
         })
@@ -401,6 +401,7 @@ impl MultiDetector {
         done: &(dyn Fn(&str) + Sync),
     ) -> Result<MultiDetector> {
         config.validate()?;
+        model_times(&readings.ds, &readings.columns.time)?;
         let groups = readings.by_variable()?;
         let fitted: Vec<(String, Result<FittedDetector>)> = groups
             .into_par_iter()
@@ -427,6 +428,9 @@ impl MultiDetector {
 
     /// Applies each variable's rule to its rows, without refitting.
     pub fn detect(&self, readings: &LongReadings) -> Result<LongDetection> {
+        // Times checked in input order first, so an error names the
+        // caller's row, not a row of one variable's sorted readings.
+        model_times(&readings.ds, &readings.columns.time)?;
         let groups = readings.by_variable()?;
         let n = readings.ds.len();
         let mut out = LongDetection {
