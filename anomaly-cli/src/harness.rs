@@ -72,6 +72,17 @@ impl Service {
         Ok(Service { runtime, state, app })
     }
 
+    /// The service the fuzz targets drive: the credit model (and with `db`
+    /// the dashboard database) that `scripts/fuzz` writes into
+    /// `$ANOMALY_FUZZ_FIXTURES`.
+    pub fn from_fixtures(db: bool) -> Result<Service> {
+        let dir = std::env::var("ANOMALY_FUZZ_FIXTURES")
+            .map_err(|_| anyhow::anyhow!("ANOMALY_FUZZ_FIXTURES is not set (scripts/fuzz sets it)"))?;
+        let model = std::fs::read(format!("{dir}/credit_model.json"))?;
+        let url = format!("sqlite:{dir}/dashboard.db");
+        Service::new(Some(&model), db.then_some(url.as_str()))
+    }
+
     /// `POST /predict` with `body`, without the HTTP layer: the status and
     /// the JSON answered.
     pub fn predict(&self, body: &[u8]) -> (u16, serde_json::Value) {
@@ -80,6 +91,29 @@ impl Service {
         let bytes = self.runtime.block_on(axum::body::to_bytes(response.into_body(), usize::MAX));
         let json = bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         (status, json)
+    }
+
+    /// Each response in `answer` (bytes of one connection) as its status
+    /// and body, as far as they can be delimited (by Content-Length).
+    pub fn responses(answer: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut rest = answer;
+        while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+            let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let body_start = end + 4;
+            let Some(length) = length.filter(|&n| body_start + n <= rest.len()) else {
+                out.push((status, rest[body_start..].to_vec()));
+                break;
+            };
+            out.push((status, rest[body_start..body_start + length].to_vec()));
+            rest = &rest[body_start + length..];
+        }
+        out
     }
 
     /// Sends `request` (raw bytes: request line, headers, body; possibly

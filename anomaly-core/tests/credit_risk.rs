@@ -100,8 +100,8 @@ fn corrupt_and_newer_files_are_typed_errors() {
             other => panic!("expected CorruptModel ({message}), got {other:?}"),
         }
     }
-    let newer = good.replace(r#""version": 1"#, r#""version": 2"#);
-    assert!(matches!(CreditModel::from_json(newer.as_bytes()), Err(Error::UnsupportedVersion { found: 2, .. })));
+    let newer = good.replace(r#""version": 1"#, r#""version": 3"#);
+    assert!(matches!(CreditModel::from_json(newer.as_bytes()), Err(Error::UnsupportedVersion { found: 3, .. })));
 }
 
 /// A two-class forest of stumps: features cast to f32, NaN routed, votes

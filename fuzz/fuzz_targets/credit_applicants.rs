@@ -9,11 +9,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn service() -> &'static Service {
     static SERVICE: OnceLock<Service> = OnceLock::new();
-    SERVICE.get_or_init(|| {
-        let dir = std::env::var("ANOMALY_FUZZ_FIXTURES").expect("ANOMALY_FUZZ_FIXTURES (set by scripts/fuzz)");
-        let model = std::fs::read(format!("{dir}/credit_model.json")).expect("the fixture credit model");
-        Service::new(Some(&model), None).expect("the service starts")
-    })
+    SERVICE.get_or_init(|| Service::from_fixtures(false).expect("the fixture service starts"))
 }
 
 fuzz_target!(|data: &[u8]| {

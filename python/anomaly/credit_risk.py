@@ -1,7 +1,8 @@
 """Credit-default scoring: export a fitted scikit-learn pipeline for the Rust scorer.
 
 A credit team trains its pipeline (impute, scale, one-hot encode, classify)
-in scikit-learn and exports it once; :func:`export_sklearn` writes the
+in scikit-learn (the classifier may be LightGBM's ``LGBMClassifier``) and
+exports it once; :func:`export_sklearn` writes the
 ``anomaly.credit_risk`` JSON file that the Rust scorer reads and evaluates
 with the same ``predict_proba`` as scikit-learn (bit for bit for trees). The
 format and the exact arithmetic are specified in
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "CreditModel", "export_sklearn", "load", 
 
 FORMAT = "anomaly.credit_risk"
 FORMAT_VERSION = 1
+# Files whose classifier comes from a gradient-boosting library (LightGBM) are
+# version 2, so an older scorer reports a newer file, not an unknown variant.
+_LIBRARY_FORMAT_VERSION = 2
 
 Json = Any
 """A JSON value (dict, list, str, int, float, bool or None)."""
@@ -60,7 +65,7 @@ _SUPPORTED_STEPS = (
 )
 _SUPPORTED_CLASSIFIERS = (
     "LogisticRegression, DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier, "
-    "GradientBoostingClassifier, HistGradientBoostingClassifier"
+    "GradientBoostingClassifier, HistGradientBoostingClassifier, lightgbm.LGBMClassifier"
 )
 _CLASSIFIER_TYPES = (
     LogisticRegression,
@@ -85,26 +90,34 @@ def export_sklearn(pipeline: Any, path: str | os.PathLike[str], sample: Any = No
     With ``sample`` (a DataFrame of inputs), the Rust scorer is first run on
     it and must reproduce ``pipeline.predict_proba(sample)`` (exactly for
     trees, within 1e-12 for logistic regression), else nothing is written.
-    The file is written to a temporary name and renamed, so a reader never
-    sees half a model.
+    For a LightGBM classifier the sample also tells what it receives (see
+    :func:`to_document`). The file is written to a temporary name and
+    renamed, so a reader never sees half a model.
 
     Raises:
         UnsupportedModelError: a step or an option the scorer cannot
             reproduce, or a scorer mismatch on ``sample``.
     """
-    doc = to_document(pipeline)
+    doc = to_document(pipeline, sample=sample)
     text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
     if sample is not None:
         _verify(doc, text, pipeline, sample)
     _write_atomically(Path(path), text)
 
 
-def to_document(pipeline: Any) -> dict[str, Json]:
+def to_document(pipeline: Any, *, sample: Any = None) -> dict[str, Json]:
     """The JSON document for a fitted ``Pipeline`` or bare classifier.
 
     Pure: reads fitted attributes only, writes nothing. The result passes
     ``json.dumps(doc, allow_nan=False)``: non-finite floats are the strings
     ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` and missing categories ``None``.
+
+    ``sample`` (inputs as given to ``predict_proba``) matters for a LightGBM
+    classifier only: LightGBM casts a non-float array to float32, which
+    its fitted state does not reveal, so ``cast_f32`` is set when the
+    sample's preprocessed form is one (without a sample: float64 input is
+    assumed). A bare ``LGBMClassifier`` also stores its column names with
+    spaces replaced by ``_``; a sample DataFrame gives back the real ones.
     """
     if isinstance(pipeline, Pipeline):
         steps = [(name, step) for name, step in pipeline.steps if step is not None and step != "passthrough"]
@@ -115,10 +128,15 @@ def to_document(pipeline: Any) -> dict[str, Json]:
     else:
         clf_name, clf, pre_steps = type(pipeline).__name__, pipeline, []
     _check_classifier(clf_name, clf)
+    from anomaly import _lightgbm_export as _lgb
+
+    lightgbm = _lgb._is_lightgbm(clf)
     n_in = int(pipeline.n_features_in_)
     names = getattr(pipeline, "feature_names_in_", None)
     named = names is not None
     column_names = [str(n) for n in names] if names is not None else [f"x{i}" for i in range(n_in)]
+    if lightgbm and not pre_steps and named:
+        column_names = _lgb._lightgbm_column_names(column_names, sample)
 
     walker = _Walker()
     cols: list[int | None] = list(range(n_in))
@@ -129,9 +147,10 @@ def to_document(pipeline: Any) -> dict[str, Json]:
             node, cols = walker.node(name, step, cols)
             nodes.append({"name": name, "node": node})
         pre = {"type": "pipeline", "steps": nodes}
-    classifier, internal = walker.classifier(clf_name, clf, cols)
+    cast_f32 = lightgbm and _lgb._lightgbm_casts_f32(pre_steps, sample)
+    classifier, internal = walker.classifier(clf_name, clf, cols, cast_f32=cast_f32)
     if internal is not None:
-        pre = _append_step(pre, f"{clf_name}._preprocessor", internal)
+        pre = _append_step(pre, internal["name"], internal["node"])
     used = _used_columns(pre, n_in)
 
     columns = []
@@ -144,10 +163,16 @@ def to_document(pipeline: Any) -> dict[str, Json]:
                 "categories": [c for c in cats if c is not None] if cats is not None else None,
             }
         )
+    versions: dict[str, Json] = {"version": FORMAT_VERSION, "sklearn_version": sklearn.__version__}
+    if lightgbm:
+        versions = {
+            "version": _LIBRARY_FORMAT_VERSION,
+            "sklearn_version": sklearn.__version__,
+            "lightgbm_version": str(sys.modules["lightgbm"].__version__),
+        }
     return {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "sklearn_version": sklearn.__version__,
+        **versions,
         "input": {"named": named, "columns": columns},
         "classes": [_class_value(c) for c in clf.classes_],
         "preprocessing": pre,
@@ -304,9 +329,11 @@ class _Walker:
         }, [None] * len(cols)
 
     def classifier(
-        self, path: str, est: Any, cols: list[int | None]
+        self, path: str, est: Any, cols: list[int | None], *, cast_f32: bool = False
     ) -> tuple[dict[str, Json], dict[str, Json] | None]:
-        """The classifier node, and HistGradientBoosting's internal encoder if it has one."""
+        """The classifier node, and the step it needs appended to the preprocessing
+        (``{"name", "node"}``: HistGradientBoosting's internal encoder, LightGBM's
+        pandas categories) if any."""
         kind = type(est)
         n_features = int(est.n_features_in_)
         if n_features != len(cols):
@@ -337,8 +364,14 @@ class _Walker:
         if kind is HistGradientBoostingClassifier:
             internal = None
             if est._preprocessor is not None:
-                internal, cols = self.column_transformer(f"{path}._preprocessor", est._preprocessor, cols, internal=True)
+                name = f"{path}._preprocessor"
+                node, cols = self.column_transformer(name, est._preprocessor, cols, internal=True)
+                internal = {"name": name, "node": node}
             return {"type": "hist_gradient_boosting", **base, "accepts_nan": True, **_hist_gradient_boosting(est)}, internal
+        from anomaly import _lightgbm_export as _lgb
+
+        if _lgb._is_lightgbm(est):
+            return _lgb.classifier(self, path, est, cols, cast_f32)
         raise _unsupported(path, est)
 
     # helpers
@@ -391,7 +424,9 @@ class _Walker:
 
 def _check_classifier(path: str, est: Any) -> None:
     """Refuses other, unfitted and multi-output classifiers before walking anything."""
-    if type(est) not in _CLASSIFIER_TYPES:
+    from anomaly import _lightgbm_export as _lgb
+
+    if type(est) not in _CLASSIFIER_TYPES and not _lgb._is_lightgbm(est):
         raise _unsupported(path, est)
     check_is_fitted(est)
     if isinstance(est.classes_, list) or getattr(est, "n_outputs_", 1) != 1:

@@ -235,6 +235,7 @@ pub(crate) enum Classifier {
     Forest { trees: Vec<Tree>, accepts_nan: bool },
     Boosting { link: Link, init: Vec<f64>, learning_rate: f64, stages: Vec<Vec<Tree>> },
     Hist { link: Link, baseline: Vec<f64>, known: Vec<Option<[u64; 4]>>, iterations: Vec<Vec<HistTree>> },
+    LightGbm(super::lightgbm::LightGbm),
 }
 
 /// Raw-score width for a link: one score for two classes, else one per class.
@@ -310,6 +311,10 @@ impl Classifier {
                     .collect::<Result<_>>()?;
                 (Classifier::Hist { link, baseline, known, iterations }, n_features)
             }
+            ClassifierDoc::Lightgbm(doc) => {
+                let (model, n_features) = super::lightgbm::LightGbm::compile(doc, n_classes)?;
+                (Classifier::LightGbm(model), n_features)
+            }
         })
     }
 
@@ -318,15 +323,16 @@ impl Classifier {
     pub(crate) fn accepts_nan(&self) -> bool {
         match self {
             Classifier::Tree { accepts_nan, .. } | Classifier::Forest { accepts_nan, .. } => *accepts_nan,
-            Classifier::Hist { .. } => true,
+            Classifier::Hist { .. } | Classifier::LightGbm(_) => true,
             Classifier::Logistic { .. } | Classifier::Boosting { .. } => false,
         }
     }
 
     /// Whether infinite features are scored (histogram gradient boosting
-    /// bins them; every other estimator's input check refuses them).
+    /// bins them, LightGBM compares them; every other estimator's input
+    /// check refuses them).
     pub(crate) fn accepts_infinity(&self) -> bool {
-        matches!(self, Classifier::Hist { .. })
+        matches!(self, Classifier::Hist { .. } | Classifier::LightGbm(_))
     }
 
     /// Whether inputs go through scikit-learn's float32 cast.
@@ -343,6 +349,7 @@ impl Classifier {
         let rows = labels.len();
         let row = |i: usize| &x[i * n_features..(i + 1) * n_features];
         match self {
+            Classifier::LightGbm(model) => model.score_block(x, n_features, proba, labels),
             Classifier::Logistic { coef, intercept } => {
                 let mut z = vec![0.0; coef.len()];
                 for i in 0..rows {

@@ -184,6 +184,8 @@ pub(crate) enum ClassifierDoc {
         learning_rate: f64,
         stages: Vec<Vec<TreeDoc>>,
     },
+    /// LightGBM's classifier (file version 2), compiled in `lightgbm.rs`.
+    Lightgbm(super::lightgbm::LightGbmDoc),
     HistGradientBoosting {
         n_features: usize,
         link: String,
@@ -217,7 +219,7 @@ impl JsonFloat {
     }
 }
 
-fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     JsonFloat::deserialize(d)?.value()
 }
 
@@ -225,8 +227,13 @@ fn float_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Option::<JsonFloat>::deserialize(d)?.map(JsonFloat::value).transpose()
 }
 
-fn floats<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+pub(crate) fn floats<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
     Vec::<JsonFloat>::deserialize(d)?.into_iter().map(JsonFloat::value).collect()
+}
+
+/// Floats where `null` stands for "none here" (a categorical node's threshold).
+pub(crate) fn floats_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Option<f64>>, D::Error> {
+    Vec::<Option<JsonFloat>>::deserialize(d)?.into_iter().map(|v| v.map(JsonFloat::value).transpose()).collect()
 }
 
 fn floats_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {

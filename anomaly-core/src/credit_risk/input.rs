@@ -264,6 +264,7 @@ pub(crate) fn gather(
     input: &Applicants,
     schema: &[(std::sync::Arc<str>, ColumnKind)],
     problems: &mut Problems,
+    allow_infinite: bool,
 ) -> Vec<Column> {
     let rows = input.rows();
     let mut out = Vec::with_capacity(schema.len());
@@ -283,7 +284,7 @@ pub(crate) fn gather(
         let values = match (kind, data) {
             (ColumnKind::Numeric, ColumnData::Numbers(v)) => {
                 for (row, x) in v.iter().enumerate() {
-                    if x.is_infinite() {
+                    if x.is_infinite() && !allow_infinite {
                         problems.push(name, Some(row), format!("is not finite ({x})"));
                     }
                 }
@@ -300,7 +301,7 @@ pub(crate) fn gather(
                         ColumnData::Numbers(_) => &MISSING,
                     };
                     match cell {
-                        Cell::Number(x) if x.is_infinite() => {
+                        Cell::Number(x) if x.is_infinite() && !allow_infinite => {
                             problems.push(name, Some(row), format!("is not finite ({x})"));
                             v.push(f64::NAN);
                         }

@@ -33,6 +33,7 @@
 mod classifier;
 mod document;
 mod input;
+mod lightgbm;
 mod preprocess;
 
 use rayon::prelude::*;
@@ -48,8 +49,9 @@ use preprocess::Transform;
 
 /// The `format` tag of exported model files.
 pub const FORMAT: &str = "anomaly.credit_risk";
-/// The highest file version this build reads.
-pub const VERSION: u32 = 1;
+/// The highest file version this build reads (2: LightGBM classifiers,
+/// which older builds cannot score).
+pub const VERSION: u32 = 2;
 
 /// One input column the model needs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -296,7 +298,11 @@ impl CreditModel {
     pub fn features(&self, applicants: &Applicants) -> Result<Vec<f64>> {
         let rows = applicants.rows();
         let mut problems = Problems::default();
-        let columns = input::gather(applicants, &self.schema, &mut problems);
+        // Infinite inputs reach only a classifier that takes them (LightGBM,
+        // histogram boosting) with no preprocessing, whose scikit-learn
+        // transformers would refuse them.
+        let allow_infinite = self.preprocessing.is_none() && self.classifier.accepts_infinity();
+        let columns = input::gather(applicants, &self.schema, &mut problems, allow_infinite);
         let columns = match &self.preprocessing {
             Some(t) => t.apply(columns, &mut problems),
             None => columns,
