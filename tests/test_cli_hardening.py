@@ -94,3 +94,15 @@ def test_corrupt_forecast_models_exit_2(cli: str, tmp_path: Path) -> None:
         assert_bad_input(proc, word)
         with pytest.raises(anomaly.ModelFileError, match=word):
             anomaly.ForecastDetector.load(models)
+
+
+def test_an_out_of_range_time_names_the_callers_row(cli: str, tmp_path: Path) -> None:
+    # The error named row 0 of one variable's sorted readings, not the input's row.
+    ds = pd.date_range("2026-01-01", periods=24 * 5, freq="h")
+    df = pd.DataFrame({"ds": ds, "variable": "T", "y": 10 + np.sin(np.arange(len(ds)) / 24 * 2 * np.pi)})
+    models = tmp_path / "models"
+    anomaly.ForecastDetector().fit(df, variable_col="variable").save(models)
+    rows = "datetime,variable_name,value\n2026-01-06 00:00:00,T,10\n2026-01-06 01:00:00,T,11\n1600-01-01 00:00:00,T,5\n"
+    (tmp_path / "in.csv").write_text(rows)
+    proc = anomaly_cli(cli, "forecast", "detect", "-m", models, "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv")
+    assert_bad_input(proc, "datetime at row 2", "1677-09-22 to 2262-04-11")
