@@ -10,6 +10,7 @@ requests the service's tests send. libFuzzer mutates from there.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def forecast(out: Path, fixtures: Path) -> None:
     # consumption flags from the real jobs.
     db = fixtures / "dashboard.db"
     db.unlink(missing_ok=True)
-    cli = str(ROOT / "target" / "release" / "anomaly")
+    cli = os.environ.get("ANOMALY_CLI") or str(ROOT / "target" / "release" / "anomaly")
     url = f"sqlite:{db}"
     run = lambda *args: subprocess.run([cli, "-q", *args], check=True, cwd=fixtures)  # noqa: E731
     run("forecast", "simulate", "--db", url, "--variables", "2", "--days", "3")
