@@ -53,7 +53,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "CreditModel", "export_sklearn", "load", 
 
 FORMAT = "anomaly.credit_risk"
 FORMAT_VERSION = 1
-# Files whose classifier comes from a gradient-boosting library (LightGBM) are
+# Files whose classifier comes from a gradient-boosting library (LightGBM, XGBoost) are
 # version 2, so an older scorer reports a newer file, not an unknown variant.
 _LIBRARY_FORMAT_VERSION = 2
 
@@ -65,7 +65,7 @@ _SUPPORTED_STEPS = (
 )
 _SUPPORTED_CLASSIFIERS = (
     "LogisticRegression, DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier, "
-    "GradientBoostingClassifier, HistGradientBoostingClassifier, lightgbm.LGBMClassifier"
+    "GradientBoostingClassifier, HistGradientBoostingClassifier, lightgbm.LGBMClassifier, xgboost.XGBClassifier"
 )
 _CLASSIFIER_TYPES = (
     LogisticRegression,
@@ -129,8 +129,10 @@ def to_document(pipeline: Any, *, sample: Any = None) -> dict[str, Json]:
         clf_name, clf, pre_steps = type(pipeline).__name__, pipeline, []
     _check_classifier(clf_name, clf)
     from anomaly import _lightgbm_export as _lgb
+    from anomaly import _xgboost_export as _xgb
 
     lightgbm = _lgb._is_lightgbm(clf)
+    xgboost = _xgb._is_xgboost(clf)
     n_in = int(pipeline.n_features_in_)
     names = getattr(pipeline, "feature_names_in_", None)
     named = names is not None
@@ -169,6 +171,12 @@ def to_document(pipeline: Any, *, sample: Any = None) -> dict[str, Json]:
             "version": _LIBRARY_FORMAT_VERSION,
             "sklearn_version": sklearn.__version__,
             "lightgbm_version": str(sys.modules["lightgbm"].__version__),
+        }
+    if xgboost:
+        versions = {
+            "version": _LIBRARY_FORMAT_VERSION,
+            "sklearn_version": sklearn.__version__,
+            "xgboost_version": str(sys.modules["xgboost"].__version__),
         }
     return {
         "format": FORMAT,
@@ -372,6 +380,10 @@ class _Walker:
 
         if _lgb._is_lightgbm(est):
             return _lgb.classifier(self, path, est, cols, cast_f32)
+        from anomaly import _xgboost_export as _xgb
+
+        if _xgb._is_xgboost(est):
+            return _xgb.classifier(self, path, est, cols)
         raise _unsupported(path, est)
 
     # helpers
@@ -425,8 +437,9 @@ class _Walker:
 def _check_classifier(path: str, est: Any) -> None:
     """Refuses other, unfitted and multi-output classifiers before walking anything."""
     from anomaly import _lightgbm_export as _lgb
+    from anomaly import _xgboost_export as _xgb
 
-    if type(est) not in _CLASSIFIER_TYPES and not _lgb._is_lightgbm(est):
+    if type(est) not in _CLASSIFIER_TYPES and not _lgb._is_lightgbm(est) and not _xgb._is_xgboost(est):
         raise _unsupported(path, est)
     check_is_fitted(est)
     if isinstance(est.classes_, list) or getattr(est, "n_outputs_", 1) != 1:

@@ -236,6 +236,7 @@ pub(crate) enum Classifier {
     Boosting { link: Link, init: Vec<f64>, learning_rate: f64, stages: Vec<Vec<Tree>> },
     Hist { link: Link, baseline: Vec<f64>, known: Vec<Option<[u64; 4]>>, iterations: Vec<Vec<HistTree>> },
     LightGbm(super::lightgbm::LightGbm),
+    XgBoost(super::xgboost::XgBoost),
 }
 
 /// Raw-score width for a link: one score for two classes, else one per class.
@@ -315,6 +316,10 @@ impl Classifier {
                 let (model, n_features) = super::lightgbm::LightGbm::compile(doc, n_classes)?;
                 (Classifier::LightGbm(model), n_features)
             }
+            ClassifierDoc::Xgboost(doc) => {
+                let (model, n_features) = super::xgboost::XgBoost::compile(doc, n_classes)?;
+                (Classifier::XgBoost(model), n_features)
+            }
         })
     }
 
@@ -323,7 +328,7 @@ impl Classifier {
     pub(crate) fn accepts_nan(&self) -> bool {
         match self {
             Classifier::Tree { accepts_nan, .. } | Classifier::Forest { accepts_nan, .. } => *accepts_nan,
-            Classifier::Hist { .. } | Classifier::LightGbm(_) => true,
+            Classifier::Hist { .. } | Classifier::LightGbm(_) | Classifier::XgBoost(_) => true,
             Classifier::Logistic { .. } | Classifier::Boosting { .. } => false,
         }
     }
@@ -332,7 +337,7 @@ impl Classifier {
     /// bins them, LightGBM compares them; every other estimator's input
     /// check refuses them).
     pub(crate) fn accepts_infinity(&self) -> bool {
-        matches!(self, Classifier::Hist { .. } | Classifier::LightGbm(_))
+        matches!(self, Classifier::Hist { .. } | Classifier::LightGbm(_) | Classifier::XgBoost(_))
     }
 
     /// Whether inputs go through scikit-learn's float32 cast.
@@ -350,6 +355,7 @@ impl Classifier {
         let row = |i: usize| &x[i * n_features..(i + 1) * n_features];
         match self {
             Classifier::LightGbm(model) => model.score_block(x, n_features, proba, labels),
+            Classifier::XgBoost(model) => model.score_block(x, n_features, proba, labels),
             Classifier::Logistic { coef, intercept } => {
                 let mut z = vec![0.0; coef.len()];
                 for i in 0..rows {

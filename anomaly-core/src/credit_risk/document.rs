@@ -186,6 +186,8 @@ pub(crate) enum ClassifierDoc {
     },
     /// LightGBM's classifier (file version 2), compiled in `lightgbm.rs`.
     Lightgbm(super::lightgbm::LightGbmDoc),
+    /// XGBoost's classifier (file version 2), compiled in `xgboost.rs`.
+    Xgboost(super::xgboost::XgBoostDoc),
     HistGradientBoosting {
         n_features: usize,
         link: String,
@@ -223,7 +225,7 @@ pub(crate) fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     JsonFloat::deserialize(d)?.value()
 }
 
-fn float_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+pub(crate) fn float_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Option::<JsonFloat>::deserialize(d)?.map(JsonFloat::value).transpose()
 }
 

@@ -35,6 +35,7 @@ mod document;
 mod input;
 mod lightgbm;
 mod preprocess;
+mod xgboost;
 
 use rayon::prelude::*;
 
@@ -49,8 +50,8 @@ use preprocess::Transform;
 
 /// The `format` tag of exported model files.
 pub const FORMAT: &str = "anomaly.credit_risk";
-/// The highest file version this build reads (2: LightGBM classifiers,
-/// which older builds cannot score).
+/// The highest file version this build reads (2: LightGBM and XGBoost
+/// classifiers, which older builds cannot score).
 pub const VERSION: u32 = 2;
 
 /// One input column the model needs.

@@ -1,0 +1,337 @@
+//! XGBoost's `XGBClassifier` as its CPU predictor computes it (issue 18):
+//! every value cast to f32 and compared `x < threshold`, leaves added to the
+//! margin one tree at a time in f32, linked with glibc's `expf` (the
+//! sigmoid clamped as XGBoost clamps it, the softmax summed in f64), so the
+//! probabilities equal XGBoost's float32 ones bit for bit on the same C
+//! library (`docs/credit_model_format.md`, `xgboost`).
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+fn corrupt(reason: String) -> Error {
+    Error::CorruptModel { reason: format!("xgboost: {reason}") }
+}
+
+/// The classifier section of the file.
+#[derive(Debug, Deserialize)]
+pub(crate) struct XgBoostDoc {
+    n_features: usize,
+    objective: String,
+    #[serde(deserialize_with = "super::document::floats")]
+    base_margin: Vec<f64>,
+    #[serde(default, deserialize_with = "super::document::float_opt")]
+    missing: Option<f64>,
+    trees: Vec<TreeDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TreeDoc {
+    group: usize,
+    left: Vec<i64>,
+    right: Vec<i64>,
+    feature: Vec<usize>,
+    #[serde(deserialize_with = "super::document::floats")]
+    value: Vec<f64>,
+    default_left: Vec<bool>,
+    categories_right: Vec<Option<Vec<i64>>>,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Leaf(f32),
+    Numerical { feature: usize, threshold: f32, default_left: bool, left: usize, right: usize },
+    Categorical { feature: usize, right_codes: Vec<u64>, default_left: bool, left: usize, right: usize },
+}
+
+#[derive(Debug, Clone)]
+struct Tree {
+    group: usize,
+    nodes: Vec<Node>,
+}
+
+/// A compiled XGBoost classifier.
+#[derive(Debug, Clone)]
+pub(crate) struct XgBoost {
+    softprob: bool,
+    base_margin: Vec<f32>,
+    missing: Option<f32>,
+    trees: Vec<Tree>,
+}
+
+/// The f32 a file's number stands for; a number that is not one is corrupt.
+fn f32_exact(what: &str, v: f64) -> Result<f32> {
+    let x = v as f32;
+    if f64::from(x) == v || v.is_nan() {
+        Ok(x)
+    } else {
+        Err(corrupt(format!("{what} {v} is not a float32 value")))
+    }
+}
+
+impl Tree {
+    fn compile(doc: TreeDoc, n_features: usize, groups: usize) -> Result<Tree> {
+        let n = doc.left.len();
+        let lengths = [
+            ("right", doc.right.len()),
+            ("feature", doc.feature.len()),
+            ("value", doc.value.len()),
+            ("default_left", doc.default_left.len()),
+            ("categories_right", doc.categories_right.len()),
+        ];
+        if n == 0 {
+            return Err(corrupt("a tree has no nodes".into()));
+        }
+        if let Some((name, len)) = lengths.iter().find(|(_, len)| *len != n) {
+            return Err(corrupt(format!("tree {name} has {len} entries for {n} nodes")));
+        }
+        if doc.group >= groups {
+            return Err(corrupt(format!("tree group {} of {groups}", doc.group)));
+        }
+        // Every node reached from the root has one parent, after it: no loop,
+        // no sharing. Nodes pruned away stay in XGBoost's arrays unreached.
+        let mut parents = vec![0u8; n];
+        let mut reached = vec![false; n];
+        reached[0] = true;
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let (l, r) = (doc.left[i], doc.right[i]);
+            if !reached[i] {
+                nodes.push(Node::Leaf(0.0));
+                continue;
+            }
+            if l == -1 && r == -1 {
+                let leaf = f32_exact("a leaf value", doc.value[i])?;
+                if !leaf.is_finite() {
+                    return Err(corrupt("a leaf value is not finite".into()));
+                }
+                nodes.push(Node::Leaf(leaf));
+                continue;
+            }
+            let child = |c: i64| usize::try_from(c).ok().filter(|&c| c > i && c < n);
+            let (Some(left), Some(right)) = (child(l), child(r)) else {
+                return Err(corrupt(format!("node {i} has children {l} and {r}")));
+            };
+            if left == right {
+                return Err(corrupt(format!("node {i} has one child twice")));
+            }
+            parents[left] += 1;
+            parents[right] += 1;
+            reached[left] = true;
+            reached[right] = true;
+            let feature = doc.feature[i];
+            if feature >= n_features {
+                return Err(corrupt(format!("node {i} splits on feature {feature} of {n_features}")));
+            }
+            let default_left = doc.default_left[i];
+            nodes.push(match &doc.categories_right[i] {
+                Some(codes) => {
+                    if codes.iter().any(|&c| !(0..1 << 24).contains(&c)) {
+                        return Err(corrupt(format!("node {i} has a category code out of range")));
+                    }
+                    let top = codes.iter().copied().max().unwrap_or(0) as usize;
+                    let mut right_codes = vec![0u64; top / 64 + 1];
+                    for &c in codes {
+                        right_codes[c as usize / 64] |= 1 << (c % 64);
+                    }
+                    Node::Categorical { feature, right_codes, default_left, left, right }
+                }
+                None => {
+                    let threshold = f32_exact("a threshold", doc.value[i])?;
+                    if threshold.is_nan() {
+                        return Err(corrupt(format!("node {i} has a NaN threshold")));
+                    }
+                    Node::Numerical { feature, threshold, default_left, left, right }
+                }
+            });
+        }
+        if parents[0] != 0 || parents.iter().any(|&p| p > 1) {
+            return Err(corrupt("a tree node has two parents, or the root has one".into()));
+        }
+        Ok(Tree { group: doc.group, nodes })
+    }
+
+    /// XGBoost's `GetNextNode` walk for one f32 row.
+    fn leaf(&self, row: &[f32], missing: Option<f32>) -> f32 {
+        let mut i = 0;
+        loop {
+            let (feature, default_left, left, right) = match &self.nodes[i] {
+                Node::Leaf(v) => return *v,
+                Node::Numerical { feature, default_left, left, right, .. }
+                | Node::Categorical { feature, default_left, left, right, .. } => {
+                    (*feature, *default_left, *left, *right)
+                }
+            };
+            let x = row[feature];
+            i = if x.is_nan() || missing == Some(x) {
+                if default_left {
+                    left
+                } else {
+                    right
+                }
+            } else {
+                let go_left = match &self.nodes[i] {
+                    Node::Numerical { threshold, .. } => x < *threshold,
+                    // Negative or too large for a category: left; listed: right.
+                    Node::Categorical { right_codes, .. } => {
+                        !(0.0..16_777_216.0).contains(&x) || {
+                            let c = x as usize;
+                            right_codes.get(c / 64).is_none_or(|word| word & (1 << (c % 64)) == 0)
+                        }
+                    }
+                    Node::Leaf(_) => unreachable!("leaves return above"),
+                };
+                if go_left {
+                    left
+                } else {
+                    right
+                }
+            };
+        }
+    }
+}
+
+impl XgBoost {
+    /// Compiles and checks the section; returns it with its input width.
+    pub(crate) fn compile(doc: XgBoostDoc, n_classes: usize) -> Result<(XgBoost, usize)> {
+        let softprob = match doc.objective.as_str() {
+            "binary:logistic" => false,
+            "multi:softprob" => true,
+            other => return Err(corrupt(format!("objective {other:?} is not supported"))),
+        };
+        let k = if softprob { n_classes } else { 1 };
+        if (!softprob && n_classes != 2) || doc.base_margin.len() != k {
+            return Err(corrupt(format!(
+                "{} base margins for {n_classes} classes ({})",
+                doc.base_margin.len(),
+                doc.objective
+            )));
+        }
+        let base_margin = doc.base_margin.iter().map(|&m| f32_exact("base_margin", m)).collect::<Result<Vec<f32>>>()?;
+        if base_margin.iter().any(|m| !m.is_finite()) {
+            return Err(corrupt("base_margin is not finite".into()));
+        }
+        let missing = doc.missing.map(|m| f32_exact("missing", m)).transpose()?.filter(|m| !m.is_nan());
+        let trees = doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features, k)).collect::<Result<_>>()?;
+        Ok((XgBoost { softprob, base_margin, missing, trees }, doc.n_features))
+    }
+
+    /// Probabilities and labels of `rows` rows, as `score_block`.
+    pub(crate) fn score_block(&self, x: &[f64], n_features: usize, proba: &mut [f64], labels: &mut [usize]) {
+        let n_classes = proba.len() / labels.len().max(1);
+        let mut row = vec![0f32; n_features];
+        let mut margin = self.base_margin.clone();
+        let mut exps = vec![0f32; margin.len()];
+        for (i, label) in labels.iter_mut().enumerate() {
+            for (r, &v) in row.iter_mut().zip(&x[i * n_features..(i + 1) * n_features]) {
+                *r = v as f32;
+            }
+            margin.copy_from_slice(&self.base_margin);
+            for tree in &self.trees {
+                margin[tree.group] += tree.leaf(&row, self.missing);
+            }
+            let out = &mut proba[i * n_classes..(i + 1) * n_classes];
+            if self.softprob {
+                let wmax = margin.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut wsum = 0f64;
+                for (e, &m) in exps.iter_mut().zip(&margin) {
+                    *e = (m - wmax).exp();
+                    wsum += f64::from(*e);
+                }
+                let total = wsum as f32;
+                let mut best = 0;
+                for (c, (o, &e)) in out.iter_mut().zip(&exps).enumerate() {
+                    *o = f64::from(e / total);
+                    if e / total > exps[best] / total {
+                        best = c;
+                    }
+                }
+                *label = best;
+            } else {
+                let z = (-margin[0]).min(88.7f32);
+                let p = 1.0f32 / ((z.exp() + 1.0f32) + 1e-16f32);
+                out[0] = f64::from(1.0f32 - p);
+                out[1] = f64::from(p);
+                *label = usize::from(p > 0.5f32);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::credit_risk::{Applicants, ColumnData, CreditModel};
+
+    fn model(objective: &str, margins: &str, classes: &str, missing: &str, trees: &str) -> String {
+        format!(
+            r#"{{"format": "anomaly.credit_risk", "version": 2, "sklearn_version": "1.9.1", "xgboost_version": "3.2.0",
+              "input": {{"named": true, "columns": [{{"name": "a", "kind": "numeric"}}, {{"name": "b", "kind": "numeric"}}]}},
+              "classes": {classes}, "preprocessing": null,
+              "classifier": {{"type": "xgboost", "n_features": 2, "objective": "{objective}", "base_margin": {margins},
+                             "missing": {missing}, "trees": [{trees}]}}}}"#
+        )
+    }
+
+    /// `a < 0.5` (missing right); then, on `b`, categories 2 and 70 right (missing left).
+    fn trees(group_b: usize) -> String {
+        format!(
+            r#"{{"group": 0, "left": [1, -1, -1], "right": [2, -1, -1], "feature": [0, 0, 0], "value": [0.5, -0.25, 0.75],
+                "default_left": [false, false, false], "categories_right": [null, null, null]}},
+               {{"group": {group_b}, "left": [1, -1, -1], "right": [2, -1, -1], "feature": [1, 0, 0], "value": [0, 0.125, -0.5],
+                "default_left": [true, false, false], "categories_right": [[2, 70], null, null]}}"#
+        )
+    }
+
+    fn scores(json: &str, a: Vec<f64>, b: Vec<f64>) -> Vec<Vec<f64>> {
+        let m = CreditModel::from_json(json.as_bytes()).unwrap();
+        let rows = a.len();
+        let s = m
+            .score(&Applicants::new().column("a", ColumnData::Numbers(a)).column("b", ColumnData::Numbers(b)))
+            .unwrap();
+        (0..rows).map(|i| s.row(i).to_vec()).collect()
+    }
+
+    fn sigmoid32(m: f32) -> f32 {
+        1.0f32 / (((-m).min(88.7f32).exp() + 1.0f32) + 1e-16f32)
+    }
+
+    #[test]
+    fn binary_margins_add_in_f32_with_xgboost_routing() {
+        let json = model("binary:logistic", "[0.25]", "[0, 1]", "-999.0", &trees(0));
+        // a: 0.49999999 rounds to f32 0.5 and is not < 0.5 (right); NaN and -999 are missing (right).
+        let a = vec![0.1, 0.499_999_999, f64::NAN, -999.0];
+        // b: 70.9 truncates to 70 (right); -1 and 2^24 go left; NaN is missing (default left).
+        let b = vec![70.9, -1.0, 16_777_216.0, f64::NAN];
+        let leaves = [(-0.25f32, -0.5f32), (0.75, 0.125), (0.75, 0.125), (0.75, 0.125)];
+        for (row, (l1, l2)) in scores(&json, a, b).iter().zip(leaves) {
+            let p = sigmoid32(0.25f32 + l1 + l2);
+            assert_eq!(row, &vec![f64::from(1.0f32 - p), f64::from(p)]);
+        }
+    }
+
+    #[test]
+    fn softprob_sums_in_f64_and_divides_in_f32() {
+        let json = model("multi:softprob", "[0.5, -0.25, 0.0]", "[\"x\", \"y\", \"z\"]", "null", &trees(2));
+        let row = &scores(&json, vec![0.1], vec![2.0])[0];
+        let m = [0.5f32 + -0.25, -0.25, 0.0 + -0.5];
+        let wmax = m.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = m.iter().map(|v| (v - wmax).exp()).collect();
+        let total = e.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
+        assert_eq!(row, &e.iter().map(|v| f64::from(v / total)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn corrupt_trees_are_refused() {
+        let good = model("binary:logistic", "[0.25]", "[0, 1]", "null", &trees(0));
+        CreditModel::from_json(good.as_bytes()).unwrap();
+        for (what, from, to) in [
+            ("a loop", r#""left": [1, -1, -1], "right": [2"#, r#""left": [0, -1, -1], "right": [2"#),
+            ("a shared child", r#""right": [2, -1, -1], "feature": [0"#, r#""right": [1, -1, -1], "feature": [0"#),
+            ("a feature out of range", r#""feature": [0, 0, 0]"#, r#""feature": [5, 0, 0]"#),
+            ("a value that is no float32", r#""value": [0.5,"#, r#""value": [0.1,"#),
+            ("a group past the margins", r#""group": 0"#, r#""group": 3"#),
+        ] {
+            assert!(CreditModel::from_json(good.replacen(from, to, 1).as_bytes()).is_err(), "{what}");
+        }
+    }
+}
