@@ -73,6 +73,12 @@ def credit(out: Path, fixtures: Path) -> None:
         models["lightgbm.json"] = Pipeline([("pre", pre), ("clf", LGBMClassifier(n_estimators=5, num_leaves=4, n_jobs=1, verbose=-1))])
     except ImportError:
         pass
+    try:  # XGBoost's classifier section
+        from xgboost import XGBClassifier
+
+        models["xgboost.json"] = Pipeline([("pre", pre), ("clf", XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1))])
+    except ImportError:
+        pass
     for name, pipe in models.items():
         pipe.fit(df, y)
         credit_risk.export_sklearn(pipe, fixtures / name)
