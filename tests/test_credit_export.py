@@ -81,6 +81,19 @@ def stand_in(n: int = 1000) -> tuple[pd.DataFrame, pd.Series]:
     return df, pd.Series(np.where(risk > 1.2, 2, 1), name="default")
 
 
+class FittedCases(dict):  # type: ignore[type-arg]
+    """Model cases (name -> function of the data giving (model, frames to
+    score, export sample)), each fitted on first use and kept."""
+
+    def __init__(self, cases: dict[str, Any], data: Any) -> None:
+        super().__init__()
+        self.cases, self.data = cases, data
+
+    def __missing__(self, name: str) -> Any:
+        self[name] = self.cases[name](self.data)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def german() -> tuple[pd.DataFrame, pd.Series]:
     """The 1000 applicants (or, without ../shared/data, a stand-in with the

@@ -38,6 +38,7 @@ from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 from anomaly.credit_risk import FORMAT, export_sklearn, load, to_document
 from anomaly.errors import UnsupportedModelError
 from test_credit_export import (  # noqa: F401 - german is a fixture
+    FittedCases,
     categorical,
     f64,
     german,
@@ -379,14 +380,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def fitted(german: tuple[pd.DataFrame, pd.Series]) -> dict[str, tuple[Any, list[Any], Any]]:
     """Each case fitted once: (model, frames to score, export sample)."""
-    cache: dict[str, tuple[Any, list[Any], Any]] = {}
-
-    class Lazy(dict):  # type: ignore[type-arg]
-        def __missing__(self, name: str) -> tuple[Any, list[Any], Any]:
-            cache[name] = CASES[name](german)
-            return cache[name]
-
-    return Lazy()
+    return FittedCases(CASES, german)
 
 
 # ------------------------------------------------------------------ the reference scorer

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.credit_risk import Json, _f64, _is_missing, _unsupported
+from anomaly.credit_risk import Json, _category_runs, _f64, _is_missing, _unsupported
 
 # Prediction-time parameters an LGBMClassifier forwards to Booster.predict
 # (LGBMModel._process_params(stage="predict")): canonical name -> (aliases,
@@ -355,28 +355,5 @@ def categories(
         if origin is not None:
             w.categories.setdefault(origin, values)
         categories[p] = values
-    transformers: list[Json] = []
-    start = 0
-    width = len(cols)
-    while start < width:
-        is_cat = start in categories
-        stop = start + 1
-        while stop < width and (stop in categories) == is_cat:
-            stop += 1
-        run = list(range(start, stop))
-        node: Json = "passthrough"
-        if is_cat:
-            node = {
-                "type": "ordinal_encoder",
-                "categories": [categories[p] for p in run],
-                "handle_unknown": "use_encoded_value",
-                "unknown_value": "NaN",
-                "encoded_missing_value": "NaN",
-            }
-        name = f"{'categories' if is_cat else 'numbers'}_{start}"
-        transformers.append({"name": name, "columns": run, "node": node})
-        start = stop
-    return {
-        "name": node_path,
-        "node": {"type": "column_transformer", "n_features_in": width, "transformers": transformers},
-    }
+    unknown = {"handle_unknown": "use_encoded_value", "unknown_value": "NaN"}
+    return _category_runs(node_path, len(cols), categories, unknown)

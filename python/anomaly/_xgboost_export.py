@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.credit_risk import Json, _f64, _is_missing, _unsupported
+from anomaly.credit_risk import Json, _category_runs, _f64, _is_missing, _unsupported
 
 # Objectives whose predict_proba the scorer reproduces, and the name written.
 _XGBOOST_OBJECTIVES = {
@@ -295,27 +295,4 @@ def categories(
         categories[p] = [*values, None]
     if not categories:
         return None
-    transformers: list[Json] = []
-    start = 0
-    while start < width:
-        is_cat = start in categories
-        stop = start + 1
-        while stop < width and (stop in categories) == is_cat:
-            stop += 1
-        run = list(range(start, stop))
-        node: Json = "passthrough"
-        if is_cat:
-            node = {
-                "type": "ordinal_encoder",
-                "categories": [categories[p] for p in run],
-                "handle_unknown": "error",
-                "unknown_value": None,
-                "encoded_missing_value": "NaN",
-            }
-        name = f"{'categories' if is_cat else 'numbers'}_{start}"
-        transformers.append({"name": name, "columns": run, "node": node})
-        start = stop
-    return {
-        "name": node_path,
-        "node": {"type": "column_transformer", "n_features_in": width, "transformers": transformers},
-    }
+    return _category_runs(node_path, width, categories, {"handle_unknown": "error", "unknown_value": None})

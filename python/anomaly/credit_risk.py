@@ -545,6 +545,34 @@ def _bitset_codes(bitset: Any) -> list[int]:
 # ---------------------------------------------------------------- small helpers
 
 
+def _category_runs(
+    name: str, width: int, categories: dict[int, list[Json]], unknown: dict[str, Json]
+) -> dict[str, Json]:
+    """A boosting library's own category columns (position -> categories) as
+    a column transformer that keeps the column order: an ordinal encoder on
+    each run of category columns (unknown ones as ``unknown`` says, missing
+    ones NaN), passthrough elsewhere."""
+    transformers: list[Json] = []
+    start = 0
+    while start < width:
+        is_cat = start in categories
+        stop = start + 1
+        while stop < width and (stop in categories) == is_cat:
+            stop += 1
+        run = list(range(start, stop))
+        node: Json = "passthrough"
+        if is_cat:
+            node = {
+                "type": "ordinal_encoder",
+                "categories": [categories[p] for p in run],
+                **unknown,
+                "encoded_missing_value": "NaN",
+            }
+        transformers.append({"name": f"{'categories' if is_cat else 'numbers'}_{start}", "columns": run, "node": node})
+        start = stop
+    return {"name": name, "node": {"type": "column_transformer", "n_features_in": width, "transformers": transformers}}
+
+
 def _append_step(pre: dict[str, Json] | None, name: str, node: dict[str, Json]) -> dict[str, Json]:
     if pre is None:
         return {"type": "pipeline", "steps": [{"name": name, "node": node}]}
