@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::errors::{run, to_py};
+use crate::frame::FrameReader;
 use crate::isolation_forest::with_threads;
 
 /// One input column from Python: a float64 array (NaN = missing),
@@ -21,7 +22,7 @@ pub(crate) enum ColumnArg<'py> {
 /// One Python value as a cell: `str` is text; `None`, NaN, `pd.NA` and
 /// `pd.NaT` are missing; anything `float()` accepts (bool, int, numpy
 /// scalars) is a number; anything else is its `str()`.
-pub(crate) struct CellArg(Cell);
+pub(crate) struct CellArg(pub(crate) Cell);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for CellArg {
     type Error = PyErr;
@@ -65,6 +66,7 @@ type Scored<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<usize>>);
 pub(crate) struct PyCreditModel {
     model: CreditModel,
     text: String,
+    frames: FrameReader,
 }
 
 fn category<'py>(py: Python<'py>, c: &Category) -> PyResult<Bound<'py, PyAny>> {
@@ -81,7 +83,7 @@ impl PyCreditModel {
     #[staticmethod]
     fn from_json(py: Python<'_>, text: String) -> PyResult<Self> {
         let model = CreditModel::from_json(text.as_bytes()).map_err(|e| to_py(py, e))?;
-        Ok(PyCreditModel { model, text })
+        Ok(PyCreditModel { model, text, frames: FrameReader::default() })
     }
 
     /// The file's JSON text (pickles carry it).
@@ -156,11 +158,26 @@ impl PyCreditModel {
         let (applicants, _) = Applicants::from_records(names, records.len(), |row, field| {
             records[row].get_item(field)?.map(|v| v.extract::<CellArg>().map(|c| c.0)).transpose()
         })?;
-        let model = &self.model;
-        let scores = run(py, move || with_threads(n_threads, || model.score(&applicants)))?;
-        let rows = scores.rows();
-        let proba = ndarray_2d(scores.proba, rows, scores.n_classes);
-        Ok((proba.into_pyarray(py), scores.labels.into_pyarray(py)))
+        self.scored(py, applicants, n_threads)
+    }
+
+    /// Scores a pandas DataFrame read block by block in Rust (see
+    /// `frame.rs`); `None` when its layout is one the reader does not know
+    /// (the caller then hands over columns from Python).
+    #[pyo3(signature = (frame, n_threads = None))]
+    fn score_frame<'py>(
+        &self,
+        py: Python<'py>,
+        frame: &Bound<'py, PyAny>,
+        n_threads: Option<usize>,
+    ) -> PyResult<Option<Scored<'py>>> {
+        let wanted = |name: &str| self.model.columns().iter().any(|c| c.name == name);
+        let Some(columns) = self.frames.read(frame, &wanted)? else { return Ok(None) };
+        let mut applicants = Applicants::new();
+        for (name, column) in columns {
+            applicants = applicants.column(name, column);
+        }
+        self.scored(py, applicants, n_threads).map(Some)
     }
 
     /// Scores named columns: `(proba, label indices)`.
@@ -175,6 +192,12 @@ impl PyCreditModel {
         for (name, column) in columns {
             applicants = applicants.column(name, column_data(column));
         }
+        self.scored(py, applicants, n_threads)
+    }
+}
+
+impl PyCreditModel {
+    fn scored<'py>(&self, py: Python<'py>, applicants: Applicants, n_threads: Option<usize>) -> PyResult<Scored<'py>> {
         let model = &self.model;
         let scores = run(py, move || with_threads(n_threads, || model.score(&applicants)))?;
         let rows = scores.rows();

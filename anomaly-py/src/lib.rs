@@ -12,6 +12,7 @@ mod credit_risk;
 mod errors;
 mod forecast_detector;
 mod forecast_interval;
+mod frame;
 mod isolation_forest;
 
 #[pymodule]

@@ -84,6 +84,9 @@ class CreditModel:
     def score_records(
         self, records: list[dict[str, Any]], n_threads: int | None = None
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uintp]]: ...
+    def score_frame(
+        self, frame: Any, n_threads: int | None = None
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uintp]] | None: ...
 
 @final
 class IsolationForestModel:

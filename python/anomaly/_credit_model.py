@@ -83,6 +83,11 @@ class CreditModel:
                 raise input_error(EmptyInputError, "no applicant fields (E001: empty request)", "X")
             proba, labels = self._model.score_records([dict(r) for r in records], n_threads=n_jobs)
             return proba, labels.astype(np.intp)
+        if type(X) is pd.DataFrame and len(X) > 0:
+            # Read block by block in Rust; None: a layout only pandas reads.
+            scored = self._model.score_frame(X, n_threads=n_jobs)
+            if scored is not None:
+                return scored[0], scored[1].astype(np.intp)
         frame = self._frame(X)
         if len(frame) == 0:
             raise input_error(EmptyInputError, "no applicants to score (E001: empty request)", "X")

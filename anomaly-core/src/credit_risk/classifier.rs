@@ -6,24 +6,15 @@
 use crate::error::{Error, Result};
 
 use super::document::{ClassifierDoc, PredictorDoc, TreeDoc};
+use super::walk;
 
-const LEAF: u32 = u32::MAX;
-
-/// A scikit-learn `tree_`: nodes in file order, leaf values `width` per node.
+/// A scikit-learn `tree_`: the walk (features cast to f32, as scikit-learn
+/// does) and leaf values, `width` per node.
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
-    nodes: Vec<Split>,
+    walk: walk::Tree<f32>,
     values: Vec<f64>,
     width: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Split {
-    feature: u32,
-    threshold: f64,
-    left: u32,
-    right: u32,
-    missing_left: bool,
 }
 
 fn corrupt(reason: String) -> Error {
@@ -59,58 +50,41 @@ impl Tree {
         {
             return Err(corrupt("tree arrays differ in length".into()));
         }
-        let mut nodes = Vec::with_capacity(len);
+        let mut splits = Vec::with_capacity(len);
         let mut values = Vec::with_capacity(len * width);
         for n in 0..len {
             if doc.value[n].len() != width {
                 return Err(corrupt(format!("tree node {n} has {} values, expected {width}", doc.value[n].len())));
             }
             values.extend_from_slice(&doc.value[n]);
-            nodes.push(if doc.children_left[n] < 0 {
-                Split { feature: 0, threshold: 0.0, left: LEAF, right: LEAF, missing_left: false }
+            splits.push(if doc.children_left[n] < 0 {
+                walk::Split::Leaf
             } else {
-                Split {
+                let threshold = doc.threshold[n];
+                walk::Split::Numerical {
                     feature: feature(doc.feature[n], n_features, n)?,
-                    threshold: doc.threshold[n],
+                    // f64::from(x as f32) <= threshold, in f32.
+                    threshold: walk::f32_at_most(threshold),
+                    nan_left: doc.missing_go_to_left[n],
+                    zero_left: 0.0 <= threshold,
                     left: child(doc.children_left[n], n, len)?,
                     right: child(doc.children_right[n], n, len)?,
-                    missing_left: doc.missing_go_to_left[n],
                 }
             });
         }
-        Ok(Tree { nodes, values, width })
+        Ok(Tree { walk: walk::Tree::new(splits), values, width })
     }
 
-    /// The leaf's values for row `x`: features cast to f32 and compared
-    /// with the f64 threshold, NaN routed by the node's missing direction.
-    #[inline]
-    fn leaf(&self, x: &[f64]) -> &[f64] {
-        let mut n = 0usize;
-        loop {
-            let node = &self.nodes[n];
-            if node.left == LEAF {
-                return &self.values[n * self.width..(n + 1) * self.width];
-            }
-            let f = x[node.feature as usize] as f32;
-            let left = if f.is_nan() { node.missing_left } else { f64::from(f) <= node.threshold };
-            n = if left { node.left } else { node.right } as usize;
-        }
+    fn values(&self, leaf: u32) -> &[f64] {
+        &self.values[leaf as usize * self.width..(leaf as usize + 1) * self.width]
     }
 }
 
-/// A histogram-gradient-boosting predictor.
+/// A histogram-gradient-boosting predictor (f64 features, no cast).
 #[derive(Debug, Clone)]
 pub(crate) struct HistTree {
-    nodes: Vec<HistSplit>,
+    walk: walk::Tree<f64>,
     values: Vec<f64>,
-}
-
-#[derive(Debug, Clone)]
-struct HistSplit {
-    split: Split,
-    leaf: bool,
-    /// Category codes (< 256) sent left, for categorical splits.
-    left_categories: Option<[u64; 4]>,
 }
 
 fn bitset(codes: &[i64], what: &str) -> Result<[u64; 4]> {
@@ -124,12 +98,8 @@ fn bitset(codes: &[i64], what: &str) -> Result<[u64; 4]> {
     Ok(bits)
 }
 
-fn in_bitset(bits: &[u64; 4], code: usize) -> bool {
-    code < 256 && bits[code / 64] & (1 << (code % 64)) != 0
-}
-
 impl HistTree {
-    fn compile(doc: PredictorDoc, n_features: usize) -> Result<HistTree> {
+    fn compile(doc: PredictorDoc, n_features: usize, known: &[Option<[u64; 4]>]) -> Result<HistTree> {
         let len = doc.value.len();
         let lens = [
             doc.feature.len(),
@@ -144,64 +114,28 @@ impl HistTree {
         if len == 0 || lens.iter().any(|&l| l != len) {
             return Err(corrupt("predictor arrays differ in length".into()));
         }
-        let mut nodes = Vec::with_capacity(len);
+        let mut splits = Vec::with_capacity(len);
         for n in 0..len {
             if doc.is_leaf[n] {
-                let split = Split { feature: 0, threshold: 0.0, left: LEAF, right: LEAF, missing_left: false };
-                nodes.push(HistSplit { split, leaf: true, left_categories: None });
+                splits.push(walk::Split::Leaf);
                 continue;
             }
-            let left_categories = if doc.is_categorical[n] {
+            let (f, left, right) =
+                (feature(doc.feature[n], n_features, n)?, child(doc.left[n], n, len)?, child(doc.right[n], n, len)?);
+            let nan_left = doc.missing_go_to_left[n];
+            splits.push(if doc.is_categorical[n] {
                 let codes = doc.left_categories[n]
                     .as_deref()
                     .ok_or_else(|| corrupt(format!("categorical node {n} without left_categories")))?;
-                Some(bitset(codes, "left_categories")?)
+                let rule =
+                    walk::CategoryRule::Hist { left: bitset(codes, "left_categories")?, known: known[f as usize] };
+                walk::Split::Categorical { feature: f, rule, nan_left, left, right }
             } else {
-                None
-            };
-            let split = Split {
-                feature: feature(doc.feature[n], n_features, n)?,
-                threshold: doc.num_threshold[n],
-                left: child(doc.left[n], n, len)?,
-                right: child(doc.right[n], n, len)?,
-                missing_left: doc.missing_go_to_left[n],
-            };
-            nodes.push(HistSplit { split, leaf: false, left_categories });
+                let threshold = doc.num_threshold[n];
+                walk::Split::Numerical { feature: f, threshold, nan_left, zero_left: 0.0 <= threshold, left, right }
+            });
         }
-        Ok(HistTree { nodes, values: doc.value })
-    }
-
-    /// The leaf value for row `x` (float64, no cast).
-    #[inline]
-    fn leaf(&self, x: &[f64], known: &[Option<[u64; 4]>]) -> f64 {
-        let mut n = 0usize;
-        loop {
-            let node = &self.nodes[n];
-            if node.leaf {
-                return self.values[n];
-            }
-            let s = &node.split;
-            let v = x[s.feature as usize];
-            let left = if v.is_nan() {
-                s.missing_left
-            } else if let Some(bits) = &node.left_categories {
-                if v < 0.0 {
-                    s.missing_left
-                } else {
-                    let code = v as usize;
-                    if in_bitset(bits, code) {
-                        true
-                    } else if known[s.feature as usize].as_ref().is_some_and(|k| in_bitset(k, code)) {
-                        false
-                    } else {
-                        s.missing_left
-                    }
-                }
-            } else {
-                v <= s.threshold
-            };
-            n = if left { s.left } else { s.right } as usize;
-        }
+        Ok(HistTree { walk: walk::Tree::new(splits), values: doc.value })
     }
 }
 
@@ -230,11 +164,31 @@ impl Link {
 /// A compiled classifier.
 #[derive(Debug, Clone)]
 pub(crate) enum Classifier {
-    Logistic { coef: Vec<Vec<f64>>, intercept: Vec<f64> },
-    Tree { tree: Tree, accepts_nan: bool },
-    Forest { trees: Vec<Tree>, accepts_nan: bool },
-    Boosting { link: Link, init: Vec<f64>, learning_rate: f64, stages: Vec<Vec<Tree>> },
-    Hist { link: Link, baseline: Vec<f64>, known: Vec<Option<[u64; 4]>>, iterations: Vec<Vec<HistTree>> },
+    Logistic {
+        coef: Vec<Vec<f64>>,
+        intercept: Vec<f64>,
+    },
+    Tree {
+        tree: Tree,
+        accepts_nan: bool,
+    },
+    Forest {
+        trees: Vec<Tree>,
+        accepts_nan: bool,
+    },
+    /// Stages' trees in order, `init.len()` per stage (one per raw score).
+    Boosting {
+        link: Link,
+        init: Vec<f64>,
+        learning_rate: f64,
+        trees: Vec<Tree>,
+    },
+    /// Iterations' trees in order, `baseline.len()` per iteration.
+    Hist {
+        link: Link,
+        baseline: Vec<f64>,
+        trees: Vec<HistTree>,
+    },
     LightGbm(super::lightgbm::LightGbm),
     XgBoost(super::xgboost::XgBoost),
 }
@@ -284,14 +238,14 @@ impl Classifier {
             ClassifierDoc::GradientBoosting { n_features, link, init_raw, learning_rate, stages } => {
                 let link = Link::parse(&link)?;
                 check_raw("gradient_boosting init_raw", init_raw.len(), link)?;
-                let stages = stages
-                    .into_iter()
-                    .map(|stage| {
-                        check_raw("gradient_boosting stage", stage.len(), link)?;
-                        stage.into_iter().map(|t| Tree::compile(t, n_features, 1)).collect::<Result<Vec<_>>>()
-                    })
-                    .collect::<Result<_>>()?;
-                (Classifier::Boosting { link, init: init_raw, learning_rate, stages }, n_features)
+                let mut trees = Vec::new();
+                for stage in stages {
+                    check_raw("gradient_boosting stage", stage.len(), link)?;
+                    for t in stage {
+                        trees.push(Tree::compile(t, n_features, 1)?);
+                    }
+                }
+                (Classifier::Boosting { link, init: init_raw, learning_rate, trees }, n_features)
             }
             ClassifierDoc::HistGradientBoosting { n_features, link, baseline, known_categories, iterations } => {
                 let link = Link::parse(&link)?;
@@ -302,15 +256,15 @@ impl Classifier {
                 let known = known_categories
                     .iter()
                     .map(|k| k.as_deref().map(|codes| bitset(codes, "known_categories")).transpose())
-                    .collect::<Result<_>>()?;
-                let iterations = iterations
-                    .into_iter()
-                    .map(|it| {
-                        check_raw("hist_gradient_boosting iteration", it.len(), link)?;
-                        it.into_iter().map(|p| HistTree::compile(p, n_features)).collect::<Result<Vec<_>>>()
-                    })
-                    .collect::<Result<_>>()?;
-                (Classifier::Hist { link, baseline, known, iterations }, n_features)
+                    .collect::<Result<Vec<_>>>()?;
+                let mut trees = Vec::new();
+                for iteration in iterations {
+                    check_raw("hist_gradient_boosting iteration", iteration.len(), link)?;
+                    for p in iteration {
+                        trees.push(HistTree::compile(p, n_features, &known)?);
+                    }
+                }
+                (Classifier::Hist { link, baseline, trees }, n_features)
             }
             ClassifierDoc::Lightgbm(doc) => {
                 let (model, n_features) = super::lightgbm::LightGbm::compile(doc, n_classes)?;
@@ -375,22 +329,35 @@ impl Classifier {
                 }
             }
             Classifier::Tree { tree, .. } => {
-                for i in 0..rows {
-                    let out = &mut proba[i * n_classes..(i + 1) * n_classes];
-                    out.copy_from_slice(tree.leaf(row(i)));
-                    labels[i] = argmax(out);
+                let x = as_f32(x);
+                walk::each_leaf(
+                    std::slice::from_ref(tree),
+                    |t| &t.walk,
+                    &x,
+                    n_features,
+                    |_, i, leaf| {
+                        proba[i * n_classes..(i + 1) * n_classes].copy_from_slice(tree.values(leaf));
+                    },
+                );
+                for (i, label) in labels.iter_mut().enumerate() {
+                    *label = argmax(&proba[i * n_classes..(i + 1) * n_classes]);
                 }
             }
             Classifier::Forest { trees, .. } => {
                 proba.iter_mut().for_each(|p| *p = 0.0);
-                for tree in trees {
-                    for i in 0..rows {
-                        let leaf = tree.leaf(row(i));
-                        for (acc, v) in proba[i * n_classes..(i + 1) * n_classes].iter_mut().zip(leaf) {
+                let x = as_f32(x);
+                walk::each_leaf(
+                    trees,
+                    |t| &t.walk,
+                    &x,
+                    n_features,
+                    |t, i, leaf| {
+                        for (acc, v) in proba[i * n_classes..(i + 1) * n_classes].iter_mut().zip(trees[t].values(leaf))
+                        {
                             *acc += v;
                         }
-                    }
-                }
+                    },
+                );
                 let n = trees.len() as f64;
                 for i in 0..rows {
                     let out = &mut proba[i * n_classes..(i + 1) * n_classes];
@@ -398,33 +365,42 @@ impl Classifier {
                     labels[i] = argmax(out);
                 }
             }
-            Classifier::Boosting { link, init, learning_rate, stages } => {
+            Classifier::Boosting { link, init, learning_rate, trees } => {
                 let k = init.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| init.iter().copied()).collect();
-                for stage in stages {
-                    for (c, tree) in stage.iter().enumerate() {
-                        for i in 0..rows {
-                            let step = learning_rate * tree.leaf(row(i))[0];
-                            raw[i * k + c] += step;
-                        }
-                    }
-                }
+                let x = as_f32(x);
+                walk::each_leaf(
+                    trees,
+                    |t| &t.walk,
+                    &x,
+                    n_features,
+                    |t, i, leaf| {
+                        raw[i * k + t % k] += learning_rate * trees[t].values(leaf)[0];
+                    },
+                );
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
             }
-            Classifier::Hist { link, baseline, known, iterations } => {
+            Classifier::Hist { link, baseline, trees } => {
                 let k = baseline.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
-                for iteration in iterations {
-                    for (c, tree) in iteration.iter().enumerate() {
-                        for i in 0..rows {
-                            raw[i * k + c] += tree.leaf(row(i), known);
-                        }
-                    }
-                }
+                walk::each_leaf(
+                    trees,
+                    |t| &t.walk,
+                    x,
+                    n_features,
+                    |t, i, leaf| {
+                        raw[i * k + t % k] += trees[t].values[leaf as usize];
+                    },
+                );
                 finish(*link, &raw, k, proba, labels, |r| r > 0.0);
             }
         }
     }
+}
+
+/// scikit-learn's trees' input: features cast to float32.
+fn as_f32(x: &[f64]) -> Vec<f32> {
+    x.iter().map(|&v| v as f32).collect()
 }
 
 /// Raw scores to probabilities and labels; `positive` is the binary

@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+use super::walk;
+
 fn corrupt(reason: String) -> Error {
     Error::CorruptModel { reason: format!("lightgbm: {reason}") }
 }
@@ -60,25 +62,11 @@ enum Objective {
     MulticlassOva,
 }
 
-/// A split: numerical (`value <= threshold`) or categorical (the codes
-/// going left, as a bitset).
-#[derive(Debug, Clone)]
-enum Split {
-    Numerical { threshold: f64, missing: Missing, default_left: bool },
-    Categorical { left: Vec<u64> },
-}
-
-#[derive(Debug, Clone)]
-struct Node {
-    feature: usize,
-    split: Split,
-    left: i64,
-    right: i64,
-}
-
+/// A tree: splits `0..n`, then its `n + 1` leaves as nodes `n..=2n`.
 #[derive(Debug, Clone)]
 struct Tree {
-    nodes: Vec<Node>,
+    walk: walk::Tree<f64>,
+    splits: usize,
     leaves: Vec<f64>,
 }
 
@@ -120,7 +108,9 @@ impl Tree {
         // Every internal node but the root and every leaf has one parent,
         // and an internal child follows its parent: no loop, no sharing.
         let (mut internal_parents, mut leaf_parents) = (vec![0u8; n], vec![0u8; n + 1]);
-        let mut nodes = Vec::with_capacity(n);
+        let mut splits = Vec::with_capacity(2 * n + 1);
+        // A child: a split index, or !leaf (leaf `l` is node `n + l`).
+        let node = |c: i64| if c >= 0 { c as u32 } else { (n as i64 + !c) as u32 };
         for i in 0..n {
             for child in [doc.left_child[i], doc.right_child[i]] {
                 let seen = match usize::try_from(child) {
@@ -137,70 +127,45 @@ impl Tree {
             if feature >= n_features {
                 return Err(corrupt(format!("node {i} splits on feature {feature} of {n_features}")));
             }
-            let split = match (&doc.categories_left[i], doc.threshold[i]) {
+            let (feature, left, right) = (feature as u32, node(doc.left_child[i]), node(doc.right_child[i]));
+            splits.push(match (&doc.categories_left[i], doc.threshold[i]) {
                 (Some(codes), _) => {
                     let top = codes.iter().copied().max().unwrap_or(0);
                     if codes.iter().any(|&c| c < 0) || top >= 1 << 31 {
                         return Err(corrupt(format!("node {i} has a category code out of range")));
                     }
-                    let mut left = vec![0u64; (top as usize) / 64 + 1];
+                    let mut bits = vec![0u64; (top as usize) / 64 + 1];
                     for &c in codes {
-                        left[c as usize / 64] |= 1 << (c % 64);
+                        bits[c as usize / 64] |= 1 << (c % 64);
                     }
-                    Split::Categorical { left }
+                    let rule = walk::CategoryRule::LightGbm { left: bits };
+                    walk::Split::Categorical { feature, rule, nan_left: false, left, right }
                 }
                 (None, Some(threshold)) if !threshold.is_nan() => {
-                    Split::Numerical { threshold, missing: doc.missing_type[i], default_left: doc.default_left[i] }
+                    // LightGBM's missing types: None reads NaN as 0; Zero
+                    // sends 0 (and NaN, read as 0) the default way; NaN
+                    // sends NaN the default way.
+                    let default_left = doc.default_left[i];
+                    let (nan_left, zero_left) = match doc.missing_type[i] {
+                        Missing::None => (0.0 <= threshold, 0.0 <= threshold),
+                        Missing::Zero => (default_left, default_left),
+                        Missing::NaN => (default_left, 0.0 <= threshold),
+                    };
+                    walk::Split::Numerical { feature, threshold, nan_left, zero_left, left, right }
                 }
                 (None, _) => return Err(corrupt(format!("node {i} has neither a threshold nor categories"))),
-            };
-            nodes.push(Node { feature, split, left: doc.left_child[i], right: doc.right_child[i] });
+            });
         }
         let single = |counts: &[u8], skip_root: bool| counts.iter().skip(usize::from(skip_root)).all(|&c| c == 1);
         if n > 0 && !(internal_parents[0] == 0 && single(&internal_parents, true) && single(&leaf_parents, false)) {
             return Err(corrupt("a tree node or leaf has no parent or two".into()));
         }
-        Ok(Tree { nodes, leaves: doc.leaf_value })
+        splits.extend((0..=n).map(|_| walk::Split::Leaf));
+        Ok(Tree { walk: walk::Tree::new(splits), splits: n, leaves: doc.leaf_value })
     }
 
-    /// LightGBM's `Tree::Predict` for one row.
-    fn leaf(&self, row: &[f64]) -> f64 {
-        if self.nodes.is_empty() {
-            return self.leaves[0];
-        }
-        let mut i = 0usize;
-        loop {
-            let node = &self.nodes[i];
-            let v = row[node.feature];
-            let left = match &node.split {
-                Split::Numerical { threshold, missing, default_left } => {
-                    let v = if v.is_nan() && *missing != Missing::NaN { 0.0 } else { v };
-                    if (*missing == Missing::Zero && v.abs() <= ZERO_THRESHOLD)
-                        || (*missing == Missing::NaN && v.is_nan())
-                    {
-                        *default_left
-                    } else {
-                        v <= *threshold
-                    }
-                }
-                Split::Categorical { left } => {
-                    // NaN goes right; a code truncates toward zero (-0.5 is
-                    // category 0), and a negative one goes right.
-                    let c = v as i64;
-                    !v.is_nan()
-                        && c >= 0
-                        && usize::try_from(c / 64)
-                            .ok()
-                            .and_then(|w| left.get(w))
-                            .is_some_and(|word| word & (1 << (c % 64)) != 0)
-                }
-            };
-            let child = if left { node.left } else { node.right };
-            match usize::try_from(child) {
-                Ok(next) => i = next,
-                Err(_) => return self.leaves[(!child) as usize],
-            }
-        }
+    fn leaf_value(&self, node: u32) -> f64 {
+        self.leaves[node as usize - self.splits]
     }
 }
 
@@ -241,18 +206,33 @@ impl LightGbm {
     /// Probabilities and labels of `rows` rows, as `score_block`.
     pub(crate) fn score_block(&self, x: &[f64], n_features: usize, proba: &mut [f64], labels: &mut [usize]) {
         let n_classes = proba.len() / labels.len().max(1);
-        let mut row = vec![0.0; n_features];
-        let mut raw = vec![0.0; self.k];
+        // LightGBM's dense-row reader: an optional f32 cast, and values
+        // within kZeroThreshold of zero read as zero.
+        let rows: Vec<f64> = x
+            .iter()
+            .map(|&v| {
+                let v = if self.cast_f32 { f64::from(v as f32) } else { v };
+                if v.abs() <= ZERO_THRESHOLD {
+                    0.0
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let k = self.k;
+        let mut raw = vec![0.0; labels.len() * k];
+        walk::each_leaf(
+            &self.trees,
+            |t| &t.walk,
+            &rows,
+            n_features,
+            |t, i, leaf| {
+                raw[i * k + t % k] += self.trees[t].leaf_value(leaf);
+            },
+        );
         let iterations = (self.trees.len() / self.k) as f64;
         for (i, label) in labels.iter_mut().enumerate() {
-            for (r, &v) in row.iter_mut().zip(&x[i * n_features..(i + 1) * n_features]) {
-                let v = if self.cast_f32 { f64::from(v as f32) } else { v };
-                *r = if v.abs() <= ZERO_THRESHOLD { 0.0 } else { v };
-            }
-            raw.iter_mut().for_each(|r| *r = 0.0);
-            for (t, tree) in self.trees.iter().enumerate() {
-                raw[t % self.k] += tree.leaf(&row);
-            }
+            let raw = &mut raw[i * k..(i + 1) * k];
             if self.average_output && iterations > 0.0 {
                 raw.iter_mut().for_each(|r| *r /= iterations);
             }
@@ -267,14 +247,14 @@ impl LightGbm {
                     // LightGBM's Common::Softmax: sequential max and sum.
                     let max = raw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let mut total = 0.0;
-                    for (o, &r) in out.iter_mut().zip(&raw) {
+                    for (o, &r) in out.iter_mut().zip(raw.iter()) {
                         *o = (r - max).exp();
                         total += *o;
                     }
                     out.iter_mut().for_each(|o| *o /= total);
                 }
                 Objective::MulticlassOva => {
-                    for (o, &r) in out.iter_mut().zip(&raw) {
+                    for (o, &r) in out.iter_mut().zip(raw.iter()) {
                         *o = 1.0 / (1.0 + (-self.sigmoid * r).exp());
                     }
                 }

@@ -166,9 +166,24 @@ impl Transform {
         match self {
             Transform::Pipeline(steps) => steps.iter().fold(columns, |cols, step| step.apply(cols, problems)),
             Transform::Columns { branches, .. } => {
+                // A column selected once (the usual case) is moved, not copied.
+                let mut uses = vec![0usize; columns.len()];
+                branches.iter().flat_map(|b| &b.columns).for_each(|&c| uses[c] += 1);
+                let mut columns: Vec<Option<Column>> = columns.into_iter().map(Some).collect();
                 let mut out = Vec::new();
                 for branch in branches {
-                    let picked: Vec<Column> = branch.columns.iter().map(|&c| columns[c].clone()).collect();
+                    let picked: Vec<Column> = branch
+                        .columns
+                        .iter()
+                        .filter_map(|&c| {
+                            uses[c] -= 1;
+                            if uses[c] == 0 {
+                                columns[c].take()
+                            } else {
+                                columns[c].clone()
+                            }
+                        })
+                        .collect();
                     match &branch.node {
                         Some(node) => out.extend(node.apply(picked, problems)),
                         None => out.extend(picked),

@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+use super::walk;
+
 fn corrupt(reason: String) -> Error {
     Error::CorruptModel { reason: format!("xgboost: {reason}") }
 }
@@ -37,17 +39,12 @@ struct TreeDoc {
     categories_right: Vec<Option<Vec<i64>>>,
 }
 
-#[derive(Debug, Clone)]
-enum Node {
-    Leaf(f32),
-    Numerical { feature: usize, threshold: f32, default_left: bool, left: usize, right: usize },
-    Categorical { feature: usize, right_codes: Vec<u64>, default_left: bool, left: usize, right: usize },
-}
-
+/// A tree: the walk, and each node's value (leaves'; 0 elsewhere).
 #[derive(Debug, Clone)]
 struct Tree {
     group: usize,
-    nodes: Vec<Node>,
+    walk: walk::Tree<f32>,
+    values: Vec<f32>,
 }
 
 /// A compiled XGBoost classifier.
@@ -93,11 +90,11 @@ impl Tree {
         let mut parents = vec![0u8; n];
         let mut reached = vec![false; n];
         reached[0] = true;
-        let mut nodes = Vec::with_capacity(n);
+        let (mut splits, mut values) = (Vec::with_capacity(n), vec![0f32; n]);
         for i in 0..n {
             let (l, r) = (doc.left[i], doc.right[i]);
             if !reached[i] {
-                nodes.push(Node::Leaf(0.0));
+                splits.push(walk::Split::Leaf);
                 continue;
             }
             if l == -1 && r == -1 {
@@ -105,7 +102,8 @@ impl Tree {
                 if !leaf.is_finite() {
                     return Err(corrupt("a leaf value is not finite".into()));
                 }
-                nodes.push(Node::Leaf(leaf));
+                values[i] = leaf;
+                splits.push(walk::Split::Leaf);
                 continue;
             }
             let child = |c: i64| usize::try_from(c).ok().filter(|&c| c > i && c < n);
@@ -123,8 +121,10 @@ impl Tree {
             if feature >= n_features {
                 return Err(corrupt(format!("node {i} splits on feature {feature} of {n_features}")));
             }
-            let default_left = doc.default_left[i];
-            nodes.push(match &doc.categories_right[i] {
+            // Missing values (NaN, or the model's `missing`, read as NaN) go
+            // the default way.
+            let (feature, nan_left, left, right) = (feature as u32, doc.default_left[i], left as u32, right as u32);
+            splits.push(match &doc.categories_right[i] {
                 Some(codes) => {
                     if codes.iter().any(|&c| !(0..1 << 24).contains(&c)) {
                         return Err(corrupt(format!("node {i} has a category code out of range")));
@@ -134,60 +134,24 @@ impl Tree {
                     for &c in codes {
                         right_codes[c as usize / 64] |= 1 << (c % 64);
                     }
-                    Node::Categorical { feature, right_codes, default_left, left, right }
+                    let rule = walk::CategoryRule::XgBoost { right: right_codes };
+                    walk::Split::Categorical { feature, rule, nan_left, left, right }
                 }
                 None => {
                     let threshold = f32_exact("a threshold", doc.value[i])?;
                     if threshold.is_nan() {
                         return Err(corrupt(format!("node {i} has a NaN threshold")));
                     }
-                    Node::Numerical { feature, threshold, default_left, left, right }
+                    // XGBoost goes left on x < threshold.
+                    let (zero_left, threshold) = (0.0 < threshold, walk::f32_below(threshold));
+                    walk::Split::Numerical { feature, threshold, nan_left, zero_left, left, right }
                 }
             });
         }
         if parents[0] != 0 || parents.iter().any(|&p| p > 1) {
             return Err(corrupt("a tree node has two parents, or the root has one".into()));
         }
-        Ok(Tree { group: doc.group, nodes })
-    }
-
-    /// XGBoost's `GetNextNode` walk for one f32 row.
-    fn leaf(&self, row: &[f32], missing: Option<f32>) -> f32 {
-        let mut i = 0;
-        loop {
-            let (feature, default_left, left, right) = match &self.nodes[i] {
-                Node::Leaf(v) => return *v,
-                Node::Numerical { feature, default_left, left, right, .. }
-                | Node::Categorical { feature, default_left, left, right, .. } => {
-                    (*feature, *default_left, *left, *right)
-                }
-            };
-            let x = row[feature];
-            i = if x.is_nan() || missing == Some(x) {
-                if default_left {
-                    left
-                } else {
-                    right
-                }
-            } else {
-                let go_left = match &self.nodes[i] {
-                    Node::Numerical { threshold, .. } => x < *threshold,
-                    // Negative or too large for a category: left; listed: right.
-                    Node::Categorical { right_codes, .. } => {
-                        !(0.0..16_777_216.0).contains(&x) || {
-                            let c = x as usize;
-                            right_codes.get(c / 64).is_none_or(|word| word & (1 << (c % 64)) == 0)
-                        }
-                    }
-                    Node::Leaf(_) => unreachable!("leaves return above"),
-                };
-                if go_left {
-                    left
-                } else {
-                    right
-                }
-            };
-        }
+        Ok(Tree { group: doc.group, walk: walk::Tree::new(splits), values })
     }
 }
 
@@ -219,22 +183,38 @@ impl XgBoost {
     /// Probabilities and labels of `rows` rows, as `score_block`.
     pub(crate) fn score_block(&self, x: &[f64], n_features: usize, proba: &mut [f64], labels: &mut [usize]) {
         let n_classes = proba.len() / labels.len().max(1);
-        let mut row = vec![0f32; n_features];
-        let mut margin = self.base_margin.clone();
-        let mut exps = vec![0f32; margin.len()];
+        // XGBoost's input: f32, the model's `missing` value read as NaN.
+        let rows: Vec<f32> = x
+            .iter()
+            .map(|&v| {
+                let v = v as f32;
+                if self.missing == Some(v) {
+                    f32::NAN
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let k = self.base_margin.len();
+        let mut margins: Vec<f32> = (0..labels.len()).flat_map(|_| self.base_margin.iter().copied()).collect();
+        walk::each_leaf(
+            &self.trees,
+            |t| &t.walk,
+            &rows,
+            n_features,
+            |t, i, leaf| {
+                let tree = &self.trees[t];
+                margins[i * k + tree.group] += tree.values[leaf as usize];
+            },
+        );
+        let mut exps = vec![0f32; k];
         for (i, label) in labels.iter_mut().enumerate() {
-            for (r, &v) in row.iter_mut().zip(&x[i * n_features..(i + 1) * n_features]) {
-                *r = v as f32;
-            }
-            margin.copy_from_slice(&self.base_margin);
-            for tree in &self.trees {
-                margin[tree.group] += tree.leaf(&row, self.missing);
-            }
+            let margin = &margins[i * k..(i + 1) * k];
             let out = &mut proba[i * n_classes..(i + 1) * n_classes];
             if self.softprob {
                 let wmax = margin.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut wsum = 0f64;
-                for (e, &m) in exps.iter_mut().zip(&margin) {
+                for (e, &m) in exps.iter_mut().zip(margin) {
                     *e = (m - wmax).exp();
                     wsum += f64::from(*e);
                 }

@@ -1,0 +1,408 @@
+//! One tree walker for every tree model (scikit-learn's trees, forests and
+//! boosting, histogram boosting, LightGBM, XGBoost). Each library's split
+//! rule is compiled into one form, `x <= threshold` on prepared features
+//! with a direction for NaN and one for zero, so the walk has no
+//! per-library branch; categorical splits keep their library's rule.
+//!
+//! Speed: a walk is a chain of dependent loads, and a branch per level
+//! that the CPU mispredicts about half the time. So `LANES` walks run in
+//! lock step, branch-free: eight rows through one tree (batches), or one
+//! row through eight trees (a single applicant); leaves point to
+//! themselves, so a finished walk simply stays put until all are done.
+//! Every row still adds its trees' values in model order: results are the
+//! same bits as a one-by-one walk.
+
+/// One step from node `i` for `row`. The common node (numerical, zero
+/// going the way `0 <= threshold` sends it) costs two comparisons and no
+/// branch; categorical and zero-as-missing nodes take the slow path.
+#[inline(always)]
+fn step<T: Value>(nodes: &[Node<T>], rules: &[CategoryRule], i: u32, row: &[T]) -> (u32, bool) {
+    let node = &nodes[i as usize];
+    let x = row.get(node.feature as usize).copied().unwrap_or(T::ZERO);
+    let nan_left = node.flags & NAN_LEFT != 0;
+    let go_left = if node.flags & SLOW == 0 {
+        (x <= node.threshold) | (x.is_nan() & nan_left)
+    } else if node.flags & CATEGORICAL != 0 {
+        rules[node.rule as usize].goes_left(x.to_f64(), nan_left)
+    } else if x == T::ZERO {
+        node.flags & ZERO_LEFT != 0
+    } else {
+        (x <= node.threshold) | (x.is_nan() & nan_left)
+    };
+    (node.children[usize::from(!go_left)], node.flags & LEAF != 0)
+}
+
+/// Walks run together.
+const LANES: usize = 8;
+
+/// A feature value type: f32 (scikit-learn's trees cast to it, XGBoost
+/// computes in it) or f64 (histogram boosting, LightGBM).
+pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync {
+    const ZERO: Self;
+    fn is_nan(self) -> bool;
+    fn to_f64(self) -> f64;
+}
+
+impl Value for f32 {
+    const ZERO: f32 = 0.0;
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Value for f64 {
+    const ZERO: f64 = 0.0;
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+const LEAF: u8 = 1;
+const NAN_LEFT: u8 = 2;
+const ZERO_LEFT: u8 = 4;
+const CATEGORICAL: u8 = 8;
+/// Zero goes where `0 <= threshold` would not send it (LightGBM's zero as missing).
+const ZERO_SPECIAL: u8 = 16;
+const SLOW: u8 = CATEGORICAL | ZERO_SPECIAL;
+
+fn bit(set: bool, flag: u8) -> u8 {
+    if set {
+        flag
+    } else {
+        0
+    }
+}
+
+/// One node. A leaf's children are itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Node<T> {
+    threshold: T,
+    feature: u32,
+    /// Left, right.
+    children: [u32; 2],
+    /// Index into the tree's categorical rules (categorical nodes).
+    rule: u32,
+    flags: u8,
+}
+
+/// How a categorical node sends a value, by library.
+#[derive(Debug, Clone)]
+pub(crate) enum CategoryRule {
+    /// Histogram boosting: negative is missing; a listed code goes left, a
+    /// code known to the feature goes right, any other is missing.
+    Hist { left: [u64; 4], known: Option<[u64; 4]> },
+    /// LightGBM: NaN and negative codes go right; the code truncates toward
+    /// zero; a listed code goes left.
+    LightGbm { left: Vec<u64> },
+    /// XGBoost: values outside 0..2^24 go left, listed codes right.
+    XgBoost { right: Vec<u64> },
+}
+
+fn in_bits(bits: &[u64], code: usize) -> bool {
+    bits.get(code / 64).is_some_and(|w| w & (1 << (code % 64)) != 0)
+}
+
+impl CategoryRule {
+    fn goes_left(&self, x: f64, nan_left: bool) -> bool {
+        match self {
+            CategoryRule::Hist { left, known } => {
+                if x.is_nan() || x < 0.0 {
+                    nan_left
+                } else if in_bits(left, x as usize) {
+                    true
+                } else if known.as_ref().is_some_and(|k| in_bits(k, x as usize)) {
+                    false
+                } else {
+                    nan_left
+                }
+            }
+            CategoryRule::LightGbm { left } => {
+                let c = x as i64;
+                !x.is_nan() && c >= 0 && usize::try_from(c).is_ok_and(|c| in_bits(left, c))
+            }
+            CategoryRule::XgBoost { right } => {
+                if x.is_nan() {
+                    nan_left
+                } else {
+                    !(0.0..16_777_216.0).contains(&x) || !in_bits(right, x as usize)
+                }
+            }
+        }
+    }
+}
+
+/// A compiled tree: nodes (root first) and its categorical rules.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tree<T> {
+    nodes: Vec<Node<T>>,
+    rules: Vec<CategoryRule>,
+    /// The deepest leaf's depth (the root's is 0).
+    depth: usize,
+}
+
+/// What a node of the compiled tree is. The caller has checked every
+/// index (children inside the tree, features inside the row).
+pub(crate) enum Split<T> {
+    /// A leaf (its values are the caller's, by node index).
+    Leaf,
+    /// `x <= threshold` goes left; NaN goes `nan_left`; an exact zero goes
+    /// `zero_left` (LightGBM's zero-as-missing; elsewhere `0 <= threshold`).
+    Numerical { feature: u32, threshold: T, nan_left: bool, zero_left: bool, left: u32, right: u32 },
+    /// A categorical node; NaN goes `nan_left` unless the rule says otherwise.
+    Categorical { feature: u32, rule: CategoryRule, nan_left: bool, left: u32, right: u32 },
+}
+
+impl<T: Value> Tree<T> {
+    /// Builds the tree from its nodes in index order.
+    pub(crate) fn new(splits: impl IntoIterator<Item = Split<T>>) -> Tree<T> {
+        let mut tree = Tree { nodes: Vec::new(), rules: Vec::new(), depth: 0 };
+        for split in splits {
+            let i = tree.nodes.len() as u32;
+            let node = match split {
+                Split::Leaf => Node { threshold: T::ZERO, feature: 0, children: [i, i], rule: 0, flags: LEAF },
+                Split::Numerical { feature, threshold, nan_left, zero_left, left, right } => Node {
+                    threshold,
+                    feature,
+                    children: [left, right],
+                    rule: 0,
+                    flags: bit(nan_left, NAN_LEFT)
+                        | bit(zero_left, ZERO_LEFT)
+                        | bit(zero_left != (T::ZERO <= threshold), ZERO_SPECIAL),
+                },
+                Split::Categorical { feature, rule, nan_left, left, right } => {
+                    tree.rules.push(rule);
+                    let rule = tree.rules.len() as u32 - 1;
+                    let flags = CATEGORICAL | bit(nan_left, NAN_LEFT);
+                    Node { threshold: T::ZERO, feature, children: [left, right], rule, flags }
+                }
+            };
+            tree.nodes.push(node);
+        }
+        // Children come after their parents (every caller checks it).
+        let mut depth = vec![0usize; tree.nodes.len()];
+        for (i, node) in tree.nodes.iter().enumerate() {
+            let below = depth[i] + 1;
+            for &c in &node.children {
+                if let Some(d) = depth.get_mut(c as usize).filter(|_| c as usize > i) {
+                    *d = below;
+                }
+            }
+        }
+        tree.depth = depth.into_iter().max().unwrap_or(0);
+        tree
+    }
+
+    /// One step from node `i` for `row`: the next node (itself at a leaf).
+    #[inline(always)]
+    fn step(&self, i: u32, row: &[T]) -> (u32, bool) {
+        step(&self.nodes, &self.rules, i, row)
+    }
+
+    /// The leaf `row` reaches, one walk alone.
+    #[cfg(test)]
+    pub(crate) fn leaf(&self, row: &[T]) -> u32 {
+        let mut i = 0;
+        loop {
+            let (next, leaf) = self.step(i, row);
+            if leaf {
+                return i;
+            }
+            i = next;
+        }
+    }
+}
+
+/// Runs `n` walks, job `j` being `job(j)` (a tree and a row), `LANES` at
+/// a time: a lane that reaches its leaf reports it (`done(j, leaf)`) and
+/// takes the next job, so no lane waits for the deepest walk.
+#[inline(always)]
+fn run<'a, T: Value + 'a>(n: usize, job: impl Fn(usize) -> (&'a Tree<T>, &'a [T]), mut done: impl FnMut(usize, u32)) {
+    let first = LANES.min(n);
+    let mut jobs = [usize::MAX; LANES];
+    let mut at = [0u32; LANES];
+    let mut lanes: [(&Tree<T>, &[T]); LANES] = std::array::from_fn(|l| job(l.min(first.saturating_sub(1))));
+    for (l, j) in jobs.iter_mut().enumerate().take(first) {
+        *j = l;
+    }
+    let (mut next, mut active) = (first, first);
+    while active > 0 {
+        for l in 0..LANES {
+            if jobs[l] == usize::MAX {
+                continue;
+            }
+            let (tree, row) = lanes[l];
+            let (step, leaf) = tree.step(at[l], row);
+            if !leaf {
+                at[l] = step;
+                continue;
+            }
+            done(jobs[l], at[l]);
+            if next < n {
+                jobs[l] = next;
+                lanes[l] = job(next);
+                at[l] = 0;
+                next += 1;
+            } else {
+                jobs[l] = usize::MAX;
+                active -= 1;
+            }
+        }
+    }
+}
+
+/// Trees at most this deep are walked a fixed number of steps, with no
+/// test for the end (leaves point to themselves); deeper ones (forests'
+/// unpruned trees) end each walk at its leaf and start the next.
+const FIXED_DEPTH: usize = 12;
+
+/// `depth` steps of each lane, interleaved: the lanes' leaves.
+#[inline(always)]
+fn fixed<T: Value>(trees: [&Tree<T>; LANES], rows: [&[T]; LANES], depth: usize) -> [u32; LANES] {
+    let mut at = [0u32; LANES];
+    for _ in 0..depth {
+        for l in 0..LANES {
+            at[l] = trees[l].step(at[l], rows[l]).0;
+        }
+    }
+    at
+}
+
+/// `fixed` for lanes that share one tree (its arrays loaded once).
+#[inline(always)]
+fn fixed_rows<T: Value>(tree: &Tree<T>, rows: [&[T]; LANES]) -> [u32; LANES] {
+    let (nodes, rules) = (&tree.nodes[..], &tree.rules[..]);
+    let mut at = [0u32; LANES];
+    for _ in 0..tree.depth {
+        for l in 0..LANES {
+            at[l] = step(nodes, rules, at[l], rows[l]).0;
+        }
+    }
+    at
+}
+
+/// Calls `visit(tree, row, leaf)` for every tree and row of `x` (row-major,
+/// `width` wide), each row's trees in order. Many rows: the rows go through
+/// one tree, then the next; few: each row's trees are walked together.
+pub(crate) fn each_leaf<W, T: Value>(
+    trees: &[W],
+    tree: impl Fn(&W) -> &Tree<T>,
+    x: &[T],
+    width: usize,
+    mut visit: impl FnMut(usize, usize, u32),
+) {
+    let rows = x.len().checked_div(width).unwrap_or(0);
+    let row = |i: usize| &x[i * width..(i + 1) * width];
+    if rows >= LANES {
+        for (t, w) in trees.iter().enumerate() {
+            let walk = tree(w);
+            if walk.depth > FIXED_DEPTH {
+                run(rows, |r| (walk, row(r)), |r, leaf| visit(t, r, leaf));
+                continue;
+            }
+            for start in (0..rows).step_by(LANES) {
+                // The last group repeats its last row to fill the lanes.
+                let lane_rows = std::array::from_fn(|l| row((start + l).min(rows - 1)));
+                let leaves = fixed_rows(walk, lane_rows);
+                for (l, &leaf) in leaves.iter().enumerate().take(rows - start) {
+                    visit(t, start + l, leaf);
+                }
+            }
+        }
+    } else {
+        let mut leaves = vec![0u32; trees.len()];
+        let deep = trees.iter().any(|w| tree(w).depth > FIXED_DEPTH);
+        for r in 0..rows {
+            if deep {
+                run(trees.len(), |t| (tree(&trees[t]), row(r)), |t, leaf| leaves[t] = leaf);
+            } else {
+                for start in (0..trees.len()).step_by(LANES) {
+                    let lane_trees: [&Tree<T>; LANES] =
+                        std::array::from_fn(|l| tree(&trees[(start + l).min(trees.len() - 1)]));
+                    let depth = lane_trees.iter().map(|t| t.depth).max().unwrap_or(0);
+                    let found = fixed(lane_trees, [row(r); LANES], depth);
+                    for (l, &leaf) in found.iter().enumerate().take(trees.len() - start) {
+                        leaves[start + l] = leaf;
+                    }
+                }
+            }
+            for (t, &leaf) in leaves.iter().enumerate() {
+                visit(t, r, leaf);
+            }
+        }
+    }
+}
+
+/// The largest f32 not above `t`: `f64::from(x) <= t` is `x <= below(t)`
+/// for every f32 `x` (scikit-learn's trees cast features to f32 and
+/// compare them with f64 thresholds).
+pub(crate) fn f32_at_most(t: f64) -> f32 {
+    let c = t as f32;
+    if f64::from(c) > t {
+        c.next_down()
+    } else {
+        c
+    }
+}
+
+/// `x < t` as `x <= strictly_below(t)` for f32 `x` (XGBoost's rule); for
+/// `t = -inf` nothing is below, and a NaN threshold answers false.
+pub(crate) fn f32_below(t: f32) -> f32 {
+    if t == f32::NEG_INFINITY {
+        f32::NAN
+    } else {
+        t.next_down()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_keep_the_comparison() {
+        for t in [0.5f64, 0.1, -0.1, 1e-300, 3.4e38, 1e39, -1e39, 2.5, f64::INFINITY] {
+            let b = f32_at_most(t);
+            for x in [t as f32, (t as f32).next_up(), (t as f32).next_down(), 0.0, f32::INFINITY, f32::NEG_INFINITY] {
+                assert_eq!(f64::from(x) <= t, x <= b, "x {x} t {t}");
+            }
+        }
+        for t in [0.5f32, -0.1, 0.0, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE] {
+            let b = f32_below(t);
+            for x in [t, t.next_up(), t.next_down(), 0.0, f32::INFINITY, f32::NEG_INFINITY] {
+                assert_eq!(x < t, x <= b, "x {x} t {t}");
+            }
+        }
+    }
+
+    /// A stump on feature 0 at 0.5 (NaN right) over leaves 1 and 2.
+    fn stump() -> Tree<f64> {
+        Tree::new([
+            Split::Numerical { feature: 0, threshold: 0.5, nan_left: false, zero_left: true, left: 1, right: 2 },
+            Split::Leaf,
+            Split::Leaf,
+        ])
+    }
+
+    #[test]
+    fn lanes_agree_with_single_walks() {
+        let trees: Vec<Tree<f64>> = (0..11).map(|_| stump()).collect();
+        for rows in [1usize, 3, 8, 13] {
+            let x: Vec<f64> = (0..rows).map(|i| if i % 3 == 2 { f64::NAN } else { i as f64 * 0.3 }).collect();
+            let mut seen = Vec::new();
+            each_leaf(&trees, |t| t, &x, 1, |t, r, leaf| seen.push((r, t, leaf)));
+            seen.sort();
+            let expect: Vec<(usize, usize, u32)> = (0..rows)
+                .flat_map(|r| (0..11).map(move |t| (r, t)))
+                .map(|(r, t)| (r, t, stump().leaf(&x[r..=r])))
+                .collect();
+            assert_eq!(seen, expect);
+            assert!(expect.iter().all(|&(r, _, leaf)| leaf == if x[r] <= 0.5 { 1 } else { 2 }));
+        }
+    }
+}
