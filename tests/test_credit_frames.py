@@ -200,3 +200,12 @@ def test_names_cache_follows_the_frame(models: dict[str, Any]) -> None:
     X, _ = applicants(30, seed=4)
     for frame in (X, X[list(reversed(X.columns))], X.rename(columns={"amount": "amount_eur"}).assign(amount=X["amount"] * 2)):
         np.testing.assert_allclose(model.predict_proba(frame), pipeline.predict_proba(frame), rtol=0, atol=1e-12)
+
+
+def test_columns_the_model_does_not_use_are_not_read(models: dict[str, Any]) -> None:
+    """An extra column of a dtype the reader does not take leaves the Rust path on."""
+    pipeline, model = models["hist"]
+    X, _ = applicants(30, seed=5)
+    frame = X.assign(seen=pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(len(X)), unit="D"))
+    assert model._model.score_frame(frame) is not None
+    np.testing.assert_allclose(model.predict_proba(frame), pipeline.predict_proba(X), rtol=0, atol=1e-12)

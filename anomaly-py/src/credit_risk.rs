@@ -173,11 +173,7 @@ impl PyCreditModel {
     ) -> PyResult<Option<Scored<'py>>> {
         let wanted = |name: &str| self.model.columns().iter().any(|c| c.name == name);
         let Some(columns) = self.frames.read(frame, &wanted)? else { return Ok(None) };
-        let mut applicants = Applicants::new();
-        for (name, column) in columns {
-            applicants = applicants.column(name, column);
-        }
-        self.scored(py, applicants, n_threads).map(Some)
+        self.scored(py, Applicants::from_columns(columns), n_threads).map(Some)
     }
 
     /// Scores named columns: `(proba, label indices)`.

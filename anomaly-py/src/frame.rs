@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use anomaly_core::credit_risk::{Cell, ColumnData};
 use numpy::{PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple, PyType};
 
@@ -64,21 +65,27 @@ impl FrameReader {
         frame: &Bound<'_, PyAny>,
         wanted: &dyn Fn(&str) -> bool,
     ) -> PyResult<Option<Vec<(String, ColumnData)>>> {
-        let Ok(mgr) = frame.getattr("_mgr") else { return Ok(None) };
+        let Ok(mgr) = frame.getattr(intern!(frame.py(), "_mgr")) else { return Ok(None) };
         if self.kind(&mgr)? != Kind::BlockManager {
             return Ok(None);
         }
-        let names = match self.names(&mgr.getattr("items")?)? {
+        let names = match self.names(&mgr.getattr(intern!(mgr.py(), "items"))?, wanted)? {
             Some(names) => names,
             None => return Ok(None),
         };
-        let (Ok(blknos), Ok(blklocs)) = (mgr.getattr("blknos"), mgr.getattr("blklocs")) else { return Ok(None) };
+        let (Ok(blknos), Ok(blklocs)) =
+            (mgr.getattr(intern!(mgr.py(), "blknos")), mgr.getattr(intern!(mgr.py(), "blklocs")))
+        else {
+            return Ok(None);
+        };
         let (Ok(blknos), Ok(blklocs)) = (blknos.cast::<PyArray1<isize>>(), blklocs.cast::<PyArray1<isize>>()) else {
             return Ok(None);
         };
-        let (blknos, blklocs) = (blknos.readonly(), blklocs.readonly());
-        let (blknos, blklocs) = (blknos.as_slice()?, blklocs.as_slice()?);
-        let blocks = mgr.getattr("blocks")?;
+        // SAFETY (here and in `row`): the arrays are only read, with the
+        // GIL held and no Python code running, and copied before it is
+        // released; numpy's borrow tracking would cost more than the copy.
+        let (blknos, blklocs) = unsafe { (blknos.as_array().to_vec(), blklocs.as_array().to_vec()) };
+        let blocks = mgr.getattr(intern!(mgr.py(), "blocks"))?;
         let Ok(blocks) = blocks.cast::<PyTuple>() else { return Ok(None) };
         if blknos.len() != names.len() || blklocs.len() != names.len() {
             return Ok(None);
@@ -86,7 +93,7 @@ impl FrameReader {
         let mut values: Vec<Option<Bound<'_, PyAny>>> = vec![None; blocks.len()];
         let mut out = Vec::new();
         for (j, name) in names.iter().enumerate() {
-            let Some(name) = name.as_deref().filter(|n| wanted(n)) else { continue };
+            let Some(name) = name.as_deref() else { continue };
             let (Ok(b), Ok(loc)) = (usize::try_from(blknos[j]), usize::try_from(blklocs[j])) else { return Ok(None) };
             if b >= blocks.len() {
                 return Ok(None);
@@ -94,7 +101,7 @@ impl FrameReader {
             let block = match &values[b] {
                 Some(v) => v.clone(),
                 None => {
-                    let v = blocks.get_item(b)?.getattr("values")?;
+                    let v = blocks.get_item(b)?.getattr(intern!(blocks.py(), "values"))?;
                     values[b] = Some(v.clone());
                     v
                 }
@@ -107,10 +114,15 @@ impl FrameReader {
         Ok(Some(out))
     }
 
-    /// Column names (`None` for a name that is not a string), cached by the
-    /// identity of the Index's array, which `iloc` slices share.
-    fn names(&self, items: &Bound<'_, PyAny>) -> PyResult<Option<Arc<[Option<String>]>>> {
-        let key = items.getattr("_data").unwrap_or_else(|_| items.clone());
+    /// The wanted column names (`None` for others, and for a name that is
+    /// not a string), cached by the identity of the Index's array, which
+    /// `iloc` slices share (the reader serves one model: `wanted` is fixed).
+    fn names(
+        &self,
+        items: &Bound<'_, PyAny>,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> PyResult<Option<Arc<[Option<String>]>>> {
+        let key = items.getattr(intern!(items.py(), "_data")).unwrap_or_else(|_| items.clone());
         let mut cache = self.names.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((k, names)) = cache.as_ref() {
             if k.bind(items.py()).is(&key) {
@@ -118,9 +130,9 @@ impl FrameReader {
             }
         }
         let names: Arc<[Option<String>]> = items
-            .call_method0("tolist")?
+            .call_method0(intern!(items.py(), "tolist"))?
             .try_iter()?
-            .map(|n| n.map(|n| n.extract::<String>().ok()))
+            .map(|n| n.map(|n| n.extract::<String>().ok().filter(|n| wanted(n))))
             .collect::<PyResult<_>>()?;
         *cache = Some((key.unbind(), names.clone()));
         Ok(Some(names))
@@ -137,8 +149,8 @@ impl FrameReader {
         match self.kind(values)? {
             Kind::Categorical => self.categorical(values),
             Kind::Masked => {
-                let data = values.getattr("_data")?;
-                let mask = values.getattr("_mask")?;
+                let data = values.getattr(intern!(values.py(), "_data"))?;
+                let mask = values.getattr(intern!(values.py(), "_mask"))?;
                 let (Ok(data), Ok(mask)) = (data.cast::<PyUntypedArray>(), mask.cast::<PyArray1<bool>>()) else {
                     return Ok(None);
                 };
@@ -151,11 +163,11 @@ impl FrameReader {
                 v.iter_mut().zip(mask.iter()).filter(|(_, &m)| m).for_each(|(x, _)| *x = f64::NAN);
                 Ok(Some(ColumnData::Numbers(v)))
             }
-            Kind::NumpyBacked => match values.getattr("_ndarray")?.cast::<PyUntypedArray>() {
+            Kind::NumpyBacked => match values.getattr(intern!(values.py(), "_ndarray"))?.cast::<PyUntypedArray>() {
                 Ok(array) => numpy_row(array, 0),
                 Err(_) => Ok(None),
             },
-            Kind::Arrow => match values.getattr("_pa_array") {
+            Kind::Arrow => match values.getattr(intern!(values.py(), "_pa_array")) {
                 Ok(chunked) => arrow_column(&chunked),
                 Err(_) => Ok(None),
             },
@@ -181,7 +193,7 @@ impl FrameReader {
     /// A pandas Categorical: its codes and its dtype's labels (cached by the
     /// dtype, which slices share).
     fn categorical(&self, values: &Bound<'_, PyAny>) -> PyResult<Option<ColumnData>> {
-        let dtype = values.getattr("dtype")?;
+        let dtype = values.getattr(intern!(values.py(), "dtype"))?;
         let labels = {
             let cache = self.labels.lock().unwrap_or_else(|e| e.into_inner());
             cache.iter().find(|(k, _)| k.bind(values.py()).is(&dtype)).map(|(_, l)| l.clone())
@@ -189,7 +201,10 @@ impl FrameReader {
         let labels = match labels {
             Some(l) => l,
             None => {
-                let cells: Vec<CellArg> = dtype.getattr("categories")?.call_method0("tolist")?.extract()?;
+                let cells: Vec<CellArg> = dtype
+                    .getattr(intern!(dtype.py(), "categories"))?
+                    .call_method0(intern!(dtype.py(), "tolist"))?
+                    .extract()?;
                 let labels: Arc<[Cell]> = cells.into_iter().map(|c| c.0).collect();
                 let mut cache = self.labels.lock().unwrap_or_else(|e| e.into_inner());
                 if cache.len() >= LABEL_CACHE {
@@ -199,7 +214,7 @@ impl FrameReader {
                 labels
             }
         };
-        let codes = values.getattr("_codes")?;
+        let codes = values.getattr(intern!(values.py(), "_codes"))?;
         let Ok(codes) = codes.cast::<PyUntypedArray>() else { return Ok(None) };
         let Some(ColumnData::Numbers(codes)) = numpy_row(codes, 0)? else { return Ok(None) };
         Ok(Some(ColumnData::Coded { codes: codes.into_iter().map(|c| c as i64).collect(), labels: labels.to_vec() }))
@@ -250,12 +265,13 @@ fn row<T: numpy::Element + Clone>(array: &Bound<'_, PyUntypedArray>, loc: usize)
     match array.ndim() {
         1 if loc == 0 => {
             let Ok(a) = array.cast::<PyArray1<T>>() else { return Ok(None) };
-            Ok(Some(a.readonly().as_array().to_vec()))
+            // SAFETY: see `read`.
+            Ok(Some(unsafe { a.as_array() }.to_vec()))
         }
         2 => {
             let Ok(a) = array.cast::<PyArray2<T>>() else { return Ok(None) };
-            let a = a.readonly();
-            let a = a.as_array();
+            // SAFETY: see `read`.
+            let a = unsafe { a.as_array() };
             Ok((loc < a.nrows()).then(|| a.row(loc).to_vec()))
         }
         _ => Ok(None),
@@ -344,7 +360,7 @@ enum ArrowKind {
 /// `_pa_array`) read through `__arrow_c_stream__`: strings (utf8, large
 /// utf8) or f64/i64 numbers; `None` for other types.
 fn arrow_column(chunked: &Bound<'_, PyAny>) -> PyResult<Option<ColumnData>> {
-    let Ok(capsule) = chunked.call_method0("__arrow_c_stream__") else { return Ok(None) };
+    let Ok(capsule) = chunked.call_method0(intern!(chunked.py(), "__arrow_c_stream__")) else { return Ok(None) };
     let Ok(capsule) = capsule.cast::<PyCapsule>() else { return Ok(None) };
     let Ok(stream) = capsule.pointer_checked(Some(c"arrow_array_stream")) else { return Ok(None) };
     let stream = stream.as_ptr().cast::<ArrowArrayStream>();

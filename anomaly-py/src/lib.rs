@@ -7,6 +7,11 @@
 
 use pyo3::prelude::*;
 
+/// mimalloc for the extension's own allocations: small, short-lived
+/// vectors dominate one-applicant scoring (see anomaly-py/Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod consumption;
 mod credit_risk;
 mod errors;

@@ -131,6 +131,18 @@ impl Applicants {
         self
     }
 
+    /// Applicants from named columns (of a repeated name, the last counts).
+    pub fn from_columns(mut columns: Vec<(String, ColumnData)>) -> Self {
+        let mut keep: Vec<bool> = {
+            let mut seen = std::collections::HashSet::with_capacity(columns.len());
+            columns.iter().rev().map(|(n, _)| seen.insert(n.as_str())).collect()
+        };
+        keep.reverse();
+        let mut keep = keep.into_iter();
+        columns.retain(|_| keep.next().unwrap_or(false));
+        Applicants { columns }
+    }
+
     /// Number of rows (of the first column; all must agree).
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, c)| c.len())
