@@ -445,12 +445,12 @@ unsafe fn read_chunks(chunks: &[ArrowArray], kind: ArrowKind) -> ColumnData {
                             (*o.add(j) as usize, *o.add(j + 1) as usize)
                         }
                     };
-                    let bytes = std::slice::from_raw_parts(data.add(start), end.saturating_sub(start));
-                    // Arrow strings are UTF-8 by contract; a bad one reads as missing.
-                    std::str::from_utf8(bytes).ok()
+                    // Arrow strings are UTF-8 by contract; the core checks
+                    // each distinct one (a bad one reads as missing).
+                    Some(std::slice::from_raw_parts(data.add(start), end.saturating_sub(start)))
                 })
             });
-            ColumnData::from_strs(Exact(strings, rows))
+            ColumnData::from_utf8(Exact(strings, rows))
         }
     }
 }

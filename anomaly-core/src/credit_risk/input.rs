@@ -60,23 +60,48 @@ impl ColumnData {
 }
 
 impl ColumnData {
-    /// A text column (`None` = missing), as a DataFrame's string column or
-    /// an Arrow string array gives it: a few rows as cells, more
-    /// dictionary-encoded here (one hash per row, no string per row), so a
-    /// large batch reaches the encoders as codes.
-    pub fn from_strs<'a>(values: impl ExactSizeIterator<Item = Option<&'a str>>) -> ColumnData {
+    /// A text column of UTF-8 bytes (`None` = missing, as is a value that
+    /// is not UTF-8), as a DataFrame's string column or an Arrow string
+    /// array holds it: a few rows as cells, more dictionary-encoded here
+    /// (one hash per row, each distinct value checked and copied once), so
+    /// a large batch reaches the encoders as codes.
+    pub fn from_utf8<'a>(values: impl ExactSizeIterator<Item = Option<&'a [u8]>>) -> ColumnData {
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
         if values.len() <= 16 {
-            return ColumnData::Cells(values.map(|v| v.map_or(Cell::MISSING, |s| Cell::Text(s.to_owned()))).collect());
+            return ColumnData::Cells(values.map(|v| v.and_then(text).map_or(Cell::MISSING, Cell::Text)).collect());
         }
-        let mut index: std::collections::HashMap<&str, i64, Fnv> = std::collections::HashMap::default();
+        // Category labels are mostly short: up to 7 bytes, a value is one
+        // integer (bytes and length), found among the few seen so far by a
+        // scan; longer ones are hashed.
+        let short_key = |b: &[u8]| {
+            (b.len() < 8).then(|| b.iter().rev().fold(b.len() as u64, |k, &byte| (k << 8) | u64::from(byte)))
+        };
+        let mut short: Vec<(u64, i64)> = Vec::new();
+        let mut long: std::collections::HashMap<&[u8], i64, Fnv> = std::collections::HashMap::default();
         let mut labels = Vec::new();
+        let mut label = |bytes: &[u8]| match text(bytes) {
+            Some(s) => {
+                labels.push(Cell::Text(s));
+                labels.len() as i64 - 1
+            }
+            None => -1,
+        };
         let codes = values
-            .map(|v| match v {
-                None => -1,
-                Some(s) => *index.entry(s).or_insert_with(|| {
-                    labels.push(Cell::Text(s.to_owned()));
-                    labels.len() as i64 - 1
-                }),
+            .map(|v| {
+                let Some(bytes) = v else { return -1 };
+                match short_key(bytes) {
+                    Some(k) if short.len() < 64 || short.iter().any(|&(s, _)| s == k) => {
+                        match short.iter().find(|&&(s, _)| s == k) {
+                            Some(&(_, code)) => code,
+                            None => {
+                                let code = label(bytes);
+                                short.push((k, code));
+                                code
+                            }
+                        }
+                    }
+                    _ => *long.entry(bytes).or_insert_with(|| label(bytes)),
+                }
             })
             .collect();
         ColumnData::Coded { codes, labels }
