@@ -4,6 +4,7 @@ use anomaly_core::credit_risk::{Applicants, Category, Cell, ClassLabel, ColumnDa
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
+use rayon::prelude::*;
 
 use crate::errors::{run, to_py};
 use crate::frame::FrameReader;
@@ -172,8 +173,25 @@ impl PyCreditModel {
         n_threads: Option<usize>,
     ) -> PyResult<Option<Scored<'py>>> {
         let wanted = |name: &str| self.model.columns().iter().any(|c| c.name == name);
-        let Some(columns) = self.frames.read(frame, &wanted)? else { return Ok(None) };
-        self.scored(py, Applicants::from_columns(columns), n_threads).map(Some)
+        let Some(mut columns) = self.frames.read(frame, &wanted)? else { return Ok(None) };
+        let model = &self.model;
+        let columns_ref = &mut columns;
+        let scores = run(py, move || {
+            with_threads(n_threads, move || {
+                // Arrow columns decoded off the GIL, in parallel for a large frame.
+                let large = columns_ref.first().is_some_and(|(_, c)| c.len() > 1024);
+                let decoded: Vec<(String, ColumnData)> = if large {
+                    columns_ref.par_iter_mut().map(|(n, c)| (n.clone(), c.decode())).collect()
+                } else {
+                    columns_ref.iter_mut().map(|(n, c)| (n.clone(), c.decode())).collect()
+                };
+                model.score(&Applicants::from_columns(decoded))
+            })
+        })?;
+        drop(columns); // Arrow arrays released here, with the GIL
+        let rows = scores.rows();
+        let proba = ndarray_2d(scores.proba, rows, scores.n_classes);
+        Ok(Some((proba.into_pyarray(py), scores.labels.into_pyarray(py))))
     }
 
     /// Scores named columns: `(proba, label indices)`.

@@ -64,7 +64,7 @@ impl FrameReader {
         &self,
         frame: &Bound<'_, PyAny>,
         wanted: &dyn Fn(&str) -> bool,
-    ) -> PyResult<Option<Vec<(String, ColumnData)>>> {
+    ) -> PyResult<Option<Vec<(String, FrameColumn)>>> {
         let Ok(mgr) = frame.getattr(intern!(frame.py(), "_mgr")) else { return Ok(None) };
         if self.kind(&mgr)? != Kind::BlockManager {
             return Ok(None);
@@ -139,13 +139,24 @@ impl FrameReader {
     }
 
     /// Row `loc` of a 2-D numpy block, or a 1-D extension array (loc 0).
-    fn column(&self, values: &Bound<'_, PyAny>, loc: usize) -> PyResult<Option<ColumnData>> {
+    fn column(&self, values: &Bound<'_, PyAny>, loc: usize) -> PyResult<Option<FrameColumn>> {
         if let Ok(array) = values.cast::<PyUntypedArray>() {
-            return numpy_row(array, loc);
+            return Ok(numpy_row(array, loc)?.map(FrameColumn::Ready));
         }
         if loc != 0 {
             return Ok(None);
         }
+        if self.kind(values)? == Kind::Arrow {
+            return match values.getattr(intern!(values.py(), "_pa_array")) {
+                Ok(chunked) => arrow_column(&chunked),
+                Err(_) => Ok(None),
+            };
+        }
+        Ok(self.extension(values)?.map(FrameColumn::Ready))
+    }
+
+    /// A 1-D pandas extension array other than Arrow's.
+    fn extension(&self, values: &Bound<'_, PyAny>) -> PyResult<Option<ColumnData>> {
         match self.kind(values)? {
             Kind::Categorical => self.categorical(values),
             Kind::Masked => {
@@ -167,11 +178,7 @@ impl FrameReader {
                 Ok(array) => numpy_row(array, 0),
                 Err(_) => Ok(None),
             },
-            Kind::Arrow => match values.getattr(intern!(values.py(), "_pa_array")) {
-                Ok(chunked) => arrow_column(&chunked),
-                Err(_) => Ok(None),
-            },
-            Kind::BlockManager | Kind::Other => Ok(None),
+            Kind::Arrow | Kind::BlockManager | Kind::Other => Ok(None),
         }
     }
 
@@ -359,7 +366,7 @@ enum ArrowKind {
 /// A pyarrow ChunkedArray (an `ArrowStringArray`'s or `ArrowExtensionArray`'s
 /// `_pa_array`) read through `__arrow_c_stream__`: strings (utf8, large
 /// utf8) or f64/i64 numbers; `None` for other types.
-fn arrow_column(chunked: &Bound<'_, PyAny>) -> PyResult<Option<ColumnData>> {
+fn arrow_column(chunked: &Bound<'_, PyAny>) -> PyResult<Option<FrameColumn>> {
     let Ok(capsule) = chunked.call_method0(intern!(chunked.py(), "__arrow_c_stream__")) else { return Ok(None) };
     let Ok(capsule) = capsule.cast::<PyCapsule>() else { return Ok(None) };
     let Ok(stream) = capsule.pointer_checked(Some(c"arrow_array_stream")) else { return Ok(None) };
@@ -395,7 +402,44 @@ fn arrow_column(chunked: &Bound<'_, PyAny>) -> PyResult<Option<ColumnData>> {
             }
             chunks.push(array);
         }
-        Ok(Some(read_chunks(&chunks, kind)))
+        Ok(Some(FrameColumn::Arrow(ArrowChunks(chunks, kind))))
+    }
+}
+
+/// A column as read: its data, or Arrow arrays still to decode (off the
+/// GIL, columns in parallel).
+pub(crate) enum FrameColumn {
+    Ready(ColumnData),
+    Arrow(ArrowChunks),
+}
+
+/// Exported Arrow arrays of one column (ours: released on drop).
+pub(crate) struct ArrowChunks(Vec<ArrowArray>, ArrowKind);
+
+// SAFETY: the arrays are exported copies owned by us alone; their buffers
+// are immutable and kept alive by the producer until release. Other threads
+// only read them (`decode(&self)`); they are released where they are
+// dropped, which the caller keeps on the thread that holds the GIL.
+unsafe impl Send for ArrowChunks {}
+unsafe impl Sync for ArrowChunks {}
+
+impl FrameColumn {
+    /// The column's data (an Arrow column is decoded here; a ready one is
+    /// taken, leaving an empty column).
+    pub(crate) fn decode(&mut self) -> ColumnData {
+        match self {
+            FrameColumn::Ready(data) => std::mem::replace(data, ColumnData::Numbers(Vec::new())),
+            // SAFETY: arrays checked by `arrow_column`, of the kind its schema gave.
+            FrameColumn::Arrow(ArrowChunks(chunks, kind)) => unsafe { read_chunks(chunks, *kind) },
+        }
+    }
+
+    /// Rows in the column.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            FrameColumn::Ready(data) => data.len(),
+            FrameColumn::Arrow(ArrowChunks(chunks, _)) => chunks.iter().map(|a| a.length as usize).sum(),
+        }
     }
 }
 
