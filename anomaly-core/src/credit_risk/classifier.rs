@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 
 use super::document::{ClassifierDoc, PredictorDoc, TreeDoc};
+use super::quick::Quick;
 use super::walk;
 
 /// A scikit-learn `tree_`: the walk (features cast to f32, as scikit-learn
@@ -175,6 +176,8 @@ pub(crate) enum Classifier {
     Forest {
         trees: Vec<Tree>,
         accepts_nan: bool,
+        /// QuickScorer, when every tree has at most 64 leaves.
+        quick: Option<Quick<f32>>,
     },
     /// Stages' trees in order, `init.len()` per stage (one per raw score).
     Boosting {
@@ -182,12 +185,14 @@ pub(crate) enum Classifier {
         init: Vec<f64>,
         learning_rate: f64,
         trees: Vec<Tree>,
+        quick: Option<Quick<f32>>,
     },
     /// Iterations' trees in order, `baseline.len()` per iteration.
     Hist {
         link: Link,
         baseline: Vec<f64>,
         trees: Vec<HistTree>,
+        quick: Option<Quick<f64>>,
     },
     LightGbm(super::lightgbm::LightGbm),
     XgBoost(super::xgboost::XgBoost),
@@ -231,9 +236,12 @@ impl Classifier {
                 if trees.is_empty() {
                     return Err(corrupt("forest without trees".into()));
                 }
-                let trees =
-                    trees.into_iter().map(|t| Tree::compile(t, n_features, n_classes)).collect::<Result<_>>()?;
-                (Classifier::Forest { trees, accepts_nan }, n_features)
+                let trees = trees
+                    .into_iter()
+                    .map(|t| Tree::compile(t, n_features, n_classes))
+                    .collect::<Result<Vec<Tree>>>()?;
+                let quick = Quick::new(trees.iter().map(|t: &Tree| &t.walk), n_features);
+                (Classifier::Forest { trees, accepts_nan, quick }, n_features)
             }
             ClassifierDoc::GradientBoosting { n_features, link, init_raw, learning_rate, stages } => {
                 let link = Link::parse(&link)?;
@@ -245,7 +253,8 @@ impl Classifier {
                         trees.push(Tree::compile(t, n_features, 1)?);
                     }
                 }
-                (Classifier::Boosting { link, init: init_raw, learning_rate, trees }, n_features)
+                let quick = Quick::new(trees.iter().map(|t: &Tree| &t.walk), n_features);
+                (Classifier::Boosting { link, init: init_raw, learning_rate, trees, quick }, n_features)
             }
             ClassifierDoc::HistGradientBoosting { n_features, link, baseline, known_categories, iterations } => {
                 let link = Link::parse(&link)?;
@@ -264,7 +273,8 @@ impl Classifier {
                         trees.push(HistTree::compile(p, n_features, &known)?);
                     }
                 }
-                (Classifier::Hist { link, baseline, trees }, n_features)
+                let quick = Quick::new(trees.iter().map(|t: &HistTree| &t.walk), n_features);
+                (Classifier::Hist { link, baseline, trees, quick }, n_features)
             }
             ClassifierDoc::Lightgbm(doc) => {
                 let (model, n_features) = super::lightgbm::LightGbm::compile(doc, n_classes)?;
@@ -333,6 +343,7 @@ impl Classifier {
                 walk::each_leaf(
                     std::slice::from_ref(tree),
                     |t| &t.walk,
+                    None,
                     &x,
                     n_features,
                     |_, i, leaf| {
@@ -343,12 +354,13 @@ impl Classifier {
                     *label = argmax(&proba[i * n_classes..(i + 1) * n_classes]);
                 }
             }
-            Classifier::Forest { trees, .. } => {
+            Classifier::Forest { trees, quick, .. } => {
                 proba.iter_mut().for_each(|p| *p = 0.0);
                 let x = as_f32(x);
                 walk::each_leaf(
                     trees,
                     |t| &t.walk,
+                    quick.as_ref(),
                     &x,
                     n_features,
                     |t, i, leaf| {
@@ -365,13 +377,14 @@ impl Classifier {
                     labels[i] = argmax(out);
                 }
             }
-            Classifier::Boosting { link, init, learning_rate, trees } => {
+            Classifier::Boosting { link, init, learning_rate, trees, quick } => {
                 let k = init.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| init.iter().copied()).collect();
                 let x = as_f32(x);
                 walk::each_leaf(
                     trees,
                     |t| &t.walk,
+                    quick.as_ref(),
                     &x,
                     n_features,
                     |t, i, leaf| {
@@ -380,12 +393,13 @@ impl Classifier {
                 );
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
             }
-            Classifier::Hist { link, baseline, trees } => {
+            Classifier::Hist { link, baseline, trees, quick } => {
                 let k = baseline.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
                 walk::each_leaf(
                     trees,
                     |t| &t.walk,
+                    quick.as_ref(),
                     x,
                     n_features,
                     |t, i, leaf| {

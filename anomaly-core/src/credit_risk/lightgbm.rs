@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+use super::quick::Quick;
 use super::walk;
 
 fn corrupt(reason: String) -> Error {
@@ -79,6 +80,8 @@ pub(crate) struct LightGbm {
     average_output: bool,
     cast_f32: bool,
     trees: Vec<Tree>,
+    /// QuickScorer, when every tree has at most 64 leaves.
+    quick: Option<Quick<f64>>,
 }
 
 impl Tree {
@@ -191,13 +194,15 @@ impl LightGbm {
         if !(doc.sigmoid.is_finite() && doc.sigmoid > 0.0) {
             return Err(corrupt(format!("sigmoid is {}", doc.sigmoid)));
         }
-        let trees = doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features)).collect::<Result<_>>()?;
+        let trees: Vec<Tree> =
+            doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features)).collect::<Result<_>>()?;
         let model = LightGbm {
             objective,
             sigmoid: doc.sigmoid,
             k,
             average_output: doc.average_output,
             cast_f32: doc.cast_f32,
+            quick: Quick::new(trees.iter().map(|t: &Tree| &t.walk), doc.n_features),
             trees,
         };
         Ok((model, doc.n_features))
@@ -224,6 +229,7 @@ impl LightGbm {
         walk::each_leaf(
             &self.trees,
             |t| &t.walk,
+            self.quick.as_ref(),
             &rows,
             n_features,
             |t, i, leaf| {

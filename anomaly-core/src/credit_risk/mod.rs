@@ -35,6 +35,7 @@ mod document;
 mod input;
 mod lightgbm;
 mod preprocess;
+mod quick;
 mod walk;
 mod xgboost;
 

@@ -146,6 +146,16 @@ pub(crate) struct Tree<T> {
     depth: usize,
 }
 
+/// A split as QuickScorer reads it: `numeric` is `(threshold, nan_left)`
+/// for a plain numerical split (`x <= threshold` left), `None` for one
+/// evaluated alone (categorical, zero-as-missing).
+pub(crate) struct SplitView<T> {
+    pub(crate) feature: u32,
+    pub(crate) left: u32,
+    pub(crate) right: u32,
+    pub(crate) numeric: Option<(T, bool)>,
+}
+
 /// What a node of the compiled tree is. The caller has checked every
 /// index (children inside the tree, features inside the row).
 pub(crate) enum Split<T> {
@@ -196,6 +206,33 @@ impl<T: Value> Tree<T> {
         }
         tree.depth = depth.into_iter().max().unwrap_or(0);
         tree
+    }
+
+    /// The deepest leaf's depth.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Number of nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Node `i`'s split (`None` for a leaf or an index out of range).
+    pub(crate) fn split(&self, i: u32) -> Option<SplitView<T>> {
+        let node = self.nodes.get(i as usize)?;
+        (node.flags & LEAF == 0).then(|| SplitView {
+            feature: node.feature,
+            left: node.children[0],
+            right: node.children[1],
+            numeric: (node.flags & SLOW == 0).then_some((node.threshold, node.flags & NAN_LEFT != 0)),
+        })
+    }
+
+    /// Whether `row` goes left at split `i`.
+    pub(crate) fn goes_left(&self, i: u32, row: &[T]) -> bool {
+        let (next, _) = self.step(i, row);
+        self.nodes.get(i as usize).is_some_and(|n| next == n.children[0])
     }
 
     /// One step from node `i` for `row`: the next node (itself at a leaf).
@@ -292,10 +329,14 @@ fn fixed_rows<T: Value>(tree: &Tree<T>, rows: [&[T]; LANES]) -> [u32; LANES] {
 pub(crate) fn each_leaf<W, T: Value>(
     trees: &[W],
     tree: impl Fn(&W) -> &Tree<T>,
+    quick: Option<&super::quick::Quick<T>>,
     x: &[T],
     width: usize,
     mut visit: impl FnMut(usize, usize, u32),
 ) {
+    if let Some(quick) = quick {
+        return quick.each_leaf(trees, tree, x, width, visit);
+    }
     let rows = x.len().checked_div(width).unwrap_or(0);
     let row = |i: usize| &x[i * width..(i + 1) * width];
     if rows >= LANES {
@@ -395,7 +436,7 @@ mod tests {
         for rows in [1usize, 3, 8, 13] {
             let x: Vec<f64> = (0..rows).map(|i| if i % 3 == 2 { f64::NAN } else { i as f64 * 0.3 }).collect();
             let mut seen = Vec::new();
-            each_leaf(&trees, |t| t, &x, 1, |t, r, leaf| seen.push((r, t, leaf)));
+            each_leaf(&trees, |t| t, None, &x, 1, |t, r, leaf| seen.push((r, t, leaf)));
             seen.sort();
             let expect: Vec<(usize, usize, u32)> = (0..rows)
                 .flat_map(|r| (0..11).map(move |t| (r, t)))

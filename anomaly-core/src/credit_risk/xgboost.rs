@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+use super::quick::Quick;
 use super::walk;
 
 fn corrupt(reason: String) -> Error {
@@ -54,6 +55,8 @@ pub(crate) struct XgBoost {
     base_margin: Vec<f32>,
     missing: Option<f32>,
     trees: Vec<Tree>,
+    /// QuickScorer, when every tree has at most 64 leaves.
+    quick: Option<Quick<f32>>,
 }
 
 /// The f32 a file's number stands for; a number that is not one is corrupt.
@@ -176,8 +179,10 @@ impl XgBoost {
             return Err(corrupt("base_margin is not finite".into()));
         }
         let missing = doc.missing.map(|m| f32_exact("missing", m)).transpose()?.filter(|m| !m.is_nan());
-        let trees = doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features, k)).collect::<Result<_>>()?;
-        Ok((XgBoost { softprob, base_margin, missing, trees }, doc.n_features))
+        let trees: Vec<Tree> =
+            doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features, k)).collect::<Result<_>>()?;
+        let quick = Quick::new(trees.iter().map(|t: &Tree| &t.walk), doc.n_features);
+        Ok((XgBoost { softprob, base_margin, missing, trees, quick }, doc.n_features))
     }
 
     /// Probabilities and labels of `rows` rows, as `score_block`.
@@ -200,6 +205,7 @@ impl XgBoost {
         walk::each_leaf(
             &self.trees,
             |t| &t.walk,
+            self.quick.as_ref(),
             &rows,
             n_features,
             |t, i, leaf| {
