@@ -235,6 +235,12 @@ fn parameters_from_file_and_set_flags() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--night-band", "7"]);
     assert_eq!(out.status.code(), Some(2));
+    // The calibrated rules are one flag away; an unknown method is a usage error.
+    let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--method", "calibrated", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--method", "fancy"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("literal or calibrated"), "{}", stderr(&out));
     std::fs::write(&params, "{ corrupt").expect("write");
     let out = anomaly(&["consumption", "detect", "-i", &readings, "-o", &o, "--params", &params]);
     assert_eq!(out.status.code(), Some(2));

@@ -1,17 +1,20 @@
-//! Times the consumption rules on generated data: `cargo run --release --example time_consumption -- CLIENTS DAYS`.
+//! Times the consumption rules on generated data:
+//! `cargo run --release --example time_consumption -- CLIENTS DAYS [literal|calibrated]`.
 
 use std::time::Instant;
 
 use anomaly_core::consumption::simulate::{simulate, SimulationSpec};
-use anomaly_core::consumption::{ConsumptionParams, Readings};
+use anomaly_core::consumption::{ConsumptionParams, Method, Readings};
 use anomaly_core::traits::{Detect, ParamGuard};
 
 fn main() -> Result<(), anomaly_core::Error> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().unwrap_or(0));
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = raw.iter().take(2).map(|a| a.parse::<usize>().unwrap_or(0));
     let clients = args.next().filter(|&c| c > 0).unwrap_or(10_000);
     let days = args.next().filter(|&d| d > 0).unwrap_or(30) as u32;
+    let method: Method = raw.get(2).map_or(Ok(Method::Literal), |m| m.parse())?;
     let (readings, _) = simulate(&SimulationSpec { clients, days, ..Default::default() })?;
-    let rules = ConsumptionParams::default().check()?;
+    let rules = ConsumptionParams { method, ..Default::default() }.check()?;
     for _ in 0..3 {
         let t = Instant::now();
         let copy = Readings::new(
@@ -23,7 +26,7 @@ fn main() -> Result<(), anomaly_core::Error> {
         let validate = t.elapsed();
         let report = rules.detect(&copy)?;
         println!(
-            "{} readings: validate {:.0?}, detect + monthly {:.0?} ({} anomalies, {} months)",
+            "{} readings: validate {:.0?}, detect + monthly {:.3?} ({} anomalies, {} months)",
             copy.len(),
             validate,
             t.elapsed() - validate,

@@ -23,6 +23,22 @@ Each reading gets ``is_anomaly``, ``types`` (a tuple of rule names), a
 ``score`` in [0, 1] (0.5 is every rule's threshold) and a ``severity``
 (normal < baja < media < alta < crítica, a function of the score).
 
+Methods
+    ``method="literal"`` (the default) runs the rules above as the analysts
+    wrote them. ``method="calibrated"`` (``ConsumptionRules(method=
+    "calibrated")``, ``detect(df, method="calibrated")``) runs the same five
+    rule types with per-hour baselines on a log scale, outlier and spike
+    scores calibrated on each client's own tail (``tail_probability`` per
+    reading at score 0.5) and persistence for night use, plantations and flat
+    meters; daily readings (``interval="1d"``) get no hour-of-day rules. On
+    the ten real SGSC households it flags 0.70% of untouched readings (0.05%
+    alta or crítica) against 5.7% (2.7%) for the literal rules, and still
+    catches every injected plantation and 9 of 10 flat meters; x2.5 spikes
+    of ordinary size are mostly not flagged (29%), by design. Its parameters
+    are listed by :func:`default_params`; the Rust docs of
+    ``anomaly_core::consumption::calibrated`` give the algorithm. The outputs
+    have the same columns either way.
+
 Time zones and clock changes
     The rules work on local wall-clock time (night use is a local hour).
     Naive timestamps are taken as local time. Zone-aware ones (a tz-aware

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anomaly_core::consumption::simulate::{simulate, SimulationSpec};
 use anomaly_core::consumption::{
-    AnomalyType, AnomalyTypes, ColumnNames, ConsumptionParams, ConsumptionReport, HourBand, Readings, Severity,
+    AnomalyType, AnomalyTypes, ColumnNames, ConsumptionParams, ConsumptionReport, HourBand, Method, Readings, Severity,
 };
 use anomaly_core::persist::Persist;
 use anomaly_core::time::{parse_timestamp, write_timestamp};
@@ -107,6 +107,10 @@ pub(crate) struct DetectArgs {
     /// Sum readings into complete buckets of this length (e.g. 1h) first.
     #[arg(long, value_parser = parse_aggregate)]
     aggregate: Option<u32>,
+    /// Which rules run: literal (the default) or calibrated (tail-calibrated,
+    /// persistent rules; far fewer flags on ordinary readings).
+    #[arg(long)]
+    method: Option<Method>,
     /// Night band as START-END hours (wraps past midnight), e.g. 0-6, 22-6.
     #[arg(long)]
     night_band: Option<HourBand>,
@@ -199,6 +203,9 @@ fn build_params(args: &DetectArgs) -> Result<ConsumptionParams> {
         }
         params = serde_json::from_value(value)
             .map_err(|e| InputError::Params(anomaly_core::Error::param("--set", e, "wrong type")))?;
+    }
+    if let Some(method) = args.method {
+        params.method = method;
     }
     if let Some(band) = args.night_band {
         params.night_band = band;

@@ -69,7 +69,8 @@ pub(crate) struct WatchArgs {
     #[arg(long, default_value = "10m")]
     interval: String,
     /// Days of each client's history loaded before its new readings (the
-    /// rules' baselines), rounded back to the start of a month.
+    /// rules' baselines), rounded back to the start of a month; never less
+    /// than the rules read (56 days for the calibrated rules).
     #[arg(long, default_value_t = 35)]
     context_days: i64,
     /// Rule parameters (from `anomaly consumption params`); default rules otherwise.
@@ -221,7 +222,9 @@ impl Job for ConsumptionJob {
         let empty = Batch { tables: self.tables.clone(), flags: Vec::new(), months: Vec::new() };
         let Some(first_ts) = fresh.iter().map(|r| r.2).min() else { return Ok((empty, rejects)) };
         let clients: Vec<String> = fresh.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let from = month_start(first_ts - self.context_days * 86_400);
+        // At least the history the rules read (the calibrated tail needs 56 days).
+        let context_days = self.context_days.max(i64::from(self.params.history_days()));
+        let from = month_start(first_ts - context_days * 86_400);
         // The context, one reading per (client, time): the lowest id wins.
         let mut context: Vec<Usable> =
             store::context(db, &self.tables, &clients, from)?.iter().filter_map(|r| valid.check(r).ok()).collect();

@@ -38,6 +38,14 @@
 //!   `flat_min_baseline_std` (a meter that normally varies). Runs of zeros
 //!   are flat runs.
 //!
+//! # The calibrated rules
+//! `method: Method::Calibrated` (`"calibrated"` in parameter files, Python
+//! and the CLI's `--method`) runs the same five rule types with baselines on
+//! a log scale, outlier and spike ratios calibrated on each client's own
+//! tail, and persistence for night use, plantations and flat meters. It
+//! returns the same outputs. The literal rules above stay the default for
+//! now. [`calibrated`] describes the algorithm.
+//!
 //! # Scores and severity
 //! A ratio `r` maps to a rule score `0.5 r` below the threshold and
 //! `1 - 0.5 / r` above it. Fired rules combine as `1 - prod(1 - s)`; with
@@ -70,13 +78,14 @@
 //! assert_eq!(report.flags.types[flagged].join(";"), "outlier;spike");
 //! ```
 
+pub mod calibrated;
 mod params;
 mod readings;
 mod report;
 mod rules;
 pub mod simulate;
 
-pub use params::{ConsumptionParams, ConsumptionRules, HourBand};
+pub use params::{ConsumptionParams, ConsumptionRules, HourBand, Method};
 pub use readings::{kwh_problem, ColumnNames, KwhProblem, Readings, ReadingsBuilder, MAX_KWH};
 pub use report::{
     AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags, Severity,

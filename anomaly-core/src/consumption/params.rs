@@ -83,6 +83,57 @@ impl std::str::FromStr for HourBand {
     }
 }
 
+/// Which set of consumption rules runs.
+///
+/// `literal` is the analysts' rules as written (per-reading 3-sigma and
+/// +150% tests; the default for now). `calibrated` is the tail-calibrated,
+/// persistent set of issue 17 (see the module docs of
+/// `consumption::calibrated`): about 0.7% of ordinary real readings flagged
+/// instead of 5.6%.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Today's rules (the default).
+    #[default]
+    Literal,
+    /// Tail-calibrated, persistent rules.
+    Calibrated,
+}
+
+impl Method {
+    /// The name used in parameter files and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Literal => "literal",
+            Method::Calibrated => "calibrated",
+        }
+    }
+
+    /// Parses `"literal"` or `"calibrated"`; errors name the parameter `name`.
+    pub fn parse(name: &str, text: &str) -> Result<Self> {
+        match text.trim() {
+            "literal" => Ok(Method::Literal),
+            "calibrated" => Ok(Method::Calibrated),
+            _ => Err(Error::param(name, text, "expected literal or calibrated")),
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+
+    /// [`Method::parse`] for a parameter called `method`.
+    fn from_str(s: &str) -> Result<Self> {
+        Method::parse("method", s)
+    }
+}
+
 /// Every threshold of the consumption rules. Start from `Default` and change
 /// what you need; [`ParamGuard::check`] validates the whole set.
 ///
@@ -95,6 +146,12 @@ impl std::str::FromStr for HourBand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumptionParams {
+    /// Which rules run: `literal` (default) or `calibrated`. Parameters
+    /// marked "calibrated" below only affect the calibrated rules; of the
+    /// others, the calibrated rules use `interval_minutes`, `baseline_days`,
+    /// `night_band`, `plantation_nights`, `flat_tolerance_kwh`, `peak_band`,
+    /// the severity cuts and `suspicious_min_severe`.
+    pub method: Method,
     /// Sampling interval of the readings in minutes; must divide a day.
     pub interval_minutes: u32,
     /// Length of the trailing baseline, in whole days before the reading's day.
@@ -144,6 +201,51 @@ pub struct ConsumptionParams {
     /// A client is suspicious with any plantation or flat reading, or at
     /// least this many readings of severity alta or crítica.
     pub suspicious_min_severe: u32,
+    /// Calibrated: offset `c` of the log scale `ln(x + c)`, in kWh per hour
+    /// (times the interval; 2.4 kWh for daily meters).
+    pub log_offset_kwh_per_hour: f64,
+    /// Calibrated: same-slot days a slot baseline needs within `baseline_days`.
+    pub slot_min_history_days: u32,
+    /// Calibrated: days of the client's own outlier and spike statistics
+    /// whose 95th and 99th percentiles calibrate the tail (sub-daily meters).
+    pub calibration_days: u32,
+    /// Calibrated: the calibration needs `calibration_min_days * slots / 2`
+    /// values (sub-daily meters).
+    pub calibration_min_days: u32,
+    /// Calibrated: `calibration_days` for daily meters (`interval_minutes` 1440).
+    pub daily_calibration_days: u32,
+    /// Calibrated: `calibration_min_days` for daily meters.
+    pub daily_calibration_min_days: u32,
+    /// Calibrated: tail probability per reading at ratio 1 (score 0.5) of
+    /// the outlier and spike rules; one unit of ratio is a decade rarer.
+    pub tail_probability: f64,
+    /// Calibrated: outlier and spike must exceed their reference by this
+    /// (kWh per hour, times the interval) ...
+    pub min_excess_kwh_per_hour: f64,
+    /// Calibrated: ... and by this fraction of the reference.
+    pub min_excess_rel: f64,
+    /// Calibrated: a heavy night's mean excess over the slot medians, kWh per hour.
+    pub night_min_kwh_per_hour: f64,
+    /// Calibrated: night readings at or above this quantile of their slot are "high".
+    pub night_high_quantile: f64,
+    /// Calibrated: a heavy night needs at least this fraction of high readings.
+    pub night_high_fraction: f64,
+    /// Calibrated: readings of the current night before it can be heavy.
+    pub night_min_readings: u32,
+    /// Calibrated: night_use needs this fraction of the night's readings high.
+    pub night_use_high_fraction: f64,
+    /// Calibrated: largest night_use ratio (1.5 = at most media).
+    pub night_use_max_ratio: f64,
+    /// Calibrated: a plantation run survives this many non-heavy nights.
+    pub plantation_max_gap_nights: u32,
+    /// Calibrated: flat evidence hours at ratio 1 (score 0.5).
+    pub flat_evidence_hours: f64,
+    /// Calibrated: readings a flat run needs before it can fire.
+    pub flat_min_readings: u32,
+    /// Calibrated: days of reading-to-reading steps behind the still gate.
+    pub flat_reference_days: u32,
+    /// Calibrated: flat is off when more than this fraction of those steps were still.
+    pub flat_max_still_fraction: f64,
 }
 
 impl Default for ConsumptionParams {
@@ -169,6 +271,51 @@ impl Default for ConsumptionParams {
             severity_alta: 0.75,
             severity_critica: 0.9,
             suspicious_min_severe: 3,
+            method: Method::Literal,
+            log_offset_kwh_per_hour: 0.1,
+            slot_min_history_days: 14,
+            calibration_days: 56,
+            calibration_min_days: 14,
+            daily_calibration_days: 364,
+            daily_calibration_min_days: 56,
+            tail_probability: 0.0035,
+            min_excess_kwh_per_hour: 0.1,
+            min_excess_rel: 0.5,
+            night_min_kwh_per_hour: 0.4,
+            night_high_quantile: 0.9,
+            night_high_fraction: 0.5,
+            night_min_readings: 3,
+            night_use_high_fraction: 1.0,
+            night_use_max_ratio: 1.5,
+            plantation_max_gap_nights: 0,
+            flat_evidence_hours: 12.0,
+            flat_min_readings: 3,
+            flat_reference_days: 7,
+            flat_max_still_fraction: 0.75,
+        }
+    }
+}
+
+impl ConsumptionParams {
+    /// Whole days of history before a reading's day that its day-level
+    /// statistics read (baselines and, for the calibrated rules, the tail
+    /// calibration). A streaming consumer that loads at least this much
+    /// context before new readings scores them as a batch run would, up to
+    /// runs (flat, plantation) that started earlier.
+    ///
+    /// ```
+    /// use anomaly_core::consumption::{ConsumptionParams, Method};
+    /// assert_eq!(ConsumptionParams::default().history_days(), 31);
+    /// assert_eq!(ConsumptionParams { method: Method::Calibrated, ..Default::default() }.history_days(), 56);
+    /// ```
+    pub fn history_days(&self) -> u32 {
+        match self.method {
+            Method::Literal => self.baseline_days.max(self.spike_baseline_days) + self.plantation_nights,
+            Method::Calibrated => {
+                let calibration =
+                    if self.interval_minutes >= 1440 { self.daily_calibration_days } else { self.calibration_days };
+                calibration.max(self.baseline_days + self.plantation_nights).max(self.flat_reference_days)
+            }
         }
     }
 }
@@ -203,6 +350,15 @@ fn non_negative(name: &str, v: f64) -> Result<()> {
         Ok(())
     } else {
         Err(Error::param(name, v, "must be a finite number >= 0"))
+    }
+}
+
+fn fraction(name: &str, v: f64, open_low: bool) -> Result<()> {
+    let ok = v.is_finite() && v <= 1.0 && if open_low { v > 0.0 } else { v >= 0.0 };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::param(name, v, if open_low { "must be in (0, 1]" } else { "must be in [0, 1]" }))
     }
 }
 
@@ -249,6 +405,50 @@ impl ParamGuard for ConsumptionParams {
             return Err(Error::param("flat_hours", p.flat_hours, "must cover at least one interval"));
         }
         p.peak_band.check("peak_band")?;
+        positive("log_offset_kwh_per_hour", p.log_offset_kwh_per_hour)?;
+        at_least("slot_min_history_days", p.slot_min_history_days, 2)?;
+        if p.slot_min_history_days > p.baseline_days {
+            return Err(Error::param(
+                "slot_min_history_days",
+                p.slot_min_history_days,
+                "must not exceed baseline_days",
+            ));
+        }
+        at_least("calibration_days", p.calibration_days, 1)?;
+        at_least("calibration_min_days", p.calibration_min_days, 1)?;
+        if p.calibration_min_days > p.calibration_days {
+            return Err(Error::param(
+                "calibration_min_days",
+                p.calibration_min_days,
+                "must not exceed calibration_days",
+            ));
+        }
+        at_least("daily_calibration_days", p.daily_calibration_days, 1)?;
+        at_least("daily_calibration_min_days", p.daily_calibration_min_days, 1)?;
+        if p.daily_calibration_min_days > p.daily_calibration_days {
+            return Err(Error::param(
+                "daily_calibration_min_days",
+                p.daily_calibration_min_days,
+                "must not exceed daily_calibration_days",
+            ));
+        }
+        if !(p.tail_probability > 0.0 && p.tail_probability < 0.05) {
+            return Err(Error::param("tail_probability", p.tail_probability, "must be in (0, 0.05)"));
+        }
+        positive("min_excess_kwh_per_hour", p.min_excess_kwh_per_hour)?;
+        non_negative("min_excess_rel", p.min_excess_rel)?;
+        positive("night_min_kwh_per_hour", p.night_min_kwh_per_hour)?;
+        fraction("night_high_quantile", p.night_high_quantile, false)?;
+        fraction("night_high_fraction", p.night_high_fraction, false)?;
+        at_least("night_min_readings", p.night_min_readings, 1)?;
+        fraction("night_use_high_fraction", p.night_use_high_fraction, false)?;
+        if !(p.night_use_max_ratio.is_finite() && p.night_use_max_ratio >= 1.0) {
+            return Err(Error::param("night_use_max_ratio", p.night_use_max_ratio, "must be a finite number >= 1"));
+        }
+        positive("flat_evidence_hours", p.flat_evidence_hours)?;
+        at_least("flat_min_readings", p.flat_min_readings, 2)?;
+        at_least("flat_reference_days", p.flat_reference_days, 1)?;
+        fraction("flat_max_still_fraction", p.flat_max_still_fraction, false)?;
         let cuts = [
             ("severity_media", p.severity_media),
             ("severity_alta", p.severity_alta),
@@ -307,6 +507,39 @@ mod tests {
         rejects("severity_media", |p| p.severity_media = 0.5);
         rejects("severity_alta", |p| p.severity_alta = 0.6);
         rejects("severity_critica", |p| p.severity_critica = 1.5);
+        rejects("log_offset_kwh_per_hour", |p| p.log_offset_kwh_per_hour = 0.0);
+        rejects("slot_min_history_days", |p| p.slot_min_history_days = 29);
+        rejects("calibration_days", |p| p.calibration_days = 0);
+        rejects("calibration_min_days", |p| p.calibration_min_days = 57);
+        rejects("daily_calibration_min_days", |p| p.daily_calibration_min_days = 400);
+        rejects("tail_probability", |p| p.tail_probability = 0.05);
+        rejects("tail_probability", |p| p.tail_probability = f64::NAN);
+        rejects("min_excess_kwh_per_hour", |p| p.min_excess_kwh_per_hour = 0.0);
+        rejects("min_excess_rel", |p| p.min_excess_rel = -0.5);
+        rejects("night_min_kwh_per_hour", |p| p.night_min_kwh_per_hour = -1.0);
+        rejects("night_high_quantile", |p| p.night_high_quantile = 1.5);
+        rejects("night_high_fraction", |p| p.night_high_fraction = f64::NAN);
+        rejects("night_min_readings", |p| p.night_min_readings = 0);
+        rejects("night_use_high_fraction", |p| p.night_use_high_fraction = -0.1);
+        rejects("night_use_max_ratio", |p| p.night_use_max_ratio = 0.5);
+        rejects("flat_evidence_hours", |p| p.flat_evidence_hours = 0.0);
+        rejects("flat_min_readings", |p| p.flat_min_readings = 1);
+        rejects("flat_reference_days", |p| p.flat_reference_days = 0);
+        rejects("flat_max_still_fraction", |p| p.flat_max_still_fraction = 2.0);
+    }
+
+    #[test]
+    fn old_parameter_files_load_with_the_literal_method() {
+        let old =
+            br#"{"format":"anomaly-model","version":1,"kind":"consumption_rules","model":{"zscore_threshold":4.0}}"#;
+        let p = ConsumptionParams::from_bytes(old).unwrap();
+        assert_eq!(p.method, Method::Literal);
+        assert_eq!(p.zscore_threshold, 4.0);
+        let json =
+            serde_json::to_string(&ConsumptionParams { method: Method::Calibrated, ..Default::default() }).unwrap();
+        assert!(json.contains(r#""method":"calibrated""#), "{json}");
+        assert_eq!("calibrated".parse::<Method>().unwrap(), Method::Calibrated);
+        assert!("fancy".parse::<Method>().is_err());
     }
 
     #[test]

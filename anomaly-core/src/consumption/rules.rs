@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use rayon::prelude::*;
 
-use super::params::ConsumptionRules;
+use super::params::{ConsumptionRules, Method};
 use super::readings::Readings;
 use super::report::{
     AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags, Severity,
@@ -138,7 +138,7 @@ impl DayPrefix {
 /// Maps a rule's ratio to its threshold (1 = exactly at it) to a score:
 /// 0.5 at the threshold, rising towards 1 above it and falling linearly to 0
 /// below, so every rule speaks the same scale.
-fn rule_score(ratio: f64) -> f64 {
+pub(super) fn rule_score(ratio: f64) -> f64 {
     if ratio < 1.0 {
         0.5 * ratio
     } else {
@@ -195,6 +195,11 @@ impl ConsumptionRules {
         let cell: Vec<usize> =
             ts.iter().map(|&t| day_index(t) * per_day + (second_of_day(t) / step) as usize).collect();
         let is_night: Vec<bool> = ts.iter().map(|&t| p.night_band.contains(second_of_day(t))).collect();
+        if p.method == Method::Calibrated {
+            let flags = super::calibrated::flags(p, ts, x, d0, days);
+            let (summary, monthly) = self.summarise(name, ts, x, &is_night, &flags);
+            return Ok(ClientOutput { flags, summary, monthly });
+        }
         let mut grid = vec![f64::NAN; days * per_day];
 
         // Baselines: per slot of the day (z-score), all readings (flat), and

@@ -1,0 +1,591 @@
+//! The calibrated consumption rules (`method = "calibrated"`, issue 17).
+//!
+//! The literal rules test every reading at 3 sigma or +150%. Household load
+//! is bursty and heavy-tailed, so on real households they flag about 5.6% of
+//! ordinary readings. The calibrated rules keep the five rule types, the
+//! ratio -> score map, the severity cuts and every output. They change the
+//! statistics: each client is measured against its own tail, and the
+//! structural rules (plantation, flat) rely on persistence.
+//!
+//! # Baselines (per client; `S` slots a day: 24 hourly, 1 for daily meters)
+//! A reading `x` on day `d` in slot `s` is read on the log scale
+//! `y = ln(x + c)`, with `c = log_offset_kwh_per_hour` times the interval in
+//! hours. The slot baseline of `(d, s)` is the values of slot `s` on days
+//! `d - baseline_days .. d - 1`, valid with at least `slot_min_history_days`
+//! of them: the median `m_y` of `y` (`m_x = exp(m_y) - c` in kWh), the 90%
+//! (`night_high_quantile`) and 5% quantiles of `x`. Over all slots of the same
+//! days: the mean and the 25% quantile of `x`, valid with at least
+//! `slot_min_history_days * S / 2` values. Quantiles interpolate linearly.
+//!
+//! # Tail calibration (outlier, spike)
+//! A statistic `z` per reading is compared with the 95% and 99% quantiles of
+//! the client's own values of `z` on the previous `calibration_days` days
+//! (at least `calibration_min_days * S / 2` of them). An exponential tail
+//! through them, `P(Z > z) = 0.05 * 5^(-(z - q95) / (q99 - q95))`, gives the
+//! ratio `r = max(0, 1 + log10(tail_probability / P(Z > z)))`: ratio 1 (score
+//! 0.5) is a tail probability of `tail_probability`, and each unit of ratio
+//! is a decade rarer. So a score means the same rarity for every client: on
+//! the ten SGSC households each of outlier and spike flags 0.3% of ordinary
+//! readings (at most about 0.5% of any client). A robust z (log ratio over
+//! the slot's IQR) calibrated worse, hence the plain log ratio.
+//!
+//! # Rules (a rule fires at ratio >= 1)
+//! - **outlier** (upper tail): `z = ln((x + c) / (m_x + c))`,
+//!   `r = min(tail(z), (x - m_x) / e(m_x))`, with the minimum effect
+//!   `e(ref) = max(min_excess_kwh_per_hour * h, min_excess_rel * ref)`.
+//! - **spike**: `ref` is the largest of the previous reading (if exactly one
+//!   interval before), `m_x` and the all-slot mean; `z = ln((x + c) / (ref + c))`,
+//!   `r = min(tail(z), (x - ref) / e(ref))`, with its own calibration.
+//! - **night_use / plantation** (readings in `night_band`; off for daily
+//!   meters): a night so far is *heavy* against a reference day `R` when it
+//!   has `night_min_readings` readings (a completed night half its band), a
+//!   mean excess over `m_x[R, s]` of `night_min_kwh_per_hour` and at least
+//!   `night_high_fraction` of its readings at or above the 90% quantile of
+//!   day `R`. Heavy nights in a row form a run whose reference stays frozen at
+//!   the run's first night, so the pattern never raises its own reference; a
+//!   night without readings breaks it (`plantation_max_gap_nights` non-heavy
+//!   nights are tolerated). plantation: `r = nights in the run (including
+//!   this one) / plantation_nights`, so persistence is the evidence.
+//!   night_use: `r = min(mean excess / night_min_kwh_per_hour, night_use_max_ratio)`
+//!   when the night is heavy and `night_use_high_fraction` of it is high.
+//! - **flat**: a greedy run of consecutive readings whose spread stays within
+//!   `flat_tolerance_kwh`, of at least `flat_min_readings`. If its level is
+//!   above the all-slot 25% quantile, the meter is stuck and every hour of the
+//!   run is evidence; otherwise only readings below their slot's 5% quantile
+//!   are. `r = evidence hours / flat_evidence_hours`. Off when more than
+//!   `flat_max_still_fraction` of the steps of the previous
+//!   `flat_reference_days` days were still (a meter that does not vary).
+//!
+//! # Combination
+//! Rules are grouped: {outlier, spike}, {night_use, plantation}, {flat}. A
+//! group scores the highest of its fired rules, and fired groups combine as
+//! `1 - prod(1 - s)`, so correlated rules do not double-count. With none
+//! fired, the score is the highest sub-threshold score: `is_anomaly ==
+//! (score >= 0.5)` still holds.
+//!
+//! # Causality and cost
+//! Day `d`'s statistics use whole days before `d`; the run states use the
+//! readings so far. A reading's result never changes when later data
+//! arrives. Slot windows are sorted vectors updated once a day (O(W) per
+//! reading, W = 28); the tail quantiles come from a histogram of the
+//! calibration window that narrows them to its top bins, once a day.
+
+use std::collections::VecDeque;
+
+use super::params::ConsumptionParams;
+use super::report::{AnomalyType, AnomalyTypes};
+use super::rules::rule_score;
+use crate::time::{day_of, second_of_day, SECONDS_PER_DAY};
+
+/// Quantile with linear interpolation (numpy's default) of a sorted,
+/// non-empty slice, after mapping values by `f` (monotone).
+fn quantile_by(a: &[f64], q: f64, f: impl Fn(f64) -> f64) -> f64 {
+    let pos = q * (a.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(a.len() - 1);
+    let (va, vb) = (f(a[lo]), f(a[hi]));
+    va + (vb - va) * (pos - lo as f64)
+}
+
+fn insert_sorted(v: &mut Vec<f64>, x: f64) {
+    let i = v.partition_point(|&a| a < x);
+    v.insert(i, x);
+}
+
+fn remove_sorted(v: &mut Vec<f64>, x: f64) {
+    let i = v.partition_point(|&a| a < x);
+    if i < v.len() && v[i] == x {
+        v.remove(i);
+    }
+}
+
+/// The per-day baselines of one client (cells are `day * S + slot`).
+struct Baselines {
+    /// Slot median in kWh, NaN when the slot baseline is invalid.
+    med_x: Vec<f64>,
+    /// Slot median of `ln(x + c)`.
+    med_y: Vec<f64>,
+    /// Slot `night_high_quantile` of `x`.
+    high_x: Vec<f64>,
+    /// Slot 5% quantile of `x`.
+    low_x: Vec<f64>,
+    /// Per day: mean of all slots (NaN without values).
+    mean_all: Vec<f64>,
+    /// Per day: 25% quantile of all slots.
+    q25_all: Vec<f64>,
+    /// Per day: enough values for the all-slot statistics.
+    ok_day: Vec<bool>,
+}
+
+impl Baselines {
+    fn new(p: &ConsumptionParams, grid: &[f64], days: usize, per_day: usize, c: f64) -> Self {
+        let cells = days * per_day;
+        let mut b = Baselines {
+            med_x: vec![f64::NAN; cells],
+            med_y: vec![f64::NAN; cells],
+            high_x: vec![f64::NAN; cells],
+            low_x: vec![f64::NAN; cells],
+            mean_all: vec![f64::NAN; days],
+            q25_all: vec![f64::NAN; days],
+            ok_day: vec![false; days],
+        };
+        let window = p.baseline_days as usize;
+        let min_slot = p.slot_min_history_days as usize;
+        let min_all = f64::from(p.slot_min_history_days) * per_day as f64 * 0.5;
+        let mut slots: Vec<Vec<f64>> = vec![Vec::with_capacity(window + 1); per_day];
+        let mut all: Vec<f64> = Vec::with_capacity((window + 1) * per_day);
+        let mut merged: Vec<f64> = Vec::with_capacity((window + 1) * per_day);
+        let (mut added, mut removed) = (Vec::with_capacity(per_day), Vec::with_capacity(per_day));
+        let mut day_sum = vec![0.0; days];
+        let ln = |v: f64| (v + c).ln();
+        for d in 0..days {
+            for (s, w) in slots.iter().enumerate() {
+                if w.len() >= min_slot {
+                    let cell = d * per_day + s;
+                    let my = quantile_by(w, 0.5, ln);
+                    b.med_y[cell] = my;
+                    b.med_x[cell] = my.exp() - c;
+                    b.high_x[cell] = quantile_by(w, p.night_high_quantile, |v| v);
+                    b.low_x[cell] = quantile_by(w, 0.05, |v| v);
+                }
+            }
+            if !all.is_empty() {
+                let sum: f64 = day_sum[d.saturating_sub(window)..d].iter().sum();
+                b.mean_all[d] = sum / all.len() as f64;
+                b.q25_all[d] = quantile_by(&all, 0.25, |v| v);
+            }
+            b.ok_day[d] = all.len() as f64 >= min_all;
+            added.clear();
+            removed.clear();
+            for (s, w) in slots.iter_mut().enumerate() {
+                let v = grid[d * per_day + s];
+                if !v.is_nan() {
+                    insert_sorted(w, v);
+                    added.push(v);
+                    day_sum[d] += v;
+                }
+                if d >= window {
+                    let old = grid[(d - window) * per_day + s];
+                    if !old.is_nan() {
+                        remove_sorted(w, old);
+                        removed.push(old);
+                    }
+                }
+            }
+            merge_day(&mut all, &mut merged, &mut added, &mut removed);
+        }
+        b
+    }
+}
+
+/// Replaces the sorted `all` by `all - removed + added` in one merge (both
+/// lists are sorted here); `removed` values are all present in `all`.
+fn merge_day(all: &mut Vec<f64>, merged: &mut Vec<f64>, added: &mut [f64], removed: &mut [f64]) {
+    added.sort_unstable_by(f64::total_cmp);
+    removed.sort_unstable_by(f64::total_cmp);
+    merged.clear();
+    let (mut a, mut r) = (added.iter().peekable(), removed.iter().peekable());
+    for &v in all.iter() {
+        if r.peek().is_some_and(|&&x| x == v) {
+            r.next();
+            continue;
+        }
+        while let Some(&&x) = a.peek() {
+            if x > v {
+                break;
+            }
+            merged.push(x);
+            a.next();
+        }
+        merged.push(v);
+    }
+    merged.extend(a);
+    std::mem::swap(all, merged);
+}
+
+/// `(a[k], a[k + 1])` of `a` sorted, by selection (reorders `a`; `a[k + 1]`
+/// is `a[k]` when `k` is last), and the part of `a` above `k`.
+fn select_pair(a: &mut [f64], k: usize) -> (f64, f64, &mut [f64]) {
+    let (_, nth, right) = a.select_nth_unstable_by(k, f64::total_cmp);
+    let v = *nth;
+    let next = right.iter().copied().fold(f64::INFINITY, f64::min);
+    (v, if right.is_empty() { v } else { next }, right)
+}
+
+/// Bins of the tail histograms: `BIN_WIDTH` wide from `BIN_LOW`, the end
+/// bins open. They only narrow down which values hold the upper quantiles;
+/// the quantiles themselves are exact (a selection among those values).
+const BINS: usize = 4096;
+const BIN_LOW: f64 = -20.0;
+const BIN_WIDTH: f64 = 0.01;
+
+fn bin_of(z: f64) -> u16 {
+    ((z - BIN_LOW) / BIN_WIDTH).floor().clamp(0.0, (BINS - 1) as f64) as u16
+}
+
+/// A client's own tail of one statistic over the previous `days` days.
+/// A histogram finds the bins holding the top 5% of the window, and the
+/// quantiles are selected among those values only: O(1) amortised per reading plus one scan of the
+/// window per day.
+struct Tail {
+    days: usize,
+    min_values: f64,
+    offset: f64,
+    /// Day, value and bin of each value in the window, oldest first.
+    days_of: VecDeque<usize>,
+    values: VecDeque<f64>,
+    bins: VecDeque<u16>,
+    histogram: Vec<u32>,
+    /// No value in the window lies in a bin above this one.
+    top: usize,
+    buf: Vec<f64>,
+    q95: f64,
+    spread: f64,
+    ok: bool,
+}
+
+impl Tail {
+    fn new(days: u32, min_values: f64, tail_probability: f64) -> Self {
+        Tail {
+            days: days as usize,
+            min_values,
+            offset: 1.0 + (tail_probability / 0.05).log10(),
+            days_of: VecDeque::new(),
+            values: VecDeque::new(),
+            bins: VecDeque::new(),
+            histogram: vec![0; BINS],
+            top: 0,
+            buf: Vec::new(),
+            q95: 0.0,
+            spread: 1.0,
+            ok: false,
+        }
+    }
+
+    /// Recomputes the quantiles for day `d` from days `d - days .. d - 1`.
+    fn start_day(&mut self, d: usize) {
+        while self.days_of.front().is_some_and(|&day| day + self.days < d) {
+            self.days_of.pop_front();
+            self.values.pop_front();
+            let bin = self.bins.pop_front().unwrap_or_default();
+            self.histogram[usize::from(bin)] -= 1;
+        }
+        let n = self.values.len();
+        self.ok = n > 0 && n as f64 >= self.min_values;
+        if !self.ok {
+            return;
+        }
+        let (p95, p99) = (0.95 * (n - 1) as f64, 0.99 * (n - 1) as f64);
+        let k95 = p95.floor() as usize;
+        // The bins from the top that hold ranks k95.. (ascending ranks).
+        while self.histogram[self.top] == 0 {
+            self.top -= 1;
+        }
+        let (mut above, mut first_bin) = (0usize, self.top + 1);
+        while above < n - k95 {
+            first_bin -= 1;
+            above += self.histogram[first_bin] as usize;
+        }
+        let first_bin = first_bin as u16;
+        self.buf.clear();
+        for (&bin, &v) in self.bins.iter().zip(&self.values) {
+            if bin >= first_bin {
+                self.buf.push(v);
+            }
+        }
+        // Ranks k95.. of the window are ranks k95 - below.. of `buf`.
+        let below = n - self.buf.len();
+        let k99 = p99.floor() as usize;
+        let (a, a_next, right) = select_pair(&mut self.buf, k95 - below);
+        let q95 = a + (a_next - a) * (p95 - k95 as f64);
+        let (b, b_next) = if k99 == k95 {
+            (a, a_next)
+        } else {
+            let (b, b_next, _) = select_pair(right, k99 - k95 - 1);
+            (b, b_next)
+        };
+        let q99 = b + (b_next - b) * (p99 - k99 as f64);
+        self.q95 = q95;
+        self.spread = (q99 - q95).max(0.05);
+    }
+
+    fn push(&mut self, d: usize, z: f64) {
+        let bin = bin_of(z);
+        self.histogram[usize::from(bin)] += 1;
+        self.top = self.top.max(usize::from(bin));
+        self.days_of.push_back(d);
+        self.values.push_back(z);
+        self.bins.push_back(bin);
+    }
+
+    /// `max(0, 1 + log10(p0 / P(Z > z)))` under the exponential tail.
+    fn ratio(&self, z: f64) -> f64 {
+        if !self.ok || z.is_nan() {
+            return 0.0;
+        }
+        (std::f64::consts::LOG10_E * 5f64.ln() * (z - self.q95) / self.spread + self.offset).max(0.0)
+    }
+}
+
+/// A night's accumulators against one reference day.
+#[derive(Default, Clone, Copy)]
+struct NightAcc {
+    n: u32,
+    excess: f64,
+    high: u32,
+}
+
+/// The night_use / plantation state of one client.
+struct Nights<'a> {
+    p: &'a ConsumptionParams,
+    b: &'a Baselines,
+    per_day: usize,
+    min_mean: f64,
+    complete_needs: u32,
+    key: Option<i64>,
+    own_ref: usize,
+    own: NightAcc,
+    run: NightAcc,
+    run_n: u32,
+    run_ref: usize,
+    run_miss: u32,
+}
+
+impl Nights<'_> {
+    /// `(heavy, mean excess)`; the mean is 0 below the readings needed.
+    fn heavy(&self, a: NightAcc, complete: bool) -> (bool, f64) {
+        let needs = if complete { self.complete_needs } else { self.p.night_min_readings };
+        if a.n < needs || a.n == 0 {
+            return (false, 0.0);
+        }
+        let m = a.excess / f64::from(a.n);
+        (m >= self.min_mean && f64::from(a.high) >= self.p.night_high_fraction * f64::from(a.n), m)
+    }
+
+    fn close_night(&mut self) {
+        if self.key.is_none() {
+            return;
+        }
+        if self.run_n > 0 {
+            if self.heavy(self.run, true).0 {
+                self.run_n += 1;
+                self.run_miss = 0;
+                return;
+            }
+            if self.run_miss < self.p.plantation_max_gap_nights {
+                self.run_miss += 1;
+                return;
+            }
+        }
+        self.run_miss = 0;
+        if self.heavy(self.own, true).0 {
+            self.run_n = 1;
+            self.run_ref = self.own_ref;
+        } else {
+            self.run_n = 0;
+        }
+    }
+
+    fn add(&self, a: &mut NightAcc, reference: usize, slot: usize, x: f64) {
+        let cell = reference * self.per_day + slot;
+        let m = self.b.med_x[cell];
+        if m.is_nan() {
+            return;
+        }
+        a.n += 1;
+        a.excess += x - m;
+        a.high += u32::from(x >= self.b.high_x[cell]);
+    }
+
+    /// `(night_use ratio, plantation ratio)` of a night reading.
+    fn step(&mut self, key: i64, day: usize, slot: usize, x: f64) -> (f64, f64) {
+        if self.key != Some(key) {
+            let broken = self.key.is_some_and(|k| key != k + 1);
+            self.close_night();
+            if broken {
+                self.run_n = 0;
+                self.run_miss = 0;
+            }
+            self.key = Some(key);
+            self.own_ref = day;
+            self.own = NightAcc::default();
+            self.run = NightAcc::default();
+        }
+        let (mut own, mut run) = (self.own, self.run);
+        if self.run_n > 0 {
+            self.add(&mut run, self.run_ref, slot, x);
+        }
+        self.add(&mut own, self.own_ref, slot, x);
+        (self.own, self.run) = (own, run);
+
+        let (mut n_now, mut mean) = (0, 0.0);
+        if self.run_n > 0 {
+            let (h, m) = self.heavy(run, false);
+            mean = m;
+            if h {
+                n_now = self.run_n + 1;
+            }
+        }
+        if n_now == 0 {
+            let (h, m) = self.heavy(own, false);
+            mean = m;
+            n_now = u32::from(h);
+        }
+        if n_now == 0 {
+            return ((mean.max(0.0) / self.min_mean).min(0.99) * 0.99, 0.0);
+        }
+        let a = if n_now > 1 { run } else { own };
+        let strict = f64::from(a.high) >= self.p.night_use_high_fraction * f64::from(a.n);
+        let night = if strict { (mean / self.min_mean).min(self.p.night_use_max_ratio) } else { 0.99 * 0.5 };
+        (night, f64::from(n_now) / f64::from(self.p.plantation_nights))
+    }
+}
+
+/// Per-reading `(types, score)` of one client under the calibrated rules.
+/// `ts` is sorted and unique, on the interval grid, over `days` days from
+/// day `d0`.
+pub(super) fn flags(p: &ConsumptionParams, ts: &[i64], x: &[f64], d0: i64, days: usize) -> Vec<(AnomalyTypes, f64)> {
+    let n = x.len();
+    let step = i64::from(p.interval_minutes) * 60;
+    let per_day = (SECONDS_PER_DAY / step) as usize;
+    let hours = f64::from(p.interval_minutes) / 60.0;
+    let c = p.log_offset_kwh_per_hour * hours;
+    let day: Vec<usize> = ts.iter().map(|&t| (day_of(t) - d0) as usize).collect();
+    let slot: Vec<usize> = ts.iter().map(|&t| (second_of_day(t) / step) as usize).collect();
+    let mut grid = vec![f64::NAN; days * per_day];
+    // Still steps per day, for the flat rule's gate.
+    let (mut still, mut steps) = (vec![0u32; days + 1], vec![0u32; days + 1]);
+    for i in 0..n {
+        grid[day[i] * per_day + slot[i]] = x[i];
+        if i > 0 && ts[i] - ts[i - 1] == step {
+            steps[day[i] + 1] += 1;
+            still[day[i] + 1] += u32::from((x[i] - x[i - 1]).abs() <= p.flat_tolerance_kwh);
+        }
+    }
+    for d in 1..=days {
+        still[d] += still[d - 1];
+        steps[d] += steps[d - 1];
+    }
+    let b = Baselines::new(p, &grid, days, per_day, c);
+
+    let daily = p.interval_minutes >= 1440;
+    let (cal_days, cal_min) = if daily {
+        (p.daily_calibration_days, p.daily_calibration_min_days)
+    } else {
+        (p.calibration_days, p.calibration_min_days)
+    };
+    let min_values = f64::from(cal_min) * per_day as f64 * 0.5;
+    let mut outlier_tail = Tail::new(cal_days, min_values, p.tail_probability);
+    let mut spike_tail = Tail::new(cal_days, min_values, p.tail_probability);
+    let band = p.night_band;
+    let mut nights = Nights {
+        p,
+        b: &b,
+        per_day,
+        min_mean: p.night_min_kwh_per_hour * hours,
+        complete_needs: ((band.hours() * 60) / p.interval_minutes).div_ceil(2),
+        key: None,
+        own_ref: 0,
+        own: NightAcc::default(),
+        run: NightAcc::default(),
+        run_n: 0,
+        run_ref: 0,
+        run_miss: 0,
+    };
+    let night_start = i64::from(band.start_hour) * 3600;
+    let wraps = i64::from(band.start_hour > band.end_hour);
+    let min_excess = |reference: f64| (p.min_excess_kwh_per_hour * hours).max(p.min_excess_rel * reference);
+    let tol = p.flat_tolerance_kwh;
+    let reference_days = p.flat_reference_days as usize;
+    let (mut run_start, mut lo, mut hi, mut evidence) = (0, 0.0f64, 0.0f64, 0.0);
+    let mut current_day = usize::MAX;
+    let mut out = Vec::with_capacity(n);
+
+    for i in 0..n {
+        let (d, s, xi) = (day[i], slot[i], x[i]);
+        let cell = d * per_day + s;
+        if d != current_day {
+            outlier_tail.start_day(d);
+            spike_tail.start_day(d);
+            current_day = d;
+        }
+        let consecutive = i > 0 && ts[i] - ts[i - 1] == step;
+        let mut ratio = [0.0f64; 5];
+        let ly = (xi + c).ln();
+
+        // Outlier: log ratio to the slot median, calibrated on the client's tail.
+        let med = b.med_x[cell];
+        let slot_ok = !med.is_nan();
+        if slot_ok {
+            let z = ly - b.med_y[cell];
+            ratio[0] = outlier_tail.ratio(z).min(((xi - med) / min_excess(med)).max(0.0));
+            outlier_tail.push(d, z);
+        }
+
+        // Spike: a jump over the previous reading, the slot median and the mean.
+        let previous = if consecutive { x[i - 1] } else { 0.0 };
+        let reference = previous.max(med).max(b.mean_all[d]);
+        let z = ly - (reference + c).ln();
+        if slot_ok && b.ok_day[d] {
+            ratio[1] = spike_tail.ratio(z).min(((xi - reference) / min_excess(reference)).max(0.0));
+        }
+        spike_tail.push(d, z);
+
+        // Night use and plantation: hour-of-day rules, off for daily meters.
+        if !daily && band.contains(second_of_day(ts[i])) {
+            let key = day_of(ts[i] - night_start) - d0 + wraps;
+            (ratio[2], ratio[3]) = nights.step(key, d, s, xi);
+        }
+
+        // Flat: greedy run within the tolerance; evidence hours.
+        if i == 0 || !consecutive || hi.max(xi) - lo.min(xi) > tol {
+            (run_start, lo, hi, evidence) = (i, xi, xi, 0.0);
+        } else {
+            (lo, hi) = (lo.min(xi), hi.max(xi));
+        }
+        if b.ok_day[d] {
+            let length = i - run_start + 1;
+            let stuck = 0.5 * (lo + hi) > b.q25_all[d] + tol;
+            if xi < b.low_x[cell] - tol {
+                evidence += hours;
+            }
+            let hours_of_evidence = if stuck { length as f64 * hours } else { evidence };
+            let first = d.saturating_sub(reference_days);
+            let (n_steps, n_still) = (steps[d] - steps[first], still[d] - still[first]);
+            let varies = n_steps > 0 && f64::from(n_still) <= p.flat_max_still_fraction * f64::from(n_steps);
+            if length >= p.flat_min_readings as usize && varies {
+                ratio[4] = hours_of_evidence / p.flat_evidence_hours;
+            }
+        }
+        out.push(combine_grouped(&ratio));
+    }
+    out
+}
+
+/// Group of each rule: {outlier, spike}, {night_use, plantation}, {flat}.
+const GROUP: [usize; 5] = [0, 0, 1, 1, 2];
+
+/// Fired rules' scores: the max within a group, `1 - prod(1 - s)` across
+/// groups; with none fired, the highest sub-threshold score.
+fn combine_grouped(ratios: &[f64; 5]) -> (AnomalyTypes, f64) {
+    let (mut types, mut below, mut groups) = (0u8, 0.0f64, [0.0f64; 3]);
+    for (k, &r) in ratios.iter().enumerate() {
+        let r = if r.is_nan() { 0.0 } else { r.max(0.0) };
+        let s = rule_score(r);
+        if r >= 1.0 {
+            types |= AnomalyType::ALL[k].bit();
+            groups[GROUP[k]] = groups[GROUP[k]].max(s);
+        } else {
+            below = below.max(s);
+        }
+    }
+    if types == 0 {
+        (AnomalyTypes(0), below)
+    } else {
+        (AnomalyTypes(types), 1.0 - groups.iter().map(|g| 1.0 - g).product::<f64>())
+    }
+}
+
+#[cfg(test)]
+#[path = "calibrated_tests.rs"]
+mod tests;
