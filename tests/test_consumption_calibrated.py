@@ -136,5 +136,5 @@ def test_daily_readings_get_no_hour_of_day_rules(shared_data: Path) -> None:
     assert not kinds & {"night_use", "plantation"}, kinds
     rate = float(flags["is_anomaly"].mean())
     print(f"daily readings: {len(flags)}, flagged {rate:.4%}")
-    # The prototype: 1.36% (notes/issue17/design.md, 8.6).
+    # The prototype: 1.36% (docs/consumption_calibrated.md, 8.6).
     assert abs(rate - 0.01355) <= TOLERANCE
