@@ -47,18 +47,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from anomaly.credit_risk import export_sklearn, load
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from anomaly.credit_risk import export_sklearn, load  # noqa: E402
+from test_credit_export import COLUMNS  # noqa: E402  (the German attributes' names)
+
 DATA = ROOT.parent / "shared" / "data" / "credit" / "statlog_german_credit.data"
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-# statlog_german_credit.doc: attributes 1-20, then 1 = good, 2 = bad.
-COLUMNS = [
-    "checking", "duration", "history", "purpose", "amount", "savings", "employment",
-    "installment_rate", "personal", "debtors", "residence", "property", "age",
-    "other_plans", "housing", "existing_credits", "job", "people_liable", "telephone",
-    "foreign", "default",
-]  # fmt: skip
 
 
 def german() -> tuple[pd.DataFrame, pd.Series]:

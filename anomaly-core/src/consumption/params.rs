@@ -362,6 +362,15 @@ fn fraction(name: &str, v: f64, open_low: bool) -> Result<()> {
     }
 }
 
+/// `v` (parameter `name`) at most `limit` (parameter `limit_name`).
+fn within(name: &str, v: u32, limit_name: &str, limit: u32) -> Result<()> {
+    if v <= limit {
+        Ok(())
+    } else {
+        Err(Error::param(name, v, &format!("must not exceed {limit_name}")))
+    }
+}
+
 fn at_least(name: &str, v: u32, min: u32) -> Result<()> {
     if v >= min {
         Ok(())
@@ -384,9 +393,7 @@ impl ParamGuard for ConsumptionParams {
         }
         at_least("baseline_days", p.baseline_days, 1)?;
         at_least("min_history_days", p.min_history_days, 2)?;
-        if p.min_history_days > p.baseline_days {
-            return Err(Error::param("min_history_days", p.min_history_days, "must not exceed baseline_days"));
-        }
+        within("min_history_days", p.min_history_days, "baseline_days", p.baseline_days)?;
         positive("zscore_threshold", p.zscore_threshold)?;
         positive("min_std_kwh", p.min_std_kwh)?;
         positive("spike_increase", p.spike_increase)?;
@@ -407,31 +414,18 @@ impl ParamGuard for ConsumptionParams {
         p.peak_band.check("peak_band")?;
         positive("log_offset_kwh_per_hour", p.log_offset_kwh_per_hour)?;
         at_least("slot_min_history_days", p.slot_min_history_days, 2)?;
-        if p.slot_min_history_days > p.baseline_days {
-            return Err(Error::param(
-                "slot_min_history_days",
-                p.slot_min_history_days,
-                "must not exceed baseline_days",
-            ));
-        }
+        within("slot_min_history_days", p.slot_min_history_days, "baseline_days", p.baseline_days)?;
         at_least("calibration_days", p.calibration_days, 1)?;
         at_least("calibration_min_days", p.calibration_min_days, 1)?;
-        if p.calibration_min_days > p.calibration_days {
-            return Err(Error::param(
-                "calibration_min_days",
-                p.calibration_min_days,
-                "must not exceed calibration_days",
-            ));
-        }
+        within("calibration_min_days", p.calibration_min_days, "calibration_days", p.calibration_days)?;
         at_least("daily_calibration_days", p.daily_calibration_days, 1)?;
         at_least("daily_calibration_min_days", p.daily_calibration_min_days, 1)?;
-        if p.daily_calibration_min_days > p.daily_calibration_days {
-            return Err(Error::param(
-                "daily_calibration_min_days",
-                p.daily_calibration_min_days,
-                "must not exceed daily_calibration_days",
-            ));
-        }
+        within(
+            "daily_calibration_min_days",
+            p.daily_calibration_min_days,
+            "daily_calibration_days",
+            p.daily_calibration_days,
+        )?;
         if !(p.tail_probability > 0.0 && p.tail_probability < 0.05) {
             return Err(Error::param("tail_probability", p.tail_probability, "must be in (0, 0.05)"));
         }
