@@ -63,3 +63,26 @@ def test_every_bad_field_of_a_batch_is_named_with_its_row(service: tuple[Server,
     assert status == 400
     named = {(f["field"], f["row"]) for f in out["error"]["fields"]}
     assert (numeric, 1) in named and (X.columns[0], 3) in named, named
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_cli_scores_a_csv_with_the_librarys_probabilities(
+    library: str, german: tuple[pd.DataFrame, pd.Series], cli: str, tmp_path: Path  # noqa: F811
+) -> None:
+    """`anomaly credit score` on a CSV (NaN as empty cells) equals the library's predict_proba."""
+    import subprocess
+
+    X, y = german
+    pipeline = one_hot_pipeline(X, classifier(library)).fit(X, (y == y.max()).astype(int))
+    export_sklearn(pipeline, tmp_path / "m.json", sample=X)
+    X.to_csv(tmp_path / "in.csv", index=False)
+    run = subprocess.run(
+        [cli, "credit", "score", "-m", str(tmp_path / "m.json"), "-i", str(tmp_path / "in.csv"),
+         "-o", str(tmp_path / "out.csv"), "-q"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    out = pd.read_csv(tmp_path / "out.csv")
+    expected = pipeline.predict_proba(pd.read_csv(tmp_path / "in.csv")).astype(np.float64)
+    np.testing.assert_array_equal(out[["proba_0", "proba_1"]].to_numpy(), expected)
+    np.testing.assert_array_equal(out["prediction"], pipeline.predict(pd.read_csv(tmp_path / "in.csv")))
