@@ -135,8 +135,21 @@ fn report_to_dict<'py>(py: Python<'py>, readings: Readings, report: ConsumptionR
     monthly.set_item("peak_mean_kwh", m.iter().map(|a| opt(a.peak_mean_kwh)).collect::<Vec<_>>().into_pyarray(py))?;
     monthly.set_item("score", m.iter().map(|a| a.score).collect::<Vec<_>>().into_pyarray(py))?;
 
+    let e = &report.episodes;
+    let episodes = PyDict::new(py);
+    episodes.set_item("client", e.iter().map(|e| e.client.clone()).collect::<Vec<_>>())?;
+    episodes.set_item("type", e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())?;
+    episodes.set_item("start", e.iter().map(|e| e.start).collect::<Vec<_>>().into_pyarray(py))?;
+    episodes.set_item("end", e.iter().map(|e| e.end).collect::<Vec<_>>().into_pyarray(py))?;
+    episodes.set_item("n_readings", e.iter().map(|e| e.n_readings as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    episodes.set_item("peak_score", e.iter().map(|e| e.peak_score).collect::<Vec<_>>().into_pyarray(py))?;
+    episodes.set_item("peak_severity", e.iter().map(|e| e.peak_severity as u8).collect::<Vec<_>>().into_pyarray(py))?;
+    episodes
+        .set_item("kwh_above_baseline", e.iter().map(|e| e.kwh_above_baseline).collect::<Vec<_>>().into_pyarray(py))?;
+
     let out = PyDict::new(py);
     out.set_item("readings", rows)?;
+    out.set_item("episodes", episodes)?;
     out.set_item("clients", clients)?;
     out.set_item("monthly", monthly)?;
     Ok(out)

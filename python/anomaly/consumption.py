@@ -107,6 +107,7 @@ __all__ = [
     "clients",
     "default_params",
     "detect",
+    "episodes",
     "monthly",
     "simulate",
 ]
@@ -268,7 +269,15 @@ class ConsumptionRules:
         readings["severity"] = pd.Categorical.from_codes(rows["severity"].astype(np.int8), dtype=_SEVERITY_DTYPE)
         clients_df = pd.DataFrame(raw["clients"])
         monthly_df = pd.DataFrame(raw["monthly"])
-        return ConsumptionResult(readings=readings, clients=clients_df, monthly=monthly_df)
+        ep = raw["episodes"]
+        episodes_df = pd.DataFrame({
+            "client": ep["client"], "type": ep["type"],
+            "start": ep["start"].astype("datetime64[s]"), "end": ep["end"].astype("datetime64[s]"),
+            "n_readings": ep["n_readings"], "peak_score": ep["peak_score"],
+            "peak_severity": pd.Categorical.from_codes(ep["peak_severity"].astype(np.int8), dtype=_SEVERITY_DTYPE),
+            "kwh_above_baseline": ep["kwh_above_baseline"],
+        })  # fmt: skip
+        return ConsumptionResult(readings=readings, clients=clients_df, monthly=monthly_df, episodes=episodes_df)
 
     def detect(self, df: pd.DataFrame, **columns: Any) -> pd.DataFrame:
         """Flags every reading: ``df`` (same index and order) plus ``is_anomaly``, ``types``, ``score``, ``severity``."""
@@ -282,6 +291,10 @@ class ConsumptionRules:
         """Per client: readings, anomalies (in total and by rule), critical and severe counts, max score, ``suspicious``."""
         return self.analyze(df, **columns).clients
 
+    def episodes(self, df: pd.DataFrame, **columns: Any) -> pd.DataFrame:
+        """Alerts: runs of one rule's flags per client (see :func:`episodes`)."""
+        return self.analyze(df, **columns).episodes
+
 
 @dataclass(frozen=True)
 class ConsumptionResult:
@@ -293,6 +306,10 @@ class ConsumptionResult:
     clients: pd.DataFrame
     #: One row per client and month.
     monthly: pd.DataFrame
+    #: One row per episode (a run of one rule's flags for one client):
+    #: ``client``, ``type``, ``start``, ``end`` (exclusive), ``n_readings``,
+    #: ``peak_score``, ``peak_severity``, ``kwh_above_baseline``.
+    episodes: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -496,6 +513,22 @@ def monthly(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
 def clients(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
     """Per client summary with the ``suspicious`` flag; see :func:`analyze` for the keywords."""
     return analyze(df, **kwargs).clients
+
+
+def episodes(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+    """Alerts an analyst acts on; see :func:`analyze` for the keywords.
+
+    Consecutive flagged readings of one client and one rule are one
+    episode: a run continues across at most ``episode_gap`` (2) unflagged
+    readings, and night use and plantations continue from night to night.
+    Columns: ``client``, ``type``, ``start``, ``end`` (the end of the last
+    flagged reading), ``n_readings``, ``peak_score``, ``peak_severity`` and
+    ``kwh_above_baseline`` (the readings less the rules' usual level for
+    each: the hour's mean for the literal rules, the slot median for the
+    calibrated ones; negative for a meter reading too little). Sorted by
+    client, then start.
+    """
+    return analyze(df, **kwargs).episodes
 
 
 def simulate(

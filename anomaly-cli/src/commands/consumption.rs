@@ -28,6 +28,7 @@ pub(crate) enum Command {
     /// Examples:
     ///
     ///   anomaly consumption detect --input readings.csv --output flags.csv --monthly monthly.csv
+    ///   anomaly consumption detect --input readings.csv --output flags.csv --episodes episodes.csv --method calibrated
     ///
     ///   # half-hourly meter data, summed to hourly, with its own column names
     ///   anomaly consumption detect --input sgsc.csv --output flags.csv \
@@ -92,6 +93,10 @@ pub(crate) struct DetectArgs {
     /// Also write one summary row per client (CSV).
     #[arg(long)]
     clients: Option<PathBuf>,
+    /// Also write the episodes (CSV): runs of one rule's flags per client,
+    /// with start, end, peak score and severity, and kWh above the usual level.
+    #[arg(long)]
+    episodes: Option<PathBuf>,
     /// Column holding the client id.
     #[arg(long, default_value = "client_id")]
     client_col: String,
@@ -250,6 +255,9 @@ fn detect(args: DetectArgs) -> Result<()> {
     if let Some(path) = &args.clients {
         write_clients(path, &report)?;
     }
+    if let Some(path) = &args.episodes {
+        write_episodes(path, &report)?;
+    }
     let summary = summary_json(&readings, &report, started);
     info!(
         "{} of {} readings anomalous ({:.2}%), {} of {} clients suspicious; total {:.2?}",
@@ -345,6 +353,25 @@ fn write_monthly(path: &Path, report: &ConsumptionReport) -> Result<()> {
             csvio::opt(m.night_mean_kwh),
             csvio::opt(m.peak_mean_kwh),
             m.score.to_string(),
+        ])?;
+    }
+    csvio::finish(w, path)
+}
+
+fn write_episodes(path: &Path, report: &ConsumptionReport) -> Result<()> {
+    let mut w = csvio::writer(path)?;
+    let header = ["client", "type", "start", "end", "n_readings", "peak_score", "peak_severity", "kwh_above_baseline"];
+    w.write_record(header)?;
+    for e in &report.episodes {
+        w.write_record([
+            e.client.clone(),
+            e.kind.as_str().to_owned(),
+            anomaly_core::time::format_timestamp(e.start),
+            anomaly_core::time::format_timestamp(e.end),
+            e.n_readings.to_string(),
+            e.peak_score.to_string(),
+            e.peak_severity.as_str().to_owned(),
+            e.kwh_above_baseline.to_string(),
         ])?;
     }
     csvio::finish(w, path)

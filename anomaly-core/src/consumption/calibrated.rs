@@ -441,10 +441,17 @@ impl Nights<'_> {
     }
 }
 
-/// Per-reading `(types, score)` of one client under the calibrated rules.
+/// Per-reading `(types, score)` of one client under the calibrated rules,
+/// and each reading's usual level (its slot's median; NaN without one).
 /// `ts` is sorted and unique, on the interval grid, over `days` days from
 /// day `d0`.
-pub(super) fn flags(p: &ConsumptionParams, ts: &[i64], x: &[f64], d0: i64, days: usize) -> Vec<(AnomalyTypes, f64)> {
+pub(super) fn flags(
+    p: &ConsumptionParams,
+    ts: &[i64],
+    x: &[f64],
+    d0: i64,
+    days: usize,
+) -> (Vec<(AnomalyTypes, f64)>, Vec<f64>) {
     let n = x.len();
     let step = i64::from(p.interval_minutes) * 60;
     let per_day = (SECONDS_PER_DAY / step) as usize;
@@ -559,7 +566,8 @@ pub(super) fn flags(p: &ConsumptionParams, ts: &[i64], x: &[f64], d0: i64, days:
         }
         out.push(combine_grouped(&ratio));
     }
-    out
+    let usual = (0..n).map(|i| b.med_x[day[i] * per_day + slot[i]]).collect();
+    (out, usual)
 }
 
 /// Group of each rule: {outlier, spike}, {night_use, plantation}, {flat}.

@@ -79,6 +79,7 @@
 //! ```
 
 pub mod calibrated;
+mod episodes;
 mod params;
 mod readings;
 mod report;
@@ -88,5 +89,5 @@ pub mod simulate;
 pub use params::{ConsumptionParams, ConsumptionRules, HourBand, Method};
 pub use readings::{kwh_problem, ColumnNames, KwhProblem, Readings, ReadingsBuilder, MAX_KWH};
 pub use report::{
-    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags, Severity,
+    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, Episode, MonthlyAggregate, ReadingFlags, Severity,
 };

@@ -201,6 +201,9 @@ pub struct ConsumptionParams {
     /// A client is suspicious with any plantation or flat reading, or at
     /// least this many readings of severity alta or crítica.
     pub suspicious_min_severe: u32,
+    /// An episode (a run of one rule's flags) continues across at most this
+    /// many unflagged readings; night rules continue from night to night.
+    pub episode_gap: u32,
     /// Calibrated: offset `c` of the log scale `ln(x + c)`, in kWh per hour
     /// (times the interval; 2.4 kWh for daily meters).
     pub log_offset_kwh_per_hour: f64,
@@ -271,6 +274,7 @@ impl Default for ConsumptionParams {
             severity_alta: 0.75,
             severity_critica: 0.9,
             suspicious_min_severe: 3,
+            episode_gap: 2,
             method: Method::Literal,
             log_offset_kwh_per_hour: 0.1,
             slot_min_history_days: 14,
@@ -412,6 +416,9 @@ impl ParamGuard for ConsumptionParams {
             return Err(Error::param("flat_hours", p.flat_hours, "must cover at least one interval"));
         }
         p.peak_band.check("peak_band")?;
+        if p.episode_gap > 10_000 {
+            return Err(Error::param("episode_gap", p.episode_gap, "must be at most 10000 readings"));
+        }
         positive("log_offset_kwh_per_hour", p.log_offset_kwh_per_hour)?;
         at_least("slot_min_history_days", p.slot_min_history_days, 2)?;
         within("slot_min_history_days", p.slot_min_history_days, "baseline_days", p.baseline_days)?;

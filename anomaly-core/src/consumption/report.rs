@@ -173,6 +173,29 @@ pub struct MonthlyAggregate {
     pub score: f64,
 }
 
+/// One alert: a run of one rule's flags for one client (see
+/// `consumption::episodes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    /// Client name.
+    pub client: String,
+    /// The rule.
+    pub kind: AnomalyType,
+    /// Time of the first flagged reading.
+    pub start: i64,
+    /// End of the last flagged reading (its time plus the interval).
+    pub end: i64,
+    /// Flagged readings in the episode.
+    pub n_readings: usize,
+    /// Highest score of its readings.
+    pub peak_score: f64,
+    /// Severity of the peak score.
+    pub peak_severity: Severity,
+    /// Sum over its readings of the reading less the rules' usual level for
+    /// it (negative for a meter reading too little, as a flat one does).
+    pub kwh_above_baseline: f64,
+}
+
 /// Everything one detection run returns.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConsumptionReport {
@@ -182,4 +205,6 @@ pub struct ConsumptionReport {
     pub clients: Vec<ClientSummary>,
     /// Per client and month, clients in name order, months ascending.
     pub monthly: Vec<MonthlyAggregate>,
+    /// Episodes, clients in name order, each client's by start.
+    pub episodes: Vec<Episode>,
 }

@@ -4,10 +4,11 @@ use std::collections::VecDeque;
 
 use rayon::prelude::*;
 
+use super::episodes::client_episodes;
 use super::params::{ConsumptionRules, Method};
 use super::readings::Readings;
 use super::report::{
-    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, MonthlyAggregate, ReadingFlags, Severity,
+    AnomalyType, AnomalyTypes, ClientSummary, ConsumptionReport, Episode, MonthlyAggregate, ReadingFlags, Severity,
 };
 use crate::error::{Error, Result};
 use crate::time::{civil_from_days, day_of, second_of_day, SECONDS_PER_DAY};
@@ -46,6 +47,7 @@ impl Detect<Readings> for ConsumptionRules {
             flags: ReadingFlags::default(),
             clients: Vec::with_capacity(groups.clients.len()),
             monthly: Vec::new(),
+            episodes: Vec::new(),
         };
         // Input already sorted by client and time (the common case): the
         // per-client columns concatenate into input order.
@@ -79,6 +81,7 @@ impl Detect<Readings> for ConsumptionRules {
             }
             report.clients.push(output.summary);
             report.monthly.extend(output.monthly);
+            report.episodes.extend(output.episodes);
         }
         Ok(report)
     }
@@ -88,6 +91,7 @@ struct ClientOutput {
     flags: Vec<(AnomalyTypes, f64)>,
     summary: ClientSummary,
     monthly: Vec<MonthlyAggregate>,
+    episodes: Vec<Episode>,
 }
 
 /// Sums over whole days, as prefix sums: `row d` holds days `0..d`, so a
@@ -196,9 +200,10 @@ impl ConsumptionRules {
             ts.iter().map(|&t| day_index(t) * per_day + (second_of_day(t) / step) as usize).collect();
         let is_night: Vec<bool> = ts.iter().map(|&t| p.night_band.contains(second_of_day(t))).collect();
         if p.method == Method::Calibrated {
-            let flags = super::calibrated::flags(p, ts, x, d0, days);
+            let (flags, baseline) = super::calibrated::flags(p, ts, x, d0, days);
             let (summary, monthly) = self.summarise(name, ts, x, &is_night, &flags);
-            return Ok(ClientOutput { flags, summary, monthly });
+            let episodes = client_episodes(self, name, ts, x, &baseline, &flags);
+            return Ok(ClientOutput { flags, summary, monthly, episodes });
         }
         let mut grid = vec![f64::NAN; days * per_day];
 
@@ -230,6 +235,8 @@ impl ConsumptionRules {
         let (mut max_q, mut min_q) = (VecDeque::new(), VecDeque::new());
         let mut run_start = 0;
         let mut flags = Vec::with_capacity(n);
+        // The usual level of each reading, for episodes: its hour's mean.
+        let mut usual = Vec::with_capacity(n);
 
         for i in 0..n {
             let (xi, di, slot) = (x[i], cell[i] / per_day, cell[i] % per_day);
@@ -239,6 +246,7 @@ impl ConsumptionRules {
             // Outlier: z-score against the same hour of day, and at least
             // `min_excess_kwh` away from its mean.
             let (c, mean, std) = slots.window(lo, di, slot);
+            usual.push(if c >= min_history { mean + shift } else { f64::NAN });
             if c >= min_history {
                 let deviation = (xi - shift - mean).abs();
                 ratio[0] = (deviation / std.max(p.min_std_kwh) / p.zscore_threshold).min(excess_ratio(
@@ -328,7 +336,8 @@ impl ConsumptionRules {
         }
 
         let (summary, monthly) = self.summarise(name, ts, x, &is_night, &flags);
-        Ok(ClientOutput { flags, summary, monthly })
+        let episodes = client_episodes(self, name, ts, x, &usual, &flags);
+        Ok(ClientOutput { flags, summary, monthly, episodes })
     }
 
     /// Ratio of the plantation rule for the night with index `key`, using
