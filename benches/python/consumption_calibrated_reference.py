@@ -1,7 +1,12 @@
 """The calibrated consumption rules in numpy, and their evaluation harness:
 the reference the Rust port (`anomaly_core::consumption::calibrated`) was
-written from and is checked against (tests/test_consumption_calibrated.py
-holds its figures). The algorithm: docs/consumption_calibrated.md.
+written from (tests/test_consumption_calibrated.py holds its figures). The
+algorithm: docs/consumption_calibrated.md. Its defaults include section 10's
+follow-up (flat novelty, the same-level still gate, plantation hysteresis,
+flat_reference_days=4), which catches every injected flat and plantation and
+is not ported yet; with plantation_continue_min_excess, plantation_continue_floor
+and flat_gate_same_level off, flat_novelty_days=0 and flat_reference_days=7 it
+is the ported rules, score for score.
 
 Self-contained numpy/pandas. Causal: every per-day baseline of day d uses whole
 days < d only; the run states (plantation nights, flat runs, spike previous
@@ -62,12 +67,20 @@ class Params:
     night_use_max_ratio: float = 1.5      # night_use alone stays <= media (score 0.667)
     plantation_nights: int = 3            # ratio = heavy nights in the run / this
     plantation_max_gap_nights: int = 0    # a run survives this many consecutive non-heavy nights
+    plantation_continue_min_excess: bool = True  # follow-up (docs §10): inside an active run, a reading also
+                                          # counts as high when x >= m_x[R,s] + night_min (hysteresis)
+    plantation_continue_floor: bool = True      # ... and a night whose every reading is >= q05_x[R,s] + night_min
+                                          # (the night floor lifted by a constant load) continues it
     # flat
     flat_tolerance_kwh: float = 0.01
     flat_hours: float = 12.0             # evidence hours at ratio 1
     flat_min_readings: int = 3
     flat_max_still_fraction: float = 0.75  # off when > this fraction of the last flat_reference_days' steps are still
-    flat_reference_days: int = 7
+    flat_reference_days: int = 4         # follow-up (docs §10): was 7; 4 days stop re-flagging a long real run sooner
+    # flat, follow-up (docs §10 "Closing the misses"): novelty against the client's own recent runs
+    flat_novelty_days: int = 14          # completed runs ending on days d-N .. d-1 are the reference (0: off)
+    flat_novelty_factor: float = 1.5     # r_nov = L*ih / max(flat_hours, factor * L_ref*ih)
+    flat_gate_same_level: bool = True    # the still gate counts only still steps at the run's level (+-tol)
     # severity
     severity_media: float = 0.6
     severity_alta: float = 0.75
@@ -215,11 +228,15 @@ def detect_client(ts: np.ndarray, x: np.ndarray, p: Params) -> dict:
         cur_key, acc = None, None     # current night and its accumulators per reference
         idx = np.flatnonzero(in_band)
 
-        def heavy(a, complete):
-            n, exc_sum, hi = a
+        def heavy(a, complete, cont=False):
+            n, exc_sum, hi, hi_cont, floor_n = a
+            if cont and p.plantation_continue_min_excess:
+                hi = hi_cont   # continuing a run: high = above min(q90, median + night_min) of the frozen reference
             if n < (math.ceil(band_len / 2) if complete else p.night_min_readings):
                 return False, 0.0
             m = exc_sum / n
+            if cont and p.plantation_continue_floor and floor_n == n:
+                return True, m
             return (m >= p.night_min_kwh_per_hour * p.ih and hi >= p.night_high_fraction * n), m
 
         def close_night():
@@ -227,7 +244,7 @@ def detect_client(ts: np.ndarray, x: np.ndarray, p: Params) -> dict:
             if cur_key is None:
                 return
             if run_n > 0:
-                h, _ = heavy(acc["run"], True)
+                h, _ = heavy(acc["run"], True, cont=True)
                 if h:
                     run_n += 1
                     run_miss = 0
@@ -248,7 +265,7 @@ def detect_client(ts: np.ndarray, x: np.ndarray, p: Params) -> dict:
                     close_night()
                 cur_key = k
                 own_ref = day[i]  # the night's first day: baseline ends before it
-                acc = {"run": [0, 0.0, 0], "own": [0, 0.0, 0], "own_ref": own_ref}
+                acc = {"run": [0, 0.0, 0, 0, 0], "own": [0, 0.0, 0, 0, 0], "own_ref": own_ref}
             d, s = day[i], slot[i]
             for name, rd in (("run", run_ref if run_n > 0 else -1), ("own", acc["own_ref"])):
                 if rd < 0 or not ok[rd, s]:
@@ -257,10 +274,12 @@ def detect_client(ts: np.ndarray, x: np.ndarray, p: Params) -> dict:
                 a[0] += 1
                 a[1] += x[i] - med_x[rd, s]
                 a[2] += int(x[i] >= qhi_x[rd, s])
+                a[3] += int(x[i] >= min(qhi_x[rd, s], med_x[rd, s] + p.night_min_kwh_per_hour * p.ih))
+                a[4] += int(x[i] >= q05_x[rd, s] + p.night_min_kwh_per_hour * p.ih)
             # ratio of this reading: the current night so far extends the run or starts one
             n_now, m = 0, 0.0
             if run_n > 0:
-                h, m = heavy(acc["run"], False)
+                h, m = heavy(acc["run"], False, cont=True)
                 if h:
                     n_now = run_n + 1
             if n_now == 0:
@@ -278,18 +297,30 @@ def detect_client(ts: np.ndarray, x: np.ndarray, p: Params) -> dict:
 
     # --- flat: run of consecutive readings with spread <= tolerance; evidence hours
     r_flat = np.zeros(len(x))
-    # still fraction over the previous baseline_days days (steps with |dx| <= tol, consecutive readings)
+    tol = p.flat_tolerance_kwh
+    # still steps (|dx| <= tol between consecutive readings) of the previous flat_reference_days days
     still = np.full((D, S), np.nan)
     dx = np.abs(np.diff(x))
-    st = np.where(consec[1:], (dx <= p.flat_tolerance_kwh).astype(float), np.nan)
+    st = np.where(consec[1:], (dx <= tol).astype(float), np.nan)
     still[day[1:], slot[1:]] = st
     Ws = past_window(still, p.flat_reference_days).reshape(D, -1)
     still_frac = np.nanmean(Ws, axis=1)
+    n_steps = np.sum(~np.isnan(Ws), axis=1)      # consecutive steps in the window (the gate's denominator)
+    if p.flat_gate_same_level:
+        # level of a still step = mean of its two readings; per day d, the sorted levels of the window's still steps
+        lev = np.full((D, S), np.nan)
+        stl = np.where(st == 1.0, 0.5 * (x[1:] + x[:-1]), np.nan)
+        lev[day[1:], slot[1:]] = stl
+        Wl = past_window(lev, p.flat_reference_days).reshape(D, -1)
+        still_levels = [np.sort(w[~np.isnan(w)]) for w in Wl]
+    runs = []            # completed runs: (last day, length in readings, level); only L >= flat_min_readings
     run_start = 0
     lo = hi = x[0]
     ev = 0.0
     for i in range(len(x)):
-        if i == 0 or not consec[i] or max(hi, x[i]) - min(lo, x[i]) > p.flat_tolerance_kwh:
+        if i == 0 or not consec[i] or max(hi, x[i]) - min(lo, x[i]) > tol:
+            if i > 0 and i - run_start >= p.flat_min_readings:
+                runs.append((day[i - 1], i - run_start, 0.5 * (lo + hi)))
             run_start, lo, hi, ev = i, x[i], x[i], 0.0
             # (a greedy run: a new run starts at the breaking reading)
         else:
@@ -298,14 +329,34 @@ def detect_client(ts: np.ndarray, x: np.ndarray, p: Params) -> dict:
         L = i - run_start + 1
         level = 0.5 * (lo + hi)
         if okday[d]:
-            stuck = level > q25_all[d] + p.flat_tolerance_kwh
-            low = (not np.isnan(q05_x[d, s])) and x[i] < q05_x[d, s] - p.flat_tolerance_kwh
+            stuck = level > q25_all[d] + tol
+            low = (not np.isnan(q05_x[d, s])) and x[i] < q05_x[d, s] - tol
             # evidence accrues for the readings of the run so far; when the run becomes "stuck" the
             # whole run counts (level is the run's, known only now), so recompute cheaply:
             ev += p.ih if low else 0.0
             evid = L * p.ih if stuck else ev
-            if L >= p.flat_min_readings and still_frac[d] <= p.flat_max_still_fraction:
-                r_flat[i] = evid / p.flat_hours
+            if L < p.flat_min_readings:
+                continue
+            if p.flat_gate_same_level:
+                sl = still_levels[d]
+                n_same = np.searchsorted(sl, level + tol, "right") - np.searchsorted(sl, level - tol, "left")
+                gate_frac = n_same / n_steps[d] if n_steps[d] else np.nan
+            else:
+                gate_frac = still_frac[d]
+            if not gate_frac <= p.flat_max_still_fraction:   # (NaN: no steps in the window -> off, as before)
+                continue
+            r = evid / p.flat_hours
+            if p.flat_novelty_days > 0:
+                # novelty: the run is much longer than the client's own completed runs at its level
+                # (|level_ref - level| <= tol) that ended on days d-N .. d-1
+                l_ref = 0
+                for (de, Lr, lv) in runs[::-1]:
+                    if de < d - p.flat_novelty_days:
+                        break
+                    if de < d and abs(lv - level) <= tol:
+                        l_ref = max(l_ref, Lr)
+                r = max(r, L * p.ih / max(p.flat_hours, p.flat_novelty_factor * l_ref * p.ih))
+            r_flat[i] = r
     ratios = np.vstack([r_out, r_sp, r_night, r_plant, r_flat]).T
     return {"ratios": ratios, "base": med_x[day, slot], "ref_spike": ref}
 
