@@ -72,7 +72,7 @@ def test_real_households_episodes(shared_data: Path) -> None:
     print({"caught_as_severe_episode": caught, "episodes_per_client_month": round(per_client_month, 2),
            "episodes": len(episodes)})  # fmt: skip
     assert caught["plantation"] == 1.0
-    assert caught["flat"] >= 0.9
+    assert caught["flat"] == 1.0
     # The literal rules' alert stream was ~33 per client-month (docs/consumption_calibrated.md).
     assert per_client_month < 6
 

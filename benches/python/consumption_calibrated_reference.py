@@ -3,10 +3,10 @@ the reference the Rust port (`anomaly_core::consumption::calibrated`) was
 written from (tests/test_consumption_calibrated.py holds its figures). The
 algorithm: docs/consumption_calibrated.md. Its defaults include section 10's
 follow-up (flat novelty, the same-level still gate, plantation hysteresis,
-flat_reference_days=4), which catches every injected flat and plantation and
-is not ported yet; with plantation_continue_min_excess, plantation_continue_floor
-and flat_gate_same_level off, flat_novelty_days=0 and flat_reference_days=7 it
-is the ported rules, score for score.
+flat_reference_days=4), as the Rust rules do (score for score on the real
+households); with plantation_continue_min_excess, plantation_continue_floor
+and flat_gate_same_level off, flat_novelty_days=0 and flat_reference_days=7
+it gives the first version's figures (docs section 8).
 
 Self-contained numpy/pandas. Causal: every per-day baseline of day d uses whole
 days < d only; the run states (plantation nights, flat runs, spike previous

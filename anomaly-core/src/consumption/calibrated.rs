@@ -44,17 +44,30 @@
 //!   day `R`. Heavy nights in a row form a run whose reference stays frozen at
 //!   the run's first night, so the pattern never raises its own reference; a
 //!   night without readings breaks it (`plantation_max_gap_nights` non-heavy
-//!   nights are tolerated). plantation: `r = nights in the run (including
-//!   this one) / plantation_nights`, so persistence is the evidence.
+//!   nights are tolerated). Continuing a run is easier than starting one
+//!   (hysteresis): against the frozen reference a reading is also high at
+//!   `min(q90, m_x + e)` (`plantation_continue_min_excess`, `e =
+//!   night_min_kwh_per_hour * h`), and a night whose every reading is at
+//!   least the slot's 5% quantile plus `e` continues the run whatever its
+//!   mean (`plantation_continue_floor`). plantation: `r = nights in the run
+//!   (including this one) / plantation_nights`, so persistence is the evidence.
 //!   night_use: `r = min(mean excess / night_min_kwh_per_hour, night_use_max_ratio)`
 //!   when the night is heavy and `night_use_high_fraction` of it is high.
 //! - **flat**: a greedy run of consecutive readings whose spread stays within
 //!   `flat_tolerance_kwh`, of at least `flat_min_readings`. If its level is
 //!   above the all-slot 25% quantile, the meter is stuck and every hour of the
 //!   run is evidence; otherwise only readings below their slot's 5% quantile
-//!   are. `r = evidence hours / flat_evidence_hours`. Off when more than
-//!   `flat_max_still_fraction` of the steps of the previous
-//!   `flat_reference_days` days were still (a meter that does not vary).
+//!   are. Novelty (`flat_novelty_days > 0`): with `L_ref` the longest
+//!   completed run (of at least `flat_min_readings`) at the same level
+//!   (within the tolerance) that ended on days `d - flat_novelty_days ..
+//!   d - 1`, `r = max(evidence hours / flat_evidence_hours,
+//!   L h / max(flat_evidence_hours, flat_novelty_factor * L_ref h))`: a run
+//!   much longer than the client's own recent runs at its level is evidence.
+//!   Off when more than `flat_max_still_fraction` of the steps of the
+//!   previous `flat_reference_days` days were still (a meter that does not
+//!   vary); with `flat_gate_same_level`, only still steps (level: the mean of
+//!   their two readings) within the tolerance of the run's level count, so a
+//!   meter stuck at another level does not close the gate.
 //!
 //! # Combination
 //! Rules are grouped: {outlier, spike}, {night_use, plantation}, {flat}. A
@@ -75,6 +88,7 @@ use std::collections::VecDeque;
 use super::params::ConsumptionParams;
 use super::report::{AnomalyType, AnomalyTypes};
 use super::rules::rule_score;
+use super::tail::Tail;
 use crate::time::{day_of, second_of_day, SECONDS_PER_DAY};
 
 /// Quantile with linear interpolation (numpy's default) of a sorted,
@@ -203,136 +217,17 @@ fn merge_day(all: &mut Vec<f64>, merged: &mut Vec<f64>, added: &mut [f64], remov
     std::mem::swap(all, merged);
 }
 
-/// `(a[k], a[k + 1])` of `a` sorted, by selection (reorders `a`; `a[k + 1]`
-/// is `a[k]` when `k` is last), and the part of `a` above `k`.
-fn select_pair(a: &mut [f64], k: usize) -> (f64, f64, &mut [f64]) {
-    let (_, nth, right) = a.select_nth_unstable_by(k, f64::total_cmp);
-    let v = *nth;
-    let next = right.iter().copied().fold(f64::INFINITY, f64::min);
-    (v, if right.is_empty() { v } else { next }, right)
-}
-
-/// Bins of the tail histograms: `BIN_WIDTH` wide from `BIN_LOW`, the end
-/// bins open. They only narrow down which values hold the upper quantiles;
-/// the quantiles themselves are exact (a selection among those values).
-const BINS: usize = 4096;
-const BIN_LOW: f64 = -20.0;
-const BIN_WIDTH: f64 = 0.01;
-
-fn bin_of(z: f64) -> u16 {
-    ((z - BIN_LOW) / BIN_WIDTH).floor().clamp(0.0, (BINS - 1) as f64) as u16
-}
-
-/// A client's own tail of one statistic over the previous `days` days.
-/// A histogram finds the bins holding the top 5% of the window, and the
-/// quantiles are selected among those values only: O(1) amortised per reading plus one scan of the
-/// window per day.
-struct Tail {
-    days: usize,
-    min_values: f64,
-    offset: f64,
-    /// Day, value and bin of each value in the window, oldest first.
-    days_of: VecDeque<usize>,
-    values: VecDeque<f64>,
-    bins: VecDeque<u16>,
-    histogram: Vec<u32>,
-    /// No value in the window lies in a bin above this one.
-    top: usize,
-    buf: Vec<f64>,
-    q95: f64,
-    spread: f64,
-    ok: bool,
-}
-
-impl Tail {
-    fn new(days: u32, min_values: f64, tail_probability: f64) -> Self {
-        Tail {
-            days: days as usize,
-            min_values,
-            offset: 1.0 + (tail_probability / 0.05).log10(),
-            days_of: VecDeque::new(),
-            values: VecDeque::new(),
-            bins: VecDeque::new(),
-            histogram: vec![0; BINS],
-            top: 0,
-            buf: Vec::new(),
-            q95: 0.0,
-            spread: 1.0,
-            ok: false,
-        }
-    }
-
-    /// Recomputes the quantiles for day `d` from days `d - days .. d - 1`.
-    fn start_day(&mut self, d: usize) {
-        while self.days_of.front().is_some_and(|&day| day + self.days < d) {
-            self.days_of.pop_front();
-            self.values.pop_front();
-            let bin = self.bins.pop_front().unwrap_or_default();
-            self.histogram[usize::from(bin)] -= 1;
-        }
-        let n = self.values.len();
-        self.ok = n > 0 && n as f64 >= self.min_values;
-        if !self.ok {
-            return;
-        }
-        let (p95, p99) = (0.95 * (n - 1) as f64, 0.99 * (n - 1) as f64);
-        let k95 = p95.floor() as usize;
-        // The bins from the top that hold ranks k95.. (ascending ranks).
-        while self.histogram[self.top] == 0 {
-            self.top -= 1;
-        }
-        let (mut above, mut first_bin) = (0usize, self.top + 1);
-        while above < n - k95 {
-            first_bin -= 1;
-            above += self.histogram[first_bin] as usize;
-        }
-        let first_bin = first_bin as u16;
-        self.buf.clear();
-        for (&bin, &v) in self.bins.iter().zip(&self.values) {
-            if bin >= first_bin {
-                self.buf.push(v);
-            }
-        }
-        // Ranks k95.. of the window are ranks k95 - below.. of `buf`.
-        let below = n - self.buf.len();
-        let k99 = p99.floor() as usize;
-        let (a, a_next, right) = select_pair(&mut self.buf, k95 - below);
-        let q95 = a + (a_next - a) * (p95 - k95 as f64);
-        let (b, b_next) = if k99 == k95 {
-            (a, a_next)
-        } else {
-            let (b, b_next, _) = select_pair(right, k99 - k95 - 1);
-            (b, b_next)
-        };
-        let q99 = b + (b_next - b) * (p99 - k99 as f64);
-        self.q95 = q95;
-        self.spread = (q99 - q95).max(0.05);
-    }
-
-    fn push(&mut self, d: usize, z: f64) {
-        let bin = bin_of(z);
-        self.histogram[usize::from(bin)] += 1;
-        self.top = self.top.max(usize::from(bin));
-        self.days_of.push_back(d);
-        self.values.push_back(z);
-        self.bins.push_back(bin);
-    }
-
-    /// `max(0, 1 + log10(p0 / P(Z > z)))` under the exponential tail.
-    fn ratio(&self, z: f64) -> f64 {
-        if !self.ok || z.is_nan() {
-            return 0.0;
-        }
-        (std::f64::consts::LOG10_E * 5f64.ln() * (z - self.q95) / self.spread + self.offset).max(0.0)
-    }
-}
-
 /// A night's accumulators against one reference day.
 #[derive(Default, Clone, Copy)]
 struct NightAcc {
     n: u32,
     excess: f64,
+    /// Readings at or above the slot's `night_high_quantile`.
     high: u32,
+    /// Readings at or above `min(q90, m_x + e)` (continuing a run).
+    high_cont: u32,
+    /// Readings at or above the slot's 5% quantile plus `e` (a lifted floor).
+    floor: u32,
 }
 
 /// The night_use / plantation state of one client.
@@ -353,13 +248,19 @@ struct Nights<'a> {
 
 impl Nights<'_> {
     /// `(heavy, mean excess)`; the mean is 0 below the readings needed.
-    fn heavy(&self, a: NightAcc, complete: bool) -> (bool, f64) {
+    /// `cont`: the night is tested as the continuation of an active run
+    /// (against its frozen reference), with the hysteresis tests.
+    fn heavy(&self, a: NightAcc, complete: bool, cont: bool) -> (bool, f64) {
+        let high = if cont && self.p.plantation_continue_min_excess { a.high_cont } else { a.high };
         let needs = if complete { self.complete_needs } else { self.p.night_min_readings };
         if a.n < needs || a.n == 0 {
             return (false, 0.0);
         }
         let m = a.excess / f64::from(a.n);
-        (m >= self.min_mean && f64::from(a.high) >= self.p.night_high_fraction * f64::from(a.n), m)
+        if cont && self.p.plantation_continue_floor && a.floor == a.n {
+            return (true, m);
+        }
+        (m >= self.min_mean && f64::from(high) >= self.p.night_high_fraction * f64::from(a.n), m)
     }
 
     fn close_night(&mut self) {
@@ -367,7 +268,7 @@ impl Nights<'_> {
             return;
         }
         if self.run_n > 0 {
-            if self.heavy(self.run, true).0 {
+            if self.heavy(self.run, true, true).0 {
                 self.run_n += 1;
                 self.run_miss = 0;
                 return;
@@ -378,7 +279,7 @@ impl Nights<'_> {
             }
         }
         self.run_miss = 0;
-        if self.heavy(self.own, true).0 {
+        if self.heavy(self.own, true, false).0 {
             self.run_n = 1;
             self.run_ref = self.own_ref;
         } else {
@@ -394,7 +295,10 @@ impl Nights<'_> {
         }
         a.n += 1;
         a.excess += x - m;
-        a.high += u32::from(x >= self.b.high_x[cell]);
+        let q90 = self.b.high_x[cell];
+        a.high += u32::from(x >= q90);
+        a.high_cont += u32::from(x >= q90.min(m + self.min_mean));
+        a.floor += u32::from(x >= self.b.low_x[cell] + self.min_mean);
     }
 
     /// `(night_use ratio, plantation ratio)` of a night reading.
@@ -420,14 +324,14 @@ impl Nights<'_> {
 
         let (mut n_now, mut mean) = (0, 0.0);
         if self.run_n > 0 {
-            let (h, m) = self.heavy(run, false);
+            let (h, m) = self.heavy(run, false, true);
             mean = m;
             if h {
                 n_now = self.run_n + 1;
             }
         }
         if n_now == 0 {
-            let (h, m) = self.heavy(own, false);
+            let (h, m) = self.heavy(own, false, false);
             mean = m;
             n_now = u32::from(h);
         }
@@ -460,13 +364,18 @@ pub(super) fn flags(
     let day: Vec<usize> = ts.iter().map(|&t| (day_of(t) - d0) as usize).collect();
     let slot: Vec<usize> = ts.iter().map(|&t| (second_of_day(t) / step) as usize).collect();
     let mut grid = vec![f64::NAN; days * per_day];
-    // Still steps per day, for the flat rule's gate.
+    // Still steps per day, for the flat rule's gate, and their levels.
     let (mut still, mut steps) = (vec![0u32; days + 1], vec![0u32; days + 1]);
+    let mut still_levels: Vec<Vec<f64>> = vec![Vec::new(); if p.flat_gate_same_level { days } else { 0 }];
     for i in 0..n {
         grid[day[i] * per_day + slot[i]] = x[i];
         if i > 0 && ts[i] - ts[i - 1] == step {
             steps[day[i] + 1] += 1;
-            still[day[i] + 1] += u32::from((x[i] - x[i - 1]).abs() <= p.flat_tolerance_kwh);
+            let is_still = (x[i] - x[i - 1]).abs() <= p.flat_tolerance_kwh;
+            still[day[i] + 1] += u32::from(is_still);
+            if is_still && p.flat_gate_same_level {
+                still_levels[day[i]].push(0.5 * (x[i] + x[i - 1]));
+            }
         }
     }
     for d in 1..=days {
@@ -505,6 +414,11 @@ pub(super) fn flags(
     let tol = p.flat_tolerance_kwh;
     let reference_days = p.flat_reference_days as usize;
     let (mut run_start, mut lo, mut hi, mut evidence) = (0, 0.0f64, 0.0f64, 0.0);
+    // Completed flat runs (last day, readings, level) of the novelty window.
+    let novelty_days = p.flat_novelty_days as usize;
+    let mut runs: VecDeque<(usize, usize, f64)> = VecDeque::new();
+    // Sorted levels of the still steps of days `d - flat_reference_days .. d - 1`.
+    let mut window_levels: Vec<f64> = Vec::new();
     let mut current_day = usize::MAX;
     let mut out = Vec::with_capacity(n);
 
@@ -515,6 +429,16 @@ pub(super) fn flags(
             outlier_tail.start_day(d);
             spike_tail.start_day(d);
             current_day = d;
+            if p.flat_gate_same_level {
+                window_levels.clear();
+                for levels in &still_levels[d.saturating_sub(reference_days)..d] {
+                    window_levels.extend_from_slice(levels);
+                }
+                window_levels.sort_unstable_by(f64::total_cmp);
+            }
+            while runs.front().is_some_and(|&(last, _, _)| last + novelty_days < d) {
+                runs.pop_front();
+            }
         }
         let consecutive = i > 0 && ts[i] - ts[i - 1] == step;
         let mut ratio = [0.0f64; 5];
@@ -546,22 +470,49 @@ pub(super) fn flags(
 
         // Flat: greedy run within the tolerance; evidence hours.
         if i == 0 || !consecutive || hi.max(xi) - lo.min(xi) > tol {
+            if novelty_days > 0 && i > 0 && i - run_start >= p.flat_min_readings as usize {
+                runs.push_back((day[i - 1], i - run_start, 0.5 * (lo + hi)));
+            }
             (run_start, lo, hi, evidence) = (i, xi, xi, 0.0);
         } else {
             (lo, hi) = (lo.min(xi), hi.max(xi));
         }
         if b.ok_day[d] {
             let length = i - run_start + 1;
-            let stuck = 0.5 * (lo + hi) > b.q25_all[d] + tol;
+            let level = 0.5 * (lo + hi);
+            let stuck = level > b.q25_all[d] + tol;
             if xi < b.low_x[cell] - tol {
                 evidence += hours;
             }
             let hours_of_evidence = if stuck { length as f64 * hours } else { evidence };
             let first = d.saturating_sub(reference_days);
             let (n_steps, n_still) = (steps[d] - steps[first], still[d] - still[first]);
-            let varies = n_steps > 0 && f64::from(n_still) <= p.flat_max_still_fraction * f64::from(n_steps);
+            let varies = if p.flat_gate_same_level {
+                // Only still steps at this run's level close the gate.
+                let (upper, lower) = (level + tol, level - tol);
+                let n_same =
+                    window_levels.partition_point(|&v| v <= upper) - window_levels.partition_point(|&v| v < lower);
+                n_steps > 0 && n_same as f64 / f64::from(n_steps) <= p.flat_max_still_fraction
+            } else {
+                n_steps > 0 && f64::from(n_still) <= p.flat_max_still_fraction * f64::from(n_steps)
+            };
             if length >= p.flat_min_readings as usize && varies {
-                ratio[4] = hours_of_evidence / p.flat_evidence_hours;
+                let mut r = hours_of_evidence / p.flat_evidence_hours;
+                if novelty_days > 0 {
+                    // Novelty: longer than the client's own recent completed runs at this level.
+                    let mut reference_len = 0usize;
+                    for &(last, len, run_level) in runs.iter().rev() {
+                        if last + novelty_days < d {
+                            break;
+                        }
+                        if last < d && (run_level - level).abs() <= tol {
+                            reference_len = reference_len.max(len);
+                        }
+                    }
+                    let longest = p.flat_evidence_hours.max(p.flat_novelty_factor * reference_len as f64 * hours);
+                    r = r.max(length as f64 * hours / longest);
+                }
+                ratio[4] = r;
             }
         }
         out.push(combine_grouped(&ratio));

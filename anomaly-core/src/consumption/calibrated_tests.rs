@@ -156,3 +156,31 @@ fn tail_quantiles_match_linear_interpolation() {
     tail.start_day(3); // the values have left the window
     assert!(!tail.ok);
 }
+
+#[test]
+fn a_standby_run_much_longer_than_the_clients_own_is_novel() {
+    // Every night 0-6 h the meter idles at exactly 0.05 kWh: completed 6-h runs at that level.
+    let mut x = household(120, 7);
+    for d in 0..120 {
+        for h in 0..6 {
+            x[hour_index(d, h)] = 0.05;
+        }
+    }
+    // A 30-h run at the standby level (day 80 00:00 to day 81 06:00).
+    for v in &mut x[hour_index(80, 0)..hour_index(81, 6)] {
+        *v = 0.05;
+    }
+    let end = hour_index(81, 5);
+    let with = run(&x, HOUR);
+    // Evidence alone: 18 day-time hours below their slot's 5% quantile, ratio 1.5 (media).
+    // Novelty: 30 h / max(12 h, 1.5 x 6 h) = 2.5 (alta).
+    assert!(with.flags.types[end].contains(AnomalyType::Flat));
+    assert!((with.flags.score[end] - 0.8).abs() < 1e-12, "{}", with.flags.score[end]);
+    let rows = x.iter().enumerate().map(|(i, &v)| ("c", T0 + i as i64 * HOUR, v));
+    let params = ConsumptionParams { method: Method::Calibrated, flat_novelty_days: 0, ..Default::default() };
+    let without = params.check().unwrap().detect(&Readings::from_records(rows).unwrap()).unwrap();
+    assert!((without.flags.score[end] - (1.0 - 0.5 / 1.5)).abs() < 1e-12, "{}", without.flags.score[end]);
+    // The nightly 6-h runs themselves stay unflagged: 6 h / 12 h.
+    let nights = (60..79).flat_map(|d| hour_index(d, 0)..hour_index(d, 6));
+    assert!(nights.clone().all(|i| !with.flags.types[i].contains(AnomalyType::Flat)));
+}

@@ -85,6 +85,7 @@ mod readings;
 mod report;
 mod rules;
 pub mod simulate;
+mod tail;
 
 pub use params::{ConsumptionParams, ConsumptionRules, HourBand, Method};
 pub use readings::{kwh_problem, ColumnNames, KwhProblem, Readings, ReadingsBuilder, MAX_KWH};

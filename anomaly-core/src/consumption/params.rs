@@ -249,6 +249,24 @@ pub struct ConsumptionParams {
     pub flat_reference_days: u32,
     /// Calibrated: flat is off when more than this fraction of those steps were still.
     pub flat_max_still_fraction: f64,
+    /// Calibrated: inside an active plantation run, a night reading also
+    /// counts as high at `min(q90, slot median + night_min_kwh_per_hour)` of
+    /// the run's frozen reference (hysteresis: a run continues more easily
+    /// than it starts).
+    pub plantation_continue_min_excess: bool,
+    /// Calibrated: a night whose every reading is at least
+    /// `night_min_kwh_per_hour` above the frozen reference's 5% slot quantile
+    /// (a lifted night floor) continues an active plantation run.
+    pub plantation_continue_floor: bool,
+    /// Calibrated: flat novelty compares a run with the client's completed
+    /// runs at its level that ended in the previous this many days (0: off).
+    pub flat_novelty_days: u32,
+    /// Calibrated: novelty ratio `L / max(flat_evidence_hours, factor * L_ref)`
+    /// (hours).
+    pub flat_novelty_factor: f64,
+    /// Calibrated: the still gate counts only still steps at the run's level
+    /// (within `flat_tolerance_kwh`) against all steps of the window.
+    pub flat_gate_same_level: bool,
 }
 
 impl Default for ConsumptionParams {
@@ -294,8 +312,13 @@ impl Default for ConsumptionParams {
             plantation_max_gap_nights: 0,
             flat_evidence_hours: 12.0,
             flat_min_readings: 3,
-            flat_reference_days: 7,
+            flat_reference_days: 4,
             flat_max_still_fraction: 0.75,
+            plantation_continue_min_excess: true,
+            plantation_continue_floor: true,
+            flat_novelty_days: 14,
+            flat_novelty_factor: 1.5,
+            flat_gate_same_level: true,
         }
     }
 }
@@ -318,7 +341,10 @@ impl ConsumptionParams {
             Method::Calibrated => {
                 let calibration =
                     if self.interval_minutes >= 1440 { self.daily_calibration_days } else { self.calibration_days };
-                calibration.max(self.baseline_days + self.plantation_nights).max(self.flat_reference_days)
+                calibration
+                    .max(self.baseline_days + self.plantation_nights)
+                    .max(self.flat_reference_days)
+                    .max(self.flat_novelty_days)
             }
         }
     }
@@ -450,6 +476,10 @@ impl ParamGuard for ConsumptionParams {
         at_least("flat_min_readings", p.flat_min_readings, 2)?;
         at_least("flat_reference_days", p.flat_reference_days, 1)?;
         fraction("flat_max_still_fraction", p.flat_max_still_fraction, false)?;
+        if p.flat_novelty_days > 3660 {
+            return Err(Error::param("flat_novelty_days", p.flat_novelty_days, "must be at most 3660 days"));
+        }
+        positive("flat_novelty_factor", p.flat_novelty_factor)?;
         let cuts = [
             ("severity_media", p.severity_media),
             ("severity_alta", p.severity_alta),
@@ -527,6 +557,17 @@ mod tests {
         rejects("flat_min_readings", |p| p.flat_min_readings = 1);
         rejects("flat_reference_days", |p| p.flat_reference_days = 0);
         rejects("flat_max_still_fraction", |p| p.flat_max_still_fraction = 2.0);
+        rejects("flat_novelty_days", |p| p.flat_novelty_days = 5000);
+        rejects("flat_novelty_factor", |p| p.flat_novelty_factor = 0.0);
+        rejects("flat_novelty_factor", |p| p.flat_novelty_factor = f64::NAN);
+    }
+
+    #[test]
+    fn the_calibrated_history_covers_the_flat_windows() {
+        let p = ConsumptionParams { method: Method::Calibrated, flat_novelty_days: 100, ..Default::default() };
+        assert_eq!(p.history_days(), 100);
+        let p = ConsumptionParams { method: Method::Calibrated, flat_reference_days: 90, ..Default::default() };
+        assert_eq!(p.history_days(), 90);
     }
 
     #[test]
