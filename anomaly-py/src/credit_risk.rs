@@ -1,6 +1,6 @@
 //! `CreditModel`: an exported scikit-learn pipeline, scored in Rust.
 
-use anomaly_core::credit_risk::{Applicants, Category, Cell, ClassLabel, ColumnData, ColumnKind, CreditModel};
+use anomaly_core::credit_risk::{Applicants, Category, Cell, ClassLabel, ColumnData, ColumnKind, CreditModel, Scores};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -189,9 +189,7 @@ impl PyCreditModel {
             })
         })?;
         drop(columns); // Arrow arrays released here, with the GIL
-        let rows = scores.rows();
-        let proba = ndarray_2d(scores.proba, rows, scores.n_classes);
-        Ok(Some((proba.into_pyarray(py), scores.labels.into_pyarray(py))))
+        Ok(Some(to_python(py, scores)))
     }
 
     /// Scores named columns: `(proba, label indices)`.
@@ -214,10 +212,15 @@ impl PyCreditModel {
     fn scored<'py>(&self, py: Python<'py>, applicants: Applicants, n_threads: Option<usize>) -> PyResult<Scored<'py>> {
         let model = &self.model;
         let scores = run(py, move || with_threads(n_threads, || model.score(&applicants)))?;
-        let rows = scores.rows();
-        let proba = ndarray_2d(scores.proba, rows, scores.n_classes);
-        Ok((proba.into_pyarray(py), scores.labels.into_pyarray(py)))
+        Ok(to_python(py, scores))
     }
+}
+
+/// Probabilities (rows x classes) and label indices as numpy arrays.
+fn to_python(py: Python<'_>, scores: Scores) -> Scored<'_> {
+    let rows = scores.rows();
+    let proba = ndarray_2d(scores.proba, rows, scores.n_classes);
+    (proba.into_pyarray(py), scores.labels.into_pyarray(py))
 }
 
 fn ndarray_2d(v: Vec<f64>, rows: usize, cols: usize) -> numpy::ndarray::Array2<f64> {

@@ -6,8 +6,7 @@
 use crate::error::{Error, Result};
 
 use super::document::{ClassifierDoc, PredictorDoc, TreeDoc};
-use super::quick::Quick;
-use super::walk;
+use super::walk::{self, Forest, Walked};
 
 /// A scikit-learn `tree_`: the walk (features cast to f32, as scikit-learn
 /// does) and leaf values, `width` per node.
@@ -78,6 +77,18 @@ impl Tree {
 
     fn values(&self, leaf: u32) -> &[f64] {
         &self.values[leaf as usize * self.width..(leaf as usize + 1) * self.width]
+    }
+}
+
+impl Walked<f32> for Tree {
+    fn walk(&self) -> &walk::Tree<f32> {
+        &self.walk
+    }
+}
+
+impl Walked<f64> for HistTree {
+    fn walk(&self) -> &walk::Tree<f64> {
+        &self.walk
     }
 }
 
@@ -174,25 +185,21 @@ pub(crate) enum Classifier {
         accepts_nan: bool,
     },
     Forest {
-        trees: Vec<Tree>,
+        trees: Forest<Tree, f32>,
         accepts_nan: bool,
-        /// QuickScorer, when every tree has at most 64 leaves.
-        quick: Option<Quick<f32>>,
     },
     /// Stages' trees in order, `init.len()` per stage (one per raw score).
     Boosting {
         link: Link,
         init: Vec<f64>,
         learning_rate: f64,
-        trees: Vec<Tree>,
-        quick: Option<Quick<f32>>,
+        trees: Forest<Tree, f32>,
     },
     /// Iterations' trees in order, `baseline.len()` per iteration.
     Hist {
         link: Link,
         baseline: Vec<f64>,
-        trees: Vec<HistTree>,
-        quick: Option<Quick<f64>>,
+        trees: Forest<HistTree, f64>,
     },
     LightGbm(super::lightgbm::LightGbm),
     XgBoost(super::xgboost::XgBoost),
@@ -240,8 +247,7 @@ impl Classifier {
                     .into_iter()
                     .map(|t| Tree::compile(t, n_features, n_classes))
                     .collect::<Result<Vec<Tree>>>()?;
-                let quick = Quick::new(trees.iter().map(|t: &Tree| &t.walk), n_features);
-                (Classifier::Forest { trees, accepts_nan, quick }, n_features)
+                (Classifier::Forest { trees: Forest::new(trees, n_features), accepts_nan }, n_features)
             }
             ClassifierDoc::GradientBoosting { n_features, link, init_raw, learning_rate, stages } => {
                 let link = Link::parse(&link)?;
@@ -253,8 +259,8 @@ impl Classifier {
                         trees.push(Tree::compile(t, n_features, 1)?);
                     }
                 }
-                let quick = Quick::new(trees.iter().map(|t: &Tree| &t.walk), n_features);
-                (Classifier::Boosting { link, init: init_raw, learning_rate, trees, quick }, n_features)
+                let trees = Forest::new(trees, n_features);
+                (Classifier::Boosting { link, init: init_raw, learning_rate, trees }, n_features)
             }
             ClassifierDoc::HistGradientBoosting { n_features, link, baseline, known_categories, iterations } => {
                 let link = Link::parse(&link)?;
@@ -273,8 +279,7 @@ impl Classifier {
                         trees.push(HistTree::compile(p, n_features, &known)?);
                     }
                 }
-                let quick = Quick::new(trees.iter().map(|t: &HistTree| &t.walk), n_features);
-                (Classifier::Hist { link, baseline, trees, quick }, n_features)
+                (Classifier::Hist { link, baseline, trees: Forest::new(trees, n_features) }, n_features)
             }
             ClassifierDoc::Lightgbm(doc) => {
                 let (model, n_features) = super::lightgbm::LightGbm::compile(doc, n_classes)?;
@@ -340,72 +345,46 @@ impl Classifier {
             }
             Classifier::Tree { tree, .. } => {
                 let x = as_f32(x);
-                walk::each_leaf(
-                    std::slice::from_ref(tree),
-                    |t| &t.walk,
-                    None,
-                    &x,
-                    n_features,
-                    |_, i, leaf| {
-                        proba[i * n_classes..(i + 1) * n_classes].copy_from_slice(tree.values(leaf));
-                    },
-                );
+                walk::each_leaf(std::slice::from_ref(tree), Tree::walk, &x, n_features, |_, i, leaf| {
+                    proba[i * n_classes..(i + 1) * n_classes].copy_from_slice(tree.values(leaf));
+                });
                 for (i, label) in labels.iter_mut().enumerate() {
                     *label = argmax(&proba[i * n_classes..(i + 1) * n_classes]);
                 }
             }
-            Classifier::Forest { trees, quick, .. } => {
+            Classifier::Forest { trees, .. } => {
                 proba.iter_mut().for_each(|p| *p = 0.0);
                 let x = as_f32(x);
-                walk::each_leaf(
-                    trees,
-                    |t| &t.walk,
-                    quick.as_ref(),
-                    &x,
-                    n_features,
-                    |t, i, leaf| {
-                        for (acc, v) in proba[i * n_classes..(i + 1) * n_classes].iter_mut().zip(trees[t].values(leaf))
-                        {
-                            *acc += v;
-                        }
-                    },
-                );
-                let n = trees.len() as f64;
+                let all = trees.trees();
+                trees.each_leaf(&x, n_features, |t, i, leaf| {
+                    for (acc, v) in proba[i * n_classes..(i + 1) * n_classes].iter_mut().zip(all[t].values(leaf)) {
+                        *acc += v;
+                    }
+                });
+                let n = all.len() as f64;
                 for i in 0..rows {
                     let out = &mut proba[i * n_classes..(i + 1) * n_classes];
                     out.iter_mut().for_each(|p| *p /= n);
                     labels[i] = argmax(out);
                 }
             }
-            Classifier::Boosting { link, init, learning_rate, trees, quick } => {
+            Classifier::Boosting { link, init, learning_rate, trees } => {
                 let k = init.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| init.iter().copied()).collect();
                 let x = as_f32(x);
-                walk::each_leaf(
-                    trees,
-                    |t| &t.walk,
-                    quick.as_ref(),
-                    &x,
-                    n_features,
-                    |t, i, leaf| {
-                        raw[i * k + t % k] += learning_rate * trees[t].values(leaf)[0];
-                    },
-                );
+                let all = trees.trees();
+                trees.each_leaf(&x, n_features, |t, i, leaf| {
+                    raw[i * k + t % k] += learning_rate * all[t].values(leaf)[0];
+                });
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
             }
-            Classifier::Hist { link, baseline, trees, quick } => {
+            Classifier::Hist { link, baseline, trees } => {
                 let k = baseline.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
-                walk::each_leaf(
-                    trees,
-                    |t| &t.walk,
-                    quick.as_ref(),
-                    x,
-                    n_features,
-                    |t, i, leaf| {
-                        raw[i * k + t % k] += trees[t].values[leaf as usize];
-                    },
-                );
+                let all = trees.trees();
+                trees.each_leaf(x, n_features, |t, i, leaf| {
+                    raw[i * k + t % k] += all[t].values[leaf as usize];
+                });
                 finish(*link, &raw, k, proba, labels, |r| r > 0.0);
             }
         }

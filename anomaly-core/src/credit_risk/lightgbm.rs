@@ -9,8 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-use super::quick::Quick;
-use super::walk;
+use super::walk::{self, Forest, Walked};
 
 fn corrupt(reason: String) -> Error {
     Error::CorruptModel { reason: format!("lightgbm: {reason}") }
@@ -79,9 +78,13 @@ pub(crate) struct LightGbm {
     k: usize,
     average_output: bool,
     cast_f32: bool,
-    trees: Vec<Tree>,
-    /// QuickScorer, when every tree has at most 64 leaves.
-    quick: Option<Quick<f64>>,
+    trees: Forest<Tree, f64>,
+}
+
+impl Walked<f64> for Tree {
+    fn walk(&self) -> &walk::Tree<f64> {
+        &self.walk
+    }
 }
 
 impl Tree {
@@ -133,15 +136,10 @@ impl Tree {
             let (feature, left, right) = (feature as u32, node(doc.left_child[i]), node(doc.right_child[i]));
             splits.push(match (&doc.categories_left[i], doc.threshold[i]) {
                 (Some(codes), _) => {
-                    let top = codes.iter().copied().max().unwrap_or(0);
-                    if codes.iter().any(|&c| c < 0) || top >= 1 << 31 {
+                    if codes.iter().any(|&c| !(0..1 << 31).contains(&c)) {
                         return Err(corrupt(format!("node {i} has a category code out of range")));
                     }
-                    let mut bits = vec![0u64; (top as usize) / 64 + 1];
-                    for &c in codes {
-                        bits[c as usize / 64] |= 1 << (c % 64);
-                    }
-                    let rule = walk::CategoryRule::LightGbm { left: bits };
+                    let rule = walk::CategoryRule::LightGbm { left: walk::bitset(codes) };
                     walk::Split::Categorical { feature, rule, nan_left: false, left, right }
                 }
                 (None, Some(threshold)) if !threshold.is_nan() => {
@@ -202,8 +200,7 @@ impl LightGbm {
             k,
             average_output: doc.average_output,
             cast_f32: doc.cast_f32,
-            quick: Quick::new(trees.iter().map(|t: &Tree| &t.walk), doc.n_features),
-            trees,
+            trees: Forest::new(trees, doc.n_features),
         };
         Ok((model, doc.n_features))
     }
@@ -226,17 +223,9 @@ impl LightGbm {
             .collect();
         let k = self.k;
         let mut raw = vec![0.0; labels.len() * k];
-        walk::each_leaf(
-            &self.trees,
-            |t| &t.walk,
-            self.quick.as_ref(),
-            &rows,
-            n_features,
-            |t, i, leaf| {
-                raw[i * k + t % k] += self.trees[t].leaf_value(leaf);
-            },
-        );
-        let iterations = (self.trees.len() / self.k) as f64;
+        let trees = self.trees.trees();
+        self.trees.each_leaf(&rows, n_features, |t, i, leaf| raw[i * k + t % k] += trees[t].leaf_value(leaf));
+        let iterations = (trees.len() / self.k) as f64;
         for (i, label) in labels.iter_mut().enumerate() {
             let raw = &mut raw[i * k..(i + 1) * k];
             if self.average_output && iterations > 0.0 {

@@ -5,12 +5,17 @@
 //! per-library branch; categorical splits keep their library's rule.
 //!
 //! Speed: a walk is a chain of dependent loads, and a branch per level
-//! that the CPU mispredicts about half the time. So `LANES` walks run in
-//! lock step, branch-free: eight rows through one tree (batches), or one
-//! row through eight trees (a single applicant); leaves point to
-//! themselves, so a finished walk simply stays put until all are done.
-//! Every row still adds its trees' values in model order: results are the
-//! same bits as a one-by-one walk.
+//! that the CPU mispredicts about half the time. So `LANES` walks run
+//! interleaved, each step branch-free: eight rows through one tree
+//! (batches), or one row through eight trees (a single applicant). Leaves
+//! point to themselves, so trees up to `FIXED_DEPTH` deep are walked a
+//! fixed number of steps with no test for the end; deeper ones end each
+//! walk at its leaf and give the lane the next walk. Ensembles of small
+//! trees may use QuickScorer instead (`Forest`, `quick.rs`). Every row
+//! still adds its trees' values in model order: results are the same bits
+//! as a one-by-one walk.
+
+use super::quick::Quick;
 
 /// One step from node `i` for `row`. The common node (numerical, zero
 /// going the way `0 <= threshold` sends it) costs two comparisons and no
@@ -329,14 +334,10 @@ fn fixed_rows<T: Value>(tree: &Tree<T>, rows: [&[T]; LANES]) -> [u32; LANES] {
 pub(crate) fn each_leaf<W, T: Value>(
     trees: &[W],
     tree: impl Fn(&W) -> &Tree<T>,
-    quick: Option<&super::quick::Quick<T>>,
     x: &[T],
     width: usize,
     mut visit: impl FnMut(usize, usize, u32),
 ) {
-    if let Some(quick) = quick {
-        return quick.each_leaf(trees, tree, x, width, visit);
-    }
     let rows = x.len().checked_div(width).unwrap_or(0);
     let row = |i: usize| &x[i * width..(i + 1) * width];
     if rows >= LANES {
@@ -377,6 +378,50 @@ pub(crate) fn each_leaf<W, T: Value>(
             }
         }
     }
+}
+
+/// A model's tree: its walk, beside the leaf values the model keeps.
+pub(crate) trait Walked<T> {
+    fn walk(&self) -> &Tree<T>;
+}
+
+/// An ensemble's trees in model order, and QuickScorer over them where it
+/// beats walking (chosen once, when the model is read).
+#[derive(Debug, Clone)]
+pub(crate) struct Forest<W, T> {
+    trees: Vec<W>,
+    quick: Option<Quick<T>>,
+}
+
+impl<W: Walked<T>, T: Value> Forest<W, T> {
+    pub(crate) fn new(trees: Vec<W>, n_features: usize) -> Self {
+        let quick = Quick::new(trees.iter().map(W::walk), n_features);
+        Forest { trees, quick }
+    }
+
+    /// The trees, in model order.
+    pub(crate) fn trees(&self) -> &[W] {
+        &self.trees
+    }
+
+    /// `visit(tree, row, leaf)` for every tree and row of `x` (row-major,
+    /// `width` wide), each row's trees in model order.
+    pub(crate) fn each_leaf(&self, x: &[T], width: usize, visit: impl FnMut(usize, usize, u32)) {
+        match &self.quick {
+            Some(quick) => quick.each_leaf(&self.trees, W::walk, x, width, visit),
+            None => each_leaf(&self.trees, W::walk, x, width, visit),
+        }
+    }
+}
+
+/// Category codes (checked non-negative by the caller) as a bitset.
+pub(crate) fn bitset(codes: &[i64]) -> Vec<u64> {
+    let top = codes.iter().copied().max().unwrap_or(0).max(0) as usize;
+    let mut bits = vec![0u64; top / 64 + 1];
+    for &c in codes {
+        bits[c as usize / 64] |= 1 << (c % 64);
+    }
+    bits
 }
 
 /// The largest f32 not above `t`: `f64::from(x) <= t` is `x <= below(t)`
@@ -436,7 +481,7 @@ mod tests {
         for rows in [1usize, 3, 8, 13] {
             let x: Vec<f64> = (0..rows).map(|i| if i % 3 == 2 { f64::NAN } else { i as f64 * 0.3 }).collect();
             let mut seen = Vec::new();
-            each_leaf(&trees, |t| t, None, &x, 1, |t, r, leaf| seen.push((r, t, leaf)));
+            each_leaf(&trees, |t| t, &x, 1, |t, r, leaf| seen.push((r, t, leaf)));
             seen.sort();
             let expect: Vec<(usize, usize, u32)> = (0..rows)
                 .flat_map(|r| (0..11).map(move |t| (r, t)))

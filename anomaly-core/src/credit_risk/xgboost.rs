@@ -9,8 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-use super::quick::Quick;
-use super::walk;
+use super::walk::{self, Forest, Walked};
 
 fn corrupt(reason: String) -> Error {
     Error::CorruptModel { reason: format!("xgboost: {reason}") }
@@ -54,9 +53,7 @@ pub(crate) struct XgBoost {
     softprob: bool,
     base_margin: Vec<f32>,
     missing: Option<f32>,
-    trees: Vec<Tree>,
-    /// QuickScorer, when every tree has at most 64 leaves.
-    quick: Option<Quick<f32>>,
+    trees: Forest<Tree, f32>,
 }
 
 /// The f32 a file's number stands for; a number that is not one is corrupt.
@@ -66,6 +63,12 @@ fn f32_exact(what: &str, v: f64) -> Result<f32> {
         Ok(x)
     } else {
         Err(corrupt(format!("{what} {v} is not a float32 value")))
+    }
+}
+
+impl Walked<f32> for Tree {
+    fn walk(&self) -> &walk::Tree<f32> {
+        &self.walk
     }
 }
 
@@ -132,12 +135,7 @@ impl Tree {
                     if codes.iter().any(|&c| !(0..1 << 24).contains(&c)) {
                         return Err(corrupt(format!("node {i} has a category code out of range")));
                     }
-                    let top = codes.iter().copied().max().unwrap_or(0) as usize;
-                    let mut right_codes = vec![0u64; top / 64 + 1];
-                    for &c in codes {
-                        right_codes[c as usize / 64] |= 1 << (c % 64);
-                    }
-                    let rule = walk::CategoryRule::XgBoost { right: right_codes };
+                    let rule = walk::CategoryRule::XgBoost { right: walk::bitset(codes) };
                     walk::Split::Categorical { feature, rule, nan_left, left, right }
                 }
                 None => {
@@ -181,8 +179,8 @@ impl XgBoost {
         let missing = doc.missing.map(|m| f32_exact("missing", m)).transpose()?.filter(|m| !m.is_nan());
         let trees: Vec<Tree> =
             doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features, k)).collect::<Result<_>>()?;
-        let quick = Quick::new(trees.iter().map(|t: &Tree| &t.walk), doc.n_features);
-        Ok((XgBoost { softprob, base_margin, missing, trees, quick }, doc.n_features))
+        let trees = Forest::new(trees, doc.n_features);
+        Ok((XgBoost { softprob, base_margin, missing, trees }, doc.n_features))
     }
 
     /// Probabilities and labels of `rows` rows, as `score_block`.
@@ -202,17 +200,10 @@ impl XgBoost {
             .collect();
         let k = self.base_margin.len();
         let mut margins: Vec<f32> = (0..labels.len()).flat_map(|_| self.base_margin.iter().copied()).collect();
-        walk::each_leaf(
-            &self.trees,
-            |t| &t.walk,
-            self.quick.as_ref(),
-            &rows,
-            n_features,
-            |t, i, leaf| {
-                let tree = &self.trees[t];
-                margins[i * k + tree.group] += tree.values[leaf as usize];
-            },
-        );
+        let trees = self.trees.trees();
+        self.trees.each_leaf(&rows, n_features, |t, i, leaf| {
+            margins[i * k + trees[t].group] += trees[t].values[leaf as usize];
+        });
         let mut exps = vec![0f32; k];
         for (i, label) in labels.iter_mut().enumerate() {
             let margin = &margins[i * k..(i + 1) * k];
