@@ -558,6 +558,7 @@ mod tests {
         rejects("flat_reference_days", |p| p.flat_reference_days = 0);
         rejects("flat_max_still_fraction", |p| p.flat_max_still_fraction = 2.0);
         rejects("flat_novelty_days", |p| p.flat_novelty_days = 5000);
+        rejects("episode_gap", |p| p.episode_gap = 10_001);
         rejects("flat_novelty_factor", |p| p.flat_novelty_factor = 0.0);
         rejects("flat_novelty_factor", |p| p.flat_novelty_factor = f64::NAN);
     }
