@@ -46,9 +46,15 @@ def test_flags_are_consistent(readings: pd.DataFrame) -> None:
     assert set(t for ts in out["types"] for t in ts) <= set(consumption.ANOMALY_TYPES)
 
 
-def test_injected_events_are_found(readings: pd.DataFrame) -> None:
+@pytest.mark.parametrize("preset", ["literal", "calibrated"])
+def test_injected_events_are_found(readings: pd.DataFrame, preset: str) -> None:
     df, events = consumption.simulate(clients=40, days=60, seed=11, anomaly_rate=0.5)
-    flags = consumption.detect(df)
+    flags = consumption.detect(df, preset=preset)
+    if preset == "calibrated":
+        # Calibrated on each client's own tail, a 3-5x spike of an ordinary
+        # household is mostly not flagged (by design: README's recall curve);
+        # plantations and flat meters all are.
+        events = events[events.kind != "spike"]
     found = 0
     for ev in events.itertuples():
         window = flags[(flags.client_id == ev.client_id) & (flags.timestamp >= ev.start) & (flags.timestamp < ev.end)]
@@ -59,7 +65,7 @@ def test_injected_events_are_found(readings: pd.DataFrame) -> None:
             found += bool(window["is_anomaly"].any())
         else:
             found += bool(window["types"].map(lambda t, k=ev.kind: k in t).any())
-    assert len(events) > 20
+    assert len(events) > 10
     assert found == len(events)
 
 
@@ -276,6 +282,9 @@ def test_cli_matches_python(tmp_path, cli, readings: pd.DataFrame) -> None:  # t
     cli_monthly = pd.read_csv(monthly)
     np.testing.assert_array_equal(cli_monthly["score"].to_numpy(), py.monthly["score"].to_numpy())
     np.testing.assert_array_equal(cli_monthly["total_kwh"].to_numpy(), py.monthly["total_kwh"].to_numpy())
+    for column in ("suspicion", "suspicious", "rank", "n_episodes", "n_severe_episodes"):
+        np.testing.assert_array_equal(cli_monthly[column].to_numpy(), py.monthly[column].to_numpy())
+    assert cli_monthly["rules"].fillna("").tolist() == [";".join(r) for r in py.monthly["rules"]]
     cli_clients = pd.read_csv(clients)
     assert cli_clients["suspicious"].tolist() == py.clients["suspicious"].tolist()
 

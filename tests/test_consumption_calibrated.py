@@ -105,16 +105,20 @@ def test_calibrated_rules_on_real_meters(injected: tuple[pd.DataFrame, pd.DataFr
     assert (flags["is_anomaly"] == (flags["score"] >= 0.5)).all()
 
 
-def test_literal_rules_stay_the_default(injected: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
+def test_calibrated_is_the_default_and_literal_a_preset(
+    injected: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
     _, data, events = injected
-    assert consumption.default_params()["method"] == "literal"
-    default = consumption.detect(data)
-    literal = consumption.detect(data, method="literal")
-    pd.testing.assert_frame_equal(default, literal)
-    rate = float(default[untouched_mask(default, events)]["is_anomaly"].mean())
+    assert consumption.default_params()["method"] == "calibrated"
+    pd.testing.assert_frame_equal(consumption.detect(data), consumption.detect(data, method="calibrated"))
+    # The literal preset is today's literal rules: the same flags however it is asked for.
+    literal = consumption.detect(data, preset="literal")
+    pd.testing.assert_frame_equal(literal, consumption.detect(data, method="literal"))
+    pd.testing.assert_frame_equal(literal, consumption.ConsumptionRules.preset("literal").detect(data))
+    rate = float(literal[untouched_mask(literal, events)]["is_anomaly"].mean())
     assert abs(rate - LITERAL_UNTOUCHED_FLAG_RATE) <= 1e-4, rate
-    calibrated = consumption.detect(data, method="calibrated")
-    assert not calibrated["types"].equals(default["types"])
+    with pytest.raises(ParameterError, match="preset"):
+        consumption.ConsumptionRules.preset("strict")
 
 
 def test_method_is_a_checked_parameter() -> None:

@@ -65,6 +65,21 @@ pub(crate) fn load<M: anomaly_core::persist::Persist>(path: &Path) -> Result<M> 
 }
 
 /// Reads a credit model file; a bad file is the input's fault (exit 2).
+/// The consumption rules' parameters: a parameter file, else a named
+/// preset (`--preset`), else the defaults.
+pub(crate) fn consumption_params(
+    file: Option<&Path>,
+    preset: Option<&str>,
+) -> Result<anomaly_core::consumption::ConsumptionParams> {
+    Ok(match (file, preset) {
+        (Some(path), _) => load(path)?,
+        (None, Some(name)) => {
+            anomaly_core::consumption::ConsumptionParams::preset("--preset", name).map_err(InputError::Params)?
+        }
+        (None, None) => Default::default(),
+    })
+}
+
 pub(crate) fn load_credit(path: &Path) -> Result<CreditModel> {
     let bytes = read(path).map_err(|message| InputError::Csv { path: path.to_owned(), message })?;
     CreditModel::from_json(&bytes).map_err(|e| InputError::Csv { path: path.to_owned(), message: e.to_string() }.into())

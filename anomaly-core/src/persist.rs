@@ -2,7 +2,7 @@
 //! `--params` files and Python pickles all use the same bytes.
 //!
 //! ```json
-//! {"format": "anomaly-model", "version": 2, "kind": "consumption_rules", "model": {...}}
+//! {"format": "anomaly-model", "version": 3, "kind": "consumption_rules", "model": {...}}
 //! ```
 //!
 //! A file from a newer format version, of another kind, or that is not an
@@ -10,7 +10,9 @@
 //! version is read through its kind's [`Persist::upgrade`].
 //!
 //! Versions: 1 first; 2 counts the forecast detector's training statistics
-//! (`first`, `last`) in seconds, as every other reading time, not in ns.
+//! (`first`, `last`) in seconds, as every other reading time, not in ns; 3
+//! makes the calibrated consumption rules the default (an older
+//! `consumption_rules` file without a `method` keeps the literal rules).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -25,7 +27,7 @@ pub const FORMAT: &str = "anomaly-model";
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 
 /// The envelope version this build writes and the highest it reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Something that can be saved in an envelope.
 pub trait Persist: Serialize + DeserializeOwned {

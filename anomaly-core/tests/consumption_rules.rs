@@ -20,9 +20,15 @@ fn household(days: i64) -> Vec<(i64, f64)> {
         .collect()
 }
 
+/// These tests pin the analysts' literal rules (the calibrated ones are
+/// pinned against their reference in tests/test_consumption_calibrated.py).
+fn literal() -> ConsumptionParams {
+    ConsumptionParams::preset("preset", "literal").expect("a preset")
+}
+
 fn run(series: &[(i64, f64)]) -> ConsumptionReport {
     let readings = Readings::from_records(series.iter().map(|&(t, v)| ("house", t, v))).expect("valid");
-    ConsumptionParams::default().check().expect("valid").detect(&readings).expect("detect")
+    literal().check().expect("valid").detect(&readings).expect("detect")
 }
 
 fn at(day: i64, hour: i64) -> usize {
@@ -121,7 +127,7 @@ fn native_half_hourly_readings_work() {
     let mut spiked = s.clone();
     spiked[2 * at(20, 12)].1 = 4.0;
     let readings = Readings::from_records(spiked.iter().map(|&(t, v)| ("house", t, v))).expect("valid");
-    let report = ConsumptionParams { interval_minutes: 30, ..Default::default() }
+    let report = ConsumptionParams { interval_minutes: 30, ..literal() }
         .check()
         .expect("valid")
         .detect(&readings)
@@ -129,13 +135,27 @@ fn native_half_hourly_readings_work() {
     assert!(report.flags.is_anomaly[2 * at(20, 12)]);
     assert_eq!(report.flags.is_anomaly.iter().filter(|a| **a).count(), 1);
     // With the hourly default, half-hour stamps are off the grid.
-    let err = ConsumptionParams::default().check().expect("valid").detect(&readings).unwrap_err();
+    let err = literal().check().expect("valid").detect(&readings).unwrap_err();
     assert!(matches!(err, Error::Misaligned { row: 1, interval_minutes: 60, .. }), "{err}");
 }
 
 #[test]
 fn a_series_spanning_centuries_is_refused() {
     let readings = Readings::from_records([("a", 0, 1.0), ("a", 40_000 * DAY, 1.0)]).expect("valid");
-    let err = ConsumptionParams::default().check().expect("valid").detect(&readings).unwrap_err();
+    let err = literal().check().expect("valid").detect(&readings).unwrap_err();
     assert!(matches!(err, Error::SpanTooLong { .. }), "{err}");
+}
+
+#[test]
+fn parameter_files_from_before_the_calibrated_default_keep_the_literal_rules() {
+    use anomaly_core::consumption::Method;
+    use anomaly_core::persist::Persist;
+    let old = br#"{"format": "anomaly-model", "version": 2, "kind": "consumption_rules", "model": {"zscore_threshold": 4.0}}"#;
+    let params = ConsumptionParams::from_bytes(old).expect("a version 2 file");
+    assert_eq!((params.method, params.zscore_threshold), (Method::Literal, 4.0));
+    let chosen =
+        br#"{"format": "anomaly-model", "version": 2, "kind": "consumption_rules", "model": {"method": "calibrated"}}"#;
+    assert_eq!(ConsumptionParams::from_bytes(chosen).expect("a version 2 file").method, Method::Calibrated);
+    let new = br#"{"format": "anomaly-model", "version": 3, "kind": "consumption_rules", "model": {}}"#;
+    assert_eq!(ConsumptionParams::from_bytes(new).expect("a version 3 file").method, Method::Calibrated);
 }

@@ -38,6 +38,12 @@ impl PyConsumptionRules {
         checked(py, params)
     }
 
+    /// A named parameter set: `calibrated` (the defaults) or `literal`.
+    #[staticmethod]
+    fn preset(py: Python<'_>, name: &str) -> PyResult<Self> {
+        checked(py, ConsumptionParams::preset("preset", name).map_err(|e| to_py(py, e))?)
+    }
+
     /// The parameters as a JSON object.
     fn params_json(&self) -> PyResult<String> {
         serde_json::to_string(&self.params).map_err(|e| crate::errors::InternalError::new_err(e.to_string()))
@@ -134,6 +140,13 @@ fn report_to_dict<'py>(py: Python<'py>, readings: Readings, report: ConsumptionR
     monthly.set_item("night_mean_kwh", m.iter().map(|a| opt(a.night_mean_kwh)).collect::<Vec<_>>().into_pyarray(py))?;
     monthly.set_item("peak_mean_kwh", m.iter().map(|a| opt(a.peak_mean_kwh)).collect::<Vec<_>>().into_pyarray(py))?;
     monthly.set_item("score", m.iter().map(|a| a.score).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("suspicion", m.iter().map(|a| a.suspicion).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("suspicious", m.iter().map(|a| a.suspicious).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("rank", m.iter().map(|a| a.rank as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    monthly.set_item("n_episodes", m.iter().map(|a| a.n_episodes as u64).collect::<Vec<_>>().into_pyarray(py))?;
+    let severe: Vec<u64> = m.iter().map(|a| a.n_severe_episodes as u64).collect();
+    monthly.set_item("n_severe_episodes", severe.into_pyarray(py))?;
+    monthly.set_item("rules", m.iter().map(|a| a.rules.0).collect::<Vec<u8>>().into_pyarray(py))?;
 
     let e = &report.episodes;
     let episodes = PyDict::new(py);

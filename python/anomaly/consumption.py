@@ -23,21 +23,33 @@ Each reading gets ``is_anomaly``, ``types`` (a tuple of rule names), a
 ``score`` in [0, 1] (0.5 is every rule's threshold) and a ``severity``
 (normal < baja < media < alta < crítica, a function of the score).
 
-Methods
-    ``method="literal"`` (the default) runs the rules above as the analysts
-    wrote them. ``method="calibrated"`` (``ConsumptionRules(method=
-    "calibrated")``, ``detect(df, method="calibrated")``) runs the same five
-    rule types with per-hour baselines on a log scale, outlier and spike
-    scores calibrated on each client's own tail (``tail_probability`` per
-    reading at score 0.5) and persistence for night use, plantations and flat
-    meters; daily readings (``interval="1d"``) get no hour-of-day rules. On
-    the ten real SGSC households it flags 0.80% of untouched readings (0.13%
-    alta or crítica) against 5.7% (2.7%) for the literal rules, and still
-    catches every injected plantation and flat meter; x2.5 spikes
-    of ordinary size are mostly not flagged (29%), by design. Its parameters
-    are listed by :func:`default_params`; the Rust docs of
-    ``anomaly_core::consumption::calibrated`` give the algorithm. The outputs
-    have the same columns either way.
+Methods and presets
+    The default rules (``method="calibrated"``) run the five rule types with
+    per-hour baselines on a log scale, outlier and spike scores calibrated on
+    each client's own tail (``tail_probability`` per reading at score 0.5)
+    and persistence for night use, plantations and flat meters; daily
+    readings (``interval="1d"``) get no hour-of-day rules. On the ten real
+    SGSC households they flag 0.80% of untouched readings (0.13% alta or
+    crítica) and still catch every injected plantation and flat meter; x2.5
+    spikes of ordinary size are mostly not flagged (29%), by design (the
+    README has the recall curve by size). The analysts' rules as written
+    above are the ``"literal"`` preset, one argument away:
+    ``ConsumptionRules.preset("literal")``, ``detect(df, preset="literal")``
+    or ``method="literal"``; they flag 5.7% of the same readings (2.7% alta
+    or crítica). :func:`default_params` lists every parameter; the Rust docs
+    of ``anomaly_core::consumption::calibrated`` give the algorithm. The
+    outputs have the same columns either way.
+
+Episodes and suspicious months
+    Consecutive flags of one client and rule are one episode (:func:`episodes`).
+    ``monthly`` scores each client-month from the episodes overlapping it:
+    ``suspicion`` in [0, 1] (one plantation or flat episode of severity
+    alta or above, or ``suspicious_min_severe`` severe outlier, spike or
+    night-use episodes, make it 0.5 or more), ``suspicious``, ``rank`` among
+    the clients that month (1 = most suspicious), ``n_episodes``,
+    ``n_severe_episodes`` and ``rules`` (the rules of its episodes). A client
+    is ``suspicious`` when one of its months is (literal preset: any
+    plantation or flat reading, or ``suspicious_min_severe`` severe readings).
 
 Time zones and clock changes
     The rules work on local wall-clock time (night use is a local hour).
@@ -162,6 +174,22 @@ def _band(value: Any, name: str) -> dict[str, int]:
         raise input_error(ParameterError, f"parameter {name} = {value!r}: expected (start_hour, end_hour) or 'START-END'", name) from None
 
 
+def _build(base: dict[str, Any], interval: str | int, params: dict[str, Any]) -> Any:
+    """Checked native rules: ``base`` with the interval and ``params`` on top."""
+    unknown = sorted(set(params) - set(_DEFAULTS) - {"interval_minutes"})
+    if unknown:
+        raise input_error(
+            ParameterError,
+            f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(_DEFAULTS))}",
+            unknown[0],
+        )
+    merged = dict(base)
+    merged["interval_minutes"] = _minutes(interval, "interval")
+    for key, value in params.items():
+        merged[key] = _band(value, key) if key in ("night_band", "peak_band") else value
+    return _anomaly.ConsumptionRules(json.dumps(merged))
+
+
 class ConsumptionRules:
     """The consumption rules with a fixed set of parameters.
 
@@ -173,18 +201,18 @@ class ConsumptionRules:
     """
 
     def __init__(self, *, interval: str | int = "1h", **params: Any) -> None:
-        unknown = sorted(set(params) - set(_DEFAULTS) - {"interval_minutes"})
-        if unknown:
-            raise input_error(
-                ParameterError,
-                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(_DEFAULTS))}",
-                unknown[0],
-            )
-        merged = dict(_DEFAULTS)
-        merged["interval_minutes"] = _minutes(interval, "interval")
-        for key, value in params.items():
-            merged[key] = _band(value, key) if key in ("night_band", "peak_band") else value
-        self._rules = _anomaly.ConsumptionRules(json.dumps(merged))
+        self._rules = _build(_DEFAULTS, interval, params)
+
+    @classmethod
+    def preset(cls, name: str, *, interval: str | int = "1h", **params: Any) -> ConsumptionRules:
+        """A named parameter set, with any parameter changed on top.
+
+        ``"calibrated"`` is the defaults; ``"literal"`` is the analysts'
+        rules as written (the defaults before the calibrated rules), with
+        their measured rates in the module docs.
+        """
+        base = json.loads(_anomaly.ConsumptionRules.preset(name).params_json())
+        return cls._wrap(_build(base, interval, params))
 
     @classmethod
     def _wrap(cls, rules: Any) -> ConsumptionRules:
@@ -269,6 +297,7 @@ class ConsumptionRules:
         readings["severity"] = pd.Categorical.from_codes(rows["severity"].astype(np.int8), dtype=_SEVERITY_DTYPE)
         clients_df = pd.DataFrame(raw["clients"])
         monthly_df = pd.DataFrame(raw["monthly"])
+        monthly_df["rules"] = _TYPES_BY_MASK[monthly_df["rules"].to_numpy(dtype=np.intp)]
         ep = raw["episodes"]
         episodes_df = pd.DataFrame({
             "client": ep["client"], "type": ep["type"],
@@ -284,7 +313,8 @@ class ConsumptionRules:
         return self.analyze(df, **columns).readings
 
     def monthly(self, df: pd.DataFrame, **columns: Any) -> pd.DataFrame:
-        """Per client and calendar month: totals, mean/min/max, anomaly and critical counts, night and peak means, score."""
+        """Per client and calendar month: totals, mean/min/max, anomaly and critical counts, night and peak means,
+        score; and the month's ``suspicion``, ``suspicious``, ``rank``, episode counts and ``rules`` (module docs)."""
         return self.analyze(df, **columns).monthly
 
     def clients(self, df: pd.DataFrame, **columns: Any) -> pd.DataFrame:
@@ -467,13 +497,16 @@ def analyze(
     value_col: str = "kwh",
     interval: str | int = "1h",
     aggregate: str | int | None = None,
+    preset: str | None = None,
     **params: Any,
 ) -> ConsumptionResult:
-    """Runs the rules once; returns readings, clients and monthly frames.
+    """Runs the rules once; returns readings, clients, monthly and episodes frames.
 
     ``interval`` is the sampling interval of ``df``; ``aggregate`` (e.g.
-    ``"1h"``) sums finer readings into complete buckets first. Other
-    keywords are rule parameters (see :func:`default_params`).
+    ``"1h"``) sums finer readings into complete buckets first. ``preset``
+    (``"literal"`` or ``"calibrated"``, the default) picks a named
+    parameter set; other keywords are rule parameters changed on top of it
+    (see :func:`default_params`).
 
     Times are local wall-clock times. Zone-aware ones (a tz-aware column,
     text with UTC offsets, aware datetimes) are converted to the wall clock
@@ -486,11 +519,9 @@ def analyze(
     cannot hold (a lone surrogate from ``os.fsdecode``) is an
     InvalidInputError naming ``client_col`` and the row.
     """
-    if aggregate is not None:
-        rules = ConsumptionRules(interval=aggregate, **params)
-        return rules.analyze(df, client_col=client_col, time_col=time_col, value_col=value_col, source_interval=interval)
-    rules = ConsumptionRules(interval=interval, **params)
-    return rules.analyze(df, client_col=client_col, time_col=time_col, value_col=value_col)
+    rules = ConsumptionRules.preset(preset or "calibrated", interval=interval if aggregate is None else aggregate, **params)
+    source = None if aggregate is None else interval
+    return rules.analyze(df, client_col=client_col, time_col=time_col, value_col=value_col, source_interval=source)
 
 
 def detect(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:

@@ -28,7 +28,8 @@ pub(crate) enum Command {
     /// Examples:
     ///
     ///   anomaly consumption detect --input readings.csv --output flags.csv --monthly monthly.csv
-    ///   anomaly consumption detect --input readings.csv --output flags.csv --episodes episodes.csv --method calibrated
+    ///   anomaly consumption detect --input readings.csv --output flags.csv --episodes episodes.csv
+    ///   anomaly consumption detect --input readings.csv --output flags.csv --preset literal   # the analysts' rules as written
     ///
     ///   # half-hourly meter data, summed to hourly, with its own column names
     ///   anomaly consumption detect --input sgsc.csv --output flags.csv \
@@ -70,13 +71,15 @@ pub(crate) enum Command {
     ///   anomaly consumption restore --db sqlite:energy.db --from 2024-01-01 --to 2024-02-01
     #[command(verbatim_doc_comment)]
     Restore(crate::jobs::consumption::RestoreArgs),
-    /// Print the default rule parameters as a parameter file for --params.
+    /// Print the rule parameters (the defaults, or a preset's) as a
+    /// parameter file for --params.
     ///
-    /// Example:
+    /// Examples:
     ///
     ///   anomaly consumption params > rules.json   # edit, then: detect --params rules.json
+    ///   anomaly consumption params --preset literal > literal.json
     #[command(verbatim_doc_comment)]
-    Params,
+    Params(ParamsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,8 +115,11 @@ pub(crate) struct DetectArgs {
     /// Sum readings into complete buckets of this length (e.g. 1h) first.
     #[arg(long, value_parser = parse_aggregate)]
     aggregate: Option<u32>,
-    /// Which rules run: literal (the default) or calibrated (tail-calibrated,
-    /// persistent rules; far fewer flags on ordinary readings).
+    /// Named parameter set: calibrated (the default) or literal (the
+    /// analysts' rules as written; about 7x more flags on ordinary readings).
+    #[arg(long, conflicts_with = "params")]
+    preset: Option<String>,
+    /// Which rules run, on top of the parameters: calibrated or literal.
     #[arg(long)]
     method: Option<Method>,
     /// Night band as START-END hours (wraps past midnight), e.g. 0-6, 22-6.
@@ -165,6 +171,13 @@ pub(crate) struct SimulateArgs {
     events: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct ParamsArgs {
+    /// Named parameter set: calibrated (the default) or literal.
+    #[arg(long)]
+    preset: Option<String>,
+}
+
 /// A sampling interval flag in the core's duration grammar (`30m`, `1h`;
 /// a bare number is minutes); clap reports a bad value with exit code 2.
 fn parse_minutes(text: &str) -> Result<u32, anomaly_core::Error> {
@@ -183,8 +196,8 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
         Command::Watch(args) => crate::jobs::consumption::watch(args),
         Command::Archive(args) => crate::jobs::consumption::archive(args),
         Command::Restore(args) => crate::jobs::consumption::restore(args),
-        Command::Params => {
-            let bytes = ConsumptionParams::default().to_bytes()?;
+        Command::Params(args) => {
+            let bytes = crate::models::consumption_params(None, args.preset.as_deref())?.to_bytes()?;
             let value: serde_json::Value = serde_json::from_slice(&bytes)?;
             println!("{}", serde_json::to_string_pretty(&value)?);
             Ok(())
@@ -193,10 +206,7 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
 }
 
 fn build_params(args: &DetectArgs) -> Result<ConsumptionParams> {
-    let mut params = match &args.params {
-        Some(path) => crate::models::load(path)?,
-        None => ConsumptionParams::default(),
-    };
+    let mut params = crate::models::consumption_params(args.params.as_deref(), args.preset.as_deref())?;
     if !args.set.is_empty() {
         let mut value = serde_json::to_value(&params)?;
         for item in &args.set {
@@ -337,6 +347,12 @@ fn write_monthly(path: &Path, report: &ConsumptionReport) -> Result<()> {
         "night_mean_kwh",
         "peak_mean_kwh",
         "score",
+        "suspicion",
+        "suspicious",
+        "rank",
+        "n_episodes",
+        "n_severe_episodes",
+        "rules",
     ])?;
     for m in &report.monthly {
         w.write_record([
@@ -353,6 +369,12 @@ fn write_monthly(path: &Path, report: &ConsumptionReport) -> Result<()> {
             csvio::opt(m.night_mean_kwh),
             csvio::opt(m.peak_mean_kwh),
             m.score.to_string(),
+            m.suspicion.to_string(),
+            m.suspicious.to_string(),
+            m.rank.to_string(),
+            m.n_episodes.to_string(),
+            m.n_severe_episodes.to_string(),
+            m.rules.join(";"),
         ])?;
     }
     csvio::finish(w, path)

@@ -76,6 +76,9 @@ pub(crate) struct WatchArgs {
     /// Rule parameters (from `anomaly consumption params`); default rules otherwise.
     #[arg(long)]
     params: Option<PathBuf>,
+    /// Named parameter set instead: calibrated (the default) or literal.
+    #[arg(long, conflicts_with = "params")]
+    preset: Option<String>,
     /// Stop after this many passes (tests, demos).
     #[arg(long)]
     max_iterations: Option<u64>,
@@ -297,10 +300,7 @@ impl Commit for Batch {
 }
 
 pub(crate) fn watch(args: WatchArgs) -> Result<()> {
-    let params = match &args.params {
-        Some(path) => crate::models::load(path)?,
-        None => ConsumptionParams::default(),
-    };
+    let params = crate::models::consumption_params(args.params.as_deref(), args.preset.as_deref())?;
     params.check().map_err(InputError::Params)?;
     let wait = parse_duration("--interval", &args.interval)?;
     let mut job = ConsumptionJob { tables: args.db.tables(), params, context_days: args.context_days };

@@ -10,7 +10,18 @@
 //! data arrives; that is what a streaming consumer needs. A rule only fires
 //! once its baseline holds `min_history_days` samples.
 //!
-//! # The rules
+//! # Two methods
+//! The default, `method: Method::Calibrated` (`"calibrated"` in parameter
+//! files, Python and the CLI), runs the five rule types with baselines on a
+//! log scale, outlier and spike ratios calibrated on each client's own
+//! tail, and persistence for night use, plantations and flat meters: on ten
+//! real households about 0.8% of ordinary readings are flagged and 0.13%
+//! alta or crítica, while every injected plantation and flat meter is
+//! caught. [`calibrated`] describes the algorithm. The analysts' rules as
+//! written stay one argument away, as the `literal` preset
+//! ([`ConsumptionParams::preset`]); they flag 5.7% of the same readings.
+//!
+//! # The literal rules
 //! Each rule computes a ratio to its threshold (1 = exactly at it):
 //! - **outlier**: `|x - mean| / max(std, min_std_kwh) / zscore_threshold`,
 //!   mean and standard deviation of the same hour of day over the baseline
@@ -38,14 +49,6 @@
 //!   `flat_min_baseline_std` (a meter that normally varies). Runs of zeros
 //!   are flat runs.
 //!
-//! # The calibrated rules
-//! `method: Method::Calibrated` (`"calibrated"` in parameter files, Python
-//! and the CLI's `--method`) runs the same five rule types with baselines on
-//! a log scale, outlier and spike ratios calibrated on each client's own
-//! tail, and persistence for night use, plantations and flat meters. It
-//! returns the same outputs. The literal rules above stay the default for
-//! now. [`calibrated`] describes the algorithm.
-//!
 //! # Scores and severity
 //! A ratio `r` maps to a rule score `0.5 r` below the threshold and
 //! `1 - 0.5 / r` above it. Fired rules combine as `1 - prod(1 - s)`; with
@@ -54,8 +57,14 @@
 //! step function of the score: normal < 0.5 <= baja < `severity_media` <=
 //! media < `severity_alta` <= alta < `severity_critica` <= crítica.
 //!
-//! A client is `suspicious` with any plantation or flat reading, or at least
-//! `suspicious_min_severe` readings of severity alta or crítica.
+//! # Episodes and suspicious months
+//! Consecutive flags of one client and rule become one episode (`episodes`
+//! in the report). Each client-month gets a suspicion score from the
+//! episodes overlapping it, a rank among the clients that month and the
+//! rules behind it ([`ConsumptionRules::score_months`]); a client is
+//! `suspicious` when one of its months is (literal rules: with any
+//! plantation or flat reading, or at least `suspicious_min_severe` readings
+//! of severity alta or crítica, as before).
 //!
 //! # Example
 //! ```
@@ -72,7 +81,10 @@
 //! }
 //! rows[19 * 24 + 12].2 = 9.0; // a spike at noon on day 19
 //! let readings = Readings::from_records(rows).unwrap();
-//! let report = ConsumptionParams::default().check().unwrap().detect(&readings).unwrap();
+//! // Twenty days are too short a history for the calibrated default; the
+//! // literal rules flag the spike.
+//! let rules = ConsumptionParams::preset("preset", "literal").unwrap().check().unwrap();
+//! let report = rules.detect(&readings).unwrap();
 //! let flagged = 19 * 24 + 12;
 //! assert!(report.flags.is_anomaly[flagged]);
 //! assert_eq!(report.flags.types[flagged].join(";"), "outlier;spike");
@@ -80,6 +92,7 @@
 
 pub mod calibrated;
 mod episodes;
+mod hour_band;
 mod params;
 mod readings;
 mod report;

@@ -117,6 +117,9 @@ pub struct ReadingFlags {
     pub score: Vec<f64>,
     /// Severity from the score.
     pub severity: Vec<Severity>,
+    /// The rules' usual level for the reading (kWh; NaN where they had
+    /// none): what an episode's kWh above baseline is measured against.
+    pub usual: Vec<f64>,
 }
 
 /// Per-client summary.
@@ -136,7 +139,9 @@ pub struct ClientSummary {
     pub n_severe: usize,
     /// Highest score.
     pub max_score: f64,
-    /// Flagged for inspection (see `suspicious_min_severe`).
+    /// Flagged for inspection: calibrated rules, any suspicious month;
+    /// literal rules, any plantation or flat reading or at least
+    /// `suspicious_min_severe` readings of severity alta or crítica.
     pub suspicious: bool,
 }
 
@@ -171,6 +176,20 @@ pub struct MonthlyAggregate {
     /// anomaly score (0 for a day with none): 0 = a clean month, 1 = every
     /// day had a certain anomaly.
     pub score: f64,
+    /// The month's suspicion score in [0, 1], from its episodes (see
+    /// `ConsumptionRules::score_months`).
+    pub suspicion: f64,
+    /// `suspicion >= 0.5`.
+    pub suspicious: bool,
+    /// Rank of `suspicion` among the clients' months of the same calendar
+    /// month (1 = most suspicious; ties share the best rank).
+    pub rank: usize,
+    /// Episodes overlapping the month.
+    pub n_episodes: usize,
+    /// Of those, episodes of peak severity alta or crítica.
+    pub n_severe_episodes: usize,
+    /// The rules of its episodes: why it is suspicious.
+    pub rules: AnomalyTypes,
 }
 
 /// One alert: a run of one rule's flags for one client (see

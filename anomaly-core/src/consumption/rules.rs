@@ -58,11 +58,13 @@ impl Detect<Readings> for ConsumptionRules {
             flags.types.reserve(n);
             flags.score.reserve(n);
             flags.severity.reserve(n);
+            flags.usual.reserve(n);
         } else {
             flags.is_anomaly = vec![false; n];
             flags.types = vec![AnomalyTypes::default(); n];
             flags.score = vec![0.0; n];
             flags.severity = vec![Severity::Normal; n];
+            flags.usual = vec![f64::NAN; n];
         }
         for (g, output) in groups.clients.iter().zip(outputs) {
             if in_order {
@@ -70,18 +72,29 @@ impl Detect<Readings> for ConsumptionRules {
                 flags.types.extend(output.flags.iter().map(|(types, _)| *types));
                 flags.score.extend(output.flags.iter().map(|(_, score)| *score));
                 flags.severity.extend(output.flags.iter().map(|(_, score)| self.severity(*score)));
+                flags.usual.extend_from_slice(&output.usual);
             } else {
-                for (&(types, score), &row) in output.flags.iter().zip(&groups.order[g.start..g.end]) {
+                let rows = &groups.order[g.start..g.end];
+                for ((&(types, score), &row), &usual) in output.flags.iter().zip(rows).zip(&output.usual) {
                     let row = row as usize;
                     flags.is_anomaly[row] = !types.is_empty();
                     flags.types[row] = types;
                     flags.score[row] = score;
                     flags.severity[row] = self.severity(score);
+                    flags.usual[row] = usual;
                 }
             }
             report.clients.push(output.summary);
             report.monthly.extend(output.monthly);
             report.episodes.extend(output.episodes);
+        }
+        self.score_months(&report.episodes, &mut report.monthly);
+        if self.params.method == Method::Calibrated {
+            let suspicious: std::collections::HashSet<&str> =
+                report.monthly.iter().filter(|m| m.suspicious).map(|m| m.client.as_str()).collect();
+            for c in &mut report.clients {
+                c.suspicious = suspicious.contains(c.client.as_str());
+            }
         }
         Ok(report)
     }
@@ -89,6 +102,7 @@ impl Detect<Readings> for ConsumptionRules {
 
 struct ClientOutput {
     flags: Vec<(AnomalyTypes, f64)>,
+    usual: Vec<f64>,
     summary: ClientSummary,
     monthly: Vec<MonthlyAggregate>,
     episodes: Vec<Episode>,
@@ -203,7 +217,7 @@ impl ConsumptionRules {
             let (flags, baseline) = super::calibrated::flags(p, ts, x, d0, days);
             let (summary, monthly) = self.summarise(name, ts, x, &is_night, &flags);
             let episodes = client_episodes(self, name, ts, x, &baseline, &flags);
-            return Ok(ClientOutput { flags, summary, monthly, episodes });
+            return Ok(ClientOutput { flags, usual: baseline, summary, monthly, episodes });
         }
         let mut grid = vec![f64::NAN; days * per_day];
 
@@ -337,7 +351,7 @@ impl ConsumptionRules {
 
         let (summary, monthly) = self.summarise(name, ts, x, &is_night, &flags);
         let episodes = client_episodes(self, name, ts, x, &usual, &flags);
-        Ok(ClientOutput { flags, summary, monthly, episodes })
+        Ok(ClientOutput { flags, usual, summary, monthly, episodes })
     }
 
     /// Ratio of the plantation rule for the night with index `key`, using
@@ -507,6 +521,12 @@ impl MonthAcc {
             night_mean_kwh: mean(self.night),
             peak_mean_kwh: mean(self.peak),
             score: if self.days > 0 { self.day_max_sum / self.days as f64 } else { 0.0 },
+            suspicion: 0.0,
+            suspicious: false,
+            rank: 0,
+            n_episodes: 0,
+            n_severe_episodes: 0,
+            rules: AnomalyTypes::default(),
         }
     }
 }

@@ -11,7 +11,7 @@
 The file is the project's one versioned envelope (``anomaly-core``'s
 ``persist.rs``)::
 
-    {"format": "anomaly-model", "version": 2, "kind": "prophet", "model": {...}}
+    {"format": "anomaly-model", "version": 3, "kind": "prophet", "model": {...}}
 
 ``model`` holds the attributes Prophet saves, encoded exactly: floats as
 JSON numbers (shortest round-trip repr), arrays and frames with their dtypes,
