@@ -164,6 +164,24 @@ def test_consumption_job_matches_sqlite(cli: str, postgres: Any, tmp_path: Path)
     assert [r[0] for r in log] == ["archive", "restore"] and int(log[1][1]) == 6 * 4 * 24
 
 
+def test_consumption_job_episodes_and_months_equal_python(cli: str, postgres: Any) -> None:
+    from test_consumption_sql import check_job
+
+    db = postgres.database()
+
+    def insert(rows: list[tuple[str, str, float]]) -> None:
+        values = ", ".join(f"('{c}', '{t}', {k!r})" for c, t, k in rows)
+        postgres.sql(f"INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES {values}", db)
+
+    def query(sql: str) -> list[tuple[object, ...]]:
+        # Times as the SQLite tables hold them; psql prints every value as text.
+        sql = sql.replace("start_time, end_time", "to_char(start_time, 'YYYY-MM-DD HH24:MI:SS'), "
+                          "to_char(end_time, 'YYYY-MM-DD HH24:MI:SS')").replace("suspicious", "suspicious::int")
+        return [tuple(r) for r in postgres.sql(sql, db)]
+
+    check_job(cli, postgres.url(db), insert, query)
+
+
 def test_consumption_job_rejects_what_it_cannot_flag(cli: str, postgres: Any) -> None:
     from test_sql_jobs import BAD_CONSUMPTION, consumption_with_bad_readings
 

@@ -9,7 +9,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
-use anomaly_core::consumption::{AnomalyTypes, ConsumptionParams, Readings};
+use anomaly_core::consumption::{
+    AnomalyTypes, ConsumptionParams, ConsumptionRules, Episode, MonthlyAggregate, Readings,
+};
 use anomaly_core::time::parse_timestamp;
 use anomaly_core::traits::{Detect, ParamGuard};
 use anyhow::Result;
@@ -20,7 +22,7 @@ use super::{parse_duration, Commit, Job, Worker};
 use crate::db::{Db, DbUrl, Sql};
 use crate::input_error::InputError;
 use crate::jobs::DbArgs;
-use crate::store::consumption::{self as store, Flag, MonthRow, Reading, Tables};
+use crate::store::consumption::{self as store, EpisodeUpdate, Flag, MonthRow, Reading, Tables};
 use crate::store::{Reject, Written};
 
 /// Readings flagged per pass.
@@ -68,9 +70,9 @@ pub(crate) struct WatchArgs {
     /// Wake this often and flag everything new (e.g. 10m).
     #[arg(long, default_value = "10m")]
     interval: String,
-    /// Days of each client's history loaded before its new readings (the
-    /// rules' baselines), rounded back to the start of a month; never less
-    /// than the rules read (56 days for the calibrated rules).
+    /// Days of each client's history loaded before the month of its new
+    /// readings (the rules' baselines); never less than the rules read (84
+    /// days for the calibrated rules: a 56-day tail over 28-day baselines).
     #[arg(long, default_value_t = 35)]
     context_days: i64,
     /// Rule parameters (from `anomaly consumption params`); default rules otherwise.
@@ -166,8 +168,53 @@ type Usable = (i64, String, i64, f64);
 /// What one batch writes, and where.
 pub(crate) struct Batch {
     tables: Tables,
+    rules: ConsumptionRules,
     flags: Vec<Flag>,
-    months: Vec<MonthRow>,
+    /// The batch's flagged readings, one episode of one reading per rule.
+    parts: Vec<Episode>,
+    /// The batch's clients and the start of their context.
+    clients: Vec<String>,
+    from: i64,
+    /// The months the batch touches, their suspicion still to score.
+    months: Vec<MonthlyAggregate>,
+}
+
+/// Client-months before the batch's (`month_index` below `first`) that
+/// `episodes` overlap, from the first month wholly after `from` on: an
+/// episode the batch extended may change their suspicion, and every
+/// episode overlapping them was loaded (it ends after `from`).
+fn earlier_months(episodes: &[Episode], from: i64, first: i64) -> Vec<MonthlyAggregate> {
+    use anomaly_core::time::month_index;
+    let lowest = month_index(from - 1) + 1;
+    let mut keys = BTreeSet::new();
+    for e in episodes {
+        for index in month_index(e.start).max(lowest)..=month_index(e.end - 1).min(first - 1) {
+            keys.insert((e.client.clone(), index));
+        }
+    }
+    keys.into_iter()
+        .map(|(client, index)| MonthlyAggregate {
+            client,
+            year: index.div_euclid(12),
+            month: index.rem_euclid(12) as u32 + 1,
+            n_readings: 0,
+            total_kwh: 0.0,
+            mean_kwh: 0.0,
+            min_kwh: 0.0,
+            max_kwh: 0.0,
+            n_anomalies: 0,
+            n_critical: 0,
+            night_mean_kwh: None,
+            peak_mean_kwh: None,
+            score: 0.0,
+            suspicion: 0.0,
+            suspicious: false,
+            rank: 0,
+            n_episodes: 0,
+            n_severe_episodes: 0,
+            rules: AnomalyTypes::default(),
+        })
+        .collect()
 }
 
 /// The consumption job: every pending reading flagged with its clients'
@@ -222,12 +269,24 @@ impl Job for ConsumptionJob {
                 Err(reason) => rejects.push(Reject { id: r.id, ts: r.ts, series: r.client.clone().ok(), reason }),
             }
         }
-        let empty = Batch { tables: self.tables.clone(), flags: Vec::new(), months: Vec::new() };
-        let Some(first_ts) = fresh.iter().map(|r| r.2).min() else { return Ok((empty, rejects)) };
+        let Some(first_ts) = fresh.iter().map(|r| r.2).min() else {
+            let empty = Batch {
+                tables: self.tables.clone(),
+                rules,
+                flags: Vec::new(),
+                parts: Vec::new(),
+                clients: Vec::new(),
+                from: 0,
+                months: Vec::new(),
+            };
+            return Ok((empty, rejects));
+        };
         let clients: Vec<String> = fresh.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        // At least the history the rules read (the calibrated tail needs 56 days).
+        // At least the history the rules read (the calibrated tail needs 56
+        // days) before every reading of the months written, so that their
+        // flags, aggregates and episodes are those of a whole-series run.
         let context_days = self.context_days.max(i64::from(self.params.history_days()));
-        let from = month_start(first_ts - context_days * 86_400);
+        let from = month_start(first_ts) - context_days * 86_400;
         // The context, one reading per (client, time): the lowest id wins.
         let mut context: Vec<Usable> =
             store::context(db, &self.tables, &clients, from)?.iter().filter_map(|r| valid.check(r).ok()).collect();
@@ -244,6 +303,13 @@ impl Job for ConsumptionJob {
         let report = rules.detect(&readings)?;
         let wanted: HashSet<i64> = pending.iter().map(|p| p.id).collect();
         let f = &report.flags;
+        let step = i64::from(self.params.interval_minutes) * 60;
+        let mut parts = Vec::new();
+        for (i, r) in context.iter().enumerate().filter(|(i, r)| !f.types[*i].is_empty() && wanted.contains(&r.0)) {
+            for kind in f.types[i].iter() {
+                parts.push(rules.reading_episode(&r.1, kind, r.2, step, r.3, f.usual[i], f.score[i]));
+            }
+        }
         let flags: Vec<Flag> = context
             .iter()
             .enumerate()
@@ -261,23 +327,8 @@ impl Job for ConsumptionJob {
             .collect();
         // Months from the first new reading's on are complete in the context.
         let first_month = anomaly_core::time::format_timestamp(first_ts)[..7].to_owned();
-        let months: Vec<MonthRow> = report
-            .monthly
-            .iter()
-            .map(|m| (format!("{:04}-{:02}", m.year, m.month), m))
-            .filter(|(month, _)| *month >= first_month)
-            .map(|(month, m)| MonthRow {
-                client: m.client.clone(),
-                month,
-                readings: m.n_readings as i64,
-                total_kwh: m.total_kwh,
-                anomalies: m.n_anomalies as i64,
-                critical: m.n_critical as i64,
-                night_mean_kwh: m.night_mean_kwh,
-                peak_mean_kwh: m.peak_mean_kwh,
-                score: m.score,
-            })
-            .collect();
+        let months: Vec<MonthlyAggregate> =
+            report.monthly.into_iter().filter(|m| month_name(m) >= first_month).collect();
         // A usable pending reading left out of the context repeats an earlier one.
         let flagged: HashSet<i64> = flags.iter().map(|f| f.reading_id).collect();
         rejects.extend(fresh.iter().filter(|r| !flagged.contains(&r.0)).map(|r| {
@@ -289,13 +340,49 @@ impl Job for ConsumptionJob {
                 reason: format!("repeats reading {first} (same client and time)"),
             }
         }));
-        Ok((Batch { tables: self.tables.clone(), flags, months }, rejects))
+        Ok((Batch { tables: self.tables.clone(), rules, flags, parts, clients, from, months }, rejects))
     }
 }
 
+fn month_name(m: &MonthlyAggregate) -> String {
+    format!("{:04}-{:02}", m.year, m.month)
+}
+
 impl Commit for Batch {
+    /// Merges the batch's flagged readings into the clients' stored recent
+    /// episodes and scores the months from them, inside the transaction,
+    /// so that episodes and months are what a whole-series run gives.
     fn write(&self, tx: &mut dyn Sql, rejects: &[Reject]) -> Result<Written> {
-        store::write(tx, &self.tables, &self.flags, rejects, &self.months)
+        let mut parts = store::episodes_after(tx, &self.tables, &self.clients, self.from)?;
+        parts.extend(self.parts.iter().cloned());
+        let episodes = self.rules.merge_episodes(parts);
+        let mut months = self.months.clone();
+        let first = self.months.iter().map(|m| m.year * 12 + i64::from(m.month) - 1).min().unwrap_or(i64::MAX);
+        let earlier = earlier_months(&episodes, self.from, first);
+        let n = months.len();
+        months.extend(earlier);
+        self.rules.score_months(&episodes, &mut months);
+        let row = |m: &MonthlyAggregate| MonthRow {
+            client: m.client.clone(),
+            month: month_name(m),
+            readings: m.n_readings as i64,
+            total_kwh: m.total_kwh,
+            anomalies: m.n_anomalies as i64,
+            critical: m.n_critical as i64,
+            night_mean_kwh: m.night_mean_kwh,
+            peak_mean_kwh: m.peak_mean_kwh,
+            score: m.score,
+            suspicion: Some(m.suspicion),
+            rank: None,
+            episodes: Some(m.n_episodes as i64),
+            severe_episodes: Some(m.n_severe_episodes as i64),
+            rules: Some(m.rules.join(";")),
+        };
+        let rows: Vec<MonthRow> = months[..n].iter().map(row).collect();
+        let rescored: Vec<MonthRow> = months[n..].iter().map(row).collect();
+        let update =
+            EpisodeUpdate { clients: &self.clients, from: self.from, episodes: &episodes, rescored: &rescored };
+        store::write(tx, &self.tables, &self.flags, rejects, &rows, &update)
     }
 }
 

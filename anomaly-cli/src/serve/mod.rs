@@ -259,6 +259,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/monthly", get(queries::monthly))
         .route("/summary", get(queries::summary))
         .route("/consumption/anomalies", get(queries::consumption_anomalies))
+        .route("/consumption/episodes", get(queries::consumption_episodes))
         .route("/consumption/clients", get(queries::consumption_clients))
         .route("/consumption/monthly", get(queries::consumption_monthly))
         .route("/consumption/summary", get(queries::consumption_summary))

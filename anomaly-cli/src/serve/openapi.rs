@@ -66,13 +66,26 @@ fn add_queries(doc: &mut Value) {
         ],
         "responses": ok("{total, limit, offset, items}"),
     }});
+    paths["/consumption/episodes"] = json!({"get": {
+        "summary": "Episodes (runs of one rule's flags per client), latest start first; paginated",
+        "parameters": [
+            q("client", "string", "only this client"),
+            q("type", "string", "outlier, spike, night_use, plantation or flat"),
+            q("min_severity", "string", "peak severity at least this: baja, media, alta or crítica"),
+            q("from", "string", "episodes ending after this datetime"),
+            q("to", "string", "episodes starting before this datetime"),
+            q("limit", "integer", "page size, 1-10000 (default 100)"),
+            q("offset", "integer", "rows to skip (default 0)"),
+        ],
+        "responses": ok("{total, limit, offset, items}"),
+    }});
     paths["/consumption/clients"] = json!({"get": {
         "summary": "Per-client statistics, most anomalous first",
         "parameters": [q("client", "string", "only this client")],
         "responses": ok("{clients}"),
     }});
     paths["/consumption/monthly"] = json!({"get": {
-        "summary": "Monthly aggregates per client",
+        "summary": "Monthly aggregates per client, with each month's suspicion, its rank that month, episodes and rules",
         "parameters": [q("client", "string", "only this client")],
         "responses": ok("{months}"),
     }});

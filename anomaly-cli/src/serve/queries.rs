@@ -1,6 +1,6 @@
 //! Read-only queries over the results tables, for dashboards (`--db`):
 //! `GET /anomalies` (filters, paginated), `/variables`, `/monthly`,
-//! `/summary`. Database calls run on tokio's blocking threads, each on a
+//! `/summary`, and the consumption team's `/consumption/...`. Database calls run on tokio's blocking threads, each on a
 //! connection from the service's pool; a table no job has created yet
 //! reads as empty.
 
@@ -40,6 +40,18 @@ pub(crate) struct AnomalyQuery {
 pub(crate) struct ConsumptionQuery {
     client: Option<String>,
     severity: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EpisodeQuery {
+    client: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    min_severity: Option<String>,
     from: Option<String>,
     to: Option<String>,
     limit: Option<i64>,
@@ -260,6 +272,51 @@ pub(crate) async fn consumption_anomalies(
     }
 }
 
+pub(crate) async fn consumption_episodes(
+    State(state): State<Arc<AppState>>,
+    Params(q): Params<EpisodeQuery>,
+) -> Response {
+    use anomaly_core::consumption::{AnomalyType, Severity};
+    let (limit, offset) = match page(q.limit, q.offset) {
+        Ok(p) => p,
+        Err((field, reason)) => return bad(field, reason),
+    };
+    if let Some(kind) = &q.kind {
+        if !AnomalyType::ALL.iter().any(|t| t.as_str() == kind) {
+            let known: Vec<&str> = AnomalyType::ALL.iter().map(|t| t.as_str()).collect();
+            return bad("type", format!("{kind:?}: expected one of {}", known.join(", ")));
+        }
+    }
+    let min_severity = match &q.min_severity {
+        None => None,
+        Some(s) => match Severity::ALL.into_iter().find(|v| v.as_str() == s) {
+            Some(v) => Some(v),
+            None => return bad("min_severity", format!("{s:?}: expected one of {}", SEVERITIES.join(", "))),
+        },
+    };
+    let filter = match (time(q.from.as_deref()), time(q.to.as_deref())) {
+        (Ok(from), Ok(to)) => consumption::EpisodeFilter { client: q.client, kind: q.kind, min_severity, from, to },
+        (Err(reason), _) => return bad("from", reason),
+        (_, Err(reason)) => return bad("to", reason),
+    };
+    match with_db(state, move |db, p| consumption::episodes(db, &p.consumption, &filter, limit, offset)).await {
+        Ok((total, rows)) => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(e, severity)| {
+                    json!({
+                        "client_id": e.client, "type": e.kind.as_str(), "start": format_timestamp(e.start),
+                        "end": format_timestamp(e.end), "readings": e.n_readings, "peak_score": number(e.peak_score),
+                        "peak_severity": severity, "kwh_above_baseline": number(e.kwh_above_baseline),
+                    })
+                })
+                .collect();
+            Json(json!({"total": total, "limit": limit, "offset": offset, "items": items})).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
 pub(crate) async fn consumption_clients(
     State(state): State<Arc<AppState>>,
     Params(q): Params<ClientQuery>,
@@ -287,7 +344,9 @@ pub(crate) async fn consumption_monthly(
                         "client_id": m.client, "month": m.month, "readings": m.readings, "total_kwh": number(m.total_kwh),
                         "anomalies": m.anomalies, "critical": m.critical,
                         "night_mean_kwh": m.night_mean_kwh.map(number), "peak_mean_kwh": m.peak_mean_kwh.map(number),
-                        "score": number(m.score),
+                        "score": number(m.score), "suspicion": m.suspicion.map(number),
+                        "suspicious": m.suspicion.map(|s| s >= 0.5), "rank": m.rank, "episodes": m.episodes,
+                        "severe_episodes": m.severe_episodes, "rules": m.rules,
                     })
                 })
                 .collect();

@@ -1,9 +1,11 @@
 //! The consumption team's tables: readings (`consumo_lecturas` by default)
 //! and their archive, one flag row per reading (`consumo_anomalias`),
-//! rejects, monthly aggregates (upserted) and the archive log, named from
-//! the readings and flags tables as [`Tables`] says.
+//! rejects, episodes (`consumo_episodios`), monthly aggregates with each
+//! month's suspicion (upserted) and the archive log, named from the
+//! readings and flags tables as [`Tables`] says.
 
-use anyhow::Result;
+use anomaly_core::consumption::{AnomalyType, Episode, Severity};
+use anyhow::{anyhow, Result};
 
 use super::{Reject, Written};
 use crate::db::{Column, Db, Insert, Param, Sql, Value};
@@ -31,6 +33,8 @@ pub(crate) struct Tables {
     pub(crate) rejects: String,
     /// Monthly aggregates: `consumo_mensual`, else `{flags}_monthly`.
     pub(crate) monthly: String,
+    /// Episodes: `consumo_episodios`, else `{flags}_episodes`.
+    pub(crate) episodes: String,
 }
 
 impl Tables {
@@ -40,17 +44,17 @@ impl Tables {
         } else {
             (format!("{readings}_archive"), format!("{readings}_archive_log"))
         };
-        let (rejects, monthly) = if flags == FLAGS {
-            ("consumo_rechazos".to_owned(), "consumo_mensual".to_owned())
+        let (rejects, monthly, episodes) = if flags == FLAGS {
+            ("consumo_rechazos".to_owned(), "consumo_mensual".to_owned(), "consumo_episodios".to_owned())
         } else {
-            (format!("{flags}_rejects"), format!("{flags}_monthly"))
+            (format!("{flags}_rejects"), format!("{flags}_monthly"), format!("{flags}_episodes"))
         };
-        Tables { readings: readings.into(), archive, archive_log, flags: flags.into(), rejects, monthly }
+        Tables { readings: readings.into(), archive, archive_log, flags: flags.into(), rejects, monthly, episodes }
     }
 
     /// Every name spliced into SQL.
-    pub(crate) fn names(&self) -> [&str; 6] {
-        [&self.readings, &self.archive, &self.archive_log, &self.flags, &self.rejects, &self.monthly]
+    pub(crate) fn names(&self) -> [&str; 7] {
+        [&self.readings, &self.archive, &self.archive_log, &self.flags, &self.rejects, &self.monthly, &self.episodes]
     }
 
     /// The job's name in the state table: one watermark per pair of
@@ -115,6 +119,14 @@ pub(crate) struct MonthRow {
     pub(crate) night_mean_kwh: Option<f64>,
     pub(crate) peak_mean_kwh: Option<f64>,
     pub(crate) score: f64,
+    /// The month's suspicion from its episodes (NULL in rows an older
+    /// version wrote), with its rank among the clients that month when read.
+    pub(crate) suspicion: Option<f64>,
+    pub(crate) rank: Option<i64>,
+    pub(crate) episodes: Option<i64>,
+    pub(crate) severe_episodes: Option<i64>,
+    /// The rules of its episodes, `;`-separated.
+    pub(crate) rules: Option<String>,
 }
 
 /// Filters of `GET /consumption/anomalies`.
@@ -138,9 +150,22 @@ pub(crate) struct ClientStats {
     pub(crate) total_kwh: f64,
 }
 
-/// Creates the consumption tables if missing.
+/// Filters of `GET /consumption/episodes`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EpisodeFilter {
+    pub(crate) client: Option<String>,
+    pub(crate) kind: Option<String>,
+    /// Peak severity at least this.
+    pub(crate) min_severity: Option<Severity>,
+    /// Episodes that overlap `from..to`.
+    pub(crate) from: Option<i64>,
+    pub(crate) to: Option<i64>,
+}
+
+/// Creates the consumption tables if missing (and the columns an older
+/// version did not have).
 pub(crate) fn ensure(db: &mut Db, t: &Tables) -> Result<()> {
-    let Tables { readings, archive, archive_log, flags, rejects, monthly } = t;
+    let Tables { readings, archive, archive_log, flags, rejects, monthly, episodes } = t;
     let lecturas = "id {id}, client_id TEXT NOT NULL, timestamp {ts} NOT NULL, kwh {real},
                     created_at {ts} NOT NULL DEFAULT {now}";
     db.batch(&format!(
@@ -159,11 +184,28 @@ pub(crate) fn ensure(db: &mut Db, t: &Tables) -> Result<()> {
             critical {{int}} NOT NULL, night_mean_kwh {{real}}, peak_mean_kwh {{real}}, score {{real}} NOT NULL,
             updated_at {{ts}} NOT NULL DEFAULT {{now}}, PRIMARY KEY (client_id, month));
          CREATE TABLE IF NOT EXISTS {archive_log} (id {{id}}, at {{ts}} NOT NULL DEFAULT {{now}},
-            action TEXT NOT NULL, from_ts {{ts}}, to_ts {{ts}}, rows {{int}} NOT NULL);",
+            action TEXT NOT NULL, from_ts {{ts}}, to_ts {{ts}}, rows {{int}} NOT NULL);
+         CREATE TABLE IF NOT EXISTS {episodes} (client_id TEXT NOT NULL, type TEXT NOT NULL,
+            start_time {{ts}} NOT NULL, end_time {{ts}} NOT NULL, readings {{int}} NOT NULL,
+            peak_score {{real}} NOT NULL, peak_severity TEXT NOT NULL, kwh_above_baseline {{real}} NOT NULL,
+            updated_at {{ts}} NOT NULL DEFAULT {{now}}, PRIMARY KEY (client_id, type, start_time));
+         CREATE INDEX IF NOT EXISTS {} ON {episodes}(client_id, end_time);
+         CREATE INDEX IF NOT EXISTS {} ON {episodes}(start_time);",
         index_name(readings, "client_ts"),
         index_name(flags, "client"),
         index_name(flags, "severity"),
+        index_name(episodes, "client_end"),
+        index_name(episodes, "start"),
     ))?;
+    for (column, ty) in [
+        ("suspicion", "{real}"),
+        ("suspicious", "{bool}"),
+        ("episodes", "{int}"),
+        ("severe_episodes", "{int}"),
+        ("rules", "TEXT"),
+    ] {
+        db.add_column(monthly, column, ty)?;
+    }
     super::ensure_state(db)
 }
 
@@ -207,35 +249,128 @@ pub(crate) fn pending(db: &mut Db, t: &Tables, after: i64, limit: usize) -> Resu
     Ok(rows.into_iter().map(reading).collect())
 }
 
-/// Every reading of `clients` from `from` (seconds) on: the rules' context.
-pub(crate) fn context(db: &mut Db, t: &Tables, clients: &[String], from: i64) -> Result<Vec<Reading>> {
-    let mut out = Vec::new();
-    for group in clients.chunks(CLIENTS_PER_QUERY) {
+/// `sql` once per group of `clients`: `{clients}` replaced by the group's
+/// placeholders, with the parameters (`$1` is `from`).
+fn per_clients<'a>(sql: &'a str, clients: &'a [String], from: i64) -> impl Iterator<Item = (String, Vec<Param<'a>>)> {
+    clients.chunks(CLIENTS_PER_QUERY).map(move |group| {
         let marks: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
         let mut params = vec![Param::Ts(from)];
         params.extend(group.iter().map(|c| Param::Text(c)));
-        let rows = db.query(
-            &format!(
-                "SELECT id, client_id, epoch(timestamp), kwh FROM {}
-                 WHERE timestamp >= ts($1) AND client_id IN ({})",
-                t.readings,
-                marks.join(", ")
-            ),
-            &params,
-        )?;
-        out.extend(rows.into_iter().map(reading));
+        (sql.replace("{clients}", &marks.join(", ")), params)
+    })
+}
+
+/// The rows of [`per_clients`]' queries.
+fn query_per_clients(tx: &mut dyn Sql, sql: &str, clients: &[String], from: i64) -> Result<Vec<Vec<Value>>> {
+    let mut out = Vec::new();
+    for (sql, params) in per_clients(sql, clients, from) {
+        out.extend(tx.query(&sql, &params)?);
     }
     Ok(out)
 }
 
-/// Flags, rejects and the months the flags touch (upserted), inside the job's transaction.
+/// Every reading of `clients` from `from` (seconds) on: the rules' context.
+pub(crate) fn context(db: &mut Db, t: &Tables, clients: &[String], from: i64) -> Result<Vec<Reading>> {
+    let sql = format!(
+        "SELECT id, client_id, epoch(timestamp), kwh FROM {} WHERE timestamp >= ts($1) AND client_id IN ({{clients}})",
+        t.readings
+    );
+    Ok(query_per_clients(db, &sql, clients, from)?.into_iter().map(reading).collect())
+}
+
+/// The stored episodes of `clients` that end after `from`: every one a
+/// batch of readings after `from` can extend or that overlaps its months.
+/// [`write`] replaces exactly these.
+pub(crate) fn episodes_after(tx: &mut dyn Sql, t: &Tables, clients: &[String], from: i64) -> Result<Vec<Episode>> {
+    let sql = format!(
+        "SELECT client_id, type, epoch(start_time), epoch(end_time), readings, peak_score, kwh_above_baseline
+         FROM {} WHERE end_time > ts($1) AND client_id IN ({{clients}})",
+        t.episodes
+    );
+    query_per_clients(tx, &sql, clients, from)?.into_iter().map(|r| episode(&t.episodes, r)).collect()
+}
+
+fn episode(table: &str, r: Vec<Value>) -> Result<Episode> {
+    let text = r[1].text().unwrap_or_default();
+    let kind = AnomalyType::ALL
+        .into_iter()
+        .find(|k| k.as_str() == text)
+        .ok_or_else(|| anyhow!("{table} holds an episode of unknown type {text:?}"))?;
+    let peak_score = r[5].real().unwrap_or(0.0);
+    Ok(Episode {
+        client: r[0].text().unwrap_or_default().to_owned(),
+        kind,
+        start: r[2].ts().unwrap_or(0),
+        end: r[3].ts().unwrap_or(0),
+        n_readings: r[4].int().unwrap_or(0).max(0) as usize,
+        peak_score,
+        // Recomputed by the rules when episodes are merged.
+        peak_severity: Severity::Normal,
+        kwh_above_baseline: r[6].real().unwrap_or(0.0),
+    })
+}
+
+/// The episodes of `clients` ending after `from`, as [`episodes_after`]
+/// read them, replaced by `episodes`; and the suspicion of earlier months
+/// those episodes changed.
+pub(crate) struct EpisodeUpdate<'a> {
+    pub(crate) clients: &'a [String],
+    pub(crate) from: i64,
+    pub(crate) episodes: &'a [Episode],
+    pub(crate) rescored: &'a [MonthRow],
+}
+
+/// Flags, rejects, the clients' recent episodes (replaced) and the months
+/// the flags touch (upserted), inside the job's transaction.
 pub(crate) fn write(
     tx: &mut dyn Sql,
     t: &Tables,
     flags: &[Flag],
     rejects: &[Reject],
     months: &[MonthRow],
+    update: &EpisodeUpdate<'_>,
 ) -> Result<Written> {
+    let delete = format!("DELETE FROM {} WHERE end_time > ts($1) AND client_id IN ({{clients}})", t.episodes);
+    for (sql, params) in per_clients(&delete, update.clients, update.from) {
+        tx.exec(&sql, &params)?;
+    }
+    let e = update.episodes;
+    tx.insert(&Insert {
+        table: &t.episodes,
+        columns: vec![
+            ("client_id", Column::Text(e.iter().map(|e| e.client.as_str()).collect())),
+            ("type", Column::Text(e.iter().map(|e| e.kind.as_str()).collect())),
+            ("start_time", Column::Ts(e.iter().map(|e| e.start).collect())),
+            ("end_time", Column::Ts(e.iter().map(|e| e.end).collect())),
+            ("readings", Column::Int(e.iter().map(|e| e.n_readings as i64).collect())),
+            ("peak_score", Column::Real(e.iter().map(|e| e.peak_score).collect())),
+            ("peak_severity", Column::Text(e.iter().map(|e| e.peak_severity.as_str()).collect())),
+            ("kwh_above_baseline", Column::Real(e.iter().map(|e| e.kwh_above_baseline).collect())),
+            ("updated_at", Column::Now),
+        ],
+        conflict: "",
+        count_true: None,
+    })?;
+    let rescore = format!(
+        "UPDATE {} SET suspicion = $3, suspicious = $4, episodes = $5, severe_episodes = $6, rules = $7,
+         updated_at = now() WHERE client_id = $1 AND month = $2",
+        t.monthly
+    );
+    for m in update.rescored {
+        let suspicion = m.suspicion.unwrap_or(0.0);
+        tx.exec(
+            &rescore,
+            &[
+                Param::Text(&m.client),
+                Param::Text(&m.month),
+                Param::Real(suspicion),
+                Param::Bool(suspicion >= 0.5),
+                Param::Int(m.episodes.unwrap_or(0)),
+                Param::Int(m.severe_episodes.unwrap_or(0)),
+                Param::Text(m.rules.as_deref().unwrap_or("")),
+            ],
+        )?;
+    }
     let rejected = tx.insert(&Insert {
         table: &t.rejects,
         columns: vec![
@@ -276,12 +411,19 @@ pub(crate) fn write(
             ("night_mean_kwh", Column::OptReal(months.iter().map(|m| m.night_mean_kwh).collect())),
             ("peak_mean_kwh", Column::OptReal(months.iter().map(|m| m.peak_mean_kwh).collect())),
             ("score", Column::Real(months.iter().map(|m| m.score).collect())),
+            ("suspicion", Column::OptReal(months.iter().map(|m| m.suspicion).collect())),
+            ("suspicious", Column::Bool(months.iter().map(|m| m.suspicion.is_some_and(|s| s >= 0.5)).collect())),
+            ("episodes", Column::Int(months.iter().map(|m| m.episodes.unwrap_or(0)).collect())),
+            ("severe_episodes", Column::Int(months.iter().map(|m| m.severe_episodes.unwrap_or(0)).collect())),
+            ("rules", Column::Text(months.iter().map(|m| m.rules.as_deref().unwrap_or("")).collect())),
             ("updated_at", Column::Now),
         ],
         conflict: "ON CONFLICT (client_id, month) DO UPDATE SET readings = excluded.readings,
                total_kwh = excluded.total_kwh, anomalies = excluded.anomalies, critical = excluded.critical,
                night_mean_kwh = excluded.night_mean_kwh, peak_mean_kwh = excluded.peak_mean_kwh,
-               score = excluded.score, updated_at = excluded.updated_at",
+               score = excluded.score, suspicion = excluded.suspicion, suspicious = excluded.suspicious,
+               episodes = excluded.episodes, severe_episodes = excluded.severe_episodes, rules = excluded.rules,
+               updated_at = excluded.updated_at",
         count_true: None,
     })?;
     Ok(Written { results: inserted.rows, anomalies: inserted.flagged, rejects: rejected.rows })
@@ -320,6 +462,54 @@ pub(crate) fn anomalies(db: &mut Db, t: &Tables, f: &Filter, limit: i64, offset:
     Ok((total.and_then(|r| r[0].int()).unwrap_or(0), items))
 }
 
+/// Episodes matching `filter`, latest start first, and how many match.
+pub(crate) fn episodes(
+    db: &mut Db,
+    t: &Tables,
+    f: &EpisodeFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<(Episode, String)>)> {
+    // Severities at or above the minimum, as stored text.
+    let severities: Vec<&str> = Severity::ALL
+        .into_iter()
+        .filter(|s| f.min_severity.is_none_or(|min| *s >= min))
+        .map(Severity::as_str)
+        .collect();
+    let marks: Vec<String> = (0..severities.len()).map(|i| format!("${}", i + 5)).collect();
+    let filter = format!(
+        "(CAST($1 AS TEXT) IS NULL OR client_id = $1) AND (CAST($2 AS TEXT) IS NULL OR type = $2)
+         AND (ts($3) IS NULL OR end_time > ts($3)) AND (ts($4) IS NULL OR start_time < ts($4))
+         AND peak_severity IN ({})",
+        marks.join(", ")
+    );
+    let mut args =
+        vec![Param::text(f.client.as_deref()), Param::text(f.kind.as_deref()), Param::ts(f.from), Param::ts(f.to)];
+    args.extend(severities.iter().map(|s| Param::Text(s)));
+    let total = db.query_one(&format!("SELECT COUNT(*) FROM {} WHERE {filter}", t.episodes), &args)?;
+    let n = args.len();
+    args.extend([Param::Int(limit), Param::Int(offset)]);
+    let rows = db.query(
+        &format!(
+            "SELECT client_id, type, epoch(start_time), epoch(end_time), readings, peak_score, kwh_above_baseline,
+                    peak_severity
+             FROM {} WHERE {filter} ORDER BY start_time DESC, client_id, type LIMIT ${} OFFSET ${}",
+            t.episodes,
+            n + 1,
+            n + 2
+        ),
+        &args,
+    )?;
+    let items = rows
+        .into_iter()
+        .map(|mut r| {
+            let severity = std::mem::take(&mut r[7]).into_text().unwrap_or_default();
+            Ok((episode(&t.episodes, r)?, severity))
+        })
+        .collect::<Result<_>>()?;
+    Ok((total.and_then(|r| r[0].int()).unwrap_or(0), items))
+}
+
 /// Statistics per client, most anomalous first.
 pub(crate) fn client_stats(db: &mut Db, t: &Tables) -> Result<Vec<ClientStats>> {
     let rows = db.query(
@@ -350,8 +540,12 @@ pub(crate) fn client_stats(db: &mut Db, t: &Tables) -> Result<Vec<ClientStats>> 
 pub(crate) fn monthly(db: &mut Db, t: &Tables, client: Option<&str>) -> Result<Vec<MonthRow>> {
     let rows = db.query(
         &format!(
-            "SELECT client_id, month, readings, total_kwh, anomalies, critical, night_mean_kwh, peak_mean_kwh, score
-             FROM {} WHERE (CAST($1 AS TEXT) IS NULL OR client_id = $1) ORDER BY client_id, month",
+            "SELECT * FROM (SELECT client_id, month, readings, total_kwh, anomalies, critical, night_mean_kwh,
+                    peak_mean_kwh, score, suspicion,
+                    CASE WHEN suspicion IS NULL THEN NULL
+                         ELSE RANK() OVER (PARTITION BY month ORDER BY suspicion DESC) END,
+                    episodes, severe_episodes, rules
+                  FROM {}) m WHERE (CAST($1 AS TEXT) IS NULL OR client_id = $1) ORDER BY client_id, month",
             t.monthly
         ),
         &[Param::text(client)],
@@ -368,6 +562,11 @@ pub(crate) fn monthly(db: &mut Db, t: &Tables, client: Option<&str>) -> Result<V
             night_mean_kwh: r[6].real(),
             peak_mean_kwh: r[7].real(),
             score: r[8].real().unwrap_or(0.0),
+            suspicion: r[9].real(),
+            rank: r[10].int(),
+            episodes: r[11].int(),
+            severe_episodes: r[12].int(),
+            rules: r[13].text().map(str::to_owned),
         })
         .collect())
 }

@@ -257,7 +257,7 @@ impl ConsumptionParams {
     ///
     /// ```
     /// use anomaly_core::consumption::{ConsumptionParams, Method};
-    /// assert_eq!(ConsumptionParams::default().history_days(), 56);
+    /// assert_eq!(ConsumptionParams::default().history_days(), 84);
     /// assert_eq!(ConsumptionParams { method: Method::Literal, ..Default::default() }.history_days(), 31);
     /// ```
     pub fn history_days(&self) -> u32 {
@@ -266,7 +266,9 @@ impl ConsumptionParams {
             Method::Calibrated => {
                 let calibration =
                     if self.interval_minutes >= 1440 { self.daily_calibration_days } else { self.calibration_days };
-                calibration
+                // The tail's statistics of its oldest day read that day's
+                // own baseline days before it.
+                (calibration + self.baseline_days)
                     .max(self.baseline_days + self.plantation_nights)
                     .max(self.flat_reference_days)
                     .max(self.flat_novelty_days)
