@@ -45,6 +45,11 @@ def test_consumption_app_renders_every_page(energy_db: Path, cli: str, monkeypat
         at.sidebar.radio[0].set_value(page).run()
         assert not at.exception, (page, at.exception)
         assert at.header[0].value
+        if page == "Anomalías":  # episodes first, then the readings
+            assert [h.value for h in at.subheader] == ["Episodios", "Lecturas"]
+            with sqlite3.connect(energy_db) as c:
+                severe = c.execute("SELECT COUNT(*) FROM consumo_episodios WHERE peak_severity IN ('crítica', 'alta')").fetchone()[0]
+            assert at.caption[0].value == f"{severe} episodios" and severe > 0
     at.button[0].click().run()  # recompute: nothing new, no error
     assert not at.exception and not at.error
 

@@ -37,7 +37,7 @@ def fill(cli: str, db: Path) -> None:
         assert proc.returncode == 0, proc.stderr
 
 
-def browse(app: str, db: Path, name: str, expected: list[str]) -> str:
+def browse(app: str, db: Path, name: str, expected: list[str], path: str = "") -> str:
     """Loads the running app until `expected` texts render (the first load
     starts the script; imports take a few seconds), then screenshots it."""
     port = free_port()
@@ -48,10 +48,11 @@ def browse(app: str, db: Path, name: str, expected: list[str]) -> str:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        url = base + path
         for _ in range(200):
             try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
                     if r.read().strip() == b"ok":
                         break
             except OSError:
@@ -86,6 +87,11 @@ def test_dashboards_render_in_a_real_browser(cli: str, tmp_path: Path) -> None:
     expected = ["Top 10 clientes", "Clientes con críticas"]
     dom = browse("consumption_app.py", db, "consumption_app", expected)
     assert all(text in dom for text in expected), dom[-2000:]
+    # The anomalies page lists episodes before readings.
+    expected = ["Episodios", "episodios", "Lecturas"]
+    dom = browse("consumption_app.py", db, "consumption_app_anomalias", expected, "/?page=Anomal%C3%ADas")
+    assert all(text in dom for text in expected), dom[-2000:]
+    assert dom.index("Episodios") < dom.index("Lecturas")
     expected = ["SmartEnergy", "Registros", "Entrenar modelo"]
     with sqlite3.connect(db) as conn:
         scores = {row[1] for row in conn.execute("PRAGMA table_info(energy_records_scores)")}

@@ -22,6 +22,7 @@ from anomaly import plot
 DB = Path(os.environ.get("ANOMALY_DB", "energy.db").removeprefix("sqlite:"))
 PAGES = ["Resumen", "Cliente", "Mensual", "Anomalías", "Mapas de calor"]
 SEVERITIES = ["crítica", "alta", "media", "baja"]
+TYPES = ["plantation", "flat", "night_use", "spike", "outlier"]
 
 st.set_page_config(page_title="Consumo eléctrico", layout="wide")
 
@@ -30,6 +31,10 @@ st.set_page_config(page_title="Consumo eléctrico", layout="wide")
 def query(sql: str, params: tuple[object, ...] = ()) -> pd.DataFrame:
     with sqlite3.connect(DB) as conn:
         return pd.read_sql_query(sql, conn, params=params)
+
+
+def has_table(name: str) -> bool:
+    return not query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).empty
 
 
 def clients() -> pd.DataFrame:
@@ -86,12 +91,32 @@ def monthly_page() -> None:
     st.header("Análisis mensual")
     months = query("SELECT * FROM consumo_mensual ORDER BY month, client_id")
     st.bar_chart(months.groupby("month")[["anomalies", "critical"]].sum())
+    if "suspicion" in months:
+        # Each month's clients ranked by suspicion (from their episodes), with the rules behind it.
+        st.subheader("Clientes sospechosos por mes")
+        ranked = months[months["suspicious"] == 1].sort_values(["month", "suspicion"], ascending=[False, False])
+        st.dataframe(ranked[["month", "client_id", "suspicion", "episodes", "severe_episodes", "rules"]], hide_index=True)
     st.dataframe(months, hide_index=True)
 
 
 def anomalies_page() -> None:
     st.header("Anomalías")
     severity = st.multiselect("Severidad", SEVERITIES, default=SEVERITIES[:2])
+    if has_table("consumo_episodios"):
+        # Episodes first: one alert per run of a rule's flags, what an analyst acts on.
+        st.subheader("Episodios")
+        types = st.multiselect("Tipo", TYPES, default=TYPES)
+        marks, kinds = ",".join("?" * len(severity)) or "''", ",".join("?" * len(types)) or "''"
+        episodes = query(
+            f"SELECT client_id, type, start_time, end_time, readings, peak_score, peak_severity, kwh_above_baseline "
+            f"FROM consumo_episodios WHERE peak_severity IN ({marks}) AND type IN ({kinds}) "
+            f"ORDER BY peak_score DESC, start_time DESC",
+            (*severity, *types),
+        )
+        st.caption(f"{len(episodes)} episodios")
+        st.dataframe(episodes, hide_index=True)
+        st.download_button("Descargar episodios", episodes.to_csv(index=False), "episodios.csv", "text/csv")
+    st.subheader("Lecturas")
     min_score = st.slider("Score mínimo", 0.0, 1.0, 0.5)
     marks = ",".join("?" * len(severity)) or "''"
     table = query(
@@ -101,7 +126,7 @@ def anomalies_page() -> None:
     )
     st.caption(f"{len(table)} lecturas")
     st.dataframe(table, hide_index=True)
-    st.download_button("Descargar CSV", table.to_csv(index=False), "anomalias.csv", "text/csv")
+    st.download_button("Descargar lecturas", table.to_csv(index=False), "anomalias.csv", "text/csv")
 
 
 def heatmaps_page() -> None:
@@ -113,7 +138,9 @@ def heatmaps_page() -> None:
     st.pyplot(fig)
 
 
-page = st.sidebar.radio("Página", PAGES)
+# A page can be linked to: ?page=Anomalías
+requested = st.query_params.get("page")
+page = st.sidebar.radio("Página", PAGES, index=PAGES.index(requested) if requested in PAGES else 0)
 if not DB.exists():
     st.error(f"No database at {DB}: run `anomaly consumption simulate --db sqlite:{DB}` and `anomaly consumption watch`")
 else:
