@@ -10,7 +10,8 @@ gate and plantation hysteresis). The rates must also agree with the numpy
 reference the Rust port was written from
 (benches/python/consumption_calibrated_reference.py; its figures: 0.799%
 flagged, 0.133% alta+crítica on this protocol's untouched readings).
-The literal rules stay the default and keep their rates.
+They are the default; the analysts' literal rules are the ``literal`` preset
+and keep their rates.
 """
 
 from __future__ import annotations
@@ -143,3 +144,48 @@ def test_daily_readings_get_no_hour_of_day_rules(shared_data: Path) -> None:
     print(f"daily readings: {len(flags)}, flagged {rate:.4%}")
     # The reference: 1.31% (docs/consumption_calibrated.md, 10.2; 1.36% before the follow-up).
     assert abs(rate - 0.013058) <= TOLERANCE
+
+
+def month_kinds(monthly: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
+    """Each client-month as `injected` (it holds a detectable part of a
+    plantation, from its 3rd night, or of a flat meter), `touched` (a spike,
+    or within 28 days after an event) or `untouched`."""
+    period = pd.PeriodIndex([pd.Period(year=y, month=m, freq="M") for y, m in zip(monthly.year, monthly.month)])
+    kind = pd.Series("untouched", index=monthly.index)
+    for ev in events.itertuples():
+        client = monthly.client == str(ev.client_id)
+        tail = 28 * DAY if ev.kind != "spike" else pd.Timedelta(0)
+        near = client & (period >= ev.start.to_period("M")) & (period <= (ev.end + tail).to_period("M"))
+        kind[near & (kind == "untouched")] = "touched"
+        if ev.kind in ("plantation", "flat"):
+            start = ev.start + (2 * DAY if ev.kind == "plantation" else pd.Timedelta(0))
+            last = (ev.end - pd.Timedelta(hours=1)).to_period("M")
+            kind[client & (period >= start.to_period("M")) & (period <= last)] = "injected"
+    return kind
+
+
+def test_suspicious_months_on_real_meters(injected: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
+    """Issue 17's client level: untouched client-months suspicious in at most
+    1 of 10, every month with an injected plantation or flat meter suspicious,
+    and the ranking explains itself (its episodes and rules)."""
+    clean, data, events = injected
+    months = consumption.monthly(clean)
+    assert months["suspicious"].mean() <= 0.10, months["suspicious"].mean()
+    result = consumption.analyze(data)
+    months = result.monthly
+    kinds = month_kinds(months, events)
+    untouched = months[kinds == "untouched"]
+    hit = months[kinds == "injected"]
+    assert len(untouched) > 80 and untouched["suspicious"].mean() <= 0.10, untouched["suspicious"].mean()
+    assert len(hit) >= 20 and hit["suspicious"].all(), hit[~hit["suspicious"]]
+    assert hit["rules"].map(lambda r: "plantation" in r or "flat" in r).all()
+    assert (hit["n_severe_episodes"] >= 1).all() and (months["rank"] >= 1).all()
+    # A client is suspicious when one of its months is.
+    by_client = months.groupby("client")["suspicious"].any()
+    flagged = result.clients.set_index("client")["suspicious"]
+    assert (flagged == by_client.reindex(flagged.index)).all()
+    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    figures = {"untouched_months": len(untouched), "untouched_suspicious": float(untouched["suspicious"].mean()),
+               "injected_months": len(hit), "clean_suspicious": float(consumption.monthly(clean)["suspicious"].mean())}  # fmt: skip
+    (artifacts / "consumption_months.json").write_text(json.dumps(figures, indent=1))

@@ -44,8 +44,8 @@ Episodes and suspicious months
     Consecutive flags of one client and rule are one episode (:func:`episodes`).
     ``monthly`` scores each client-month from the episodes overlapping it:
     ``suspicion`` in [0, 1] (one plantation or flat episode of severity
-    alta or above, or ``suspicious_min_severe`` severe outlier, spike or
-    night-use episodes, make it 0.5 or more), ``suspicious``, ``rank`` among
+    alta or above, or ``suspicious_month_episodes`` (5) severe outlier,
+    spike or night-use episodes, make it 0.5 or more), ``suspicious``, ``rank`` among
     the clients that month (1 = most suspicious), ``n_episodes``,
     ``n_severe_episodes`` and ``rules`` (the rules of its episodes). A client
     is ``suspicious`` when one of its months is (literal preset: any

@@ -102,8 +102,8 @@ impl ConsumptionRules {
     /// every month it overlaps): `suspicion = 1 - (1 - s) (1 - b)`, with
     /// `s` the highest peak score of the month's plantation and flat
     /// episodes of severity alta or above (structural evidence: one is
-    /// enough) and `b` the rule score of `n / suspicious_min_severe`, `n`
-    /// its outlier, spike and night episodes of severity alta or above
+    /// enough) and `b` the rule score of `n / suspicious_month_episodes`,
+    /// `n` its outlier, spike and night episodes of severity alta or above
     /// (bursts: a few are ordinary). A month is suspicious from 0.5, and
     /// ranked among the months of the same calendar month in `months`.
     pub fn score_months(&self, episodes: &[Episode], months: &mut [MonthlyAggregate]) {
@@ -111,7 +111,7 @@ impl ConsumptionRules {
         for e in episodes {
             by_client.entry(e.client.as_str()).or_default().push(e);
         }
-        let min_severe = f64::from(self.params().suspicious_min_severe.max(1));
+        let min_severe = f64::from(self.params().suspicious_month_episodes.max(1));
         for m in months.iter_mut() {
             let from = days_from_civil(m.year, m.month, 1) * SECONDS_PER_DAY;
             let (ny, nm) = if m.month == 12 { (m.year + 1, 1) } else { (m.year, m.month + 1) };
@@ -256,7 +256,7 @@ mod tests {
         let episodes = vec![
             // A severe flat run over the turn of the month counts in both months.
             episode("a", AnomalyType::Flat, feb - day, feb + day, 0.8),
-            // Two severe spikes: below the three that make a month suspicious.
+            // Two severe spikes: below the five that make a month suspicious.
             episode("b", AnomalyType::Spike, jan, jan + H, 0.95),
             episode("b", AnomalyType::Spike, jan + day, jan + day + H, 0.8),
             // A mild plantation episode is not structural evidence.
@@ -267,7 +267,7 @@ mod tests {
         let got: Vec<_> = months.iter().map(|m| (m.suspicious, m.rank, m.n_episodes, m.n_severe_episodes)).collect();
         assert_eq!(got, vec![(true, 1, 1, 1), (true, 1, 1, 1), (false, 2, 3, 2), (false, 2, 0, 0)]);
         assert_eq!(months[0].suspicion, 0.8);
-        assert!((months[2].suspicion - 0.5 * 2.0 / 3.0).abs() < 1e-15);
+        assert!((months[2].suspicion - 0.5 * 2.0 / 5.0).abs() < 1e-15);
         assert_eq!(months[2].rules.join(";"), "spike;plantation");
     }
 }

@@ -123,12 +123,17 @@ pub struct ConsumptionParams {
     pub severity_alta: f64,
     /// Scores from here up are "crítica".
     pub severity_critica: f64,
-    /// A client is suspicious with any plantation or flat reading, or at
-    /// least this many readings of severity alta or crítica.
+    /// Literal rules: a client is suspicious with any plantation or flat
+    /// reading, or at least this many readings of severity alta or crítica
+    /// (calibrated rules: when one of its months is).
     pub suspicious_min_severe: u32,
     /// An episode (a run of one rule's flags) continues across at most this
     /// many unflagged readings; night rules continue from night to night.
     pub episode_gap: u32,
+    /// A client-month is suspicious with one plantation or flat episode of
+    /// severity alta or above, or this many outlier, spike and night-use
+    /// episodes of severity alta or above (bursts: a few are ordinary).
+    pub suspicious_month_episodes: u32,
     /// Calibrated: offset `c` of the log scale `ln(x + c)`, in kWh per hour
     /// (times the interval; 2.4 kWh for daily meters).
     pub log_offset_kwh_per_hour: f64,
@@ -218,6 +223,7 @@ impl Default for ConsumptionParams {
             severity_critica: 0.9,
             suspicious_min_severe: 3,
             episode_gap: 2,
+            suspicious_month_episodes: 5,
             method: Method::Calibrated,
             log_offset_kwh_per_hour: 0.1,
             slot_min_history_days: 14,
@@ -398,6 +404,7 @@ impl ParamGuard for ConsumptionParams {
             return Err(Error::param("flat_hours", p.flat_hours, "must cover at least one interval"));
         }
         p.peak_band.check("peak_band")?;
+        at_least("suspicious_month_episodes", p.suspicious_month_episodes, 1)?;
         if p.episode_gap > 10_000 {
             return Err(Error::param("episode_gap", p.episode_gap, "must be at most 10000 readings"));
         }
@@ -515,6 +522,7 @@ mod tests {
         rejects("flat_max_still_fraction", |p| p.flat_max_still_fraction = 2.0);
         rejects("flat_novelty_days", |p| p.flat_novelty_days = 5000);
         rejects("episode_gap", |p| p.episode_gap = 10_001);
+        rejects("suspicious_month_episodes", |p| p.suspicious_month_episodes = 0);
         rejects("flat_novelty_factor", |p| p.flat_novelty_factor = 0.0);
         rejects("flat_novelty_factor", |p| p.flat_novelty_factor = f64::NAN);
     }
