@@ -92,7 +92,9 @@ fn simulate_then_detect_end_to_end() {
         });
         assert!(hit, "{kind} of {client} from {start} not flagged");
     }
-    assert_eq!(lines(&monthly)[0].split(',').count(), 13);
+    let header = lines(&monthly)[0].clone();
+    assert_eq!(header.split(',').count(), 19);
+    assert!(header.ends_with("score,suspicion,suspicious,rank,n_episodes,n_severe_episodes,rules"), "{header}");
     assert_eq!(lines(&clients).len(), 21);
 }
 
