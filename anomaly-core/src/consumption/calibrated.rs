@@ -80,8 +80,9 @@
 //! Day `d`'s statistics use whole days before `d`; the run states use the
 //! readings so far. A reading's result never changes when later data
 //! arrives. Slot windows are sorted vectors updated once a day (O(W) per
-//! reading, W = 28); the tail quantiles come from a histogram of the
-//! calibration window that narrows them to its top bins, once a day.
+//! reading, W = 28); the all-slot 25% quantile is updated only on the days
+//! that need it; the tail quantiles come from a histogram of the
+//! calibration window that narrows each rank to one bin, once a day.
 
 use std::collections::VecDeque;
 
@@ -93,7 +94,7 @@ use crate::time::{day_of, second_of_day, SECONDS_PER_DAY};
 
 /// Quantile with linear interpolation (numpy's default) of a sorted,
 /// non-empty slice, after mapping values by `f` (monotone).
-fn quantile_by(a: &[f64], q: f64, f: impl Fn(f64) -> f64) -> f64 {
+fn quantile_by<T: Copy>(a: &[T], q: f64, f: impl Fn(T) -> f64) -> f64 {
     let pos = q * (a.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = (lo + 1).min(a.len() - 1);
@@ -101,15 +102,38 @@ fn quantile_by(a: &[f64], q: f64, f: impl Fn(f64) -> f64) -> f64 {
     va + (vb - va) * (pos - lo as f64)
 }
 
-fn insert_sorted(v: &mut Vec<f64>, x: f64) {
-    let i = v.partition_point(|&a| a < x);
-    v.insert(i, x);
+/// A reading and its `ln(x + c)`, computed once: slot windows keep both,
+/// sorted by the reading (so by the log too).
+type Logged = (f64, f64);
+
+/// Where `x` goes in a sorted window. Counted, not searched: on a slot
+/// window (`baseline_days` values) that has no branch to mispredict.
+fn below(v: &[Logged], x: f64) -> usize {
+    v.iter().map(|&(a, _)| usize::from(a < x)).sum()
 }
 
-fn remove_sorted(v: &mut Vec<f64>, x: f64) {
-    let i = v.partition_point(|&a| a < x);
-    if i < v.len() && v[i] == x {
+fn insert_sorted(v: &mut Vec<Logged>, e: Logged) {
+    v.insert(below(v, e.0), e);
+}
+
+fn remove_sorted(v: &mut Vec<Logged>, x: f64) {
+    let i = below(v, x);
+    if i < v.len() && v[i].0 == x {
         v.remove(i);
+    }
+}
+
+/// `remove_sorted(old)` (present) then `insert_sorted(new)` in one shift of
+/// the values between them.
+fn replace_sorted(v: &mut [Logged], old: f64, new: Logged) {
+    let (i, j) = (below(v, old), below(v, new.0));
+    if j <= i {
+        v.copy_within(j..i, j + 1);
+        v[j] = new;
+    } else {
+        // `old` itself is below `new`.
+        v.copy_within(i + 1..j, i);
+        v[j - 1] = new;
     }
 }
 
@@ -125,14 +149,18 @@ struct Baselines {
     low_x: Vec<f64>,
     /// Per day: mean of all slots (NaN without values).
     mean_all: Vec<f64>,
-    /// Per day: 25% quantile of all slots.
-    q25_all: Vec<f64>,
     /// Per day: enough values for the all-slot statistics.
     ok_day: Vec<bool>,
+    /// Each day's values, sorted, at `by_day[day_start[d]..day_start[d + 1]]`
+    /// (for the all-slot 25% quantile, see [`AllSlots`]).
+    by_day: Vec<f64>,
+    day_start: Vec<usize>,
+    window: usize,
 }
 
 impl Baselines {
-    fn new(p: &ConsumptionParams, grid: &[f64], days: usize, per_day: usize, c: f64) -> Self {
+    /// `lgrid`: `ln(x + c)` of the `grid` readings.
+    fn new(p: &ConsumptionParams, grid: &[f64], lgrid: &[f64], days: usize, per_day: usize, c: f64) -> Self {
         let cells = days * per_day;
         let mut b = Baselines {
             med_x: vec![f64::NAN; cells],
@@ -140,81 +168,93 @@ impl Baselines {
             high_x: vec![f64::NAN; cells],
             low_x: vec![f64::NAN; cells],
             mean_all: vec![f64::NAN; days],
-            q25_all: vec![f64::NAN; days],
             ok_day: vec![false; days],
+            by_day: Vec::with_capacity(grid.len()),
+            day_start: vec![0; days + 1],
+            window: p.baseline_days as usize,
         };
-        let window = p.baseline_days as usize;
+        let window = b.window;
         let min_slot = p.slot_min_history_days as usize;
         let min_all = f64::from(p.slot_min_history_days) * per_day as f64 * 0.5;
-        let mut slots: Vec<Vec<f64>> = vec![Vec::with_capacity(window + 1); per_day];
-        let mut all: Vec<f64> = Vec::with_capacity((window + 1) * per_day);
-        let mut merged: Vec<f64> = Vec::with_capacity((window + 1) * per_day);
-        let (mut added, mut removed) = (Vec::with_capacity(per_day), Vec::with_capacity(per_day));
+        let mut slots: Vec<Vec<Logged>> = vec![Vec::with_capacity(window + 1); per_day];
         let mut day_sum = vec![0.0; days];
-        let ln = |v: f64| (v + c).ln();
         for d in 0..days {
             for (s, w) in slots.iter().enumerate() {
                 if w.len() >= min_slot {
                     let cell = d * per_day + s;
-                    let my = quantile_by(w, 0.5, ln);
+                    let my = quantile_by(w, 0.5, |(_, y)| y);
                     b.med_y[cell] = my;
                     b.med_x[cell] = my.exp() - c;
-                    b.high_x[cell] = quantile_by(w, p.night_high_quantile, |v| v);
-                    b.low_x[cell] = quantile_by(w, 0.05, |v| v);
+                    b.high_x[cell] = quantile_by(w, p.night_high_quantile, |(x, _)| x);
+                    b.low_x[cell] = quantile_by(w, 0.05, |(x, _)| x);
                 }
             }
-            if !all.is_empty() {
+            let n_all = b.day_start[d] - b.day_start[d.saturating_sub(window)];
+            if n_all > 0 {
                 let sum: f64 = day_sum[d.saturating_sub(window)..d].iter().sum();
-                b.mean_all[d] = sum / all.len() as f64;
-                b.q25_all[d] = quantile_by(&all, 0.25, |v| v);
+                b.mean_all[d] = sum / n_all as f64;
             }
-            b.ok_day[d] = all.len() as f64 >= min_all;
-            added.clear();
-            removed.clear();
+            b.ok_day[d] = n_all as f64 >= min_all;
+            let first = b.by_day.len();
             for (s, w) in slots.iter_mut().enumerate() {
-                let v = grid[d * per_day + s];
+                let (v, y) = (grid[d * per_day + s], lgrid[d * per_day + s]);
+                let old = if d >= window { grid[(d - window) * per_day + s] } else { f64::NAN };
+                match (v.is_nan(), old.is_nan()) {
+                    (false, false) => replace_sorted(w, old, (v, y)),
+                    (false, true) => insert_sorted(w, (v, y)),
+                    (true, false) => remove_sorted(w, old),
+                    (true, true) => {}
+                }
                 if !v.is_nan() {
-                    insert_sorted(w, v);
-                    added.push(v);
+                    b.by_day.push(v);
                     day_sum[d] += v;
                 }
-                if d >= window {
-                    let old = grid[(d - window) * per_day + s];
-                    if !old.is_nan() {
-                        remove_sorted(w, old);
-                        removed.push(old);
-                    }
-                }
             }
-            merge_day(&mut all, &mut merged, &mut added, &mut removed);
+            b.by_day[first..].sort_unstable_by(f64::total_cmp);
+            b.day_start[d + 1] = b.by_day.len();
         }
         b
     }
 }
 
-/// Replaces the sorted `all` by `all - removed + added` in one merge (both
-/// lists are sorted here); `removed` values are all present in `all`.
-fn merge_day(all: &mut Vec<f64>, merged: &mut Vec<f64>, added: &mut [f64], removed: &mut [f64]) {
-    added.sort_unstable_by(f64::total_cmp);
-    removed.sort_unstable_by(f64::total_cmp);
-    merged.clear();
-    let (mut a, mut r) = (added.iter().peekable(), removed.iter().peekable());
-    for &v in all.iter() {
-        if r.peek().is_some_and(|&&x| x == v) {
-            r.next();
-            continue;
-        }
-        while let Some(&&x) = a.peek() {
-            if x > v {
-                break;
+/// The all-slot 25% quantile of a day (of days `d - baseline_days .. d - 1`),
+/// from the sorted values of the window. Only the flat rule's longer runs
+/// need it, so the window is brought up to date when asked, in one pass
+/// for all the days since the last question.
+struct AllSlots {
+    all: Vec<f64>,
+    removed: Vec<f64>,
+    /// `all` is the window of this day.
+    as_of: usize,
+}
+
+impl AllSlots {
+    /// The quantile of day `d`, NaN without values; `d` never decreases.
+    fn q25(&mut self, b: &Baselines, d: usize) -> f64 {
+        if d != self.as_of {
+            let (old, new) = (self.as_of.saturating_sub(b.window), d.saturating_sub(b.window));
+            let days_values = |from: usize, to: usize| &b.by_day[b.day_start[from]..b.day_start[to]];
+            if new >= self.as_of {
+                self.all.clear(); // no day in common
+            } else {
+                // The days that left, sorted, leave the sorted window in one pass.
+                self.removed.clear();
+                self.removed.extend_from_slice(days_values(old, new));
+                self.removed.sort_by(f64::total_cmp);
+                let mut left = self.removed.iter().peekable();
+                self.all.retain(|v| left.next_if_eq(&v).is_none());
             }
-            merged.push(x);
-            a.next();
+            self.all.extend_from_slice(days_values(self.as_of.max(new), d));
+            // A stable sort merges the sorted runs (the window, each day).
+            self.all.sort_by(f64::total_cmp);
+            self.as_of = d;
         }
-        merged.push(v);
+        if self.all.is_empty() {
+            f64::NAN
+        } else {
+            quantile_by(&self.all, 0.25, |v| v)
+        }
     }
-    merged.extend(a);
-    std::mem::swap(all, merged);
 }
 
 /// A night's accumulators against one reference day.
@@ -363,12 +403,13 @@ pub(super) fn flags(
     let c = p.log_offset_kwh_per_hour * hours;
     let day: Vec<usize> = ts.iter().map(|&t| (day_of(t) - d0) as usize).collect();
     let slot: Vec<usize> = ts.iter().map(|&t| (second_of_day(t) / step) as usize).collect();
-    let mut grid = vec![f64::NAN; days * per_day];
+    let (mut grid, mut lgrid) = (vec![f64::NAN; days * per_day], vec![f64::NAN; days * per_day]);
     // Still steps per day, for the flat rule's gate, and their levels.
     let (mut still, mut steps) = (vec![0u32; days + 1], vec![0u32; days + 1]);
     let mut still_levels: Vec<Vec<f64>> = vec![Vec::new(); if p.flat_gate_same_level { days } else { 0 }];
     for i in 0..n {
         grid[day[i] * per_day + slot[i]] = x[i];
+        lgrid[day[i] * per_day + slot[i]] = (x[i] + c).ln();
         if i > 0 && ts[i] - ts[i - 1] == step {
             steps[day[i] + 1] += 1;
             let is_still = (x[i] - x[i - 1]).abs() <= p.flat_tolerance_kwh;
@@ -382,7 +423,7 @@ pub(super) fn flags(
         still[d] += still[d - 1];
         steps[d] += steps[d - 1];
     }
-    let b = Baselines::new(p, &grid, days, per_day, c);
+    let b = Baselines::new(p, &grid, &lgrid, days, per_day, c);
 
     let daily = p.interval_minutes >= 1440;
     let (cal_days, cal_min) = if daily {
@@ -393,6 +434,10 @@ pub(super) fn flags(
     let min_values = f64::from(cal_min) * per_day as f64 * 0.5;
     let mut outlier_tail = Tail::new(cal_days, min_values, p.tail_probability);
     let mut spike_tail = Tail::new(cal_days, min_values, p.tail_probability);
+    // A window holds at most `cal_days` days and the current one.
+    let capacity = n.min((cal_days as usize + 1) * per_day);
+    outlier_tail.reserve(capacity);
+    spike_tail.reserve(capacity);
     let band = p.night_band;
     let mut nights = Nights {
         p,
@@ -419,6 +464,7 @@ pub(super) fn flags(
     let mut runs: VecDeque<(usize, usize, f64)> = VecDeque::new();
     // Sorted levels of the still steps of days `d - flat_reference_days .. d - 1`.
     let mut window_levels: Vec<f64> = Vec::new();
+    let mut all_slots = AllSlots { all: Vec::new(), removed: Vec::new(), as_of: 0 };
     let mut current_day = usize::MAX;
     let mut out = Vec::with_capacity(n);
 
@@ -442,7 +488,7 @@ pub(super) fn flags(
         }
         let consecutive = i > 0 && ts[i] - ts[i - 1] == step;
         let mut ratio = [0.0f64; 5];
-        let ly = (xi + c).ln();
+        let ly = lgrid[cell];
 
         // Outlier: log ratio to the slot median, calibrated on the client's tail.
         let med = b.med_x[cell];
@@ -456,7 +502,8 @@ pub(super) fn flags(
         // Spike: a jump over the previous reading, the slot median and the mean.
         let previous = if consecutive { x[i - 1] } else { 0.0 };
         let reference = previous.max(med).max(b.mean_all[d]);
-        let z = ly - (reference + c).ln();
+        // The previous reading's log when it is the reference.
+        let z = ly - if consecutive && reference == previous { lgrid[cell - 1] } else { (reference + c).ln() };
         if slot_ok && b.ok_day[d] {
             ratio[1] = spike_tail.ratio(z).min(((xi - reference) / min_excess(reference)).max(0.0));
         }
@@ -480,23 +527,25 @@ pub(super) fn flags(
         if b.ok_day[d] {
             let length = i - run_start + 1;
             let level = 0.5 * (lo + hi);
-            let stuck = level > b.q25_all[d] + tol;
             if xi < b.low_x[cell] - tol {
                 evidence += hours;
             }
-            let hours_of_evidence = if stuck { length as f64 * hours } else { evidence };
-            let first = d.saturating_sub(reference_days);
-            let (n_steps, n_still) = (steps[d] - steps[first], still[d] - still[first]);
-            let varies = if p.flat_gate_same_level {
-                // Only still steps at this run's level close the gate.
-                let (upper, lower) = (level + tol, level - tol);
-                let n_same =
-                    window_levels.partition_point(|&v| v <= upper) - window_levels.partition_point(|&v| v < lower);
-                n_steps > 0 && n_same as f64 / f64::from(n_steps) <= p.flat_max_still_fraction
-            } else {
-                n_steps > 0 && f64::from(n_still) <= p.flat_max_still_fraction * f64::from(n_steps)
+            let varies = || {
+                let first = d.saturating_sub(reference_days);
+                let (n_steps, n_still) = (steps[d] - steps[first], still[d] - still[first]);
+                if p.flat_gate_same_level {
+                    // Only still steps at this run's level close the gate.
+                    let (upper, lower) = (level + tol, level - tol);
+                    let n_same =
+                        window_levels.partition_point(|&v| v <= upper) - window_levels.partition_point(|&v| v < lower);
+                    n_steps > 0 && n_same as f64 / f64::from(n_steps) <= p.flat_max_still_fraction
+                } else {
+                    n_steps > 0 && f64::from(n_still) <= p.flat_max_still_fraction * f64::from(n_steps)
+                }
             };
-            if length >= p.flat_min_readings as usize && varies {
+            if length >= p.flat_min_readings as usize && varies() {
+                let stuck = level > all_slots.q25(&b, d) + tol;
+                let hours_of_evidence = if stuck { length as f64 * hours } else { evidence };
                 let mut r = hours_of_evidence / p.flat_evidence_hours;
                 if novelty_days > 0 {
                     // Novelty: longer than the client's own recent completed runs at this level.
