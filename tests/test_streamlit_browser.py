@@ -59,8 +59,10 @@ def browse(app: str, db: Path, name: str, expected: list[str], path: str = "") -
                 time.sleep(0.1)
         chrome = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--window-size=1280,1400", "--virtual-time-budget=30000", "--run-all-compositor-stages-before-draw"]  # fmt: skip
-        dom = ""
-        for _ in range(6):
+        # A deadline, not a count: the first run of an app in a fresh
+        # environment compiles its imports and can take a minute on 2 cores.
+        dom, deadline = "", time.monotonic() + 180
+        while time.monotonic() < deadline:
             dom = subprocess.run([*chrome, "--dump-dom", url], capture_output=True, text=True, timeout=120,
                                  check=False).stdout  # fmt: skip
             if all(text in dom for text in expected):
@@ -70,7 +72,8 @@ def browse(app: str, db: Path, name: str, expected: list[str], path: str = "") -
         shot = ARTIFACTS / f"{name}.png"
         # Each browser session reruns the script: a screenshot taken before
         # it finishes shows Streamlit's loading skeleton (under 15 KB).
-        for _ in range(6):
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
             subprocess.run([*chrome, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=False)
             if shot.exists() and shot.stat().st_size > 20_000:
                 break
