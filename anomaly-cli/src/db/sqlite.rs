@@ -13,6 +13,9 @@ use rusqlite::{Connection, ErrorCode, ToSql};
 
 use super::{Column, Insert, Inserted, Param, Row, Value};
 
+/// The page cache and temporary storage the jobs write with.
+pub(super) const WRITE_SETTINGS: &str = "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY";
+
 /// Opens the database file. A path that will never be a database (a
 /// directory, a file that is not SQLite, a corrupt one) is a permanent
 /// error, reported as bad input (exit 2) instead of being retried; a busy
@@ -23,8 +26,7 @@ pub(super) fn open(path: &str) -> Result<Connection> {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "cache_size", -262_144)?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.execute_batch(WRITE_SETTINGS)?;
         Ok(conn)
     };
     setup().map_err(|e| {

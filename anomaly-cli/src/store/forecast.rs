@@ -158,12 +158,13 @@ pub(crate) fn ensure(db: &mut Db, t: &Tables) -> Result<()> {
 
 /// (Re)creates the results table's secondary indexes.
 pub(crate) fn build_result_indexes(db: &mut Db, t: &Tables) -> Result<()> {
-    db.prepare_index_builds()?;
-    for (suffix, column) in RESULT_INDEXES {
-        let (table, name) = (&t.results, index_name(&t.results, suffix));
-        db.batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {table}({column})"))?;
-    }
-    Ok(())
+    db.with_index_build_settings(|db| {
+        for (suffix, column) in RESULT_INDEXES {
+            let (table, name) = (&t.results, index_name(&t.results, suffix));
+            db.batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {table}({column})"))?;
+        }
+        Ok(())
+    })
 }
 
 /// Drops the results table's secondary indexes, for a large backlog: one
