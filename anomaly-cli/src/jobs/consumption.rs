@@ -193,27 +193,7 @@ fn earlier_months(episodes: &[Episode], from: i64, first: i64) -> Vec<MonthlyAgg
         }
     }
     keys.into_iter()
-        .map(|(client, index)| MonthlyAggregate {
-            client,
-            year: index.div_euclid(12),
-            month: index.rem_euclid(12) as u32 + 1,
-            n_readings: 0,
-            total_kwh: 0.0,
-            mean_kwh: 0.0,
-            min_kwh: 0.0,
-            max_kwh: 0.0,
-            n_anomalies: 0,
-            n_critical: 0,
-            night_mean_kwh: None,
-            peak_mean_kwh: None,
-            score: 0.0,
-            suspicion: 0.0,
-            suspicious: false,
-            rank: 0,
-            n_episodes: 0,
-            n_severe_episodes: 0,
-            rules: AnomalyTypes::default(),
-        })
+        .map(|(client, index)| MonthlyAggregate::new(&client, index.div_euclid(12), index.rem_euclid(12) as u32 + 1))
         .collect()
 }
 

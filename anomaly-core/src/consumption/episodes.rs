@@ -232,27 +232,8 @@ mod tests {
             peak_severity: rules.severity(peak),
             kwh_above_baseline: 0.0,
         };
-        let month = |client: &str, month| MonthlyAggregate {
-            client: client.into(),
-            year: 2024,
-            month,
-            n_readings: 1,
-            total_kwh: 0.0,
-            mean_kwh: 0.0,
-            min_kwh: 0.0,
-            max_kwh: 0.0,
-            n_anomalies: 0,
-            n_critical: 0,
-            night_mean_kwh: None,
-            peak_mean_kwh: None,
-            score: 0.0,
-            suspicion: 0.0,
-            suspicious: false,
-            rank: 0,
-            n_episodes: 0,
-            n_severe_episodes: 0,
-            rules: AnomalyTypes::default(),
-        };
+        let month =
+            |client: &str, month| MonthlyAggregate { n_readings: 1, ..MonthlyAggregate::new(client, 2024, month) };
         let episodes = vec![
             // A severe flat run over the turn of the month counts in both months.
             episode("a", AnomalyType::Flat, feb - day, feb + day, 0.8),

@@ -192,6 +192,33 @@ pub struct MonthlyAggregate {
     pub rules: AnomalyTypes,
 }
 
+impl MonthlyAggregate {
+    /// A client's month with nothing counted and no suspicion scored yet.
+    pub fn new(client: &str, year: i64, month: u32) -> Self {
+        MonthlyAggregate {
+            client: client.to_owned(),
+            year,
+            month,
+            n_readings: 0,
+            total_kwh: 0.0,
+            mean_kwh: 0.0,
+            min_kwh: 0.0,
+            max_kwh: 0.0,
+            n_anomalies: 0,
+            n_critical: 0,
+            night_mean_kwh: None,
+            peak_mean_kwh: None,
+            score: 0.0,
+            suspicion: 0.0,
+            suspicious: false,
+            rank: 0,
+            n_episodes: 0,
+            n_severe_episodes: 0,
+            rules: AnomalyTypes::default(),
+        }
+    }
+}
+
 /// One alert: a run of one rule's flags for one client (see
 /// `consumption::episodes`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

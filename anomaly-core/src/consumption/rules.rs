@@ -508,9 +508,6 @@ impl MonthAcc {
     fn finish(&self, client: &str) -> MonthlyAggregate {
         let mean = |(s, c): (f64, usize)| (c > 0).then(|| s / c as f64);
         MonthlyAggregate {
-            client: client.to_owned(),
-            year: self.year,
-            month: self.month,
             n_readings: self.n,
             total_kwh: self.total,
             mean_kwh: self.total / self.n as f64,
@@ -521,12 +518,7 @@ impl MonthAcc {
             night_mean_kwh: mean(self.night),
             peak_mean_kwh: mean(self.peak),
             score: if self.days > 0 { self.day_max_sum / self.days as f64 } else { 0.0 },
-            suspicion: 0.0,
-            suspicious: false,
-            rank: 0,
-            n_episodes: 0,
-            n_severe_episodes: 0,
-            rules: AnomalyTypes::default(),
+            ..MonthlyAggregate::new(client, self.year, self.month)
         }
     }
 }
