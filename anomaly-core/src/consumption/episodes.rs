@@ -65,7 +65,8 @@ impl ConsumptionRules {
 
     /// Joins episodes (or single flagged readings) of the same client and
     /// rule that overlap or follow each other within the rule's gap: at most
-    /// `episode_gap` missing readings, a day for the night rules. Merging
+    /// `episode_gap` missing readings, a day and a reading for the night
+    /// rules. Merging
     /// is associative, so the episodes of a whole series equal those of
     /// its parts merged, which is how the SQL job extends stored episodes
     /// with each batch. Returns clients in name order, each client's
@@ -74,7 +75,8 @@ impl ConsumptionRules {
         let p = self.params();
         let step = i64::from(p.interval_minutes) * 60;
         let gap = |t: AnomalyType| match t {
-            AnomalyType::NightUse | AnomalyType::Plantation => SECONDS_PER_DAY,
+            // The same hour of the next night (the design's 24 h plus one interval).
+            AnomalyType::NightUse | AnomalyType::Plantation => SECONDS_PER_DAY + step,
             _ => (i64::from(p.episode_gap) + 1) * step,
         };
         parts.sort_by(|a, b| (&a.client, a.kind as u8, a.start, a.end).cmp(&(&b.client, b.kind as u8, b.start, b.end)));
