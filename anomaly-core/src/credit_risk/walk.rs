@@ -19,14 +19,29 @@ use super::quick::Quick;
 
 /// One step from node `i` for `row`. The common node (numerical, zero
 /// going the way `0 <= threshold` sends it) costs two comparisons and no
-/// branch; categorical and zero-as-missing nodes take the slow path.
+/// branch; with `INLINE`, so does a LightGBM categorical node whose codes
+/// are below 64 (its bitset in the threshold's bits: a tree mixing the two
+/// would otherwise mispredict a branch at about every categorical node);
+/// other categorical and zero-as-missing nodes take the slow path.
 #[inline(always)]
-fn step<T: Value>(nodes: &[Node<T>], rules: &[CategoryRule], i: u32, row: &[T]) -> (u32, bool) {
+fn step<T: Value, const INLINE: bool>(nodes: &[Node<T>], rules: &[CategoryRule], i: u32, row: &[T]) -> (u32, bool) {
     let node = &nodes[i as usize];
     let x = row.get(node.feature as usize).copied().unwrap_or(T::ZERO);
     let nan_left = node.flags & NAN_LEFT != 0;
     let go_left = if node.flags & SLOW == 0 {
-        (x <= node.threshold) | (x.is_nan() & nan_left)
+        let numeric = (x <= node.threshold) | (x.is_nan() & nan_left);
+        if INLINE {
+            // LightGBM truncates the value toward zero: codes 0..63 are
+            // values in (-1, 64); NaN and anything else go right.
+            let v = x.to_f64();
+            let in_range = (v > -1.0) & (v < 64.0);
+            let code = (v as i64 & 63) as u32;
+            let listed = (node.threshold.bits() >> code) & 1 != 0;
+            let inline = node.flags & INLINE_CATEGORICAL != 0;
+            (inline & in_range & listed) | (!inline & numeric)
+        } else {
+            numeric
+        }
     } else if node.flags & CATEGORICAL != 0 {
         rules[node.rule as usize].goes_left(x.to_f64(), nan_left)
     } else if x == T::ZERO {
@@ -46,6 +61,10 @@ pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync {
     const ZERO: Self;
     fn is_nan(self) -> bool;
     fn to_f64(self) -> f64;
+    /// The bit pattern (an inline categorical node's bitset).
+    fn bits(self) -> u64;
+    /// A value with this bit pattern, if the type is wide enough.
+    fn from_bits(bits: u64) -> Option<Self>;
 }
 
 impl Value for f32 {
@@ -55,6 +74,12 @@ impl Value for f32 {
     }
     fn to_f64(self) -> f64 {
         f64::from(self)
+    }
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+    fn from_bits(bits: u64) -> Option<f32> {
+        u32::try_from(bits).ok().map(f32::from_bits)
     }
 }
 
@@ -66,6 +91,12 @@ impl Value for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+    fn from_bits(bits: u64) -> Option<f64> {
+        Some(f64::from_bits(bits))
+    }
 }
 
 const LEAF: u8 = 1;
@@ -75,6 +106,9 @@ const CATEGORICAL: u8 = 8;
 /// Zero goes where `0 <= threshold` would not send it (LightGBM's zero as missing).
 const ZERO_SPECIAL: u8 = 16;
 const SLOW: u8 = CATEGORICAL | ZERO_SPECIAL;
+/// A LightGBM categorical node with codes below 64, its bitset in the
+/// threshold's bits (walked branch-free by trees that have one).
+const INLINE_CATEGORICAL: u8 = 32;
 
 fn bit(set: bool, flag: u8) -> u8 {
     if set {
@@ -149,6 +183,8 @@ pub(crate) struct Tree<T> {
     rules: Vec<CategoryRule>,
     /// The deepest leaf's depth (the root's is 0).
     depth: usize,
+    /// Whether a node is an inline categorical one.
+    inline: bool,
 }
 
 /// A split as QuickScorer reads it: `numeric` is `(threshold, nan_left)`
@@ -176,7 +212,7 @@ pub(crate) enum Split<T> {
 impl<T: Value> Tree<T> {
     /// Builds the tree from its nodes in index order.
     pub(crate) fn new(splits: impl IntoIterator<Item = Split<T>>) -> Tree<T> {
-        let mut tree = Tree { nodes: Vec::new(), rules: Vec::new(), depth: 0 };
+        let mut tree = Tree { nodes: Vec::new(), rules: Vec::new(), depth: 0, inline: false };
         for split in splits {
             let i = tree.nodes.len() as u32;
             let node = match split {
@@ -190,6 +226,13 @@ impl<T: Value> Tree<T> {
                         | bit(zero_left, ZERO_LEFT)
                         | bit(zero_left != (T::ZERO <= threshold), ZERO_SPECIAL),
                 },
+                Split::Categorical { feature, rule: CategoryRule::LightGbm { left: bits }, left, right, .. }
+                    if bits.len() == 1 && T::from_bits(bits[0]).is_some() =>
+                {
+                    tree.inline = true;
+                    let threshold = T::from_bits(bits[0]).unwrap_or(T::ZERO);
+                    Node { threshold, feature, children: [left, right], rule: 0, flags: INLINE_CATEGORICAL }
+                }
                 Split::Categorical { feature, rule, nan_left, left, right } => {
                     tree.rules.push(rule);
                     let rule = tree.rules.len() as u32 - 1;
@@ -230,7 +273,8 @@ impl<T: Value> Tree<T> {
             feature: node.feature,
             left: node.children[0],
             right: node.children[1],
-            numeric: (node.flags & SLOW == 0).then_some((node.threshold, node.flags & NAN_LEFT != 0)),
+            numeric: (node.flags & (SLOW | INLINE_CATEGORICAL) == 0)
+                .then_some((node.threshold, node.flags & NAN_LEFT != 0)),
         })
     }
 
@@ -243,7 +287,11 @@ impl<T: Value> Tree<T> {
     /// One step from node `i` for `row`: the next node (itself at a leaf).
     #[inline(always)]
     fn step(&self, i: u32, row: &[T]) -> (u32, bool) {
-        step(&self.nodes, &self.rules, i, row)
+        if self.inline {
+            step::<T, true>(&self.nodes, &self.rules, i, row)
+        } else {
+            step::<T, false>(&self.nodes, &self.rules, i, row)
+        }
     }
 
     /// The leaf `row` reaches, one walk alone.
@@ -318,11 +366,20 @@ fn fixed<T: Value>(trees: [&Tree<T>; LANES], rows: [&[T]; LANES], depth: usize) 
 /// `fixed` for lanes that share one tree (its arrays loaded once).
 #[inline(always)]
 fn fixed_rows<T: Value>(tree: &Tree<T>, rows: [&[T]; LANES]) -> [u32; LANES] {
+    if tree.inline {
+        fixed_rows_with::<T, true>(tree, rows)
+    } else {
+        fixed_rows_with::<T, false>(tree, rows)
+    }
+}
+
+#[inline(always)]
+fn fixed_rows_with<T: Value, const INLINE: bool>(tree: &Tree<T>, rows: [&[T]; LANES]) -> [u32; LANES] {
     let (nodes, rules) = (&tree.nodes[..], &tree.rules[..]);
     let mut at = [0u32; LANES];
     for _ in 0..tree.depth {
         for l in 0..LANES {
-            at[l] = step(nodes, rules, at[l], rows[l]).0;
+            at[l] = step::<T, INLINE>(nodes, rules, at[l], rows[l]).0;
         }
     }
     at
@@ -462,6 +519,47 @@ mod tests {
             let b = f32_below(t);
             for x in [t, t.next_up(), t.next_down(), 0.0, f32::INFINITY, f32::NEG_INFINITY] {
                 assert_eq!(x < t, x <= b, "x {x} t {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn inline_categorical_nodes_follow_lightgbms_rule() {
+        // Codes below 64 go inline in f64 and f32 trees alike (a bitset of
+        // 32 bits fits an f32); above, the rule's own path.
+        let values = [
+            f64::NAN,
+            -1.0,
+            -0.99,
+            -0.5,
+            -0.0,
+            0.0,
+            0.7,
+            1.0,
+            5.5,
+            31.0,
+            32.0,
+            63.0,
+            63.9,
+            64.0,
+            65.0,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for bits in [vec![0b1011], vec![1 << 40 | 1 << 63 | 1], vec![0b10, 1 << 1]] {
+            let rule = CategoryRule::LightGbm { left: bits.clone() };
+            fn stump<T: Value>(rule: CategoryRule) -> Tree<T> {
+                let split = Split::Categorical { feature: 0, rule, nan_left: true, left: 1, right: 2 };
+                Tree::new([split, Split::Leaf, Split::Leaf])
+            }
+            let (wide, narrow) = (stump::<f64>(rule.clone()), stump::<f32>(rule.clone()));
+            assert_eq!(wide.inline, bits.len() == 1);
+            assert_eq!(narrow.inline, bits.len() == 1 && bits[0] >> 32 == 0);
+            for x in values {
+                assert_eq!(wide.goes_left(0, &[x]), rule.goes_left(x, true), "{bits:?} at {x}");
+                let y = x as f32;
+                assert_eq!(narrow.goes_left(0, &[y]), rule.goes_left(f64::from(y), true), "{bits:?} at {y}");
             }
         }
     }
