@@ -346,6 +346,58 @@ fn run<'a, T: Value + 'a>(n: usize, job: impl Fn(usize) -> (&'a Tree<T>, &'a [T]
     }
 }
 
+/// `run` for rows of `x` (`width` wide) through one tree, its arrays
+/// loaded once: `done(row, leaf)` as each walk ends.
+fn run_rows<T: Value>(tree: &Tree<T>, x: &[T], width: usize, done: impl FnMut(usize, u32)) {
+    if tree.inline {
+        run_rows_with::<T, true>(tree, x, width, done);
+    } else {
+        run_rows_with::<T, false>(tree, x, width, done);
+    }
+}
+
+#[inline(always)]
+fn run_rows_with<T: Value, const INLINE: bool>(
+    tree: &Tree<T>,
+    x: &[T],
+    width: usize,
+    mut done: impl FnMut(usize, u32),
+) {
+    let (nodes, rules) = (&tree.nodes[..], &tree.rules[..]);
+    let n = x.len().checked_div(width).unwrap_or(0);
+    let row = |r: usize| &x[r * width..(r + 1) * width];
+    // Lane `l` walks row `rows[l]` (`usize::MAX` once there is none left).
+    let mut rows = [usize::MAX; LANES];
+    let mut slices: [&[T]; LANES] = [&[]; LANES];
+    let mut at = [0u32; LANES];
+    let mut next = LANES.min(n);
+    for l in 0..next {
+        (rows[l], slices[l]) = (l, row(l));
+    }
+    let mut active = next;
+    while active > 0 {
+        for l in 0..LANES {
+            if rows[l] == usize::MAX {
+                continue;
+            }
+            let (step, leaf) = step::<T, INLINE>(nodes, rules, at[l], slices[l]);
+            if !leaf {
+                at[l] = step;
+                continue;
+            }
+            done(rows[l], at[l]);
+            at[l] = 0;
+            if next < n {
+                (rows[l], slices[l]) = (next, row(next));
+                next += 1;
+            } else {
+                rows[l] = usize::MAX;
+                active -= 1;
+            }
+        }
+    }
+}
+
 /// Trees at most this deep are walked a fixed number of steps, with no
 /// test for the end (leaves point to themselves); deeper ones (forests'
 /// unpruned trees) end each walk at its leaf and start the next.
@@ -401,7 +453,7 @@ pub(crate) fn each_leaf<W, T: Value>(
         for (t, w) in trees.iter().enumerate() {
             let walk = tree(w);
             if walk.depth > FIXED_DEPTH {
-                run(rows, |r| (walk, row(r)), |r, leaf| visit(t, r, leaf));
+                run_rows(walk, x, width, |r, leaf| visit(t, r, leaf));
                 continue;
             }
             for start in (0..rows).step_by(LANES) {
