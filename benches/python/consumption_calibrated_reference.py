@@ -563,8 +563,8 @@ def test_protocol_inject(df):
 # ----------------------------------------------------------------------------- literal rules (installed package)
 def literal_detect(df, interval="1h"):
     from anomaly import consumption
-    kw = {} if interval == "1h" else {"interval": interval}
-    fl = consumption.detect(df, **kw) if not kw else consumption.ConsumptionRules(**kw).detect(df)
+    # The analysts' rules: the package's `literal` preset (its default before the calibrated rules).
+    fl = consumption.ConsumptionRules.preset("literal", interval=interval).detect(df)
     bits = {t: 1 << k for k, t in enumerate(TYPES)}
     mask = fl["types"].map(lambda ts: sum(bits[t] for t in ts)).to_numpy()
     o = pd.DataFrame({"client_id": fl["client_id"].to_numpy(), "timestamp": pd.to_datetime(fl["timestamp"]).to_numpy(),
