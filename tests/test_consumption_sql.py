@@ -128,3 +128,21 @@ def test_sqlite_job_episodes_and_months_equal_python(cli: str, tmp_path: Path) -
             same = sorted((m for m in rows if m["month"] == month), key=lambda m: m["rank"])  # type: ignore[union-attr]
             assert same[0]["rank"] == 1
             assert np.all(np.diff([m["suspicion"] for m in same]) <= 0)
+
+
+def test_serve_reads_a_monthly_table_an_older_job_created(cli: str, tmp_path: Path) -> None:
+    """Before the new worker's first start adds the suspicion columns, the
+    monthly endpoint still answers, with no suspicion."""
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as c:  # consumo_mensual as versions before episodes created it
+        c.execute("CREATE TABLE consumo_mensual (client_id TEXT NOT NULL, month TEXT NOT NULL, readings INTEGER NOT NULL, "
+                  "total_kwh REAL NOT NULL, anomalies INTEGER NOT NULL, critical INTEGER NOT NULL, night_mean_kwh REAL, "
+                  "peak_mean_kwh REAL, score REAL NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (client_id, month))")  # fmt: skip
+        c.execute("INSERT INTO consumo_mensual VALUES ('C1', '2024-01', 744, 300.5, 3, 1, 0.2, 0.9, 0.1, '2024-02-01')")
+    with serving(cli, db) as (_, get):
+        status, body = get("/consumption/monthly")
+        assert status == 200, body
+        (month,) = body["months"]  # type: ignore[misc]
+        assert month["total_kwh"] == 300.5 and month["suspicion"] is None and month["rank"] is None
+        status, body = get("/consumption/episodes")  # no episodes table yet: empty, not an error
+        assert status == 200 and body["total"] == 0

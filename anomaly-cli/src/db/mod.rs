@@ -16,7 +16,7 @@ mod postgres;
 mod sqlite;
 mod tls;
 
-pub(crate) use names::{bad_input, check_name, is_missing_table, redact, DbUrl};
+pub(crate) use names::{bad_input, check_name, is_missing_column, is_missing_table, redact, DbUrl};
 use names::{target, Target};
 
 use std::time::Duration;

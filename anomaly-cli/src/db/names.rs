@@ -140,13 +140,34 @@ impl std::str::FromStr for DbUrl {
 /// has created can then answer as empty.
 pub(crate) fn is_missing_table(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        let sqlite = c.downcast_ref::<rusqlite::Error>().is_some_and(
-            |e| matches!(e, rusqlite::Error::SqliteFailure(_, Some(message)) if message.starts_with("no such table")),
-        );
+        let sqlite = sqlite_message(c).is_some_and(|m| m.starts_with("no such table"));
         let postgres = c
             .downcast_ref::<::postgres::Error>()
             .and_then(::postgres::Error::code)
             .is_some_and(|code| *code == ::postgres::error::SqlState::UNDEFINED_TABLE);
+        sqlite || postgres
+    })
+}
+
+/// SQLite's message of an error (a failed step, or a statement it could
+/// not prepare, which rusqlite reports with the offending offset).
+fn sqlite_message<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
+    match e.downcast_ref::<rusqlite::Error>()? {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => Some(message),
+        rusqlite::Error::SqlInputError { msg, .. } => Some(msg),
+        _ => None,
+    }
+}
+
+/// Whether `e` is SQLite's or PostgreSQL's "no such column" (a table an
+/// older version created, before a job adds the column).
+pub(crate) fn is_missing_column(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let sqlite = sqlite_message(c).is_some_and(|m| m.starts_with("no such column"));
+        let postgres = c
+            .downcast_ref::<::postgres::Error>()
+            .and_then(::postgres::Error::code)
+            .is_some_and(|code| *code == ::postgres::error::SqlState::UNDEFINED_COLUMN);
         sqlite || postgres
     })
 }

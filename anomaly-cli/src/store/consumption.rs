@@ -538,18 +538,24 @@ pub(crate) fn client_stats(db: &mut Db, t: &Tables) -> Result<Vec<ClientStats>> 
 
 /// Monthly aggregates (optionally one client).
 pub(crate) fn monthly(db: &mut Db, t: &Tables, client: Option<&str>) -> Result<Vec<MonthRow>> {
-    let rows = db.query(
-        &format!(
+    let query = |suspicion: &str| {
+        format!(
             "SELECT * FROM (SELECT client_id, month, readings, total_kwh, anomalies, critical, night_mean_kwh,
-                    peak_mean_kwh, score, suspicion,
-                    CASE WHEN suspicion IS NULL THEN NULL
-                         ELSE RANK() OVER (PARTITION BY month ORDER BY suspicion DESC) END,
-                    episodes, severe_episodes, rules
+                    peak_mean_kwh, score, {suspicion}
                   FROM {}) m WHERE (CAST($1 AS TEXT) IS NULL OR client_id = $1) ORDER BY client_id, month",
             t.monthly
-        ),
-        &[Param::text(client)],
-    )?;
+        )
+    };
+    let suspicion = "suspicion, CASE WHEN suspicion IS NULL THEN NULL
+                         ELSE RANK() OVER (PARTITION BY month ORDER BY suspicion DESC) END,
+                     episodes, severe_episodes, rules";
+    let rows = match db.query(&query(suspicion), &[Param::text(client)]) {
+        // A table an older job created: no suspicion until the worker's next start adds its columns.
+        Err(e) if crate::db::is_missing_column(&e) => {
+            db.query(&query("NULL, NULL, NULL, NULL, NULL"), &[Param::text(client)])?
+        }
+        rows => rows?,
+    };
     Ok(rows
         .iter()
         .map(|r| MonthRow {
