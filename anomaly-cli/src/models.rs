@@ -64,7 +64,6 @@ pub(crate) fn load<M: anomaly_core::persist::Persist>(path: &Path) -> Result<M> 
     M::from_bytes(&bytes).map_err(|e| InputError::Csv { path: path.to_owned(), message: e.to_string() }.into())
 }
 
-/// Reads a credit model file; a bad file is the input's fault (exit 2).
 /// The consumption rules' parameters: a parameter file, else a named
 /// preset (`--preset`), else the defaults.
 pub(crate) fn consumption_params(
@@ -80,6 +79,7 @@ pub(crate) fn consumption_params(
     })
 }
 
+/// Reads a credit model file; a bad file is the input's fault (exit 2).
 pub(crate) fn load_credit(path: &Path) -> Result<CreditModel> {
     let bytes = read(path).map_err(|message| InputError::Csv { path: path.to_owned(), message })?;
     CreditModel::from_json(&bytes).map_err(|e| InputError::Csv { path: path.to_owned(), message: e.to_string() }.into())

@@ -105,7 +105,7 @@ proptest! {
         let mut parts = (Vec::new(), Vec::new());
         for (i, (client, ts, kwh)) in rows.iter().enumerate() {
             for kind in f.types[i].iter() {
-                let e = rules.reading_episode(client, kind, *ts, HOUR, *kwh, f.usual[i], f.score[i]);
+                let e = rules.reading_episode(client, kind, *ts, *kwh, f.usual[i], f.score[i]);
                 if (ts / HOUR) as usize % 300 < cut { parts.0.push(e) } else { parts.1.push(e) }
             }
         }

@@ -94,6 +94,11 @@ impl Value {
         matches!(*self, Value::Bool(true)) || matches!(*self, Value::Int(i) if i != 0)
     }
 
+    /// [`Value::flag`], or `None` for NULL.
+    pub(crate) fn opt_flag(&self) -> Option<bool> {
+        (!matches!(self, Value::Null)).then(|| self.flag())
+    }
+
     /// A time column read through `epoch(col)`: seconds on PostgreSQL, the
     /// stored text on SQLite. `None` when it cannot be read as a time.
     pub(crate) fn ts(&self) -> Option<i64> {

@@ -139,13 +139,15 @@ impl std::str::FromStr for DbUrl {
 /// Whether `e` says a table does not exist (yet): a read of a table no job
 /// has created can then answer as empty.
 pub(crate) fn is_missing_table(e: &anyhow::Error) -> bool {
+    is_sql_error(e, "no such table", &::postgres::error::SqlState::UNDEFINED_TABLE)
+}
+
+/// Whether `e` (or an error it wraps) is SQLite's message starting with
+/// `sqlite` or PostgreSQL's `postgres` state.
+fn is_sql_error(e: &anyhow::Error, sqlite: &str, postgres: &::postgres::error::SqlState) -> bool {
     e.chain().any(|c| {
-        let sqlite = sqlite_message(c).is_some_and(|m| m.starts_with("no such table"));
-        let postgres = c
-            .downcast_ref::<::postgres::Error>()
-            .and_then(::postgres::Error::code)
-            .is_some_and(|code| *code == ::postgres::error::SqlState::UNDEFINED_TABLE);
-        sqlite || postgres
+        sqlite_message(c).is_some_and(|m| m.starts_with(sqlite))
+            || c.downcast_ref::<::postgres::Error>().and_then(::postgres::Error::code) == Some(postgres)
     })
 }
 
@@ -162,14 +164,7 @@ fn sqlite_message<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a st
 /// Whether `e` is SQLite's or PostgreSQL's "no such column" (a table an
 /// older version created, before a job adds the column).
 pub(crate) fn is_missing_column(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        let sqlite = sqlite_message(c).is_some_and(|m| m.starts_with("no such column"));
-        let postgres = c
-            .downcast_ref::<::postgres::Error>()
-            .and_then(::postgres::Error::code)
-            .is_some_and(|code| *code == ::postgres::error::SqlState::UNDEFINED_COLUMN);
-        sqlite || postgres
-    })
+    is_sql_error(e, "no such column", &::postgres::error::SqlState::UNDEFINED_COLUMN)
 }
 
 pub(crate) enum Target<'a> {

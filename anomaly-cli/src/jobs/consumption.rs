@@ -9,9 +9,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
-use anomaly_core::consumption::{
-    AnomalyTypes, ConsumptionParams, ConsumptionRules, Episode, MonthlyAggregate, Readings,
-};
+use anomaly_core::consumption::{ConsumptionParams, ConsumptionRules, Episode, MonthlyAggregate, Readings};
 use anomaly_core::time::parse_timestamp;
 use anomaly_core::traits::{Detect, ParamGuard};
 use anyhow::Result;
@@ -283,32 +281,27 @@ impl Job for ConsumptionJob {
         let report = rules.detect(&readings)?;
         let wanted: HashSet<i64> = pending.iter().map(|p| p.id).collect();
         let f = &report.flags;
-        let step = i64::from(self.params.interval_minutes) * 60;
-        let mut parts = Vec::new();
-        for (i, r) in context.iter().enumerate().filter(|(i, r)| !f.types[*i].is_empty() && wanted.contains(&r.0)) {
+        // The pending readings' flags, and each flagged one as an episode per rule.
+        let (mut flags, mut parts) = (Vec::new(), Vec::new());
+        for (i, r) in context.iter().enumerate().filter(|(_, r)| wanted.contains(&r.0)) {
             for kind in f.types[i].iter() {
-                parts.push(rules.reading_episode(&r.1, kind, r.2, step, r.3, f.usual[i], f.score[i]));
+                parts.push(rules.reading_episode(&r.1, kind, r.2, r.3, f.usual[i], f.score[i]));
             }
-        }
-        let flags: Vec<Flag> = context
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| wanted.contains(&r.0))
-            .map(|(i, r)| Flag {
+            flags.push(Flag {
                 reading_id: r.0,
                 client: r.1.clone(),
                 ts: r.2,
                 kwh: r.3,
                 is_anomaly: f.is_anomaly[i],
-                types: AnomalyTypes(f.types[i].0).join(";"),
+                types: f.types[i].join(";"),
                 score: f.score[i],
                 severity: f.severity[i].as_str().to_owned(),
-            })
-            .collect();
+            });
+        }
         // Months from the first new reading's on are complete in the context.
-        let first_month = anomaly_core::time::format_timestamp(first_ts)[..7].to_owned();
+        let first_month = anomaly_core::time::month_index(first_ts);
         let months: Vec<MonthlyAggregate> =
-            report.monthly.into_iter().filter(|m| month_name(m) >= first_month).collect();
+            report.monthly.into_iter().filter(|m| month_index(m) >= first_month).collect();
         // A usable pending reading left out of the context repeats an earlier one.
         let flagged: HashSet<i64> = flags.iter().map(|f| f.reading_id).collect();
         rejects.extend(fresh.iter().filter(|r| !flagged.contains(&r.0)).map(|r| {
@@ -328,6 +321,11 @@ fn month_name(m: &MonthlyAggregate) -> String {
     format!("{:04}-{:02}", m.year, m.month)
 }
 
+/// `anomaly_core::time::month_index` of the month.
+fn month_index(m: &MonthlyAggregate) -> i64 {
+    m.year * 12 + i64::from(m.month) - 1
+}
+
 impl Commit for Batch {
     /// Merges the batch's flagged readings into the clients' stored recent
     /// episodes and scores the months from them, inside the transaction,
@@ -337,7 +335,7 @@ impl Commit for Batch {
         parts.extend(self.parts.iter().cloned());
         let episodes = self.rules.merge_episodes(parts);
         let mut months = self.months.clone();
-        let first = self.months.iter().map(|m| m.year * 12 + i64::from(m.month) - 1).min().unwrap_or(i64::MAX);
+        let first = self.months.iter().map(month_index).min().unwrap_or(i64::MAX);
         let earlier = earlier_months(&episodes, self.from, first);
         let n = months.len();
         months.extend(earlier);
@@ -353,6 +351,7 @@ impl Commit for Batch {
             peak_mean_kwh: m.peak_mean_kwh,
             score: m.score,
             suspicion: Some(m.suspicion),
+            suspicious: Some(m.suspicious),
             rank: None,
             episodes: Some(m.n_episodes as i64),
             severe_episodes: Some(m.n_severe_episodes as i64),

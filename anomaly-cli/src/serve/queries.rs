@@ -1,8 +1,8 @@
 //! Read-only queries over the results tables, for dashboards (`--db`):
 //! `GET /anomalies` (filters, paginated), `/variables`, `/monthly`,
-//! `/summary`, and the consumption team's `/consumption/...`. Database calls run on tokio's blocking threads, each on a
-//! connection from the service's pool; a table no job has created yet
-//! reads as empty.
+//! `/summary`, and the consumption team's `/consumption/...`. Database
+//! calls run on tokio's blocking threads, each on a connection from the
+//! service's pool; a table no job has created yet reads as empty.
 
 use std::sync::Arc;
 
@@ -282,14 +282,14 @@ pub(crate) async fn consumption_episodes(
         Err((field, reason)) => return bad(field, reason),
     };
     if let Some(kind) = &q.kind {
-        if !AnomalyType::ALL.iter().any(|t| t.as_str() == kind) {
+        if AnomalyType::from_name(kind).is_none() {
             let known: Vec<&str> = AnomalyType::ALL.iter().map(|t| t.as_str()).collect();
             return bad("type", format!("{kind:?}: expected one of {}", known.join(", ")));
         }
     }
     let min_severity = match &q.min_severity {
         None => None,
-        Some(s) => match Severity::ALL.into_iter().find(|v| v.as_str() == s) {
+        Some(s) => match Severity::from_name(s) {
             Some(v) => Some(v),
             None => return bad("min_severity", format!("{s:?}: expected one of {}", SEVERITIES.join(", "))),
         },
@@ -345,7 +345,7 @@ pub(crate) async fn consumption_monthly(
                         "anomalies": m.anomalies, "critical": m.critical,
                         "night_mean_kwh": m.night_mean_kwh.map(number), "peak_mean_kwh": m.peak_mean_kwh.map(number),
                         "score": number(m.score), "suspicion": m.suspicion.map(number),
-                        "suspicious": m.suspicion.map(|s| s >= 0.5), "rank": m.rank, "episodes": m.episodes,
+                        "suspicious": m.suspicious, "rank": m.rank, "episodes": m.episodes,
                         "severe_episodes": m.severe_episodes, "rules": m.rules,
                     })
                 })

@@ -122,6 +122,7 @@ pub(crate) struct MonthRow {
     /// The month's suspicion from its episodes (NULL in rows an older
     /// version wrote), with its rank among the clients that month when read.
     pub(crate) suspicion: Option<f64>,
+    pub(crate) suspicious: Option<bool>,
     pub(crate) rank: Option<i64>,
     pub(crate) episodes: Option<i64>,
     pub(crate) severe_episodes: Option<i64>,
@@ -278,13 +279,17 @@ pub(crate) fn context(db: &mut Db, t: &Tables, clients: &[String], from: i64) ->
     Ok(query_per_clients(db, &sql, clients, from)?.into_iter().map(reading).collect())
 }
 
+/// The episodes [`episodes_after`] reads and [`write`] replaces: one
+/// predicate, so that they are the same rows.
+const RECENT_EPISODES: &str = "end_time > ts($1) AND client_id IN ({clients})";
+
 /// The stored episodes of `clients` that end after `from`: every one a
 /// batch of readings after `from` can extend or that overlaps its months.
 /// [`write`] replaces exactly these.
 pub(crate) fn episodes_after(tx: &mut dyn Sql, t: &Tables, clients: &[String], from: i64) -> Result<Vec<Episode>> {
     let sql = format!(
         "SELECT client_id, type, epoch(start_time), epoch(end_time), readings, peak_score, kwh_above_baseline
-         FROM {} WHERE end_time > ts($1) AND client_id IN ({{clients}})",
+         FROM {} WHERE {RECENT_EPISODES}",
         t.episodes
     );
     query_per_clients(tx, &sql, clients, from)?.into_iter().map(|r| episode(&t.episodes, r)).collect()
@@ -292,10 +297,8 @@ pub(crate) fn episodes_after(tx: &mut dyn Sql, t: &Tables, clients: &[String], f
 
 fn episode(table: &str, r: Vec<Value>) -> Result<Episode> {
     let text = r[1].text().unwrap_or_default();
-    let kind = AnomalyType::ALL
-        .into_iter()
-        .find(|k| k.as_str() == text)
-        .ok_or_else(|| anyhow!("{table} holds an episode of unknown type {text:?}"))?;
+    let kind =
+        AnomalyType::from_name(text).ok_or_else(|| anyhow!("{table} holds an episode of unknown type {text:?}"))?;
     let peak_score = r[5].real().unwrap_or(0.0);
     Ok(Episode {
         client: r[0].text().unwrap_or_default().to_owned(),
@@ -330,7 +333,7 @@ pub(crate) fn write(
     months: &[MonthRow],
     update: &EpisodeUpdate<'_>,
 ) -> Result<Written> {
-    let delete = format!("DELETE FROM {} WHERE end_time > ts($1) AND client_id IN ({{clients}})", t.episodes);
+    let delete = format!("DELETE FROM {} WHERE {RECENT_EPISODES}", t.episodes);
     for (sql, params) in per_clients(&delete, update.clients, update.from) {
         tx.exec(&sql, &params)?;
     }
@@ -357,14 +360,13 @@ pub(crate) fn write(
         t.monthly
     );
     for m in update.rescored {
-        let suspicion = m.suspicion.unwrap_or(0.0);
         tx.exec(
             &rescore,
             &[
                 Param::Text(&m.client),
                 Param::Text(&m.month),
-                Param::Real(suspicion),
-                Param::Bool(suspicion >= 0.5),
+                Param::real(m.suspicion),
+                Param::Bool(m.suspicious.unwrap_or(false)),
                 Param::Int(m.episodes.unwrap_or(0)),
                 Param::Int(m.severe_episodes.unwrap_or(0)),
                 Param::Text(m.rules.as_deref().unwrap_or("")),
@@ -412,7 +414,7 @@ pub(crate) fn write(
             ("peak_mean_kwh", Column::OptReal(months.iter().map(|m| m.peak_mean_kwh).collect())),
             ("score", Column::Real(months.iter().map(|m| m.score).collect())),
             ("suspicion", Column::OptReal(months.iter().map(|m| m.suspicion).collect())),
-            ("suspicious", Column::Bool(months.iter().map(|m| m.suspicion.is_some_and(|s| s >= 0.5)).collect())),
+            ("suspicious", Column::Bool(months.iter().map(|m| m.suspicious.unwrap_or(false)).collect())),
             ("episodes", Column::Int(months.iter().map(|m| m.episodes.unwrap_or(0)).collect())),
             ("severe_episodes", Column::Int(months.iter().map(|m| m.severe_episodes.unwrap_or(0)).collect())),
             ("rules", Column::Text(months.iter().map(|m| m.rules.as_deref().unwrap_or("")).collect())),
@@ -546,13 +548,13 @@ pub(crate) fn monthly(db: &mut Db, t: &Tables, client: Option<&str>) -> Result<V
             t.monthly
         )
     };
-    let suspicion = "suspicion, CASE WHEN suspicion IS NULL THEN NULL
+    let suspicion = "suspicion, suspicious, CASE WHEN suspicion IS NULL THEN NULL
                          ELSE RANK() OVER (PARTITION BY month ORDER BY suspicion DESC) END,
                      episodes, severe_episodes, rules";
     let rows = match db.query(&query(suspicion), &[Param::text(client)]) {
         // A table an older job created: no suspicion until the worker's next start adds its columns.
         Err(e) if crate::db::is_missing_column(&e) => {
-            db.query(&query("NULL, NULL, NULL, NULL, NULL"), &[Param::text(client)])?
+            db.query(&query("NULL, NULL, NULL, NULL, NULL, NULL"), &[Param::text(client)])?
         }
         rows => rows?,
     };
@@ -569,10 +571,11 @@ pub(crate) fn monthly(db: &mut Db, t: &Tables, client: Option<&str>) -> Result<V
             peak_mean_kwh: r[7].real(),
             score: r[8].real().unwrap_or(0.0),
             suspicion: r[9].real(),
-            rank: r[10].int(),
-            episodes: r[11].int(),
-            severe_episodes: r[12].int(),
-            rules: r[13].text().map(str::to_owned),
+            suspicious: r[10].opt_flag(),
+            rank: r[11].int(),
+            episodes: r[12].int(),
+            severe_episodes: r[13].int(),
+            rules: r[14].text().map(str::to_owned),
         })
         .collect())
 }

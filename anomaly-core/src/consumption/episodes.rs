@@ -27,26 +27,24 @@ pub(super) fn client_episodes(
     usual: &[f64],
     flags: &[(AnomalyTypes, f64)],
 ) -> Vec<Episode> {
-    let step = i64::from(rules.params().interval_minutes) * 60;
     let mut parts = Vec::new();
     for (i, &(types, score)) in flags.iter().enumerate() {
         for kind in types.iter() {
-            parts.push(rules.reading_episode(client, kind, ts[i], step, x[i], usual[i], score));
+            parts.push(rules.reading_episode(client, kind, ts[i], x[i], usual[i], score));
         }
     }
     rules.merge_episodes(parts)
 }
 
 impl ConsumptionRules {
-    /// One flagged reading as an episode of one reading (what
+    /// One flagged reading (at `ts`, `kwh` against the rules' `usual`
+    /// level) as an episode of one reading (what
     /// [`ConsumptionRules::merge_episodes`] joins).
-    #[allow(clippy::too_many_arguments)]
     pub fn reading_episode(
         &self,
         client: &str,
         kind: AnomalyType,
         ts: i64,
-        step: i64,
         kwh: f64,
         usual: f64,
         score: f64,
@@ -55,7 +53,7 @@ impl ConsumptionRules {
             client: client.to_owned(),
             kind,
             start: ts,
-            end: ts + step,
+            end: ts + i64::from(self.params().interval_minutes) * 60,
             n_readings: 1,
             peak_score: score,
             peak_severity: self.severity(score),

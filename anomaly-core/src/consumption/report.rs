@@ -36,6 +36,11 @@ impl AnomalyType {
         }
     }
 
+    /// The type named `name` (as [`AnomalyType::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<AnomalyType> {
+        AnomalyType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     /// The bit of this type in [`AnomalyTypes`].
     pub const fn bit(self) -> u8 {
         1 << self as u8
@@ -103,6 +108,11 @@ impl Severity {
             Severity::Alta => "alta",
             Severity::Critica => "crítica",
         }
+    }
+
+    /// The severity named `name` (as [`Severity::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 

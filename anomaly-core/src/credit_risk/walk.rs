@@ -308,15 +308,24 @@ impl<T: Value> Tree<T> {
     }
 }
 
-/// Runs `n` walks, job `j` being `job(j)` (a tree and a row), `LANES` at
-/// a time: a lane that reaches its leaf reports it (`done(j, leaf)`) and
-/// takes the next job, so no lane waits for the deepest walk.
+/// Runs `n` walks, `LANES` at a time: job `j` starts at the root of
+/// `job(j)` (a lane's tree and row), `walk(lane, node)` is one step, and a
+/// lane that reaches its leaf reports it (`done(j, leaf)`) and takes the
+/// next job, so no lane waits for the deepest walk.
 #[inline(always)]
-fn run<'a, T: Value + 'a>(n: usize, job: impl Fn(usize) -> (&'a Tree<T>, &'a [T]), mut done: impl FnMut(usize, u32)) {
+fn run<L: Copy>(
+    n: usize,
+    job: impl Fn(usize) -> L,
+    walk: impl Fn(L, u32) -> (u32, bool),
+    mut done: impl FnMut(usize, u32),
+) {
+    if n == 0 {
+        return;
+    }
     let first = LANES.min(n);
     let mut jobs = [usize::MAX; LANES];
     let mut at = [0u32; LANES];
-    let mut lanes: [(&Tree<T>, &[T]); LANES] = std::array::from_fn(|l| job(l.min(first.saturating_sub(1))));
+    let mut lanes: [L; LANES] = std::array::from_fn(|l| job(l.min(first - 1)));
     for (l, j) in jobs.iter_mut().enumerate().take(first) {
         *j = l;
     }
@@ -326,17 +335,15 @@ fn run<'a, T: Value + 'a>(n: usize, job: impl Fn(usize) -> (&'a Tree<T>, &'a [T]
             if jobs[l] == usize::MAX {
                 continue;
             }
-            let (tree, row) = lanes[l];
-            let (step, leaf) = tree.step(at[l], row);
+            let (step, leaf) = walk(lanes[l], at[l]);
             if !leaf {
                 at[l] = step;
                 continue;
             }
             done(jobs[l], at[l]);
+            at[l] = 0;
             if next < n {
-                jobs[l] = next;
-                lanes[l] = job(next);
-                at[l] = 0;
+                (jobs[l], lanes[l]) = (next, job(next));
                 next += 1;
             } else {
                 jobs[l] = usize::MAX;
@@ -349,52 +356,13 @@ fn run<'a, T: Value + 'a>(n: usize, job: impl Fn(usize) -> (&'a Tree<T>, &'a [T]
 /// `run` for rows of `x` (`width` wide) through one tree, its arrays
 /// loaded once: `done(row, leaf)` as each walk ends.
 fn run_rows<T: Value>(tree: &Tree<T>, x: &[T], width: usize, done: impl FnMut(usize, u32)) {
-    if tree.inline {
-        run_rows_with::<T, true>(tree, x, width, done);
-    } else {
-        run_rows_with::<T, false>(tree, x, width, done);
-    }
-}
-
-#[inline(always)]
-fn run_rows_with<T: Value, const INLINE: bool>(
-    tree: &Tree<T>,
-    x: &[T],
-    width: usize,
-    mut done: impl FnMut(usize, u32),
-) {
     let (nodes, rules) = (&tree.nodes[..], &tree.rules[..]);
     let n = x.len().checked_div(width).unwrap_or(0);
     let row = |r: usize| &x[r * width..(r + 1) * width];
-    // Lane `l` walks row `rows[l]` (`usize::MAX` once there is none left).
-    let mut rows = [usize::MAX; LANES];
-    let mut slices: [&[T]; LANES] = [&[]; LANES];
-    let mut at = [0u32; LANES];
-    let mut next = LANES.min(n);
-    for l in 0..next {
-        (rows[l], slices[l]) = (l, row(l));
-    }
-    let mut active = next;
-    while active > 0 {
-        for l in 0..LANES {
-            if rows[l] == usize::MAX {
-                continue;
-            }
-            let (step, leaf) = step::<T, INLINE>(nodes, rules, at[l], slices[l]);
-            if !leaf {
-                at[l] = step;
-                continue;
-            }
-            done(rows[l], at[l]);
-            at[l] = 0;
-            if next < n {
-                (rows[l], slices[l]) = (next, row(next));
-                next += 1;
-            } else {
-                rows[l] = usize::MAX;
-                active -= 1;
-            }
-        }
+    if tree.inline {
+        run(n, row, |row, at| step::<T, true>(nodes, rules, at, row), done);
+    } else {
+        run(n, row, |row, at| step::<T, false>(nodes, rules, at, row), done);
     }
 }
 
@@ -470,7 +438,8 @@ pub(crate) fn each_leaf<W, T: Value>(
         let deep = trees.iter().any(|w| tree(w).depth > FIXED_DEPTH);
         for r in 0..rows {
             if deep {
-                run(trees.len(), |t| (tree(&trees[t]), row(r)), |t, leaf| leaves[t] = leaf);
+                let job = |t: usize| (tree(&trees[t]), row(r));
+                run(trees.len(), job, |(tree, row), at| tree.step(at, row), |t, leaf| leaves[t] = leaf);
             } else {
                 for start in (0..trees.len()).step_by(LANES) {
                     let lane_trees: [&Tree<T>; LANES] =
