@@ -158,11 +158,11 @@ fn number(v: f64) -> serde_json::Value {
 }
 
 pub(crate) async fn anomalies(State(state): State<Arc<AppState>>, Params(q): Params<AnomalyQuery>) -> Response {
-    let filter = match (time(q.from.as_deref()), time(q.to.as_deref())) {
-        (Ok(from), Ok(to)) => AnomalyFilter { variable: q.variable, from, to, min_score: q.min_score, all: q.all },
-        (Err(reason), _) => return bad("from", reason),
-        (_, Err(reason)) => return bad("to", reason),
+    let (from, to) = match span(q.from.as_deref(), q.to.as_deref()) {
+        Ok(span) => span,
+        Err((field, reason)) => return bad(field, reason),
     };
+    let filter = AnomalyFilter { variable: q.variable, from, to, min_score: q.min_score, all: q.all };
     let (limit, offset) = match page(q.limit, q.offset) {
         Ok(p) => p,
         Err((field, reason)) => return bad(field, reason),
@@ -223,8 +223,11 @@ pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// A bad query parameter and why.
+type BadParam = (&'static str, String);
+
 /// A page (limit, offset), or the bad parameter and why.
-fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), (&'static str, String)> {
+fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), BadParam> {
     let (limit, offset) = (limit.unwrap_or(100), offset.unwrap_or(0));
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(("limit", format!("must be between 1 and {MAX_LIMIT}")));
@@ -233,6 +236,11 @@ fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), (&'static
         return Err(("offset", "must be 0 or more".into()));
     }
     Ok((limit, offset))
+}
+
+/// A query's `from` and `to` times, or the bad parameter and why.
+fn span(from: Option<&str>, to: Option<&str>) -> Result<(Option<i64>, Option<i64>), BadParam> {
+    Ok((time(from).map_err(|reason| ("from", reason))?, time(to).map_err(|reason| ("to", reason))?))
 }
 
 const SEVERITIES: [&str; 5] = ["crítica", "alta", "media", "baja", "normal"];
@@ -250,10 +258,9 @@ pub(crate) async fn consumption_anomalies(
             return bad("severity", format!("{s:?}: expected one of {}", SEVERITIES.join(", ")));
         }
     }
-    let filter = match (time(q.from.as_deref()), time(q.to.as_deref())) {
-        (Ok(from), Ok(to)) => ConsumptionFilter { client: q.client, severity: q.severity, from, to },
-        (Err(reason), _) => return bad("from", reason),
-        (_, Err(reason)) => return bad("to", reason),
+    let filter = match span(q.from.as_deref(), q.to.as_deref()) {
+        Ok((from, to)) => ConsumptionFilter { client: q.client, severity: q.severity, from, to },
+        Err((field, reason)) => return bad(field, reason),
     };
     match with_db(state, move |db, p| consumption::anomalies(db, &p.consumption, &filter, limit, offset)).await {
         Ok((total, rows)) => {
@@ -294,10 +301,9 @@ pub(crate) async fn consumption_episodes(
             None => return bad("min_severity", format!("{s:?}: expected one of {}", SEVERITIES.join(", "))),
         },
     };
-    let filter = match (time(q.from.as_deref()), time(q.to.as_deref())) {
-        (Ok(from), Ok(to)) => consumption::EpisodeFilter { client: q.client, kind: q.kind, min_severity, from, to },
-        (Err(reason), _) => return bad("from", reason),
-        (_, Err(reason)) => return bad("to", reason),
+    let filter = match span(q.from.as_deref(), q.to.as_deref()) {
+        Ok((from, to)) => consumption::EpisodeFilter { client: q.client, kind: q.kind, min_severity, from, to },
+        Err((field, reason)) => return bad(field, reason),
     };
     match with_db(state, move |db, p| consumption::episodes(db, &p.consumption, &filter, limit, offset)).await {
         Ok((total, rows)) => {
