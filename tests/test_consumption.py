@@ -297,6 +297,24 @@ def test_cli_bad_input_exits_2_naming_the_line(tmp_path, cli) -> None:  # type: 
     assert "kwh at row 1 is negative" in proc.stderr and "line 3" in proc.stderr
 
 
+def test_cli_presets(tmp_path, cli, readings: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
+    """`--preset literal` is the literal rules, `params --preset` writes them,
+    and an unknown preset (or one beside --params) is bad input, exit 2."""
+    src = tmp_path / "readings.csv"
+    readings.to_csv(src, index=False)
+    out = subprocess.run([cli, "consumption", "params", "--preset", "literal"], capture_output=True, text=True, check=True)
+    (tmp_path / "literal.json").write_text(out.stdout)
+    assert json.loads(out.stdout)["model"]["method"] == "literal"
+    for flags in (["--preset", "literal"], ["--params", str(tmp_path / "literal.json")]):
+        subprocess.run([cli, "consumption", "detect", "-i", src, "-o", tmp_path / "f.csv", "-q", *flags], check=True)
+        got = pd.read_csv(tmp_path / "f.csv", keep_default_na=False)
+        np.testing.assert_array_equal(got["score"].to_numpy(), consumption.detect(readings, preset="literal")["score"].to_numpy())
+    for flags in (["--preset", "strict"], ["--preset", "literal", "--params", str(tmp_path / "literal.json")]):
+        proc = subprocess.run([cli, "consumption", "detect", "-i", src, "-o", tmp_path / "f.csv", *flags],
+                              capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 2 and "preset" in proc.stderr, proc.stderr
+
+
 def test_cli_non_utf8_client_ids_are_bad_input_not_one_merged_client(tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
     # Issue 15: read lossily, every non-UTF-8 id became "" and their readings merged.
     src = tmp_path / "latin1.csv"

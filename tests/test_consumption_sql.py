@@ -146,3 +146,20 @@ def test_serve_reads_a_monthly_table_an_older_job_created(cli: str, tmp_path: Pa
         assert month["total_kwh"] == 300.5 and month["suspicion"] is None and month["rank"] is None
         status, body = get("/consumption/episodes")  # no episodes table yet: empty, not an error
         assert status == 200 and body["total"] == 0
+
+
+def test_a_corrupt_episode_row_stops_the_job_clearly(cli: str, tmp_path: Path) -> None:
+    """An episode of a type no rule has (a hand-edited table) fails the pass
+    naming the table and the type; nothing of the batch is written."""
+    db = tmp_path / "consumo.db"
+    url = f"sqlite:{db}"
+    run(cli, "consumption", "watch", "--db", url, "--max-iterations", "1", "-q")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO consumo_episodios (client_id, type, start_time, end_time, readings, peak_score, "
+                  "peak_severity, kwh_above_baseline, updated_at) VALUES ('C1', 'theft', '2024-01-01 00:00:00', "
+                  "'2024-01-01 01:00:00', 1, 0.9, 'crítica', 1.0, '2024-01-01 00:00:00')")  # fmt: skip
+        c.execute("INSERT INTO consumo_lecturas (client_id, timestamp, kwh) VALUES ('C1', '2024-01-02 00:00:00', 0.5)")
+    out = run(cli, "consumption", "watch", "--db", url, "--max-iterations", "1", check=False)
+    assert out.returncode == 1 and 'consumo_episodios holds an episode of unknown type "theft"' in out.stderr, out.stderr
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*) FROM consumo_anomalias").fetchone()[0] == 0
