@@ -114,7 +114,7 @@ pub(crate) fn readings_from(path: &Path, file: impl std::io::Read, size: u64, na
             .map_err(|_| bad(CoreError::BadNumber { field: names.value.clone(), row, value: text.into() }))?;
         builder.push(field(ci, &names.client)?, ts, kwh);
         row += 1;
-        if row % 65_536 == 0 {
+        if row.is_multiple_of(65_536) {
             bar.set_position(record.position().map_or(0, |p| p.byte()));
         }
     }
@@ -245,7 +245,7 @@ pub(crate) fn matrix_from(path: &Path, file: impl std::io::Read, size: u64, want
             values.push(value);
         }
         row += 1;
-        if row % 65_536 == 0 {
+        if row.is_multiple_of(65_536) {
             bar.set_position(record.position().map_or(0, |p| p.byte()));
         }
     }

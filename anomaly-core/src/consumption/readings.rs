@@ -193,7 +193,7 @@ impl Readings {
         if from_minutes == 0 || 1440 % from_minutes != 0 {
             return Err(Error::param("interval_minutes", from_minutes, "must divide a day (1440 minutes)"));
         }
-        if to_minutes % from_minutes != 0 || 1440 % to_minutes != 0 {
+        if !to_minutes.is_multiple_of(from_minutes) || 1440 % to_minutes != 0 {
             return Err(Error::param(
                 "aggregate_minutes",
                 to_minutes,

@@ -186,7 +186,7 @@ impl LightGbm {
                 doc.trees_per_iteration, doc.objective
             )));
         }
-        if doc.trees.len() % k != 0 {
+        if !doc.trees.len().is_multiple_of(k) {
             return Err(corrupt(format!("{} trees is not a whole number of iterations of {k}", doc.trees.len())));
         }
         if !(doc.sigmoid.is_finite() && doc.sigmoid > 0.0) {

@@ -57,7 +57,7 @@ const LANES: usize = 8;
 
 /// A feature value type: f32 (scikit-learn's trees cast to it, XGBoost
 /// computes in it) or f64 (histogram boosting, LightGBM).
-pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync {
+pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync + super::quick::Wide {
     const ZERO: Self;
     fn is_nan(self) -> bool;
     fn to_f64(self) -> f64;
@@ -189,12 +189,14 @@ pub(crate) struct Tree<T> {
 
 /// A split as QuickScorer reads it: `numeric` is `(threshold, nan_left)`
 /// for a plain numerical split (`x <= threshold` left), `None` for one
-/// evaluated alone (categorical, zero-as-missing).
+/// evaluated alone (categorical, zero-as-missing); `inline` the code
+/// bitset of a LightGBM categorical split over codes below 64.
 pub(crate) struct SplitView<T> {
     pub(crate) feature: u32,
     pub(crate) left: u32,
     pub(crate) right: u32,
     pub(crate) numeric: Option<(T, bool)>,
+    pub(crate) inline: Option<u64>,
 }
 
 /// What a node of the compiled tree is. The caller has checked every
@@ -275,6 +277,7 @@ impl<T: Value> Tree<T> {
             right: node.children[1],
             numeric: (node.flags & (SLOW | INLINE_CATEGORICAL) == 0)
                 .then_some((node.threshold, node.flags & NAN_LEFT != 0)),
+            inline: (node.flags & INLINE_CATEGORICAL != 0).then(|| node.threshold.bits()),
         })
     }
 
