@@ -345,8 +345,10 @@ impl Classifier {
             }
             Classifier::Tree { tree, .. } => {
                 let x = as_f32(x);
-                walk::each_leaf(std::slice::from_ref(tree), Tree::walk, &x, n_features, |_, i, leaf| {
-                    proba[i * n_classes..(i + 1) * n_classes].copy_from_slice(tree.values(leaf));
+                walk::each_leaf(std::slice::from_ref(tree), Tree::walk, &x, n_features, |_, start, leaves| {
+                    for (out, &leaf) in proba[start * n_classes..].chunks_exact_mut(n_classes).zip(leaves) {
+                        out.copy_from_slice(tree.values(leaf));
+                    }
                 });
                 for (i, label) in labels.iter_mut().enumerate() {
                     *label = argmax(&proba[i * n_classes..(i + 1) * n_classes]);
@@ -356,9 +358,11 @@ impl Classifier {
                 proba.iter_mut().for_each(|p| *p = 0.0);
                 let x = as_f32(x);
                 let all = trees.trees();
-                trees.each_leaf(&x, n_features, |t, i, leaf| {
-                    for (acc, v) in proba[i * n_classes..(i + 1) * n_classes].iter_mut().zip(all[t].values(leaf)) {
-                        *acc += v;
+                trees.each_leaf(&x, n_features, |t, start, leaves| {
+                    for (out, &leaf) in proba[start * n_classes..].chunks_exact_mut(n_classes).zip(leaves) {
+                        for (acc, v) in out.iter_mut().zip(all[t].values(leaf)) {
+                            *acc += v;
+                        }
                     }
                 });
                 let n = all.len() as f64;
@@ -373,8 +377,11 @@ impl Classifier {
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| init.iter().copied()).collect();
                 let x = as_f32(x);
                 let all = trees.trees();
-                trees.each_leaf(&x, n_features, |t, i, leaf| {
-                    raw[i * k + t % k] += learning_rate * all[t].values(leaf)[0];
+                trees.each_leaf(&x, n_features, |t, start, leaves| {
+                    let (tree, class) = (&all[t], t % k);
+                    for (raw, &leaf) in raw[start * k..].chunks_exact_mut(k).zip(leaves) {
+                        raw[class] += learning_rate * tree.values(leaf)[0];
+                    }
                 });
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
             }
@@ -382,8 +389,11 @@ impl Classifier {
                 let k = baseline.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
                 let all = trees.trees();
-                trees.each_leaf(x, n_features, |t, i, leaf| {
-                    raw[i * k + t % k] += all[t].values[leaf as usize];
+                trees.each_leaf(x, n_features, |t, start, leaves| {
+                    let (values, class) = (&all[t].values, t % k);
+                    for (raw, &leaf) in raw[start * k..].chunks_exact_mut(k).zip(leaves) {
+                        raw[class] += values[leaf as usize];
+                    }
                 });
                 finish(*link, &raw, k, proba, labels, |r| r > 0.0);
             }

@@ -185,15 +185,15 @@ impl<T: Value> Quick<T> {
         Some(quick)
     }
 
-    /// As `walk::each_leaf`: `visit(tree, row, leaf node)`, each row's
-    /// trees in order (rows in blocks, a block's rows tree by tree).
+    /// As `walk::each_leaf`: `visit(tree, first row, leaf nodes)`, each
+    /// row's trees in order (rows in blocks, a block's rows tree by tree).
     pub(crate) fn each_leaf<W>(
         &self,
         trees: &[W],
         tree: impl Fn(&W) -> &Tree<T>,
         x: &[T],
         width: usize,
-        visit: impl FnMut(usize, usize, u32),
+        visit: impl FnMut(usize, usize, &[u32]),
     ) {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
@@ -213,7 +213,7 @@ impl<T: Value> Quick<T> {
         x: &[T],
         width: usize,
         scan: impl Fn(&Feature<T>, &[T; BLOCK], &mut [Lanes]),
-        mut visit: impl FnMut(usize, usize, u32),
+        mut visit: impl FnMut(usize, usize, &[u32]),
     ) {
         let rows = x.len().checked_div(width).unwrap_or(0);
         let total = self.words.last().copied().unwrap_or(0) as usize;
@@ -241,13 +241,21 @@ impl<T: Value> Quick<T> {
                     }
                 }
             }
+            let mut found = [0u32; BLOCK];
             for (t, (span, leaves)) in self.words.windows(2).zip(&self.leaves).enumerate() {
                 let words = &sets[span[0] as usize..span[1] as usize];
-                for l in 0..n {
-                    // The exit leaf is never cleared: some word has a bit.
-                    let (w, set) = words.iter().enumerate().find(|(_, s)| s[l] != 0).map_or((0, 0), |(w, s)| (w, s[l]));
-                    visit(t, start + l, leaves[w * 64 + set.trailing_zeros() as usize]);
+                if let [set] = words {
+                    for (f, s) in found.iter_mut().zip(set).take(n) {
+                        *f = leaves[s.trailing_zeros() as usize];
+                    }
+                } else {
+                    for (l, f) in found.iter_mut().enumerate().take(n) {
+                        // The exit leaf is never cleared: some word has a bit.
+                        let (w, s) = words.iter().enumerate().find(|(_, s)| s[l] != 0).map_or((0, 0), |(w, s)| (w, s[l]));
+                        *f = leaves[w * 64 + s.trailing_zeros() as usize];
+                    }
                 }
+                visit(t, start, &found[..n]);
             }
         }
     }
@@ -501,9 +509,12 @@ mod tests {
                 .map(|(r, t)| (r, t, trees[t].leaf(&x[r * 3..r * 3 + 3])))
                 .collect();
             let mut found = Vec::new();
-            quick.each_leaf(&trees, |t| t, &x, 3, |t, r, leaf| found.push((r, t, leaf)));
+            let each = |found: &mut Vec<_>, t, start, leaves: &[u32]| {
+                found.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
+            };
+            quick.each_leaf(&trees, |t| t, &x, 3, |t, start, leaves| each(&mut found, t, start, leaves));
             let mut plain = Vec::new();
-            quick.blocks(&trees, |t| t, &x, 3, super::scan, |t, r, leaf| plain.push((r, t, leaf)));
+            quick.blocks(&trees, |t| t, &x, 3, super::scan, |t, start, leaves| each(&mut plain, t, start, leaves));
             for found in [found, plain] {
                 // Each row's trees come in model order.
                 for r in 0..rows {

@@ -408,33 +408,35 @@ fn fixed_rows_with<T: Value, const INLINE: bool>(tree: &Tree<T>, rows: [&[T]; LA
     at
 }
 
-/// Calls `visit(tree, row, leaf)` for every tree and row of `x` (row-major,
-/// `width` wide), each row's trees in order. Many rows: the rows go through
-/// one tree, then the next; few: each row's trees are walked together.
+/// Calls `visit(tree, first row, leaves)` with every tree's leaves for
+/// rows of `x` (row-major, `width` wide) from the first on, each row's
+/// trees in order. Many rows: the rows go through one tree, then the next;
+/// few: each row's trees are walked together.
 pub(crate) fn each_leaf<W, T: Value>(
     trees: &[W],
     tree: impl Fn(&W) -> &Tree<T>,
     x: &[T],
     width: usize,
-    mut visit: impl FnMut(usize, usize, u32),
+    mut visit: impl FnMut(usize, usize, &[u32]),
 ) {
     let rows = x.len().checked_div(width).unwrap_or(0);
     let row = |i: usize| &x[i * width..(i + 1) * width];
     if rows >= LANES {
+        let mut found = vec![0u32; rows];
         for (t, w) in trees.iter().enumerate() {
             let walk = tree(w);
             if walk.depth > FIXED_DEPTH {
-                run_rows(walk, x, width, |r, leaf| visit(t, r, leaf));
-                continue;
-            }
-            for start in (0..rows).step_by(LANES) {
-                // The last group repeats its last row to fill the lanes.
-                let lane_rows = std::array::from_fn(|l| row((start + l).min(rows - 1)));
-                let leaves = fixed_rows(walk, lane_rows);
-                for (l, &leaf) in leaves.iter().enumerate().take(rows - start) {
-                    visit(t, start + l, leaf);
+                run_rows(walk, x, width, |r, leaf| found[r] = leaf);
+            } else {
+                for start in (0..rows).step_by(LANES) {
+                    // The last group repeats its last row to fill the lanes.
+                    let lane_rows = std::array::from_fn(|l| row((start + l).min(rows - 1)));
+                    let leaves = fixed_rows(walk, lane_rows);
+                    let n = LANES.min(rows - start);
+                    found[start..start + n].copy_from_slice(&leaves[..n]);
                 }
             }
+            visit(t, 0, &found);
         }
     } else {
         let mut leaves = vec![0u32; trees.len()];
@@ -454,8 +456,8 @@ pub(crate) fn each_leaf<W, T: Value>(
                     }
                 }
             }
-            for (t, &leaf) in leaves.iter().enumerate() {
-                visit(t, r, leaf);
+            for (t, leaf) in leaves.iter().enumerate() {
+                visit(t, r, std::slice::from_ref(leaf));
             }
         }
     }
@@ -485,9 +487,10 @@ impl<W: Walked<T>, T: Value> Forest<W, T> {
         &self.trees
     }
 
-    /// `visit(tree, row, leaf)` for every tree and row of `x` (row-major,
-    /// `width` wide), each row's trees in model order.
-    pub(crate) fn each_leaf(&self, x: &[T], width: usize, visit: impl FnMut(usize, usize, u32)) {
+    /// `visit(tree, first row, leaves)` as the free `each_leaf`: every tree's
+    /// leaves for the rows of `x` (row-major, `width` wide), each row's
+    /// trees in model order.
+    pub(crate) fn each_leaf(&self, x: &[T], width: usize, visit: impl FnMut(usize, usize, &[u32])) {
         match &self.quick {
             Some(quick) => quick.each_leaf(&self.trees, W::walk, x, width, visit),
             None => each_leaf(&self.trees, W::walk, x, width, visit),
@@ -603,7 +606,9 @@ mod tests {
         for rows in [1usize, 3, 8, 13] {
             let x: Vec<f64> = (0..rows).map(|i| if i % 3 == 2 { f64::NAN } else { i as f64 * 0.3 }).collect();
             let mut seen = Vec::new();
-            each_leaf(&trees, |t| t, &x, 1, |t, r, leaf| seen.push((r, t, leaf)));
+            each_leaf(&trees, |t| t, &x, 1, |t, start, leaves| {
+                seen.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
+            });
             seen.sort();
             let expect: Vec<(usize, usize, u32)> = (0..rows)
                 .flat_map(|r| (0..11).map(move |t| (r, t)))

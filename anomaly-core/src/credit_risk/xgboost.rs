@@ -201,8 +201,11 @@ impl XgBoost {
         let k = self.base_margin.len();
         let mut margins: Vec<f32> = (0..labels.len()).flat_map(|_| self.base_margin.iter().copied()).collect();
         let trees = self.trees.trees();
-        self.trees.each_leaf(&rows, n_features, |t, i, leaf| {
-            margins[i * k + trees[t].group] += trees[t].values[leaf as usize];
+        self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
+            let (group, values) = (trees[t].group, &trees[t].values);
+            for (margin, &leaf) in margins[start * k..].chunks_exact_mut(k).zip(leaves) {
+                margin[group] += values[leaf as usize];
+            }
         });
         let mut exps = vec![0f32; k];
         for (i, label) in labels.iter_mut().enumerate() {
