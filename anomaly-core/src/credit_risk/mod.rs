@@ -33,6 +33,7 @@
 mod classifier;
 mod document;
 mod input;
+mod kernels;
 mod lightgbm;
 mod preprocess;
 mod quick;

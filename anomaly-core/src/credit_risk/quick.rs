@@ -18,25 +18,16 @@
 
 use super::walk::{Tree, Value};
 
-#[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::Wide;
-
-/// The value types' vector kernels (none off x86-64).
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) trait Wide {}
-#[cfg(not(target_arch = "x86_64"))]
-impl Wide for f32 {}
-#[cfg(not(target_arch = "x86_64"))]
-impl Wide for f64 {}
+use super::kernels;
 
 /// Rows scored together: one split is compared with this many rows at once.
-const BLOCK: usize = 16;
+pub(super) const BLOCK: usize = 16;
 /// Trees with more leaves are left to the walk: it is faster on them, and
 /// the leaf numbering recurses at most this deep.
 const MAX_LEAVES: usize = 1024;
 
 /// One leaf-set word for each row of a block.
-type Lanes = [u64; BLOCK];
+pub(super) type Lanes = [u64; BLOCK];
 
 /// Numbers the leaves under `node` left to right into `leaves`, and each
 /// split's left-subtree leaves `lo..mid` into `splits`; `None` past
@@ -80,29 +71,30 @@ fn clearing(lo: usize, mid: usize) -> impl Iterator<Item = (usize, u64)> {
 
 /// A numerical split in a feature's threshold-sorted list.
 #[derive(Debug, Clone)]
-struct Entry<T> {
-    threshold: T,
+pub(super) struct Entry<T> {
+    pub(super) threshold: T,
     /// The leaf-set word it clears, and how.
-    word: u32,
-    mask: u64,
+    pub(super) word: u32,
+    pub(super) mask: u64,
 }
 
 /// A LightGBM categorical split over codes below 64: codes in `bits` go left.
 #[derive(Debug, Clone)]
-struct Inline {
-    bits: u64,
-    word: u32,
-    mask: u64,
+pub(super) struct Inline {
+    pub(super) bits: u64,
+    pub(super) word: u32,
+    pub(super) mask: u64,
 }
 
 /// A feature's splits.
 #[derive(Debug, Clone, Default)]
-struct Feature<T> {
+pub(super) struct Feature<T> {
     /// Numerical splits, ascending by threshold.
-    numeric: Vec<Entry<T>>,
-    /// The words and masks of the numerical splits NaN goes right at.
-    nan_right: Vec<(u32, u64)>,
-    inline: Vec<Inline>,
+    pub(super) numeric: Vec<Entry<T>>,
+    /// What NaN clears: the numerical splits it goes right at, their
+    /// masks ANDed word by word (one entry per word).
+    pub(super) nan_right: Vec<(u32, u64)>,
+    pub(super) inline: Vec<Inline>,
 }
 
 /// The scorer of one ensemble (built once per model).
@@ -134,11 +126,20 @@ impl<T: Value> Quick<T> {
     /// value), sixteen rows at a time; a walk pays an unpredictable branch
     /// per level and row; a split evaluated row by row costs about a level.
     /// Measured on the credit benchmark's ensembles (`bench_credit.py`,
-    /// 100k rows): boosting's trees (3-4 splits per level) score 2-4x
-    /// faster in blocks; the forest's unpruned trees (10 per level) 1.2x.
+    /// 100k rows, one thread): boosting's trees (3-4 splits per level)
+    /// score 2-4x faster in blocks with AVX-512 or AVX2; the forest's
+    /// unpruned trees (10 per level) 1.2x faster with AVX-512, 1.1x slower
+    /// with AVX2, 1.7x slower with the portable scan.
     fn faster(&self) -> bool {
         let lanes: usize = self.features.iter().map(|f| f.numeric.len() + f.inline.len()).sum();
-        lanes + 8 * self.others.len() <= 12 * self.depth
+        let per_level = match kernels::best() {
+            #[cfg(target_arch = "x86_64")]
+            kernels::Kernel::Avx512 => 12,
+            #[cfg(target_arch = "x86_64")]
+            kernels::Kernel::Avx2 => 8,
+            kernels::Kernel::Portable => 4,
+        };
+        lanes + 8 * self.others.len() <= per_level * self.depth
     }
 
     fn build<'a>(trees: impl IntoIterator<Item = &'a Tree<T>>, n_features: usize) -> Option<Quick<T>>
@@ -168,7 +169,12 @@ impl<T: Value> Quick<T> {
                         (Some((threshold, nan_left)), _) if !threshold.is_nan() => {
                             feature.numeric.push(Entry { threshold, word, mask });
                             if !nan_left {
-                                feature.nan_right.push((word, mask));
+                                // This tree's words are the list's tail (at most 16).
+                                let mut tail = feature.nan_right.iter_mut().rev().take_while(|(w, _)| *w >= first);
+                                match tail.find(|(w, _)| *w == word) {
+                                    Some((_, clears)) => *clears &= mask,
+                                    None => feature.nan_right.push((word, mask)),
+                                }
                             }
                         }
                         (_, Some(bits)) => feature.inline.push(Inline { bits, word, mask }),
@@ -195,13 +201,23 @@ impl<T: Value> Quick<T> {
         width: usize,
         visit: impl FnMut(usize, usize, &[u32]),
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if avx512::available() {
-            // SAFETY: the CPU has the instructions the kernel is compiled for.
-            let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]| unsafe { avx512::scan(f, v, sets) };
-            return self.blocks(trees, tree, x, width, scan, visit);
+        match kernels::best() {
+            #[cfg(target_arch = "x86_64")]
+            kernels::Kernel::Avx512 => {
+                // SAFETY: the CPU has the instructions the kernel is compiled for.
+                let scan =
+                    |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]| unsafe { kernels::avx512::scan(f, v, sets) };
+                self.blocks(trees, tree, x, width, scan, visit);
+            }
+            #[cfg(target_arch = "x86_64")]
+            kernels::Kernel::Avx2 => {
+                // SAFETY: as above.
+                let scan =
+                    |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]| unsafe { kernels::avx2::scan(f, v, sets) };
+                self.blocks(trees, tree, x, width, scan, visit);
+            }
+            kernels::Kernel::Portable => self.blocks(trees, tree, x, width, scan, visit),
         }
-        self.blocks(trees, tree, x, width, scan, visit);
     }
 
     /// The scorer, with the scan of one feature against a block.
@@ -251,7 +267,8 @@ impl<T: Value> Quick<T> {
                 } else {
                     for (l, f) in found.iter_mut().enumerate().take(n) {
                         // The exit leaf is never cleared: some word has a bit.
-                        let (w, s) = words.iter().enumerate().find(|(_, s)| s[l] != 0).map_or((0, 0), |(w, s)| (w, s[l]));
+                        let (w, s) =
+                            words.iter().enumerate().find(|(_, s)| s[l] != 0).map_or((0, 0), |(w, s)| (w, s[l]));
                         *f = leaves[w * 64 + s.trailing_zeros() as usize];
                     }
                 }
@@ -262,8 +279,8 @@ impl<T: Value> Quick<T> {
 }
 
 /// One feature's splits against a block's values: the failed ones clear
-/// their leaves (the portable copy of `avx512::scan`).
-fn scan<T: Value>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]) {
+/// their leaves (the portable copy of `kernels`' scans).
+pub(super) fn scan<T: Value>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]) {
     for e in &feature.numeric {
         let mut failed = false;
         for (s, &x) in sets[e.word as usize].iter_mut().zip(v) {
@@ -291,138 +308,6 @@ fn scan<T: Value>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]) {
             let x = x.to_f64();
             let listed = (c.bits >> ((x as i64 & 63) as u32)) & 1 != 0;
             *s &= c.mask | u64::from((x > -1.0) & (x < 64.0) & listed).wrapping_neg();
-        }
-    }
-}
-
-/// The scan in AVX-512: a block's values of one feature stay in registers,
-/// each split is one comparison of all its rows and one masked AND per
-/// eight rows' leaf-set words. (Autovectorised, the portable copy compiled
-/// to a branch per row and ran slower than walking.)
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::{Feature, Lanes, BLOCK};
-
-    pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq")
-    }
-
-    /// A block's values in registers, by value type.
-    pub(crate) trait Wide: Copy {
-        type Reg: Copy;
-        /// # Safety
-        /// The CPU has AVX-512F and DQ.
-        unsafe fn load(v: &[Self; BLOCK]) -> Self::Reg;
-        /// Rows whose value is above `t` (never NaN), a bit per row.
-        unsafe fn above(r: Self::Reg, t: Self) -> u16;
-        unsafe fn nan(r: Self::Reg) -> u16;
-        /// The values as two halves of float64.
-        unsafe fn wide(v: &[Self; BLOCK]) -> [__m512d; 2];
-    }
-
-    impl Wide for f64 {
-        type Reg = [__m512d; 2];
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn load(v: &[f64; BLOCK]) -> [__m512d; 2] {
-            [_mm512_loadu_pd(v.as_ptr()), _mm512_loadu_pd(v.as_ptr().add(8))]
-        }
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn above(r: [__m512d; 2], t: f64) -> u16 {
-            let t = _mm512_set1_pd(t);
-            u16::from(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(r[0], t)) | u16::from(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(r[1], t)) << 8
-        }
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn nan(r: [__m512d; 2]) -> u16 {
-            u16::from(_mm512_cmp_pd_mask::<_CMP_UNORD_Q>(r[0], r[0]))
-                | u16::from(_mm512_cmp_pd_mask::<_CMP_UNORD_Q>(r[1], r[1])) << 8
-        }
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn wide(v: &[f64; BLOCK]) -> [__m512d; 2] {
-            Self::load(v)
-        }
-    }
-
-    impl Wide for f32 {
-        type Reg = __m512;
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn load(v: &[f32; BLOCK]) -> __m512 {
-            _mm512_loadu_ps(v.as_ptr())
-        }
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn above(r: __m512, t: f32) -> u16 {
-            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(r, _mm512_set1_ps(t))
-        }
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn nan(r: __m512) -> u16 {
-            _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(r, r)
-        }
-        #[inline]
-        #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn wide(v: &[f32; BLOCK]) -> [__m512d; 2] {
-            [_mm512_cvtps_pd(_mm256_loadu_ps(v.as_ptr())), _mm512_cvtps_pd(_mm256_loadu_ps(v.as_ptr().add(8)))]
-        }
-    }
-
-    /// Clears `mask`'s leaves from the words of the rows in `rows`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512dq")]
-    unsafe fn clear(set: &mut Lanes, rows: u16, mask: u64) {
-        let m = _mm512_set1_epi64(mask as i64);
-        let p = set.as_mut_ptr().cast::<i64>();
-        let (lo, hi) = (_mm512_loadu_epi64(p), _mm512_loadu_epi64(p.add(8)));
-        _mm512_storeu_epi64(p, _mm512_mask_and_epi64(lo, rows as u8, lo, m));
-        _mm512_storeu_epi64(p.add(8), _mm512_mask_and_epi64(hi, (rows >> 8) as u8, hi, m));
-    }
-
-    /// `super::scan`, the same rules.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F and DQ (`available`).
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub(super) unsafe fn scan<T: super::Value>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]) {
-        let r = T::load(v);
-        for e in &feature.numeric {
-            let failed = T::above(r, e.threshold);
-            // Thresholds ascend: no row fails this one or any after it.
-            if failed == 0 {
-                break;
-            }
-            clear(&mut sets[e.word as usize], failed, e.mask);
-        }
-        let nan = T::nan(r);
-        if nan != 0 {
-            for &(word, mask) in &feature.nan_right {
-                clear(&mut sets[word as usize], nan, mask);
-            }
-        }
-        if feature.inline.is_empty() {
-            return;
-        }
-        // The walker's rule: codes truncate toward zero; NaN and values
-        // outside (-1, 64) go right.
-        let halves = T::wide(v);
-        let (mut inside, mut codes) = ([0u8; 2], [_mm512_setzero_si512(); 2]);
-        for h in 0..2 {
-            let x = halves[h];
-            inside[h] = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, _mm512_set1_pd(-1.0))
-                & _mm512_cmp_pd_mask::<_CMP_LT_OQ>(x, _mm512_set1_pd(64.0));
-            codes[h] = _mm512_and_si512(_mm512_cvttpd_epi64(x), _mm512_set1_epi64(63));
-        }
-        for c in &feature.inline {
-            let bits = _mm512_set1_epi64(c.bits as i64);
-            let one = _mm512_set1_epi64(1);
-            let listed = |h: usize| inside[h] & _mm512_test_epi64_mask(_mm512_srlv_epi64(bits, codes[h]), one);
-            let left = u16::from(listed(0)) | u16::from(listed(1)) << 8;
-            clear(&mut sets[c.word as usize], !left, c.mask);
         }
     }
 }
@@ -469,7 +354,9 @@ mod tests {
                 // Inline (codes below 64) or not (code 66 listed too).
                 1 => Split::Categorical {
                     feature,
-                    rule: CategoryRule::LightGbm { left: if rng.next(2) == 0 { vec![0b10] } else { vec![0b10, 0b100] } },
+                    rule: CategoryRule::LightGbm {
+                        left: if rng.next(2) == 0 { vec![0b10] } else { vec![0b10, 0b100] },
+                    },
                     nan_left,
                     left,
                     right,
@@ -508,14 +395,31 @@ mod tests {
                 .flat_map(|r| (0..trees.len()).map(move |t| (r, t)))
                 .map(|(r, t)| (r, t, trees[t].leaf(&x[r * 3..r * 3 + 3])))
                 .collect();
-            let mut found = Vec::new();
             let each = |found: &mut Vec<_>, t, start, leaves: &[u32]| {
                 found.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
             };
-            quick.each_leaf(&trees, |t| t, &x, 3, |t, start, leaves| each(&mut found, t, start, leaves));
-            let mut plain = Vec::new();
-            quick.blocks(&trees, |t| t, &x, 3, super::scan, |t, start, leaves| each(&mut plain, t, start, leaves));
-            for found in [found, plain] {
+            let mut runs: Vec<Vec<(usize, usize, u32)>> = vec![Vec::new(); 2];
+            quick.each_leaf(&trees, |t| t, &x, 3, |t, start, leaves| each(&mut runs[0], t, start, leaves));
+            quick.blocks(&trees, |t| t, &x, 3, super::scan, |t, start, leaves| each(&mut runs[1], t, start, leaves));
+            #[cfg(target_arch = "x86_64")]
+            {
+                use super::super::kernels;
+                if std::is_x86_feature_detected!("avx2") {
+                    let mut run = Vec::new();
+                    // SAFETY: the CPU has AVX2.
+                    let scan = |f: &_, v: &_, s: &mut _| unsafe { kernels::avx2::scan(f, v, s) };
+                    quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                    runs.push(run);
+                }
+                if kernels::best() == kernels::Kernel::Avx512 {
+                    let mut run = Vec::new();
+                    // SAFETY: the CPU has AVX-512F and DQ.
+                    let scan = |f: &_, v: &_, s: &mut _| unsafe { kernels::avx512::scan(f, v, s) };
+                    quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                    runs.push(run);
+                }
+            }
+            for found in runs {
                 // Each row's trees come in model order.
                 for r in 0..rows {
                     let order: Vec<usize> = found.iter().filter(|v| v.0 == r).map(|v| v.1).collect();

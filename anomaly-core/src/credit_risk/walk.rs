@@ -57,7 +57,7 @@ const LANES: usize = 8;
 
 /// A feature value type: f32 (scikit-learn's trees cast to it, XGBoost
 /// computes in it) or f64 (histogram boosting, LightGBM).
-pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync + super::quick::Wide {
+pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync + super::kernels::Wide {
     const ZERO: Self;
     fn is_nan(self) -> bool;
     fn to_f64(self) -> f64;
@@ -606,9 +606,15 @@ mod tests {
         for rows in [1usize, 3, 8, 13] {
             let x: Vec<f64> = (0..rows).map(|i| if i % 3 == 2 { f64::NAN } else { i as f64 * 0.3 }).collect();
             let mut seen = Vec::new();
-            each_leaf(&trees, |t| t, &x, 1, |t, start, leaves| {
-                seen.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
-            });
+            each_leaf(
+                &trees,
+                |t| t,
+                &x,
+                1,
+                |t, start, leaves| {
+                    seen.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
+                },
+            );
             seen.sort();
             let expect: Vec<(usize, usize, u32)> = (0..rows)
                 .flat_map(|r| (0..11).map(move |t| (r, t)))
