@@ -86,10 +86,22 @@ impl ColumnData {
             }
             None => -1,
         };
+        // A direct-mapped cache in front of the scan: a short key's slot
+        // holds the last key seen there (a key is below 2^59, its length
+        // above its at most 7 bytes: never the empty slot's u64::MAX).
+        let mut cache = [(u64::MAX, 0i64); 256];
+        let slot = |k: u64| (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize;
         let codes = values
             .map(|v| {
                 let Some(bytes) = v else { return -1 };
-                match short_key(bytes) {
+                let key = short_key(bytes);
+                if let Some(k) = key {
+                    let (cached, code) = cache[slot(k)];
+                    if cached == k {
+                        return code;
+                    }
+                }
+                let code = match key {
                     Some(k) if short.len() < 64 || short.iter().any(|&(s, _)| s == k) => {
                         match short.iter().find(|&&(s, _)| s == k) {
                             Some(&(_, code)) => code,
@@ -101,7 +113,11 @@ impl ColumnData {
                         }
                     }
                     _ => *long.entry(bytes).or_insert_with(|| label(bytes)),
+                };
+                if let Some(k) = key {
+                    cache[slot(k)] = (k, code);
                 }
+                code
             })
             .collect();
         ColumnData::Coded { codes, labels }
