@@ -444,3 +444,48 @@ pub(crate) fn gather(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Cell, ColumnData};
+
+    /// Every cell's code names its own label, whatever the mix: short and
+    /// long labels, more than 64 short ones (past the scan), labels whose
+    /// cache slots collide, missing cells and bytes that are not UTF-8.
+    #[test]
+    fn dictionary_codes_name_each_cells_label() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let vocabulary: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| match i % 5 {
+                0 => format!("A{i}").into_bytes(),
+                1 => format!("a long label {i}").into_bytes(),
+                2 => vec![0xff, i as u8],
+                3 => i.to_le_bytes()[..1 + (i as usize % 4)].to_vec(),
+                _ => format!("{i}").into_bytes(),
+            })
+            .collect();
+        let cells: Vec<Option<&[u8]>> = (0..20_000)
+            .map(|_| {
+                let i = next(301) as usize;
+                vocabulary.get(i).map(Vec::as_slice)
+            })
+            .collect();
+        let ColumnData::Coded { codes, labels } = ColumnData::from_utf8(cells.iter().copied()) else {
+            panic!("a large column is dictionary-encoded");
+        };
+        for (cell, &code) in cells.iter().zip(&codes) {
+            let expect = cell.and_then(|b| std::str::from_utf8(b).ok());
+            let found = usize::try_from(code).ok().map(|c| match &labels[c] {
+                Cell::Text(s) => s.as_str(),
+                other => panic!("label {other:?}"),
+            });
+            assert_eq!(found, expect);
+        }
+    }
+}
