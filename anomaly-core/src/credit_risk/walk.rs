@@ -491,9 +491,12 @@ impl<W: Walked<T>, T: Value> Forest<W, T> {
     /// leaves for the rows of `x` (row-major, `width` wide), each row's
     /// trees in model order.
     pub(crate) fn each_leaf(&self, x: &[T], width: usize, visit: impl FnMut(usize, usize, &[u32])) {
+        // A few rows fill few of a block's lanes: walking each row's trees
+        // together is faster (one applicant: 5-14 us against 6-28 us).
+        let rows = x.len().checked_div(width).unwrap_or(0);
         match &self.quick {
-            Some(quick) => quick.each_leaf(&self.trees, W::walk, x, width, visit),
-            None => each_leaf(&self.trees, W::walk, x, width, visit),
+            Some(quick) if rows >= LANES => quick.each_leaf(&self.trees, W::walk, x, width, visit),
+            _ => each_leaf(&self.trees, W::walk, x, width, visit),
         }
     }
 }
