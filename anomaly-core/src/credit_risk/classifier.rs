@@ -378,10 +378,8 @@ impl Classifier {
                 let x = as_f32(x);
                 let all = trees.trees();
                 trees.each_leaf(&x, n_features, |t, start, leaves| {
-                    let (tree, class) = (&all[t], t % k);
-                    for (raw, &leaf) in raw[start * k..].chunks_exact_mut(k).zip(leaves) {
-                        raw[class] += learning_rate * tree.values(leaf)[0];
-                    }
+                    let tree = &all[t];
+                    walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| learning_rate * tree.values(leaf)[0]);
                 });
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
             }
@@ -390,10 +388,8 @@ impl Classifier {
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
                 let all = trees.trees();
                 trees.each_leaf(x, n_features, |t, start, leaves| {
-                    let (values, class) = (&all[t].values, t % k);
-                    for (raw, &leaf) in raw[start * k..].chunks_exact_mut(k).zip(leaves) {
-                        raw[class] += values[leaf as usize];
-                    }
+                    let values = &all[t].values;
+                    walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| values[leaf as usize]);
                 });
                 finish(*link, &raw, k, proba, labels, |r| r > 0.0);
             }

@@ -6,7 +6,7 @@
 //! comparisons are exact and the masks the same).
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use avx512::Wide;
+pub(super) use avx512::{Clear, Wide};
 
 use super::walk::Value;
 
@@ -17,6 +17,13 @@ pub(crate) trait Wide {}
 impl Wide for f32 {}
 #[cfg(not(target_arch = "x86_64"))]
 impl Wide for f64 {}
+/// The leaf-set words' AVX-512 clears (none off x86-64).
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) trait Clear {}
+#[cfg(not(target_arch = "x86_64"))]
+impl Clear for u32 {}
+#[cfg(not(target_arch = "x86_64"))]
+impl Clear for u64 {}
 
 /// A scan's instruction set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +56,7 @@ pub(super) fn best() -> Kernel {
 pub(super) mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::quick::{Feature, Lanes, BLOCK};
+    use super::super::quick::{Feature, Lanes, Word, BLOCK};
 
     /// A block's values in registers, by value type.
     pub(crate) trait Wide: Copy {
@@ -115,15 +122,36 @@ pub(super) mod avx512 {
         }
     }
 
-    /// Clears `mask`'s leaves from the words of the rows in `rows`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512dq")]
-    unsafe fn clear(set: &mut Lanes, rows: u16, mask: u64) {
-        let m = _mm512_set1_epi64(mask as i64);
-        let p = set.as_mut_ptr().cast::<i64>();
-        let (lo, hi) = (_mm512_loadu_epi64(p), _mm512_loadu_epi64(p.add(8)));
-        _mm512_storeu_epi64(p, _mm512_mask_and_epi64(lo, rows as u8, lo, m));
-        _mm512_storeu_epi64(p.add(8), _mm512_mask_and_epi64(hi, (rows >> 8) as u8, hi, m));
+    /// A leaf-set word's masked AND over a block.
+    pub(crate) trait Clear: Sized {
+        /// Clears `mask`'s leaves from the words of the rows in `rows`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F.
+        unsafe fn clear(set: &mut [Self; BLOCK], rows: u16, mask: u64);
+    }
+
+    impl Clear for u64 {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512dq")]
+        unsafe fn clear(set: &mut Lanes<u64>, rows: u16, mask: u64) {
+            let m = _mm512_set1_epi64(mask as i64);
+            let p = set.as_mut_ptr().cast::<i64>();
+            let (lo, hi) = (_mm512_loadu_epi64(p), _mm512_loadu_epi64(p.add(8)));
+            _mm512_storeu_epi64(p, _mm512_mask_and_epi64(lo, rows as u8, lo, m));
+            _mm512_storeu_epi64(p.add(8), _mm512_mask_and_epi64(hi, (rows >> 8) as u8, hi, m));
+        }
+    }
+
+    impl Clear for u32 {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512dq")]
+        unsafe fn clear(set: &mut Lanes<u32>, rows: u16, mask: u64) {
+            let m = _mm512_set1_epi32(mask as u32 as i32);
+            let p = set.as_mut_ptr().cast::<i32>();
+            let all = _mm512_loadu_epi32(p);
+            _mm512_storeu_epi32(p, _mm512_mask_and_epi32(all, rows, all, m));
+        }
     }
 
     /// `quick::scan`, the same rules.
@@ -131,7 +159,11 @@ pub(super) mod avx512 {
     /// # Safety
     /// The CPU has AVX-512F and DQ (`available`).
     #[target_feature(enable = "avx512f,avx512dq")]
-    pub(in super::super) unsafe fn scan<T: super::Value>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]) {
+    pub(in super::super) unsafe fn scan<T: super::Value, B: Word>(
+        feature: &Feature<T>,
+        v: &[T; BLOCK],
+        sets: &mut [Lanes<B>],
+    ) {
         let r = T::load(v);
         for e in &feature.numeric {
             let failed = T::above(r, e.threshold);
@@ -139,12 +171,12 @@ pub(super) mod avx512 {
             if failed == 0 {
                 break;
             }
-            clear(&mut sets[e.word as usize], failed, e.mask);
+            B::clear(&mut sets[e.word as usize], failed, e.mask);
         }
         let nan = T::nan(r);
         if nan != 0 {
             for &(word, mask) in &feature.nan_right {
-                clear(&mut sets[word as usize], nan, mask);
+                B::clear(&mut sets[word as usize], nan, mask);
             }
         }
         if feature.inline.is_empty() {
@@ -165,7 +197,7 @@ pub(super) mod avx512 {
             let one = _mm512_set1_epi64(1);
             let listed = |h: usize| inside[h] & _mm512_test_epi64_mask(_mm512_srlv_epi64(bits, codes[h]), one);
             let left = u16::from(listed(0)) | u16::from(listed(1)) << 8;
-            clear(&mut sets[c.word as usize], !left, c.mask);
+            B::clear(&mut sets[c.word as usize], !left, c.mask);
         }
     }
 }

@@ -225,10 +225,8 @@ impl LightGbm {
         let mut raw = vec![0.0; labels.len() * k];
         let trees = self.trees.trees();
         self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
-            let (tree, class) = (&trees[t], t % k);
-            for (raw, &leaf) in raw[start * k..].chunks_exact_mut(k).zip(leaves) {
-                raw[class] += tree.leaf_value(leaf);
-            }
+            let tree = &trees[t];
+            walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| tree.leaf_value(leaf));
         });
         let iterations = (trees.len() / self.k) as f64;
         for (i, label) in labels.iter_mut().enumerate() {

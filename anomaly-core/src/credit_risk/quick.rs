@@ -27,7 +27,52 @@ pub(super) const BLOCK: usize = 16;
 const MAX_LEAVES: usize = 1024;
 
 /// One leaf-set word for each row of a block.
-pub(super) type Lanes = [u64; BLOCK];
+pub(super) type Lanes<B = u64> = [B; BLOCK];
+
+/// A leaf-set word: 64 leaves, or 32 where no tree has more (a split's
+/// clear then touches half the bytes: one AVX-512 register for a block).
+pub(super) trait Word:
+    Copy + Eq + std::ops::BitAndAssign + std::ops::BitOr<Output = Self> + kernels::Clear
+{
+    const ONES: Self;
+    const ZERO: Self;
+    const BITS: usize;
+    /// The mask's low bits (a tree's only word, when 32 bits).
+    fn from_mask(mask: u64) -> Self;
+    /// All ones, unless `failed`.
+    fn unless(failed: bool) -> Self;
+    fn trailing_zeros(self) -> u32;
+}
+
+impl Word for u64 {
+    const ONES: u64 = u64::MAX;
+    const ZERO: u64 = 0;
+    const BITS: usize = 64;
+    fn from_mask(mask: u64) -> u64 {
+        mask
+    }
+    fn unless(failed: bool) -> u64 {
+        u64::from(failed).wrapping_sub(1)
+    }
+    fn trailing_zeros(self) -> u32 {
+        u64::trailing_zeros(self)
+    }
+}
+
+impl Word for u32 {
+    const ONES: u32 = u32::MAX;
+    const ZERO: u32 = 0;
+    const BITS: usize = 32;
+    fn from_mask(mask: u64) -> u32 {
+        mask as u32
+    }
+    fn unless(failed: bool) -> u32 {
+        u32::from(failed).wrapping_sub(1)
+    }
+    fn trailing_zeros(self) -> u32 {
+        u32::trailing_zeros(self)
+    }
+}
 
 /// Numbers the leaves under `node` left to right into `leaves`, and each
 /// split's left-subtree leaves `lo..mid` into `splits`; `None` past
@@ -109,6 +154,8 @@ pub(crate) struct Quick<T> {
     leaves: Vec<Vec<u32>>,
     /// The trees' depths, summed.
     depth: usize,
+    /// Whether every tree has at most 32 leaves (32-bit words).
+    narrow: bool,
 }
 
 impl<T: Value> Quick<T> {
@@ -152,6 +199,7 @@ impl<T: Value> Quick<T> {
             words: vec![0],
             leaves: Vec::new(),
             depth: 0,
+            narrow: true,
         };
         for (t, tree) in trees.into_iter().enumerate() {
             let t = u32::try_from(t).ok()?;
@@ -183,6 +231,7 @@ impl<T: Value> Quick<T> {
                 }
             }
             quick.words.push(first.checked_add(u32::try_from(leaves.len().div_ceil(64)).ok()?)?);
+            quick.narrow &= leaves.len() <= 32;
             quick.leaves.push(leaves);
         }
         for feature in &mut quick.features {
@@ -201,39 +250,51 @@ impl<T: Value> Quick<T> {
         width: usize,
         visit: impl FnMut(usize, usize, &[u32]),
     ) {
-        match kernels::best() {
+        match (kernels::best(), self.narrow) {
             #[cfg(target_arch = "x86_64")]
-            kernels::Kernel::Avx512 => {
+            (kernels::Kernel::Avx512, true) => {
                 // SAFETY: the CPU has the instructions the kernel is compiled for.
-                let scan =
-                    |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]| unsafe { kernels::avx512::scan(f, v, sets) };
+                let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<u32>]| unsafe {
+                    kernels::avx512::scan(f, v, sets)
+                };
                 self.blocks(trees, tree, x, width, scan, visit);
             }
             #[cfg(target_arch = "x86_64")]
-            kernels::Kernel::Avx2 => {
+            (kernels::Kernel::Avx512, false) => {
+                // SAFETY: as above.
+                let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<u64>]| unsafe {
+                    kernels::avx512::scan(f, v, sets)
+                };
+                self.blocks(trees, tree, x, width, scan, visit);
+            }
+            #[cfg(target_arch = "x86_64")]
+            (kernels::Kernel::Avx2, _) => {
                 // SAFETY: as above.
                 let scan =
                     |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]| unsafe { kernels::avx2::scan(f, v, sets) };
                 self.blocks(trees, tree, x, width, scan, visit);
             }
-            kernels::Kernel::Portable => self.blocks(trees, tree, x, width, scan, visit),
+            (kernels::Kernel::Portable, true) => self.blocks(trees, tree, x, width, scan::<T, u32>, visit),
+            (kernels::Kernel::Portable, false) => self.blocks(trees, tree, x, width, scan::<T, u64>, visit),
         }
     }
 
     /// The scorer, with the scan of one feature against a block.
     #[inline(always)]
-    fn blocks<W>(
+    fn blocks<W, B: Word>(
         &self,
         trees: &[W],
         tree: impl Fn(&W) -> &Tree<T>,
         x: &[T],
         width: usize,
-        scan: impl Fn(&Feature<T>, &[T; BLOCK], &mut [Lanes]),
+        scan: impl Fn(&Feature<T>, &[T; BLOCK], &mut [Lanes<B>]),
         mut visit: impl FnMut(usize, usize, &[u32]),
     ) {
         let rows = x.len().checked_div(width).unwrap_or(0);
         let total = self.words.last().copied().unwrap_or(0) as usize;
-        let mut sets: Vec<Lanes> = vec![[u64::MAX; BLOCK]; total];
+        // Narrow words need one word per tree (the caller checked: 32 leaves at most).
+        debug_assert!(B::BITS == 64 || self.narrow);
+        let mut sets: Vec<Lanes<B>> = vec![[B::ONES; BLOCK]; total];
         let mut columns: Vec<[T; BLOCK]> = vec![[T::ZERO; BLOCK]; width];
         for start in (0..rows).step_by(BLOCK) {
             let n = BLOCK.min(rows - start);
@@ -244,7 +305,7 @@ impl<T: Value> Quick<T> {
                     column[l] = v;
                 }
             }
-            sets.iter_mut().for_each(|s| *s = [u64::MAX; BLOCK]);
+            sets.iter_mut().for_each(|s| *s = [B::ONES; BLOCK]);
             for (feature, column) in self.features.iter().zip(&columns) {
                 scan(feature, column, &mut sets);
             }
@@ -253,7 +314,7 @@ impl<T: Value> Quick<T> {
                 for (l, s) in set.iter_mut().enumerate().take(n) {
                     let r = start + l;
                     if !walk.goes_left(node, &x[r * width..(r + 1) * width]) {
-                        *s &= mask;
+                        *s &= B::from_mask(mask);
                     }
                 }
             }
@@ -267,9 +328,12 @@ impl<T: Value> Quick<T> {
                 } else {
                     for (l, f) in found.iter_mut().enumerate().take(n) {
                         // The exit leaf is never cleared: some word has a bit.
-                        let (w, s) =
-                            words.iter().enumerate().find(|(_, s)| s[l] != 0).map_or((0, 0), |(w, s)| (w, s[l]));
-                        *f = leaves[w * 64 + s.trailing_zeros() as usize];
+                        let (w, s) = words
+                            .iter()
+                            .enumerate()
+                            .find(|(_, s)| s[l] != B::ZERO)
+                            .map_or((0, B::ONES), |(w, s)| (w, s[l]));
+                        *f = leaves[w * B::BITS + s.trailing_zeros() as usize];
                     }
                 }
                 visit(t, start, &found[..n]);
@@ -280,24 +344,23 @@ impl<T: Value> Quick<T> {
 
 /// One feature's splits against a block's values: the failed ones clear
 /// their leaves (the portable copy of `kernels`' scans).
-pub(super) fn scan<T: Value>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]) {
+pub(super) fn scan<T: Value, B: Word>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<B>]) {
     for e in &feature.numeric {
         let mut failed = false;
+        let mask = B::from_mask(e.mask);
         for (s, &x) in sets[e.word as usize].iter_mut().zip(v) {
             failed |= x > e.threshold;
-            // All ones where the row passes.
-            *s &= e.mask | u64::from(x > e.threshold).wrapping_sub(1);
+            *s &= mask | B::unless(x > e.threshold);
         }
         // Thresholds ascend: no row fails this one or any after it.
         if !failed {
             break;
         }
     }
-    let nan = v.iter().any(|x| x.is_nan());
-    if nan {
+    if v.iter().any(|x| x.is_nan()) {
         for &(word, mask) in &feature.nan_right {
             for (s, &x) in sets[word as usize].iter_mut().zip(v) {
-                *s &= mask | u64::from(x.is_nan()).wrapping_sub(1);
+                *s &= B::from_mask(mask) | B::unless(x.is_nan());
             }
         }
     }
@@ -307,7 +370,7 @@ pub(super) fn scan<T: Value>(feature: &Feature<T>, v: &[T; BLOCK], sets: &mut [L
             // outside (-1, 64) go right.
             let x = x.to_f64();
             let listed = (c.bits >> ((x as i64 & 63) as u32)) & 1 != 0;
-            *s &= c.mask | u64::from((x > -1.0) & (x < 64.0) & listed).wrapping_neg();
+            *s &= B::from_mask(c.mask) | B::unless(!((x > -1.0) & (x < 64.0) & listed));
         }
     }
 }
@@ -377,14 +440,14 @@ mod tests {
 
     /// Every row's exit leaves, by whichever instruction set this CPU
     /// has and by the plain copy, against one walk at a time: trees of one
-    /// to three leaf-set words, blocks full and short.
+    /// to three leaf-set words, 32-bit words, blocks full and short.
     #[test]
     fn exit_leaves_are_the_walks() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..60 {
             let trees: Vec<Tree<f64>> = (0..1 + round % 7)
                 .map(|_| {
-                    let leaves = 1 + rng.next(if round % 3 == 0 { 190 } else { 64 }) as usize;
+                    let leaves = 1 + rng.next([190, 32, 64][round % 3]) as usize;
                     tree(&mut rng, leaves)
                 })
                 .collect();
@@ -400,10 +463,18 @@ mod tests {
             };
             let mut runs: Vec<Vec<(usize, usize, u32)>> = vec![Vec::new(); 2];
             quick.each_leaf(&trees, |t| t, &x, 3, |t, start, leaves| each(&mut runs[0], t, start, leaves));
-            quick.blocks(&trees, |t| t, &x, 3, super::scan, |t, start, leaves| each(&mut runs[1], t, start, leaves));
+            let scan = super::scan::<f64, u64>;
+            quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut runs[1], t, start, leaves));
+            if quick.narrow {
+                let mut run = Vec::new();
+                let scan = super::scan::<f64, u32>;
+                quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                runs.push(run);
+            }
             #[cfg(target_arch = "x86_64")]
             {
                 use super::super::kernels;
+                use super::{Feature, Lanes};
                 if std::is_x86_feature_detected!("avx2") {
                     let mut run = Vec::new();
                     // SAFETY: the CPU has AVX2.
@@ -414,9 +485,18 @@ mod tests {
                 if kernels::best() == kernels::Kernel::Avx512 {
                     let mut run = Vec::new();
                     // SAFETY: the CPU has AVX-512F and DQ.
-                    let scan = |f: &_, v: &_, s: &mut _| unsafe { kernels::avx512::scan(f, v, s) };
+                    let scan =
+                        |f: &Feature<f64>, v: &_, s: &mut [Lanes<u64>]| unsafe { kernels::avx512::scan(f, v, s) };
                     quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
                     runs.push(run);
+                    if quick.narrow {
+                        let mut run = Vec::new();
+                        // SAFETY: as above.
+                        let scan =
+                            |f: &Feature<f64>, v: &_, s: &mut [Lanes<u32>]| unsafe { kernels::avx512::scan(f, v, s) };
+                        quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                        runs.push(run);
+                    }
                 }
             }
             for found in runs {

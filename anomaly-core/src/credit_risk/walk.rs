@@ -463,6 +463,28 @@ pub(crate) fn each_leaf<W, T: Value>(
     }
 }
 
+/// Adds a tree's leaf values to the raw scores of rows `start..` (`k`
+/// classes per row, this tree's `class`): the sum `each_leaf`'s callers
+/// make. Binary models (`k` 1) take a plain loop, no index arithmetic.
+#[inline(always)]
+pub(crate) fn accumulate<F: Copy + std::ops::AddAssign>(
+    raw: &mut [F],
+    (k, class): (usize, usize),
+    start: usize,
+    leaves: &[u32],
+    value: impl Fn(u32) -> F,
+) {
+    if k == 1 {
+        for (r, &leaf) in raw[start..].iter_mut().zip(leaves) {
+            *r += value(leaf);
+        }
+    } else {
+        for (r, &leaf) in raw[start * k..].chunks_exact_mut(k).zip(leaves) {
+            r[class] += value(leaf);
+        }
+    }
+}
+
 /// A model's tree: its walk, beside the leaf values the model keeps.
 pub(crate) trait Walked<T> {
     fn walk(&self) -> &Tree<T>;

@@ -203,9 +203,7 @@ impl XgBoost {
         let trees = self.trees.trees();
         self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
             let (group, values) = (trees[t].group, &trees[t].values);
-            for (margin, &leaf) in margins[start * k..].chunks_exact_mut(k).zip(leaves) {
-                margin[group] += values[leaf as usize];
-            }
+            walk::accumulate(&mut margins, (k, group), start, leaves, |leaf| values[leaf as usize]);
         });
         let mut exps = vec![0f32; k];
         for (i, label) in labels.iter_mut().enumerate() {
