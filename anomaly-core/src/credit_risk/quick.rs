@@ -29,15 +29,16 @@ const MAX_LEAVES: usize = 1024;
 /// One leaf-set word for each row of a block.
 pub(super) type Lanes<B = u64> = [B; BLOCK];
 
-/// A leaf-set word: 64 leaves, or 32 where no tree has more (a split's
-/// clear then touches half the bytes: one AVX-512 register for a block).
+/// A leaf-set word: 64 leaves, or 32 where no tree has more than 64 (a
+/// split's clear then touches half the bytes: one AVX-512 register for a
+/// block).
 pub(super) trait Word:
     Copy + Eq + std::ops::BitAndAssign + std::ops::BitOr<Output = Self> + kernels::Clear
 {
     const ONES: Self;
     const ZERO: Self;
     const BITS: usize;
-    /// The mask's low bits (a tree's only word, when 32 bits).
+    /// The mask's low bits (a 32-bit word's mask is cut for it).
     fn from_mask(mask: u64) -> Self;
     /// All ones, unless `failed`.
     fn unless(failed: bool) -> Self;
@@ -106,9 +107,11 @@ fn number<T: Value>(
 
 /// The words holding leaves `lo..mid` of a tree, each with the mask that
 /// clears them: `(word within the tree, mask)`.
-fn clearing(lo: usize, mid: usize) -> impl Iterator<Item = (usize, u64)> {
-    (lo / 64..mid.div_ceil(64)).map(move |w| {
-        let (a, b) = (lo.max(w * 64) - w * 64, mid.min(w * 64 + 64) - w * 64);
+/// Words are `width` bits (32 or 64; a 32-bit word's mask keeps its high
+/// half set).
+fn clearing(lo: usize, mid: usize, width: usize) -> impl Iterator<Item = (usize, u64)> {
+    (lo / width..mid.div_ceil(width)).map(move |w| {
+        let (a, b) = (lo.max(w * width) - w * width, mid.min(w * width + width) - w * width);
         let bits = if b - a == 64 { u64::MAX } else { ((1u64 << (b - a)) - 1) << a };
         (w, !bits)
     })
@@ -154,7 +157,7 @@ pub(crate) struct Quick<T> {
     leaves: Vec<Vec<u32>>,
     /// The trees' depths, summed.
     depth: usize,
-    /// Whether every tree has at most 32 leaves (32-bit words).
+    /// Whether leaf sets are 32-bit words (every tree has at most 64 leaves).
     narrow: bool,
 }
 
@@ -166,7 +169,12 @@ impl<T: Value> Quick<T> {
     where
         T: 'a,
     {
-        Self::build(trees, n_features).filter(Quick::faster)
+        // AVX2's kernel takes 64-bit words only.
+        #[cfg(target_arch = "x86_64")]
+        let narrow = kernels::best() != kernels::Kernel::Avx2;
+        #[cfg(not(target_arch = "x86_64"))]
+        let narrow = true;
+        Self::build(trees, n_features, narrow).filter(Quick::faster)
     }
 
     /// A block pays for about every split (those below its rows' largest
@@ -189,7 +197,8 @@ impl<T: Value> Quick<T> {
         lanes + 8 * self.others.len() <= per_level * self.depth
     }
 
-    fn build<'a>(trees: impl IntoIterator<Item = &'a Tree<T>>, n_features: usize) -> Option<Quick<T>>
+    /// `narrow`: 32-bit words allowed.
+    fn build<'a>(trees: impl IntoIterator<Item = &'a Tree<T>>, n_features: usize, narrow: bool) -> Option<Quick<T>>
     where
         T: 'a,
     {
@@ -201,16 +210,24 @@ impl<T: Value> Quick<T> {
             depth: 0,
             narrow: true,
         };
-        for (t, tree) in trees.into_iter().enumerate() {
-            let t = u32::try_from(t).ok()?;
+        let mut numbered = Vec::new();
+        for tree in trees {
             quick.depth += tree.depth();
             let (mut leaves, mut splits) = (Vec::new(), Vec::new());
             number(tree, 0, &mut leaves, &mut vec![false; tree.len()], &mut splits)?;
+            numbered.push((tree, leaves, splits));
+        }
+        // Trees of up to 64 leaves (boosting's) in 32-bit words: most fit
+        // one, and a split's clear touches half the bytes.
+        quick.narrow = narrow && numbered.iter().all(|(_, leaves, _)| leaves.len() <= 64);
+        let width = if quick.narrow { 32 } else { 64 };
+        for (t, (tree, leaves, splits)) in numbered.into_iter().enumerate() {
+            let t = u32::try_from(t).ok()?;
             let first = *quick.words.last()?;
             for (node, lo, mid) in splits {
                 let split = tree.split(node)?;
                 let feature = quick.features.get_mut(split.feature as usize)?;
-                for (w, mask) in clearing(lo, mid) {
+                for (w, mask) in clearing(lo, mid, width) {
                     let word = first + w as u32;
                     match (split.numeric, split.inline) {
                         // A NaN threshold cannot be sorted; it is rare enough to evaluate alone.
@@ -230,8 +247,7 @@ impl<T: Value> Quick<T> {
                     }
                 }
             }
-            quick.words.push(first.checked_add(u32::try_from(leaves.len().div_ceil(64)).ok()?)?);
-            quick.narrow &= leaves.len() <= 32;
+            quick.words.push(first.checked_add(u32::try_from(leaves.len().div_ceil(width)).ok()?)?);
             quick.leaves.push(leaves);
         }
         for feature in &mut quick.features {
@@ -292,8 +308,8 @@ impl<T: Value> Quick<T> {
     ) {
         let rows = x.len().checked_div(width).unwrap_or(0);
         let total = self.words.last().copied().unwrap_or(0) as usize;
-        // Narrow words need one word per tree (the caller checked: 32 leaves at most).
-        debug_assert!(B::BITS == 64 || self.narrow);
+        // The words' width is the one the masks were cut for.
+        debug_assert!((B::BITS == 32) == self.narrow);
         let mut sets: Vec<Lanes<B>> = vec![[B::ONES; BLOCK]; total];
         let mut columns: Vec<[T; BLOCK]> = vec![[T::ZERO; BLOCK]; width];
         for start in (0..rows).step_by(BLOCK) {
@@ -378,7 +394,7 @@ pub(super) fn scan<T: Value, B: Word>(feature: &Feature<T>, v: &[T; BLOCK], sets
 #[cfg(test)]
 mod tests {
     use super::super::walk::{CategoryRule, Split, Tree};
-    use super::{Quick, MAX_LEAVES};
+    use super::{scan, Quick, MAX_LEAVES};
 
     struct Rng(u64);
     impl Rng {
@@ -451,7 +467,6 @@ mod tests {
                     tree(&mut rng, leaves)
                 })
                 .collect();
-            let quick = Quick::build(trees.iter(), 3).expect("under MAX_LEAVES leaves");
             let rows = 1 + rng.next(40) as usize;
             let x: Vec<f64> = (0..3 * rows).map(|_| VALUES[rng.next(VALUES.len() as u64) as usize]).collect();
             let expect: Vec<(usize, usize, u32)> = (0..rows)
@@ -461,14 +476,27 @@ mod tests {
             let each = |found: &mut Vec<_>, t, start, leaves: &[u32]| {
                 found.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
             };
-            let mut runs: Vec<Vec<(usize, usize, u32)>> = vec![Vec::new(); 2];
-            quick.each_leaf(&trees, |t| t, &x, 3, |t, start, leaves| each(&mut runs[0], t, start, leaves));
-            let scan = super::scan::<f64, u64>;
-            quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut runs[1], t, start, leaves));
-            if quick.narrow {
+            let mut runs: Vec<Vec<(usize, usize, u32)>> = Vec::new();
+            if let Some(quick) = Quick::new(trees.iter(), 3) {
                 let mut run = Vec::new();
-                let scan = super::scan::<f64, u32>;
-                quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                quick.each_leaf(&trees, |t| t, &x, 3, |t, start, leaves| each(&mut run, t, start, leaves));
+                runs.push(run);
+            }
+            let wide = Quick::build(trees.iter(), 3, false).expect("under MAX_LEAVES leaves");
+            let narrow = Quick::build(trees.iter(), 3, true).expect("under MAX_LEAVES leaves");
+            let mut run = Vec::new();
+            wide.blocks(&trees, |t| t, &x, 3, scan::<f64, u64>, |t, start, leaves| each(&mut run, t, start, leaves));
+            runs.push(run);
+            if narrow.narrow {
+                let mut run = Vec::new();
+                narrow.blocks(
+                    &trees,
+                    |t| t,
+                    &x,
+                    3,
+                    scan::<f64, u32>,
+                    |t, start, leaves| each(&mut run, t, start, leaves),
+                );
                 runs.push(run);
             }
             #[cfg(target_arch = "x86_64")]
@@ -479,7 +507,7 @@ mod tests {
                     let mut run = Vec::new();
                     // SAFETY: the CPU has AVX2.
                     let scan = |f: &_, v: &_, s: &mut _| unsafe { kernels::avx2::scan(f, v, s) };
-                    quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                    wide.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
                     runs.push(run);
                 }
                 if kernels::best() == kernels::Kernel::Avx512 {
@@ -487,14 +515,14 @@ mod tests {
                     // SAFETY: the CPU has AVX-512F and DQ.
                     let scan =
                         |f: &Feature<f64>, v: &_, s: &mut [Lanes<u64>]| unsafe { kernels::avx512::scan(f, v, s) };
-                    quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                    wide.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
                     runs.push(run);
-                    if quick.narrow {
+                    if narrow.narrow {
                         let mut run = Vec::new();
                         // SAFETY: as above.
                         let scan =
                             |f: &Feature<f64>, v: &_, s: &mut [Lanes<u32>]| unsafe { kernels::avx512::scan(f, v, s) };
-                        quick.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                        narrow.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
                         runs.push(run);
                     }
                 }
@@ -516,8 +544,8 @@ mod tests {
     fn large_trees_are_left_to_the_walk() {
         let mut rng = Rng(7);
         let big = tree(&mut rng, MAX_LEAVES + 1);
-        assert!(Quick::build([&big], 3).is_none());
+        assert!(Quick::build([&big], 3, true).is_none());
         let fits = tree(&mut rng, MAX_LEAVES);
-        assert!(Quick::build([&fits], 3).is_some());
+        assert!(Quick::build([&fits], 3, true).is_some());
     }
 }
