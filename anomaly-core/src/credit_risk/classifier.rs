@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 
 use super::document::{ClassifierDoc, PredictorDoc, TreeDoc};
+use super::quick::Sums;
 use super::walk::{self, Forest, Walked};
 
 /// A scikit-learn `tree_`: the walk (features cast to f32, as scikit-learn
@@ -194,12 +195,16 @@ pub(crate) enum Classifier {
         init: Vec<f64>,
         learning_rate: f64,
         trees: Forest<Tree, f32>,
+        /// Binary models' `learning_rate * value` for scoring in blocks.
+        sums: Option<Sums<f64>>,
     },
     /// Iterations' trees in order, `baseline.len()` per iteration.
     Hist {
         link: Link,
         baseline: Vec<f64>,
         trees: Forest<HistTree, f64>,
+        /// Binary models' leaf values for scoring in blocks.
+        sums: Option<Sums<f64>>,
     },
     LightGbm(super::lightgbm::LightGbm),
     XgBoost(super::xgboost::XgBoost),
@@ -260,7 +265,12 @@ impl Classifier {
                     }
                 }
                 let trees = Forest::new(trees, n_features);
-                (Classifier::Boosting { link, init: init_raw, learning_rate, trees }, n_features)
+                let sums = if init_raw.len() == 1 {
+                    trees.sums(|t, node| learning_rate * trees.trees()[t].values(node)[0])
+                } else {
+                    None
+                };
+                (Classifier::Boosting { link, init: init_raw, learning_rate, trees, sums }, n_features)
             }
             ClassifierDoc::HistGradientBoosting { n_features, link, baseline, known_categories, iterations } => {
                 let link = Link::parse(&link)?;
@@ -279,7 +289,13 @@ impl Classifier {
                         trees.push(HistTree::compile(p, n_features, &known)?);
                     }
                 }
-                (Classifier::Hist { link, baseline, trees: Forest::new(trees, n_features) }, n_features)
+                let trees = Forest::new(trees, n_features);
+                let sums = if baseline.len() == 1 {
+                    trees.sums(|t, node| trees.trees()[t].values[node as usize])
+                } else {
+                    None
+                };
+                (Classifier::Hist { link, baseline, trees, sums }, n_features)
             }
             ClassifierDoc::Lightgbm(doc) => {
                 let (model, n_features) = super::lightgbm::LightGbm::compile(doc, n_classes)?;
@@ -372,25 +388,31 @@ impl Classifier {
                     labels[i] = argmax(out);
                 }
             }
-            Classifier::Boosting { link, init, learning_rate, trees } => {
+            Classifier::Boosting { link, init, learning_rate, trees, sums } => {
                 let k = init.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| init.iter().copied()).collect();
                 let x = as_f32(x);
                 let all = trees.trees();
-                trees.each_leaf(&x, n_features, |t, start, leaves| {
-                    let tree = &all[t];
-                    walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| learning_rate * tree.values(leaf)[0]);
-                });
+                if !sums.as_ref().is_some_and(|sums| trees.add(&x, n_features, sums, &mut raw)) {
+                    trees.each_leaf(&x, n_features, |t, start, leaves| {
+                        let tree = &all[t];
+                        walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| {
+                            learning_rate * tree.values(leaf)[0]
+                        });
+                    });
+                }
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
             }
-            Classifier::Hist { link, baseline, trees } => {
+            Classifier::Hist { link, baseline, trees, sums } => {
                 let k = baseline.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
                 let all = trees.trees();
-                trees.each_leaf(x, n_features, |t, start, leaves| {
-                    let values = &all[t].values;
-                    walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| values[leaf as usize]);
-                });
+                if !sums.as_ref().is_some_and(|sums| trees.add(x, n_features, sums, &mut raw)) {
+                    trees.each_leaf(x, n_features, |t, start, leaves| {
+                        let values = &all[t].values;
+                        walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| values[leaf as usize]);
+                    });
+                }
                 finish(*link, &raw, k, proba, labels, |r| r > 0.0);
             }
         }

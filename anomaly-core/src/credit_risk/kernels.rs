@@ -6,7 +6,7 @@
 //! comparisons are exact and the masks the same).
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use avx512::{Clear, Wide};
+pub(super) use avx512::{Clear, Gather, Wide};
 
 use super::walk::Value;
 
@@ -17,6 +17,13 @@ pub(crate) trait Wide {}
 impl Wide for f32 {}
 #[cfg(not(target_arch = "x86_64"))]
 impl Wide for f64 {}
+/// The raw scores' AVX-512 gathers (none off x86-64).
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) trait Gather {}
+#[cfg(not(target_arch = "x86_64"))]
+impl Gather for f32 {}
+#[cfg(not(target_arch = "x86_64"))]
+impl Gather for f64 {}
 /// The leaf-set words' AVX-512 clears (none off x86-64).
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) trait Clear {}
@@ -39,7 +46,10 @@ pub(super) enum Kernel {
 pub(super) fn best() -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512cd")
+        {
             return Kernel::Avx512;
         }
         if std::is_x86_feature_detected!("avx2") {
@@ -56,7 +66,7 @@ pub(super) fn best() -> Kernel {
 pub(super) mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::quick::{Feature, Lanes, Word, BLOCK};
+    use super::super::quick::{Feature, Lanes, Sum, Word, BLOCK};
 
     /// A block's values in registers, by value type.
     pub(crate) trait Wide: Copy {
@@ -154,10 +164,73 @@ pub(super) mod avx512 {
         }
     }
 
+    /// A raw score type's sixteen lanes.
+    pub(crate) trait Gather: Sized {
+        /// `acc[l] += table[leaf[l]]`, each lane one IEEE addition.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F and DQ; every `leaf` is below 64.
+        unsafe fn add16(acc: &mut [Self; BLOCK], leaf: __m512i, table: &[Self; 64]);
+    }
+
+    impl Gather for f32 {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512dq")]
+        unsafe fn add16(acc: &mut [f32; BLOCK], leaf: __m512i, table: &[f32; 64]) {
+            let v = _mm512_i32gather_ps::<4>(leaf, table.as_ptr());
+            _mm512_storeu_ps(acc.as_mut_ptr(), _mm512_add_ps(_mm512_loadu_ps(acc.as_ptr()), v));
+        }
+    }
+
+    impl Gather for f64 {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512dq")]
+        unsafe fn add16(acc: &mut [f64; BLOCK], leaf: __m512i, table: &[f64; 64]) {
+            let lo = _mm512_i32gather_pd::<8>(_mm512_castsi512_si256(leaf), table.as_ptr());
+            let hi = _mm512_i32gather_pd::<8>(_mm512_extracti64x4_epi64::<1>(leaf), table.as_ptr());
+            let p = acc.as_mut_ptr();
+            _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), lo));
+            _mm512_storeu_pd(p.add(8), _mm512_add_pd(_mm512_loadu_pd(p.add(8)), hi));
+        }
+    }
+
+    /// The lowest set bit's index in each lane (lanes not zero).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    unsafe fn lowest(x: __m512i) -> __m512i {
+        let bit = _mm512_and_si512(x, _mm512_sub_epi32(_mm512_setzero_si512(), x));
+        _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(bit))
+    }
+
+    /// `quick::add`, the same additions in the same order.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F, DQ and CD; `raw` holds at most `BLOCK` rows,
+    /// `tables` come from the scorer that cut `words`.
+    #[target_feature(enable = "avx512f,avx512dq,avx512cd")]
+    pub(in super::super) unsafe fn add<F: Sum>(words: &[u32], sets: &[Lanes<u32>], tables: &[[F; 64]], raw: &mut [F]) {
+        let mut acc = [F::default(); BLOCK];
+        acc[..raw.len()].copy_from_slice(raw);
+        for (span, table) in words.windows(2).zip(tables) {
+            let at = span[0] as usize;
+            let first = _mm512_loadu_epi32(sets[at].as_ptr().cast());
+            let mut leaf = lowest(first);
+            if span[1] as usize - at == 2 {
+                // Where the first word is empty, the leaf is in the second.
+                let second = _mm512_loadu_epi32(sets[at + 1].as_ptr().cast());
+                let empty = _mm512_testn_epi32_mask(first, first);
+                leaf = _mm512_mask_add_epi32(leaf, empty, lowest(second), _mm512_set1_epi32(32));
+            }
+            F::add16(&mut acc, leaf, table);
+        }
+        let n = raw.len();
+        raw.copy_from_slice(&acc[..n]);
+    }
+
     /// `quick::scan`, the same rules.
     ///
     /// # Safety
-    /// The CPU has AVX-512F and DQ (`available`).
+    /// The CPU has AVX-512F and DQ (`best`).
     #[target_feature(enable = "avx512f,avx512dq")]
     pub(in super::super) unsafe fn scan<T: super::Value, B: Word>(
         feature: &Feature<T>,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+use super::quick::Sums;
 use super::walk::{self, Forest, Walked};
 
 fn corrupt(reason: String) -> Error {
@@ -79,6 +80,8 @@ pub(crate) struct LightGbm {
     average_output: bool,
     cast_f32: bool,
     trees: Forest<Tree, f64>,
+    /// Binary models' leaf values for scoring in blocks.
+    sums: Option<Sums<f64>>,
 }
 
 impl Walked<f64> for Tree {
@@ -200,8 +203,11 @@ impl LightGbm {
             k,
             average_output: doc.average_output,
             cast_f32: doc.cast_f32,
+            sums: None,
             trees: Forest::new(trees, doc.n_features),
         };
+        let sums = if k == 1 { model.trees.sums(|t, node| model.trees.trees()[t].leaf_value(node)) } else { None };
+        let model = LightGbm { sums, ..model };
         Ok((model, doc.n_features))
     }
 
@@ -224,10 +230,12 @@ impl LightGbm {
         let k = self.k;
         let mut raw = vec![0.0; labels.len() * k];
         let trees = self.trees.trees();
-        self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
-            let tree = &trees[t];
-            walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| tree.leaf_value(leaf));
-        });
+        if !self.sums.as_ref().is_some_and(|sums| self.trees.add(&rows, n_features, sums, &mut raw)) {
+            self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
+                let tree = &trees[t];
+                walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| tree.leaf_value(leaf));
+            });
+        }
         let iterations = (trees.len() / self.k) as f64;
         for (i, label) in labels.iter_mut().enumerate() {
             let raw = &mut raw[i * k..(i + 1) * k];

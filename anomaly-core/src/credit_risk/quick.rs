@@ -264,7 +264,7 @@ impl<T: Value> Quick<T> {
         tree: impl Fn(&W) -> &Tree<T>,
         x: &[T],
         width: usize,
-        visit: impl FnMut(usize, usize, &[u32]),
+        mut visit: impl FnMut(usize, usize, &[u32]),
     ) {
         match (kernels::best(), self.narrow) {
             #[cfg(target_arch = "x86_64")]
@@ -273,7 +273,8 @@ impl<T: Value> Quick<T> {
                 let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<u32>]| unsafe {
                     kernels::avx512::scan(f, v, sets)
                 };
-                self.blocks(trees, tree, x, width, scan, visit);
+                let exits = |start, n, sets: &[Lanes<u32>]| self.visit(start, n, sets, &mut visit);
+                self.blocks(trees, tree, x, width, scan, exits);
             }
             #[cfg(target_arch = "x86_64")]
             (kernels::Kernel::Avx512, false) => {
@@ -281,17 +282,25 @@ impl<T: Value> Quick<T> {
                 let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<u64>]| unsafe {
                     kernels::avx512::scan(f, v, sets)
                 };
-                self.blocks(trees, tree, x, width, scan, visit);
+                let exits = |start, n, sets: &[Lanes<u64>]| self.visit(start, n, sets, &mut visit);
+                self.blocks(trees, tree, x, width, scan, exits);
             }
             #[cfg(target_arch = "x86_64")]
             (kernels::Kernel::Avx2, _) => {
                 // SAFETY: as above.
                 let scan =
                     |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]| unsafe { kernels::avx2::scan(f, v, sets) };
-                self.blocks(trees, tree, x, width, scan, visit);
+                let exits = |start, n, sets: &[Lanes<u64>]| self.visit(start, n, sets, &mut visit);
+                self.blocks(trees, tree, x, width, scan, exits);
             }
-            (kernels::Kernel::Portable, true) => self.blocks(trees, tree, x, width, scan::<T, u32>, visit),
-            (kernels::Kernel::Portable, false) => self.blocks(trees, tree, x, width, scan::<T, u64>, visit),
+            (kernels::Kernel::Portable, true) => {
+                let exits = |start, n, sets: &[Lanes<u32>]| self.visit(start, n, sets, &mut visit);
+                self.blocks(trees, tree, x, width, scan::<T, u32>, exits);
+            }
+            (kernels::Kernel::Portable, false) => {
+                let exits = |start, n, sets: &[Lanes<u64>]| self.visit(start, n, sets, &mut visit);
+                self.blocks(trees, tree, x, width, scan::<T, u64>, exits);
+            }
         }
     }
 
@@ -304,7 +313,7 @@ impl<T: Value> Quick<T> {
         x: &[T],
         width: usize,
         scan: impl Fn(&Feature<T>, &[T; BLOCK], &mut [Lanes<B>]),
-        mut visit: impl FnMut(usize, usize, &[u32]),
+        mut exits: impl FnMut(usize, usize, &[Lanes<B>]),
     ) {
         let rows = x.len().checked_div(width).unwrap_or(0);
         let total = self.words.last().copied().unwrap_or(0) as usize;
@@ -334,26 +343,112 @@ impl<T: Value> Quick<T> {
                     }
                 }
             }
-            let mut found = [0u32; BLOCK];
-            for (t, (span, leaves)) in self.words.windows(2).zip(&self.leaves).enumerate() {
-                let words = &sets[span[0] as usize..span[1] as usize];
-                if let [set] = words {
-                    for (f, s) in found.iter_mut().zip(set).take(n) {
-                        *f = leaves[s.trailing_zeros() as usize];
-                    }
-                } else {
-                    for (l, f) in found.iter_mut().enumerate().take(n) {
-                        // The exit leaf is never cleared: some word has a bit.
-                        let (w, s) = words
-                            .iter()
-                            .enumerate()
-                            .find(|(_, s)| s[l] != B::ZERO)
-                            .map_or((0, B::ONES), |(w, s)| (w, s[l]));
-                        *f = leaves[w * B::BITS + s.trailing_zeros() as usize];
-                    }
+            exits(start, n, &sets);
+        }
+    }
+
+    /// `blocks`' stage that names each tree's exit leaves: `visit(tree,
+    /// first row, leaf nodes)` for the block's `n` rows from `start`.
+    #[inline(always)]
+    fn visit<B: Word>(&self, start: usize, n: usize, sets: &[Lanes<B>], visit: &mut impl FnMut(usize, usize, &[u32])) {
+        let mut found = [0u32; BLOCK];
+        for (t, (span, leaves)) in self.words.windows(2).zip(&self.leaves).enumerate() {
+            let words = &sets[span[0] as usize..span[1] as usize];
+            if let [set] = words {
+                for (f, s) in found.iter_mut().zip(set).take(n) {
+                    *f = leaves[s.trailing_zeros() as usize];
                 }
-                visit(t, start, &found[..n]);
+            } else {
+                for (l, f) in found.iter_mut().enumerate().take(n) {
+                    // The exit leaf is never cleared: some word has a bit.
+                    let (w, s) = words
+                        .iter()
+                        .enumerate()
+                        .find(|(_, s)| s[l] != B::ZERO)
+                        .map_or((0, B::ONES), |(w, s)| (w, s[l]));
+                    *f = leaves[w * B::BITS + s.trailing_zeros() as usize];
+                }
             }
+            visit(t, start, &found[..n]);
+        }
+    }
+}
+
+/// A binary model's leaf values in each tree's leaf order (trees of at
+/// most 64 leaves, in 32-bit words), so a block's exit leaves index them
+/// directly: its sums are gathered sixteen rows at a time instead of
+/// naming each row's leaf node to the model.
+#[derive(Debug, Clone)]
+pub(crate) struct Sums<F> {
+    tables: Vec<[F; 64]>,
+}
+
+/// A raw score type: float64, or XGBoost's float32.
+pub(crate) trait Sum: Copy + Default + std::ops::AddAssign + kernels::Gather {}
+impl Sum for f32 {}
+impl Sum for f64 {}
+
+impl<T: Value> Quick<T> {
+    /// Tables of `value(tree, leaf node)` for `add`; `None` unless the
+    /// leaf sets are 32-bit words.
+    pub(crate) fn sums<F: Sum>(&self, value: impl Fn(usize, u32) -> F) -> Option<Sums<F>> {
+        let table = |(t, leaves): (usize, &Vec<u32>)| {
+            let mut table = [F::default(); 64];
+            for (slot, &node) in table.iter_mut().zip(leaves) {
+                *slot = value(t, node);
+            }
+            table
+        };
+        self.narrow.then(|| Sums { tables: self.leaves.iter().enumerate().map(table).collect() })
+    }
+
+    /// Adds each row's trees' values (`sums`, built from this scorer) to
+    /// its score in `raw`, one per row, each row's trees in model order:
+    /// the same additions as `each_leaf` and the model's sum.
+    pub(crate) fn add<W, F: Sum>(
+        &self,
+        trees: &[W],
+        tree: impl Fn(&W) -> &Tree<T>,
+        x: &[T],
+        width: usize,
+        sums: &Sums<F>,
+        raw: &mut [F],
+    ) {
+        match kernels::best() {
+            #[cfg(target_arch = "x86_64")]
+            kernels::Kernel::Avx512 => {
+                // SAFETY: the CPU has the instructions the kernels are compiled for.
+                let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<u32>]| unsafe {
+                    kernels::avx512::scan(f, v, sets)
+                };
+                let exits = |start: usize, n: usize, sets: &[Lanes<u32>]| unsafe {
+                    kernels::avx512::add(&self.words, sets, &sums.tables, &mut raw[start..start + n]);
+                };
+                self.blocks(trees, tree, x, width, scan, exits);
+            }
+            _ => {
+                let exits = |start: usize, n: usize, sets: &[Lanes<u32>]| {
+                    add(&self.words, sets, &sums.tables, &mut raw[start..start + n])
+                };
+                self.blocks(trees, tree, x, width, scan::<T, u32>, exits);
+            }
+        }
+    }
+}
+
+/// A block's exit leaves' values added to its rows' scores (`raw`, one per
+/// row of the block), tree by tree: the portable copy of
+/// `kernels::avx512::add`. A tree has one or two 32-bit words.
+pub(super) fn add<F: Sum>(words: &[u32], sets: &[Lanes<u32>], tables: &[[F; 64]], raw: &mut [F]) {
+    for (span, table) in words.windows(2).zip(tables) {
+        let (first, second) =
+            (&sets[span[0] as usize], sets.get(span[0] as usize + 1).filter(|_| span[1] - span[0] == 2));
+        for (l, r) in raw.iter_mut().enumerate() {
+            let leaf = match second {
+                Some(second) if first[l] == 0 => 32 + second[l].trailing_zeros(),
+                _ => first[l].trailing_zeros(),
+            };
+            *r += table[leaf as usize & 63];
         }
     }
 }
@@ -394,7 +489,7 @@ pub(super) fn scan<T: Value, B: Word>(feature: &Feature<T>, v: &[T; BLOCK], sets
 #[cfg(test)]
 mod tests {
     use super::super::walk::{CategoryRule, Split, Tree};
-    use super::{scan, Quick, MAX_LEAVES};
+    use super::{scan, Lanes, Quick, Word, MAX_LEAVES};
 
     struct Rng(u64);
     impl Rng {
@@ -454,6 +549,18 @@ mod tests {
         Tree::new(splits.into_iter().map(|s| s.unwrap_or(Split::Leaf)))
     }
 
+    /// `blocks`' exits stage collecting `(row, tree, leaf)`.
+    fn collect<'a, B: Word>(
+        quick: &'a Quick<f64>,
+        run: &'a mut Vec<(usize, usize, u32)>,
+    ) -> impl FnMut(usize, usize, &[Lanes<B>]) + 'a {
+        move |start, n, sets| {
+            quick.visit(start, n, sets, &mut |t, start, leaves: &[u32]| {
+                run.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
+            });
+        }
+    }
+
     /// Every row's exit leaves, by whichever instruction set this CPU
     /// has and by the plain copy, against one walk at a time: trees of one
     /// to three leaf-set words, 32-bit words, blocks full and short.
@@ -485,29 +592,22 @@ mod tests {
             let wide = Quick::build(trees.iter(), 3, false).expect("under MAX_LEAVES leaves");
             let narrow = Quick::build(trees.iter(), 3, true).expect("under MAX_LEAVES leaves");
             let mut run = Vec::new();
-            wide.blocks(&trees, |t| t, &x, 3, scan::<f64, u64>, |t, start, leaves| each(&mut run, t, start, leaves));
+            wide.blocks(&trees, |t| t, &x, 3, scan::<f64, u64>, collect(&wide, &mut run));
             runs.push(run);
             if narrow.narrow {
                 let mut run = Vec::new();
-                narrow.blocks(
-                    &trees,
-                    |t| t,
-                    &x,
-                    3,
-                    scan::<f64, u32>,
-                    |t, start, leaves| each(&mut run, t, start, leaves),
-                );
+                narrow.blocks(&trees, |t| t, &x, 3, scan::<f64, u32>, collect(&narrow, &mut run));
                 runs.push(run);
             }
             #[cfg(target_arch = "x86_64")]
             {
                 use super::super::kernels;
-                use super::{Feature, Lanes};
+                use super::Feature;
                 if std::is_x86_feature_detected!("avx2") {
                     let mut run = Vec::new();
                     // SAFETY: the CPU has AVX2.
                     let scan = |f: &_, v: &_, s: &mut _| unsafe { kernels::avx2::scan(f, v, s) };
-                    wide.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                    wide.blocks(&trees, |t| t, &x, 3, scan, collect(&wide, &mut run));
                     runs.push(run);
                 }
                 if kernels::best() == kernels::Kernel::Avx512 {
@@ -515,14 +615,14 @@ mod tests {
                     // SAFETY: the CPU has AVX-512F and DQ.
                     let scan =
                         |f: &Feature<f64>, v: &_, s: &mut [Lanes<u64>]| unsafe { kernels::avx512::scan(f, v, s) };
-                    wide.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                    wide.blocks(&trees, |t| t, &x, 3, scan, collect(&wide, &mut run));
                     runs.push(run);
                     if narrow.narrow {
                         let mut run = Vec::new();
                         // SAFETY: as above.
                         let scan =
                             |f: &Feature<f64>, v: &_, s: &mut [Lanes<u32>]| unsafe { kernels::avx512::scan(f, v, s) };
-                        narrow.blocks(&trees, |t| t, &x, 3, scan, |t, start, leaves| each(&mut run, t, start, leaves));
+                        narrow.blocks(&trees, |t| t, &x, 3, scan, collect(&narrow, &mut run));
                         runs.push(run);
                     }
                 }
@@ -537,6 +637,57 @@ mod tests {
                 found.sort_unstable();
                 assert_eq!(found, expect, "round {round}");
             }
+        }
+    }
+
+    /// A binary model's block sums are each row's own sum of its exit
+    /// leaves' values, tree by tree, to the bit: by the portable copy and
+    /// by AVX-512 where the CPU has it, in float64 and float32.
+    #[test]
+    fn block_sums_are_each_rows_sum_in_tree_order() {
+        let mut rng = Rng(0x51_7cc1_b727_220a);
+        for round in 0..40 {
+            let trees: Vec<Tree<f64>> = (0..1 + round % 9)
+                .map(|_| {
+                    let leaves = 1 + rng.next(64) as usize;
+                    tree(&mut rng, leaves)
+                })
+                .collect();
+            let quick = Quick::build(trees.iter(), 3, true).expect("under MAX_LEAVES leaves");
+            assert!(quick.narrow);
+            let rows = 1 + rng.next(40) as usize;
+            let x: Vec<f64> = (0..3 * rows).map(|_| VALUES[rng.next(VALUES.len() as u64) as usize]).collect();
+            let value = |t: usize, node: u32| (t as f64 + 1.0) / 3.0 + f64::from(node) * 1e-3;
+            let start: Vec<f64> = (0..rows).map(|r| r as f64 * 0.1).collect();
+            let expect: Vec<f64> = (0..rows)
+                .map(|r| {
+                    trees
+                        .iter()
+                        .enumerate()
+                        .fold(start[r], |s, (t, tree)| s + value(t, tree.leaf(&x[r * 3..r * 3 + 3])))
+                })
+                .collect();
+            let sums = quick.sums(value).expect("32-bit words");
+            let mut raw = start.clone();
+            quick.add(&trees, |t| t, &x, 3, &sums, &mut raw);
+            assert_eq!(raw, expect, "round {round}");
+            let mut portable = start.clone();
+            let exits = |at: usize, n: usize, sets: &[Lanes<u32>]| {
+                super::add(&quick.words, sets, &sums.tables, &mut portable[at..at + n]);
+            };
+            quick.blocks(&trees, |t| t, &x, 3, scan::<f64, u32>, exits);
+            assert_eq!(portable, expect, "round {round}");
+            // float32 sums, as XGBoost's margins.
+            let sums32 = quick.sums(|t, node| value(t, node) as f32).expect("32-bit words");
+            let mut raw32: Vec<f32> = start.iter().map(|&v| v as f32).collect();
+            quick.add(&trees, |t| t, &x, 3, &sums32, &mut raw32);
+            let expect32: Vec<f32> = (0..rows)
+                .map(|r| {
+                    let leaves = trees.iter().map(|tree| tree.leaf(&x[r * 3..r * 3 + 3]));
+                    leaves.enumerate().fold(start[r] as f32, |s, (t, leaf)| s + value(t, leaf) as f32)
+                })
+                .collect();
+            assert_eq!(raw32, expect32, "round {round}");
         }
     }
 

@@ -15,7 +15,7 @@
 //! still adds its trees' values in model order: results are the same bits
 //! as a one-by-one walk.
 
-use super::quick::Quick;
+use super::quick::{Quick, Sum, Sums};
 
 /// One step from node `i` for `row`. The common node (numerical, zero
 /// going the way `0 <= threshold` sends it) costs two comparisons and no
@@ -519,6 +519,30 @@ impl<W: Walked<T>, T: Value> Forest<W, T> {
         match &self.quick {
             Some(quick) if rows >= LANES => quick.each_leaf(&self.trees, W::walk, x, width, visit),
             _ => each_leaf(&self.trees, W::walk, x, width, visit),
+        }
+    }
+}
+
+impl<W: Walked<T>, T: Value> Forest<W, T> {
+    /// A binary model's leaf values for `add` (`value(tree, leaf node)`);
+    /// `None` where the model's rows are not scored in blocks of 32-bit
+    /// leaf sets.
+    pub(crate) fn sums<F: Sum>(&self, value: impl Fn(usize, u32) -> F) -> Option<Sums<F>> {
+        self.quick.as_ref()?.sums(value)
+    }
+
+    /// Adds each row's trees' values (`sums` of this forest) to its score
+    /// in `raw` (one per row), each row's trees in model order, and says
+    /// so; `false`, `raw` untouched, for fewer rows than fill a walk's
+    /// lanes (the caller walks them).
+    pub(crate) fn add<F: Sum>(&self, x: &[T], width: usize, sums: &Sums<F>, raw: &mut [F]) -> bool {
+        let rows = x.len().checked_div(width).unwrap_or(0);
+        match &self.quick {
+            Some(quick) if rows >= LANES && raw.len() == rows => {
+                quick.add(&self.trees, W::walk, x, width, sums, raw);
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+use super::quick::Sums;
 use super::walk::{self, Forest, Walked};
 
 fn corrupt(reason: String) -> Error {
@@ -54,6 +55,8 @@ pub(crate) struct XgBoost {
     base_margin: Vec<f32>,
     missing: Option<f32>,
     trees: Forest<Tree, f32>,
+    /// Binary models' leaf values for scoring in blocks.
+    sums: Option<Sums<f32>>,
 }
 
 /// The f32 a file's number stands for; a number that is not one is corrupt.
@@ -180,7 +183,8 @@ impl XgBoost {
         let trees: Vec<Tree> =
             doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features, k)).collect::<Result<_>>()?;
         let trees = Forest::new(trees, doc.n_features);
-        Ok((XgBoost { softprob, base_margin, missing, trees }, doc.n_features))
+        let sums = if k == 1 { trees.sums(|t, node| trees.trees()[t].values[node as usize]) } else { None };
+        Ok((XgBoost { softprob, base_margin, missing, trees, sums }, doc.n_features))
     }
 
     /// Probabilities and labels of `rows` rows, as `score_block`.
@@ -201,10 +205,12 @@ impl XgBoost {
         let k = self.base_margin.len();
         let mut margins: Vec<f32> = (0..labels.len()).flat_map(|_| self.base_margin.iter().copied()).collect();
         let trees = self.trees.trees();
-        self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
-            let (group, values) = (trees[t].group, &trees[t].values);
-            walk::accumulate(&mut margins, (k, group), start, leaves, |leaf| values[leaf as usize]);
-        });
+        if !self.sums.as_ref().is_some_and(|sums| self.trees.add(&rows, n_features, sums, &mut margins)) {
+            self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
+                let (group, values) = (trees[t].group, &trees[t].values);
+                walk::accumulate(&mut margins, (k, group), start, leaves, |leaf| values[leaf as usize]);
+            });
+        }
         let mut exps = vec![0f32; k];
         for (i, label) in labels.iter_mut().enumerate() {
             let margin = &margins[i * k..(i + 1) * k];
