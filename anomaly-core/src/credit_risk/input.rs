@@ -358,17 +358,35 @@ impl Problems {
     }
 }
 
+/// Rows `span` of a column, borrowed.
+enum Part<'a> {
+    Numbers(&'a [f64]),
+    Cells(&'a [Cell]),
+    Coded(&'a [i64], &'a [Cell]),
+}
+
+impl ColumnData {
+    fn part(&self, span: std::ops::Range<usize>) -> Part<'_> {
+        match self {
+            ColumnData::Numbers(v) => Part::Numbers(&v[span]),
+            ColumnData::Cells(v) => Part::Cells(&v[span]),
+            ColumnData::Coded { codes, labels } => Part::Coded(&codes[span], labels),
+        }
+    }
+}
+
 /// Gathers the schema's columns from `input` in schema order, checking
 /// presence, lengths and types into `problems`. A missing or malformed
 /// column is stood in for by missing values, so that preprocessing still
 /// runs and reports the other fields' problems too.
 pub(crate) fn gather(
     input: &Applicants,
+    span: std::ops::Range<usize>,
     schema: &[(std::sync::Arc<str>, ColumnKind)],
     problems: &mut Problems,
     allow_infinite: bool,
 ) -> Vec<Column> {
-    let rows = input.rows();
+    let (all, rows) = (input.rows(), span.len());
     let mut out = Vec::with_capacity(schema.len());
     for (shared, kind) in schema {
         let (name, shared) = (&**shared, shared.clone());
@@ -378,29 +396,29 @@ pub(crate) fn gather(
             out.push(stand_in());
             continue;
         };
-        if data.len() != rows {
-            problems.absent(name, format!("has {} values, expected {rows} (one per row)", data.len()));
+        if data.len() != all {
+            problems.absent(name, format!("has {} values, expected {all} (one per row)", data.len()));
             out.push(stand_in());
             continue;
         }
-        let values = match (kind, data) {
-            (ColumnKind::Numeric, ColumnData::Numbers(v)) => {
+        let values = match (kind, &data.part(span.clone())) {
+            (ColumnKind::Numeric, Part::Numbers(v)) => {
                 for (row, x) in v.iter().enumerate() {
                     if x.is_infinite() && !allow_infinite {
                         problems.push(name, Some(row), format!("is not finite ({x})"));
                     }
                 }
-                Values::Numbers(v.clone())
+                Values::Numbers(v.to_vec())
             }
-            (ColumnKind::Numeric, ColumnData::Cells(_) | ColumnData::Coded { .. }) => {
+            (ColumnKind::Numeric, part @ (Part::Cells(_) | Part::Coded(..))) => {
                 let mut v = Vec::with_capacity(rows);
                 for row in 0..rows {
-                    let cell = match data {
-                        ColumnData::Cells(cells) => &cells[row],
-                        ColumnData::Coded { codes, labels } => {
+                    let cell = match part {
+                        Part::Cells(cells) => &cells[row],
+                        Part::Coded(codes, labels) => {
                             usize::try_from(codes[row]).ok().and_then(|c| labels.get(c)).unwrap_or(&MISSING)
                         }
-                        ColumnData::Numbers(_) => &MISSING,
+                        Part::Numbers(_) => &MISSING,
                     };
                     match cell {
                         Cell::Number(x) if x.is_infinite() && !allow_infinite => {
@@ -416,12 +434,12 @@ pub(crate) fn gather(
                 }
                 Values::Numbers(v)
             }
-            (ColumnKind::Categorical, ColumnData::Numbers(v)) => {
+            (ColumnKind::Categorical, Part::Numbers(v)) => {
                 let cells: Vec<Cell> = v.iter().map(|&x| Cell::Number(x)).collect();
                 encode(cells.iter())
             }
-            (ColumnKind::Categorical, ColumnData::Cells(cells)) => encode(cells.iter()),
-            (ColumnKind::Categorical, ColumnData::Coded { codes, labels }) => {
+            (ColumnKind::Categorical, Part::Cells(cells)) => encode(cells.iter()),
+            (ColumnKind::Categorical, Part::Coded(codes, labels)) => {
                 // The labels may repeat or hold NaN: encode them (and the
                 // missing label, last) once, then map every code through them.
                 if let Some(row) = codes.iter().position(|&c| c >= labels.len() as i64) {

@@ -236,13 +236,11 @@ impl CreditModel {
         const CHUNK: usize = 1024;
         let rows = applicants.rows();
         if rows <= CHUNK {
-            return self.score_chunk(applicants);
+            return self.score_chunk(applicants, 0..rows);
         }
         let starts: Vec<usize> = (0..rows).step_by(CHUNK).collect();
-        let parts: Vec<Result<Scores>> = starts
-            .par_iter()
-            .map(|&start| self.score_chunk(&applicants.slice(start, (start + CHUNK).min(rows))))
-            .collect();
+        let parts: Vec<Result<Scores>> =
+            starts.par_iter().map(|&start| self.score_chunk(applicants, start..(start + CHUNK).min(rows))).collect();
         let n_classes = self.classes.len();
         let mut scores =
             Scores { proba: Vec::with_capacity(rows * n_classes), labels: Vec::with_capacity(rows), n_classes };
@@ -274,9 +272,10 @@ impl CreditModel {
         }
     }
 
-    fn score_chunk(&self, applicants: &Applicants) -> Result<Scores> {
-        let x = self.features(applicants)?;
-        let rows = applicants.rows();
+    /// Scores rows `span` (a chunk: problems name rows within it).
+    fn score_chunk(&self, applicants: &Applicants, span: std::ops::Range<usize>) -> Result<Scores> {
+        let rows = span.len();
+        let x = self.features_of(applicants, span)?;
         let n_classes = self.classes.len();
         let mut proba = vec![0.0; rows * n_classes];
         let mut labels = vec![0usize; rows];
@@ -300,13 +299,18 @@ impl CreditModel {
     /// The classifier's input matrix (row-major), after preprocessing and
     /// the classifier's own checks.
     pub fn features(&self, applicants: &Applicants) -> Result<Vec<f64>> {
-        let rows = applicants.rows();
+        self.features_of(applicants, 0..applicants.rows())
+    }
+
+    /// `features` of rows `span`.
+    fn features_of(&self, applicants: &Applicants, span: std::ops::Range<usize>) -> Result<Vec<f64>> {
+        let rows = span.len();
         let mut problems = Problems::default();
         // Infinite inputs reach only a classifier that takes them (LightGBM,
         // histogram boosting) with no preprocessing, whose scikit-learn
         // transformers would refuse them.
         let allow_infinite = self.preprocessing.is_none() && self.classifier.accepts_infinity();
-        let columns = input::gather(applicants, &self.schema, &mut problems, allow_infinite);
+        let columns = input::gather(applicants, span, &self.schema, &mut problems, allow_infinite);
         let columns = match &self.preprocessing {
             Some(t) => t.apply(columns, &mut problems),
             None => columns,
