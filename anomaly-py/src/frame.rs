@@ -471,6 +471,24 @@ unsafe fn read_chunks(chunks: &[ArrowArray], kind: ArrowKind) -> ColumnData {
             }
             ColumnData::Numbers(v)
         }
+        // One chunk (the usual frame): its rows as a plain range, which
+        // knows its length and costs no chunk bookkeeping per value.
+        ArrowKind::Utf8 | ArrowKind::LargeUtf8 if chunks.len() == 1 => {
+            let a = &chunks[0];
+            let (offsets, data) = (*a.buffers.add(1), *a.buffers.add(2) as *const u8);
+            let at = |j: usize| -> usize {
+                match kind {
+                    ArrowKind::Utf8 => *(offsets as *const i32).add(j) as usize,
+                    _ => *(offsets as *const i64).add(j) as usize,
+                }
+            };
+            let strings = (0..a.length as usize).map(|i| {
+                let j = i + a.offset as usize;
+                // See below: UTF-8 by contract, checked once per distinct value.
+                valid(a, i).then(|| std::slice::from_raw_parts(data.add(at(j)), at(j + 1).saturating_sub(at(j))))
+            });
+            ColumnData::from_utf8(strings)
+        }
         ArrowKind::Utf8 | ArrowKind::LargeUtf8 => {
             let strings = chunks.iter().flat_map(|a| {
                 let (offsets, data) = (*a.buffers.add(1), *a.buffers.add(2) as *const u8);

@@ -324,8 +324,11 @@ impl CreditModel {
         let cast = self.classifier.casts_to_f32();
         let accepts_infinity = self.classifier.accepts_infinity();
         for (name, v) in &numbers {
-            // The common case, a clean column, in one vectorised pass.
-            if v.iter().all(|&x| x.is_finite() && (!cast || (x as f32).is_finite())) {
+            // The common case, a column with nothing to report (NaN the
+            // model takes counts as clean), in one vectorised pass: no
+            // early exit, which would keep the loop scalar.
+            let fine = |x: f64| (x.is_nan() & accepts_nan) | (x.is_finite() & (!cast | (x as f32).is_finite()));
+            if v.iter().fold(true, |clean, &x| clean & fine(x)) {
                 continue;
             }
             for (row, &x) in v.iter().enumerate() {
