@@ -74,7 +74,25 @@ impl ColumnData {
         // integer (bytes and length), found among the few seen so far by a
         // scan; longer ones are hashed.
         let short_key = |b: &[u8]| {
-            (b.len() < 8).then(|| b.iter().rev().fold(b.len() as u64, |k, &byte| (k << 8) | u64::from(byte)))
+            // The bytes little-endian, the length in the top byte; read in
+            // at most three loads, not a loop over the bytes.
+            let word = |b: &[u8]| match *b {
+                [] => 0,
+                [a] => u64::from(a),
+                [a, b] => u64::from(u16::from_le_bytes([a, b])),
+                [a, b, c] => u64::from(u16::from_le_bytes([a, b])) | u64::from(c) << 16,
+                _ => 0,
+            };
+            let len = b.len() as u64;
+            match b.len() {
+                0..=3 => Some(word(b) | len << 56),
+                4..=7 => {
+                    let (head, tail) = b.split_at(4);
+                    let head = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
+                    Some(head | word(tail) << 32 | len << 56)
+                }
+                _ => None,
+            }
         };
         let mut short: Vec<(u64, i64)> = Vec::new();
         let mut long: std::collections::HashMap<&[u8], i64, Fnv> = std::collections::HashMap::default();
@@ -87,8 +105,8 @@ impl ColumnData {
             None => -1,
         };
         // A direct-mapped cache in front of the scan: a short key's slot
-        // holds the last key seen there (a key is below 2^59, its length
-        // above its at most 7 bytes: never the empty slot's u64::MAX).
+        // holds the last key seen there (a key's top byte is its length,
+        // at most 7: never the empty slot's u64::MAX).
         let mut cache = [(u64::MAX, 0i64); 256];
         let slot = |k: u64| (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize;
         let codes = values
@@ -467,8 +485,8 @@ pub(crate) fn gather(
 mod tests {
     use super::{Cell, ColumnData};
 
-    /// Every cell's code names its own label, whatever the mix: short and
-    /// long labels, more than 64 short ones (past the scan), labels whose
+    /// Every cell's code names its own label, whatever the mix: short (0-7
+    /// bytes) and long labels, more than 64 short ones (past the scan), labels whose
     /// cache slots collide, missing cells and bytes that are not UTF-8.
     #[test]
     fn dictionary_codes_name_each_cells_label() {
@@ -484,8 +502,9 @@ mod tests {
                 0 => format!("A{i}").into_bytes(),
                 1 => format!("a long label {i}").into_bytes(),
                 2 => vec![0xff, i as u8],
-                3 => i.to_le_bytes()[..1 + (i as usize % 4)].to_vec(),
-                _ => format!("{i}").into_bytes(),
+                3 => i.to_le_bytes()[..i as usize % 5].to_vec(),
+                _ if i % 2 == 0 => format!("{i}").into_bytes(),
+                _ => format!("k{:0w$}", i, w = 4 + i as usize % 3).into_bytes(),
             })
             .collect();
         let cells: Vec<Option<&[u8]>> = (0..20_000)
