@@ -8,8 +8,6 @@
 #[cfg(target_arch = "x86_64")]
 pub(super) use avx512::{Clear, Gather, Wide};
 
-use super::walk::Value;
-
 /// The value types' AVX-512 loads (none off x86-64).
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) trait Wide {}
@@ -232,7 +230,7 @@ pub(super) mod avx512 {
     /// # Safety
     /// The CPU has AVX-512F and DQ (`best`).
     #[target_feature(enable = "avx512f,avx512dq")]
-    pub(in super::super) unsafe fn scan<T: super::Value, B: Word>(
+    pub(in super::super) unsafe fn scan<T: super::super::walk::Value, B: Word>(
         feature: &Feature<T>,
         v: &[T; BLOCK],
         sets: &mut [Lanes<B>],
@@ -284,7 +282,7 @@ pub(super) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::super::quick::{Feature, Lanes, BLOCK};
-    use super::Value;
+    use super::super::walk::Value;
 
     /// Clears `mask`'s leaves from the words of the rows whose lanes of
     /// `rows` are all ones.
