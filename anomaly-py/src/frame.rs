@@ -474,47 +474,37 @@ unsafe fn read_chunks(chunks: &[ArrowArray], kind: ArrowKind) -> ColumnData {
         // One chunk (the usual frame): its rows as a plain range, which
         // knows its length and costs no chunk bookkeeping per value.
         ArrowKind::Utf8 | ArrowKind::LargeUtf8 if chunks.len() == 1 => {
-            let a = &chunks[0];
-            let (offsets, data) = (*a.buffers.add(1), *a.buffers.add(2) as *const u8);
-            let at = |j: usize| -> usize {
-                match kind {
-                    ArrowKind::Utf8 => *(offsets as *const i32).add(j) as usize,
-                    _ => *(offsets as *const i64).add(j) as usize,
-                }
-            };
-            let strings = (0..a.length as usize).map(|i| {
-                let j = i + a.offset as usize;
-                // See below: UTF-8 by contract, checked once per distinct value.
-                valid(a, i).then(|| std::slice::from_raw_parts(data.add(at(j)), at(j + 1).saturating_sub(at(j))))
-            });
-            ColumnData::from_utf8(strings)
+            ColumnData::from_utf8(strings(&chunks[0], kind, valid))
         }
         ArrowKind::Utf8 | ArrowKind::LargeUtf8 => {
-            let strings = chunks.iter().flat_map(|a| {
-                let (offsets, data) = (*a.buffers.add(1), *a.buffers.add(2) as *const u8);
-                (0..a.length as usize).map(move |i| {
-                    if !valid(a, i) {
-                        return None;
-                    }
-                    let j = i + a.offset as usize;
-                    let (start, end) = match kind {
-                        ArrowKind::Utf8 => {
-                            let o = offsets as *const i32;
-                            (*o.add(j) as usize, *o.add(j + 1) as usize)
-                        }
-                        _ => {
-                            let o = offsets as *const i64;
-                            (*o.add(j) as usize, *o.add(j + 1) as usize)
-                        }
-                    };
-                    // Arrow strings are UTF-8 by contract; the core checks
-                    // each distinct one (a bad one reads as missing).
-                    Some(std::slice::from_raw_parts(data.add(start), end.saturating_sub(start)))
-                })
-            });
-            ColumnData::from_utf8(Exact(strings, rows))
+            let all = chunks.iter().flat_map(|a| strings(a, kind, valid));
+            ColumnData::from_utf8(Exact(all, rows))
         }
     }
+}
+
+/// One Arrow string array's values, `None` where missing. Arrow strings
+/// are UTF-8 by contract; the core checks each distinct one (a bad one
+/// reads as missing).
+///
+/// # Safety
+/// As `read_chunks`: `a` is a live, valid string array of `kind`.
+unsafe fn strings<'a>(
+    a: &'a ArrowArray,
+    kind: ArrowKind,
+    valid: impl Fn(&ArrowArray, usize) -> bool + 'a,
+) -> impl ExactSizeIterator<Item = Option<&'a [u8]>> + 'a {
+    let (offsets, data) = (*a.buffers.add(1), *a.buffers.add(2) as *const u8);
+    let at = move |j: usize| -> usize {
+        match kind {
+            ArrowKind::Utf8 => *(offsets as *const i32).add(j) as usize,
+            _ => *(offsets as *const i64).add(j) as usize,
+        }
+    };
+    (0..a.length as usize).map(move |i| {
+        let j = i + a.offset as usize;
+        valid(a, i).then(|| std::slice::from_raw_parts(data.add(at(j)), at(j + 1).saturating_sub(at(j))))
+    })
 }
 
 /// An iterator with its known length (`flat_map` loses it).

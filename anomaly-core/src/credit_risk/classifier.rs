@@ -100,6 +100,12 @@ pub(crate) struct HistTree {
     values: Vec<f64>,
 }
 
+impl HistTree {
+    fn value(&self, leaf: u32) -> f64 {
+        self.values[leaf as usize]
+    }
+}
+
 fn bitset(codes: &[i64], what: &str) -> Result<[u64; 4]> {
     let mut bits = [0u64; 4];
     for &c in codes {
@@ -265,11 +271,7 @@ impl Classifier {
                     }
                 }
                 let trees = Forest::new(trees, n_features);
-                let sums = if init_raw.len() == 1 {
-                    trees.sums(|t, node| learning_rate * trees.trees()[t].values(node)[0])
-                } else {
-                    None
-                };
+                let sums = trees.sums(init_raw.len(), |tree, node| learning_rate * tree.values(node)[0]);
                 (Classifier::Boosting { link, init: init_raw, learning_rate, trees, sums }, n_features)
             }
             ClassifierDoc::HistGradientBoosting { n_features, link, baseline, known_categories, iterations } => {
@@ -290,11 +292,7 @@ impl Classifier {
                     }
                 }
                 let trees = Forest::new(trees, n_features);
-                let sums = if baseline.len() == 1 {
-                    trees.sums(|t, node| trees.trees()[t].values[node as usize])
-                } else {
-                    None
-                };
+                let sums = trees.sums(baseline.len(), HistTree::value);
                 (Classifier::Hist { link, baseline, trees, sums }, n_features)
             }
             ClassifierDoc::Lightgbm(doc) => {
@@ -392,27 +390,14 @@ impl Classifier {
                 let k = init.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| init.iter().copied()).collect();
                 let x = as_f32(x);
-                let all = trees.trees();
-                if !sums.as_ref().is_some_and(|sums| trees.add(&x, n_features, sums, &mut raw)) {
-                    trees.each_leaf(&x, n_features, |t, start, leaves| {
-                        let tree = &all[t];
-                        walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| {
-                            learning_rate * tree.values(leaf)[0]
-                        });
-                    });
-                }
+                let value = |tree: &Tree, leaf| learning_rate * tree.values(leaf)[0];
+                trees.add_leaves(&x, n_features, &mut raw, (k, sums.as_ref()), |t, _| t % k, value);
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
             }
             Classifier::Hist { link, baseline, trees, sums } => {
                 let k = baseline.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
-                let all = trees.trees();
-                if !sums.as_ref().is_some_and(|sums| trees.add(x, n_features, sums, &mut raw)) {
-                    trees.each_leaf(x, n_features, |t, start, leaves| {
-                        let values = &all[t].values;
-                        walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| values[leaf as usize]);
-                    });
-                }
+                trees.add_leaves(x, n_features, &mut raw, (k, sums.as_ref()), |t, _| t % k, HistTree::value);
                 finish(*link, &raw, k, proba, labels, |r| r > 0.0);
             }
         }

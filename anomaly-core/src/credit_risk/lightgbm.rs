@@ -206,7 +206,7 @@ impl LightGbm {
             sums: None,
             trees: Forest::new(trees, doc.n_features),
         };
-        let sums = if k == 1 { model.trees.sums(|t, node| model.trees.trees()[t].leaf_value(node)) } else { None };
+        let sums = model.trees.sums(k, Tree::leaf_value);
         let model = LightGbm { sums, ..model };
         Ok((model, doc.n_features))
     }
@@ -230,12 +230,7 @@ impl LightGbm {
         let k = self.k;
         let mut raw = vec![0.0; labels.len() * k];
         let trees = self.trees.trees();
-        if !self.sums.as_ref().is_some_and(|sums| self.trees.add(&rows, n_features, sums, &mut raw)) {
-            self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
-                let tree = &trees[t];
-                walk::accumulate(&mut raw, (k, t % k), start, leaves, |leaf| tree.leaf_value(leaf));
-            });
-        }
+        self.trees.add_leaves(&rows, n_features, &mut raw, (k, self.sums.as_ref()), |t, _| t % k, Tree::leaf_value);
         let iterations = (trees.len() / self.k) as f64;
         for (i, label) in labels.iter_mut().enumerate() {
             let raw = &mut raw[i * k..(i + 1) * k];

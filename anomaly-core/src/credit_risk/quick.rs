@@ -266,42 +266,43 @@ impl<T: Value> Quick<T> {
         width: usize,
         mut visit: impl FnMut(usize, usize, &[u32]),
     ) {
+        let visit = &mut visit;
         match (kernels::best(), self.narrow) {
+            // SAFETY (each kernel): `best` found its instructions on this CPU.
             #[cfg(target_arch = "x86_64")]
             (kernels::Kernel::Avx512, true) => {
-                // SAFETY: the CPU has the instructions the kernel is compiled for.
-                let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<u32>]| unsafe {
-                    kernels::avx512::scan(f, v, sets)
-                };
-                let exits = |start, n, sets: &[Lanes<u32>]| self.visit(start, n, sets, &mut visit);
-                self.blocks(trees, tree, x, width, scan, exits);
+                let scan =
+                    |f: &Feature<T>, v: &_, sets: &mut [Lanes<u32>]| unsafe { kernels::avx512::scan(f, v, sets) };
+                self.visit_blocks(trees, tree, x, width, scan, visit);
             }
             #[cfg(target_arch = "x86_64")]
             (kernels::Kernel::Avx512, false) => {
-                // SAFETY: as above.
-                let scan = |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes<u64>]| unsafe {
-                    kernels::avx512::scan(f, v, sets)
-                };
-                let exits = |start, n, sets: &[Lanes<u64>]| self.visit(start, n, sets, &mut visit);
-                self.blocks(trees, tree, x, width, scan, exits);
+                let scan =
+                    |f: &Feature<T>, v: &_, sets: &mut [Lanes<u64>]| unsafe { kernels::avx512::scan(f, v, sets) };
+                self.visit_blocks(trees, tree, x, width, scan, visit);
             }
             #[cfg(target_arch = "x86_64")]
             (kernels::Kernel::Avx2, _) => {
-                // SAFETY: as above.
-                let scan =
-                    |f: &Feature<T>, v: &[T; BLOCK], sets: &mut [Lanes]| unsafe { kernels::avx2::scan(f, v, sets) };
-                let exits = |start, n, sets: &[Lanes<u64>]| self.visit(start, n, sets, &mut visit);
-                self.blocks(trees, tree, x, width, scan, exits);
+                let scan = |f: &Feature<T>, v: &_, sets: &mut [Lanes]| unsafe { kernels::avx2::scan(f, v, sets) };
+                self.visit_blocks(trees, tree, x, width, scan, visit);
             }
-            (kernels::Kernel::Portable, true) => {
-                let exits = |start, n, sets: &[Lanes<u32>]| self.visit(start, n, sets, &mut visit);
-                self.blocks(trees, tree, x, width, scan::<T, u32>, exits);
-            }
-            (kernels::Kernel::Portable, false) => {
-                let exits = |start, n, sets: &[Lanes<u64>]| self.visit(start, n, sets, &mut visit);
-                self.blocks(trees, tree, x, width, scan::<T, u64>, exits);
-            }
+            (kernels::Kernel::Portable, true) => self.visit_blocks(trees, tree, x, width, scan::<T, u32>, visit),
+            (kernels::Kernel::Portable, false) => self.visit_blocks(trees, tree, x, width, scan::<T, u64>, visit),
         }
+    }
+
+    /// `blocks` with `visit` naming each block's exit leaves.
+    #[inline(always)]
+    fn visit_blocks<W, B: Word>(
+        &self,
+        trees: &[W],
+        tree: impl Fn(&W) -> &Tree<T>,
+        x: &[T],
+        width: usize,
+        scan: impl Fn(&Feature<T>, &[T; BLOCK], &mut [Lanes<B>]),
+        visit: &mut impl FnMut(usize, usize, &[u32]),
+    ) {
+        self.blocks(trees, tree, x, width, scan, |start, n, sets| self.visit(start, n, sets, visit));
     }
 
     /// The scorer, with the scan of one feature against a block.

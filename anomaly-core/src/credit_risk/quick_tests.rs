@@ -71,6 +71,22 @@ fn collect<'a, B: Word>(
     }
 }
 
+/// `n` random trees of 1 to `most` leaves.
+fn forest(rng: &mut Rng, n: usize, most: u64) -> Vec<Tree<f64>> {
+    (0..n)
+        .map(|_| {
+            let leaves = 1 + rng.next(most) as usize;
+            tree(rng, leaves)
+        })
+        .collect()
+}
+
+/// 1 to 40 rows of 3 features drawn from `VALUES`: the count and the rows.
+fn rows(rng: &mut Rng) -> (usize, Vec<f64>) {
+    let rows = 1 + rng.next(40) as usize;
+    (rows, (0..3 * rows).map(|_| VALUES[rng.next(VALUES.len() as u64) as usize]).collect())
+}
+
 /// Every row's exit leaves, by whichever instruction set this CPU
 /// has and by the plain copy, against one walk at a time: trees of one
 /// to three leaf-set words, 32-bit words, blocks full and short.
@@ -78,14 +94,8 @@ fn collect<'a, B: Word>(
 fn exit_leaves_are_the_walks() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..60 {
-        let trees: Vec<Tree<f64>> = (0..1 + round % 7)
-            .map(|_| {
-                let leaves = 1 + rng.next([190, 32, 64][round % 3]) as usize;
-                tree(&mut rng, leaves)
-            })
-            .collect();
-        let rows = 1 + rng.next(40) as usize;
-        let x: Vec<f64> = (0..3 * rows).map(|_| VALUES[rng.next(VALUES.len() as u64) as usize]).collect();
+        let trees = forest(&mut rng, 1 + round % 7, [190, 32, 64][round % 3]);
+        let (rows, x) = rows(&mut rng);
         let expect: Vec<(usize, usize, u32)> = (0..rows)
             .flat_map(|r| (0..trees.len()).map(move |t| (r, t)))
             .map(|(r, t)| (r, t, trees[t].leaf(&x[r * 3..r * 3 + 3])))
@@ -156,16 +166,10 @@ fn exit_leaves_are_the_walks() {
 fn block_sums_are_each_rows_sum_in_tree_order() {
     let mut rng = Rng(0x51_7cc1_b727_220a);
     for round in 0..40 {
-        let trees: Vec<Tree<f64>> = (0..1 + round % 9)
-            .map(|_| {
-                let leaves = 1 + rng.next(64) as usize;
-                tree(&mut rng, leaves)
-            })
-            .collect();
+        let trees = forest(&mut rng, 1 + round % 9, 64);
         let quick = Quick::build(trees.iter(), 3, true).expect("under MAX_LEAVES leaves");
         assert!(quick.narrow);
-        let rows = 1 + rng.next(40) as usize;
-        let x: Vec<f64> = (0..3 * rows).map(|_| VALUES[rng.next(VALUES.len() as u64) as usize]).collect();
+        let (rows, x) = rows(&mut rng);
         let value = |t: usize, node: u32| (t as f64 + 1.0) / 3.0 + f64::from(node) * 1e-3;
         let start: Vec<f64> = (0..rows).map(|r| r as f64 * 0.1).collect();
         let expect: Vec<f64> = (0..rows)

@@ -464,10 +464,10 @@ pub(crate) fn each_leaf<W, T: Value>(
 }
 
 /// Adds a tree's leaf values to the raw scores of rows `start..` (`k`
-/// classes per row, this tree's `class`): the sum `each_leaf`'s callers
-/// make. Binary models (`k` 1) take a plain loop, no index arithmetic.
+/// classes per row, this tree's `class`). Binary models (`k` 1) take a
+/// plain loop, no index arithmetic.
 #[inline(always)]
-pub(crate) fn accumulate<F: Copy + std::ops::AddAssign>(
+fn accumulate<F: Copy + std::ops::AddAssign>(
     raw: &mut [F],
     (k, class): (usize, usize),
     start: usize,
@@ -524,26 +524,38 @@ impl<W: Walked<T>, T: Value> Forest<W, T> {
 }
 
 impl<W: Walked<T>, T: Value> Forest<W, T> {
-    /// A binary model's leaf values for `add` (`value(tree, leaf node)`);
-    /// `None` where the model's rows are not scored in blocks of 32-bit
-    /// leaf sets.
-    pub(crate) fn sums<F: Sum>(&self, value: impl Fn(usize, u32) -> F) -> Option<Sums<F>> {
-        self.quick.as_ref()?.sums(value)
+    /// A binary model's (`k` 1) leaf values, `value(tree, leaf node)`, for
+    /// `add_leaves` to add in blocks; `None` for other models and where the
+    /// rows are not scored in blocks of 32-bit leaf sets.
+    pub(crate) fn sums<F: Sum>(&self, k: usize, value: impl Fn(&W, u32) -> F) -> Option<Sums<F>> {
+        let quick = self.quick.as_ref().filter(|_| k == 1)?;
+        quick.sums(|t, node| value(&self.trees[t], node))
     }
 
-    /// Adds each row's trees' values (`sums` of this forest) to its score
-    /// in `raw` (one per row), each row's trees in model order, and says
-    /// so; `false`, `raw` untouched, for fewer rows than fill a walk's
-    /// lanes (the caller walks them).
-    pub(crate) fn add<F: Sum>(&self, x: &[T], width: usize, sums: &Sums<F>, raw: &mut [F]) -> bool {
+    /// Adds every row's trees' values to its raw scores in `raw` (`k` per
+    /// row; tree `t`'s at `class(t, tree)`), each row's trees in model
+    /// order: `value(tree, leaf node)` as `sums` (this forest's, built with
+    /// the same `value`) holds it. In blocks with `sums` where the rows fill
+    /// them; otherwise leaf by leaf.
+    pub(crate) fn add_leaves<F: Sum>(
+        &self,
+        x: &[T],
+        width: usize,
+        raw: &mut [F],
+        (k, sums): (usize, Option<&Sums<F>>),
+        class: impl Fn(usize, &W) -> usize,
+        value: impl Fn(&W, u32) -> F,
+    ) {
         let rows = x.len().checked_div(width).unwrap_or(0);
-        match &self.quick {
-            Some(quick) if rows >= LANES && raw.len() == rows => {
-                quick.add(&self.trees, W::walk, x, width, sums, raw);
-                true
+        if let (Some(quick), Some(sums)) = (&self.quick, sums) {
+            if rows >= LANES && raw.len() == rows {
+                return quick.add(&self.trees, W::walk, x, width, sums, raw);
             }
-            _ => false,
         }
+        self.each_leaf(x, width, |t, start, leaves| {
+            let tree = &self.trees[t];
+            accumulate(raw, (k, class(t, tree)), start, leaves, |leaf| value(tree, leaf));
+        });
     }
 }
 

@@ -48,6 +48,12 @@ struct Tree {
     values: Vec<f32>,
 }
 
+impl Tree {
+    fn value(&self, leaf: u32) -> f32 {
+        self.values[leaf as usize]
+    }
+}
+
 /// A compiled XGBoost classifier.
 #[derive(Debug, Clone)]
 pub(crate) struct XgBoost {
@@ -183,7 +189,7 @@ impl XgBoost {
         let trees: Vec<Tree> =
             doc.trees.into_iter().map(|t| Tree::compile(t, doc.n_features, k)).collect::<Result<_>>()?;
         let trees = Forest::new(trees, doc.n_features);
-        let sums = if k == 1 { trees.sums(|t, node| trees.trees()[t].values[node as usize]) } else { None };
+        let sums = trees.sums(k, Tree::value);
         Ok((XgBoost { softprob, base_margin, missing, trees, sums }, doc.n_features))
     }
 
@@ -204,13 +210,8 @@ impl XgBoost {
             .collect();
         let k = self.base_margin.len();
         let mut margins: Vec<f32> = (0..labels.len()).flat_map(|_| self.base_margin.iter().copied()).collect();
-        let trees = self.trees.trees();
-        if !self.sums.as_ref().is_some_and(|sums| self.trees.add(&rows, n_features, sums, &mut margins)) {
-            self.trees.each_leaf(&rows, n_features, |t, start, leaves| {
-                let (group, values) = (trees[t].group, &trees[t].values);
-                walk::accumulate(&mut margins, (k, group), start, leaves, |leaf| values[leaf as usize]);
-            });
-        }
+        let at = |_, tree: &Tree| tree.group;
+        self.trees.add_leaves(&rows, n_features, &mut margins, (k, self.sums.as_ref()), at, Tree::value);
         let mut exps = vec![0f32; k];
         for (i, label) in labels.iter_mut().enumerate() {
             let margin = &margins[i * k..(i + 1) * k];
