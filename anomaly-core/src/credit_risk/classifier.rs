@@ -373,8 +373,21 @@ impl Classifier {
                 let x = as_f32(x);
                 let all = trees.trees();
                 trees.each_leaf(&x, n_features, |t, start, leaves| {
+                    let tree = &all[t];
+                    if n_classes == 2 {
+                        // Binary: a fixed-width row, one bounds check per leaf.
+                        for (out, &leaf) in proba[start * 2..].chunks_exact_mut(2).zip(leaves) {
+                            if let (Some(v), [p0, p1]) =
+                                (tree.values.get(leaf as usize * 2..leaf as usize * 2 + 2), out)
+                            {
+                                *p0 += v[0];
+                                *p1 += v[1];
+                            }
+                        }
+                        return;
+                    }
                     for (out, &leaf) in proba[start * n_classes..].chunks_exact_mut(n_classes).zip(leaves) {
-                        for (acc, v) in out.iter_mut().zip(all[t].values(leaf)) {
+                        for (acc, v) in out.iter_mut().zip(tree.values(leaf)) {
                             *acc += v;
                         }
                     }

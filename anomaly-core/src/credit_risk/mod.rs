@@ -32,6 +32,7 @@
 
 mod classifier;
 mod document;
+mod gathered;
 mod input;
 mod kernels;
 mod lightgbm;

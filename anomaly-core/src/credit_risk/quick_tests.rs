@@ -104,7 +104,7 @@ fn exit_leaves_are_the_walks() {
             found.extend(leaves.iter().enumerate().map(|(l, &leaf)| (start + l, t, leaf)));
         };
         let mut runs: Vec<Vec<(usize, usize, u32)>> = Vec::new();
-        if let Some(quick) = Quick::new(trees.iter(), 3) {
+        if let Some(quick) = Quick::new(trees.iter(), 3, false) {
             let mut run = Vec::new();
             quick.each_leaf(&trees, |t| t, &x, 3, |t, start, leaves| each(&mut run, t, start, leaves));
             runs.push(run);

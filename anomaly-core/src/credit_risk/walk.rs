@@ -15,6 +15,7 @@
 //! still adds its trees' values in model order: results are the same bits
 //! as a one-by-one walk.
 
+use super::gathered::Gathered;
 use super::quick::{Quick, Sum, Sums};
 
 /// One step from node `i` for `row`. The common node (numerical, zero
@@ -65,6 +66,10 @@ pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync + super::kerne
     fn bits(self) -> u64;
     /// A value with this bit pattern, if the type is wide enough.
     fn from_bits(bits: u64) -> Option<Self>;
+    /// The value, if the type is f32 (the gathered walk's).
+    fn as_f32(self) -> Option<f32>;
+    /// The values, if the type is f32.
+    fn as_f32s(x: &[Self]) -> Option<&[f32]>;
 }
 
 impl Value for f32 {
@@ -81,6 +86,12 @@ impl Value for f32 {
     fn from_bits(bits: u64) -> Option<f32> {
         u32::try_from(bits).ok().map(f32::from_bits)
     }
+    fn as_f32(self) -> Option<f32> {
+        Some(self)
+    }
+    fn as_f32s(x: &[f32]) -> Option<&[f32]> {
+        Some(x)
+    }
 }
 
 impl Value for f64 {
@@ -96,6 +107,12 @@ impl Value for f64 {
     }
     fn from_bits(bits: u64) -> Option<f64> {
         Some(f64::from_bits(bits))
+    }
+    fn as_f32(self) -> Option<f32> {
+        None
+    }
+    fn as_f32s(_: &[f64]) -> Option<&[f32]> {
+        None
     }
 }
 
@@ -496,12 +513,15 @@ pub(crate) trait Walked<T> {
 pub(crate) struct Forest<W, T> {
     trees: Vec<W>,
     quick: Option<Quick<T>>,
+    gathered: Option<Gathered>,
 }
 
 impl<W: Walked<T>, T: Value> Forest<W, T> {
     pub(crate) fn new(trees: Vec<W>, n_features: usize) -> Self {
-        let quick = Quick::new(trees.iter().map(W::walk), n_features);
-        Forest { trees, quick }
+        let gathered = Gathered::new(trees.iter().map(W::walk), n_features);
+        let quick = Quick::new(trees.iter().map(W::walk), n_features, gathered.is_some());
+        let gathered = gathered.filter(|_| quick.is_none());
+        Forest { trees, quick, gathered }
     }
 
     /// The trees, in model order.
@@ -512,12 +532,13 @@ impl<W: Walked<T>, T: Value> Forest<W, T> {
     /// `visit(tree, first row, leaves)` as the free `each_leaf`: every tree's
     /// leaves for the rows of `x` (row-major, `width` wide), each row's
     /// trees in model order.
-    pub(crate) fn each_leaf(&self, x: &[T], width: usize, visit: impl FnMut(usize, usize, &[u32])) {
+    pub(crate) fn each_leaf(&self, x: &[T], width: usize, mut visit: impl FnMut(usize, usize, &[u32])) {
         // A few rows fill few of a block's lanes: walking each row's trees
         // together is faster (one applicant: 5-14 us against 6-28 us).
         let rows = x.len().checked_div(width).unwrap_or(0);
-        match &self.quick {
-            Some(quick) if rows >= LANES => quick.each_leaf(&self.trees, W::walk, x, width, visit),
+        match (&self.quick, &self.gathered) {
+            (Some(quick), _) if rows >= LANES => quick.each_leaf(&self.trees, W::walk, x, width, visit),
+            (_, Some(gathered)) if gathered.each_leaf(x, width, &mut visit) => {}
             _ => each_leaf(&self.trees, W::walk, x, width, visit),
         }
     }
