@@ -757,3 +757,20 @@ def test_export_writes_atomically(german: tuple[pd.DataFrame, pd.Series], tmp_pa
     path.unlink()
     export_sklearn(model, path, sample=X.head(100))
     assert [p.name for p in tmp_path.iterdir()] == ["credit.json"]
+
+
+def test_step_after_one_hot_sees_it_dense(german: tuple[pd.DataFrame, pd.Series]) -> None:
+    """One-hot blocks stay sparse for the classifier; a scaler after them gets every column."""
+    X, y = german
+    cats = ["checking", "savings", "purpose"]
+    model = Pipeline(
+        [
+            ("encode", OneHotEncoder(handle_unknown="ignore", drop="first", sparse_output=False)),
+            ("scale", StandardScaler()),
+            ("clf", LogisticRegression(max_iter=5000)),
+        ]
+    ).fit(X[cats].fillna("none"), y)
+    frame = X[cats].fillna("none")
+    frame.iloc[3, 0] = "never seen"  # unknown: all zeros, scaled
+    proba, _ = evaluate(export(model), frame)
+    assert_allclose(proba, model.predict_proba(frame), rtol=0, atol=1e-12)

@@ -48,9 +48,9 @@ use crate::error::{Error, FieldProblem, Result};
 use classifier::Classifier;
 use document::Document;
 pub use document::{Category, ColumnKind};
+use input::Problems;
 pub use input::{Absent, Applicants, Cell, ColumnData};
-use input::{Column, Problems};
-use preprocess::Transform;
+use preprocess::{Output, Transform};
 
 /// The `format` tag of exported model files.
 pub const FORMAT: &str = "anomaly.credit_risk";
@@ -312,19 +312,32 @@ impl CreditModel {
         // transformers would refuse them.
         let allow_infinite = self.preprocessing.is_none() && self.classifier.accepts_infinity();
         let columns = input::gather(applicants, span, &self.schema, &mut problems, allow_infinite);
-        let columns = match &self.preprocessing {
+        let outputs = match &self.preprocessing {
             Some(t) => t.apply(columns, &mut problems),
-            None => columns,
+            None => columns.into_iter().map(Output::Column).collect(),
         };
-        let numbers: Vec<(std::sync::Arc<str>, Vec<f64>)> =
-            columns.into_iter().map(|c: Column| preprocess::numbers(c, &mut problems)).collect();
+        // Columns as numbers at their feature position; one-hot blocks
+        // stay sparse (their zeros and ones are always clean).
+        let (mut numbers, mut blocks, mut width) = (Vec::new(), Vec::new(), 0);
+        for output in outputs {
+            match output {
+                Output::Column(c) => {
+                    numbers.push((width, preprocess::numbers(c, &mut problems)));
+                    width += 1;
+                }
+                Output::Hot { hot, width: w, .. } => {
+                    blocks.push((width, hot, w));
+                    width += w;
+                }
+            }
+        }
         // NaN reaching a classifier that rejects it: only worth reporting
         // when the input itself was clean (a missing column shows up here
         // as NaN features, already reported by name).
         let accepts_nan = self.classifier.accepts_nan() || !problems.0.is_empty();
         let cast = self.classifier.casts_to_f32();
         let accepts_infinity = self.classifier.accepts_infinity();
-        for (name, v) in &numbers {
+        for (_, (name, v)) in &numbers {
             // The common case, a column with nothing to report (NaN the
             // model takes counts as clean), in one vectorised pass: no
             // early exit, which would keep the loop scalar.
@@ -346,13 +359,22 @@ impl CreditModel {
         }
         problems.into_result()?;
         // Columns to rows, eight columns at a time: each row's eight values
-        // are one cache line, where column by column every value was one.
-        let width = numbers.len();
+        // are about one cache line, where column by column every value was one.
         let mut x = vec![0.0; rows * width];
-        for (g, group) in numbers.chunks(8).enumerate() {
+        if width == 0 {
+            return Ok(x);
+        }
+        for group in numbers.chunks(8) {
             for (i, row) in x.chunks_exact_mut(width).enumerate() {
-                for (out, (_, v)) in row[g * 8..].iter_mut().zip(group) {
-                    *out = v[i];
+                for (at, (_, v)) in group {
+                    row[*at] = v[i];
+                }
+            }
+        }
+        for (at, hot, w) in &blocks {
+            for (row, &h) in x.chunks_exact_mut(width).zip(hot) {
+                if (h as usize) < *w {
+                    row[at + h as usize] = 1.0;
                 }
             }
         }

@@ -161,10 +161,17 @@ impl Transform {
 
     /// Applies the node to `columns` (of the width it was compiled for),
     /// recording bad cells in `problems` and carrying on, so that one pass
-    /// finds every bad field.
-    pub(crate) fn apply(&self, columns: Vec<Column>, problems: &mut Problems) -> Vec<Column> {
+    /// finds every bad field. One-hot blocks stay sparse in the output;
+    /// a step after them gets them dense.
+    pub(crate) fn apply(&self, columns: Vec<Column>, problems: &mut Problems) -> Vec<Output> {
         match self {
-            Transform::Pipeline(steps) => steps.iter().fold(columns, |cols, step| step.apply(cols, problems)),
+            Transform::Pipeline(steps) => match steps.split_last() {
+                Some((last, first)) => {
+                    let columns = first.iter().fold(columns, |cols, step| dense(step.apply(cols, problems)));
+                    last.apply(columns, problems)
+                }
+                None => columns.into_iter().map(Output::Column).collect(),
+            },
             Transform::Columns { branches, .. } => {
                 // A column selected once (the usual case) is moved, not copied.
                 let mut uses = vec![0usize; columns.len()];
@@ -186,10 +193,47 @@ impl Transform {
                         .collect();
                     match &branch.node {
                         Some(node) => out.extend(node.apply(picked, problems)),
-                        None => out.extend(picked),
+                        None => out.extend(picked.into_iter().map(Output::Column)),
                     }
                 }
                 out
+            }
+            Transform::OneHot { categories, drop, ignore_unknown } => {
+                let mut out = Vec::with_capacity(columns.len());
+                for ((column, cats), dropped) in columns.iter().zip(categories).zip(drop) {
+                    // Output positions: the categories', less the dropped one.
+                    let position = |c: usize| match *dropped {
+                        Some(d) if c == d => NONE,
+                        Some(d) if c > d => c as u32 - 1,
+                        _ => c as u32,
+                    };
+                    let hot = lookup(column, cats)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(row, found)| match found {
+                            Some(c) => position(c),
+                            None => {
+                                if !*ignore_unknown {
+                                    unknown(column, row, cats, problems);
+                                }
+                                NONE
+                            }
+                        })
+                        .collect();
+                    let width = cats.len() - usize::from(dropped.is_some());
+                    out.push(Output::Hot { name: column.name.clone(), hot, width });
+                }
+                out
+            }
+            dense_step => dense_step.apply_dense(columns, problems).into_iter().map(Output::Column).collect(),
+        }
+    }
+
+    /// `apply` for the steps whose output is one dense column per input.
+    fn apply_dense(&self, columns: Vec<Column>, problems: &mut Problems) -> Vec<Column> {
+        match self {
+            Transform::Pipeline(_) | Transform::Columns { .. } | Transform::OneHot { .. } => {
+                dense(self.apply(columns, problems))
             }
             Transform::Impute { missing, statistics } => {
                 columns.into_iter().zip(statistics).map(|(c, stat)| impute(c, missing.as_ref(), stat)).collect()
@@ -229,26 +273,6 @@ impl Transform {
                     Column { name, data: Values::Numbers(v) }
                 })
                 .collect(),
-            Transform::OneHot { categories, drop, ignore_unknown } => {
-                let mut out = Vec::new();
-                for ((column, cats), dropped) in columns.iter().zip(categories).zip(drop) {
-                    let rows = rows_of(column);
-                    let mut blocks: Vec<Vec<f64>> = vec![vec![0.0; rows]; cats.len()];
-                    for (row, found) in lookup(column, cats).into_iter().enumerate() {
-                        match found {
-                            Some(c) => blocks[c][row] = 1.0,
-                            None if *ignore_unknown => {}
-                            None => unknown(column, row, cats, problems),
-                        }
-                    }
-                    for (c, block) in blocks.into_iter().enumerate() {
-                        if Some(c) != *dropped {
-                            out.push(Column { name: column.name.clone(), data: Values::Numbers(block) });
-                        }
-                    }
-                }
-                out
-            }
             Transform::Ordinal { categories, unknown_value, encoded_missing } => columns
                 .iter()
                 .zip(categories)
@@ -272,11 +296,32 @@ impl Transform {
     }
 }
 
-fn rows_of(column: &Column) -> usize {
-    match &column.data {
-        Values::Numbers(v) => v.len(),
-        Values::Coded { codes, .. } => codes.len(),
+/// A one-hot row's position where no category is set.
+const NONE: u32 = u32::MAX;
+
+/// A node's output: a column, or a one-hot block of `width` features
+/// (each row's one set position in `hot`, or `NONE`), which the model's
+/// input matrix takes as it is: the dense block would be one column per
+/// category, mostly zeros, each written and moved for every row.
+#[derive(Debug)]
+pub(crate) enum Output {
+    Column(Column),
+    Hot { name: std::sync::Arc<str>, hot: Vec<u32>, width: usize },
+}
+
+/// `outputs` with every one-hot block as its columns of zeros and ones.
+fn dense(outputs: Vec<Output>) -> Vec<Column> {
+    let mut out = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        match output {
+            Output::Column(c) => out.push(c),
+            Output::Hot { name, hot, width } => out.extend((0..width as u32).map(|p| Column {
+                name: name.clone(),
+                data: Values::Numbers(hot.iter().map(|&h| f64::from(u8::from(h == p))).collect()),
+            })),
+        }
     }
+    out
 }
 
 /// Whether a cell is the category (numbers by `==`, NaN only the missing one).
