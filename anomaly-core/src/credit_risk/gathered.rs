@@ -131,11 +131,8 @@ impl Gathered {
                 // `width`), and `x`'s offsets fit 32 bits.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    avx512::walk(&tree.nodes, x, &mut queues, &mut found)
+                    avx512::walk(tree, x, &mut queues, &mut found)
                 };
-                for f in found.iter_mut() {
-                    *f = tree.node.get(*f as usize).copied().unwrap_or(0);
-                }
             }
             visit(t, 0, &found);
         }
@@ -149,7 +146,7 @@ impl Gathered {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{FEATURE, FEATURE_SHIFT, LEFT_LEAF, NAN_LEFT, RIGHT, RIGHT_LEAF};
+    use super::{Packed, FEATURE, FEATURE_SHIFT, LEFT_LEAF, NAN_LEFT, RIGHT, RIGHT_LEAF};
 
     const WALKS: usize = 3;
     const LANES: usize = 16;
@@ -268,17 +265,16 @@ mod avx512 {
         w
     }
 
-    /// Each row's leaf in `found` (preorder positions).
+    /// Each row's leaf node in `found`.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `nodes` is a packed tree of more than one
-    /// node (every split's children within it, its feature below the
-    /// row width); `queues` were made for `found.len()` rows of that width,
-    /// all within `x`.
+    /// The CPU has AVX-512F; `tree` has more than one node (every split's
+    /// children within it, its feature below the row width); `queues`
+    /// were made for `found.len()` rows of that width, all within `x`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn walk(nodes: &[u64], x: &[f32], q: &mut Queues, found: &mut [u32]) {
+    pub(super) unsafe fn walk(tree: &Packed, x: &[f32], q: &mut Queues, found: &mut [u32]) {
         let m = Memory {
-            nodes: nodes.as_ptr().cast(),
+            nodes: tree.nodes.as_ptr().cast(),
             x: x.as_ptr(),
             rows: q.rows.as_ptr(),
             offsets: q.offsets.as_ptr(),
@@ -294,7 +290,7 @@ mod avx512 {
         }
         for &(base, n) in &q.spans {
             for (&r, &leaf) in q.done_rows[base..base + n].iter().zip(&q.done_leaves[base..base + n]) {
-                found[r as usize] = leaf as u32;
+                found[r as usize] = tree.node.get(leaf as usize).copied().unwrap_or(0);
             }
         }
     }
