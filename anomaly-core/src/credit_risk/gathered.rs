@@ -8,7 +8,8 @@
 //! lane to the next row at once (a lane does not wait for the block's
 //! deepest walk). Measured on the credit benchmark's forest (100 trees of
 //! about 200 leaves, 100k rows, one thread): 0.08 s against QuickScorer's
-//! 0.18 s and the scalar walk's 0.35 s.
+//! 0.18 s and the scalar walk's 0.35 s. A single applicant's row goes
+//! through sixteen trees at once the same way (a job is a tree then).
 //!
 //! Plain numerical splits on float32 only (scikit-learn's trees and
 //! forests, XGBoost without categories): the step is the walker's own
@@ -25,31 +26,27 @@ pub(super) const NAN_LEFT: u32 = 1 << 29;
 pub(super) const LEFT_LEAF: u32 = 1 << 30;
 pub(super) const RIGHT_LEAF: u32 = 1 << 31;
 
-/// One tree in preorder, so a split's left child is the next node.
-#[derive(Debug, Clone)]
-pub(super) struct Packed {
-    /// Per node: right child, feature, NaN left, whether each child is a
-    /// leaf (low 32 bits) and threshold (high); leaves are never read.
-    pub(super) nodes: Vec<u64>,
-    /// Preorder position to the tree's own node index.
-    pub(super) node: Vec<u32>,
-}
-
-/// A forest's trees for the gathered walk.
+/// A forest's trees for the gathered walk: every tree's nodes in preorder
+/// (a split's left child is the next node), one array for all trees.
 #[derive(Debug, Clone)]
 pub(crate) struct Gathered {
-    trees: Vec<Packed>,
+    /// Per node: the distance to its right child, feature, NaN left,
+    /// whether each child is a leaf (low 32 bits) and threshold (high);
+    /// leaves are never read.
+    nodes: Vec<u64>,
+    /// Position in `nodes` to the tree's own node index.
+    node: Vec<u32>,
+    /// Each tree's root in `nodes` (a leaf for a one-leaf tree).
+    roots: Vec<u32>,
     n_features: usize,
 }
 
-/// `tree` packed, or `None` if a split is not a plain float32 one, the
-/// tree has more than 2^16 nodes or a feature index at or past `n_features`
-/// (or 2^13), or a node is reached twice.
-fn pack<T: Value>(tree: &Tree<T>, n_features: usize) -> Option<Packed> {
+/// Appends `tree` to `nodes` (`node` its own indices); `None` if a split
+/// is not a plain float32 one, a right child is 2^16 nodes or more after
+/// its parent, a feature index is at or past `n_features` (or 2^13), or a
+/// node is reached twice.
+fn pack<T: Value>(tree: &Tree<T>, n_features: usize, nodes: &mut Vec<u64>, node: &mut Vec<u32>) -> Option<()> {
     let len = tree.len();
-    if len > 1 << 16 {
-        return None;
-    }
     let (mut order, mut at) = (Vec::with_capacity(len), vec![u32::MAX; len]);
     let mut stack = vec![0u32];
     while let Some(i) = stack.pop() {
@@ -63,8 +60,7 @@ fn pack<T: Value>(tree: &Tree<T>, n_features: usize) -> Option<Packed> {
             stack.extend([split.right, split.left]);
         }
     }
-    let mut nodes = Vec::with_capacity(order.len());
-    for &i in &order {
+    for (p, &i) in order.iter().enumerate() {
         let Some(split) = tree.split(i) else {
             nodes.push(0);
             continue;
@@ -72,18 +68,20 @@ fn pack<T: Value>(tree: &Tree<T>, n_features: usize) -> Option<Packed> {
         let (threshold, nan_left) = split.numeric?;
         let threshold = threshold.as_f32()?;
         let feature = split.feature;
+        let right = at[split.right as usize].checked_sub(p as u32).filter(|&d| d <= RIGHT)?;
         if feature as usize >= n_features || feature > FEATURE {
             return None;
         }
         let leaf = |child: u32| tree.split(child).is_none();
-        let low = at[split.right as usize]
+        let low = right
             | feature << FEATURE_SHIFT
             | if nan_left { NAN_LEFT } else { 0 }
             | if leaf(split.left) { LEFT_LEAF } else { 0 }
             | if leaf(split.right) { RIGHT_LEAF } else { 0 };
         nodes.push(u64::from(threshold.to_bits()) << 32 | u64::from(low));
     }
-    Some(Packed { nodes, node: order })
+    node.extend(order);
+    Some(())
 }
 
 impl Gathered {
@@ -100,14 +98,21 @@ impl Gathered {
         if !gathers {
             return None;
         }
-        let trees = trees.into_iter().map(|t| pack(t, n_features)).collect::<Option<Vec<_>>>()?;
-        Some(Gathered { trees, n_features })
+        let mut g = Gathered { nodes: Vec::new(), node: Vec::new(), roots: Vec::new(), n_features };
+        for tree in trees {
+            g.roots.push(u32::try_from(g.nodes.len()).ok()?);
+            pack(tree, n_features, &mut g.nodes, &mut g.node)?;
+        }
+        // Node positions are gather indices (i32).
+        (g.nodes.len() < i32::MAX as usize).then_some(g)
     }
 
-    /// As `walk::each_leaf`: `visit(tree, 0, leaf nodes)` for every tree,
-    /// one leaf per row of `x` (row-major, `width` wide). `false` (nothing
-    /// visited) unless the rows are wide enough for the model, at least a
-    /// block of them, and their offsets fit the gathers' 32-bit indices.
+    /// As `walk::each_leaf`: `visit(tree, first row, leaf nodes)` for
+    /// every row of `x` (row-major, `width` wide), each row's trees in
+    /// order: a block of rows or more tree by tree (each tree's rows
+    /// spread over the lanes), fewer row by row (its trees over the lanes).
+    /// `false` (nothing visited) unless the rows are wide enough for the
+    /// model and their offsets fit the gathers' 32-bit indices.
     pub(crate) fn each_leaf<T: Value>(
         &self,
         x: &[T],
@@ -116,81 +121,107 @@ impl Gathered {
     ) -> bool {
         let rows = x.len().checked_div(width).unwrap_or(0);
         let Some(x) = T::as_f32s(x) else { return false };
-        if width < self.n_features || rows < 16 || x.len() >= i32::MAX as usize {
+        if width < self.n_features || rows == 0 || x.len() >= i32::MAX as usize {
             return false;
         }
-        let mut found = vec![0u32; rows];
-        #[cfg(target_arch = "x86_64")]
-        let mut queues = avx512::Queues::new(rows, width);
-        for (t, tree) in self.trees.iter().enumerate() {
-            if tree.nodes.len() == 1 {
-                found.fill(tree.node[0]);
-            } else {
-                // SAFETY: `new` found AVX-512; `pack` checked every split's
-                // children and feature (below `n_features`, so within a row of
-                // `width`), and `x`'s offsets fit 32 bits.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    avx512::walk(tree, x, &mut queues, &mut found)
-                };
+        // Trees of one leaf are not walked.
+        let walked = |t: &usize| self.nodes.get(self.roots[*t] as usize).is_some_and(|&n| n != 0);
+        if rows >= 16 {
+            let mut found = vec![0u32; rows];
+            #[cfg(target_arch = "x86_64")]
+            let mut queue = avx512::Queue::new(rows, |r| (r as i32, (r * width) as i32, 0));
+            for (t, &root) in self.roots.iter().enumerate() {
+                if walked(&t) {
+                    // SAFETY: `new` found AVX-512 and packed every tree
+                    // (children within it, features below `n_features`, so
+                    // within a row of `width`); the offsets fit 32 bits.
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        avx512::walk(self, x, &mut queue, Some(root), &mut found)
+                    };
+                } else {
+                    found.fill(self.node[root as usize]);
+                }
+                visit(t, 0, &found);
             }
-            visit(t, 0, &found);
+        } else {
+            let trees: Vec<usize> = (0..self.roots.len()).filter(walked).collect();
+            let mut found = vec![0u32; self.roots.len()];
+            for (t, f) in found.iter_mut().enumerate() {
+                *f = self.node[self.roots[t] as usize];
+            }
+            for r in 0..rows {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let job = |j: usize| (trees[j] as i32, (r * width) as i32, self.roots[trees[j]] as i32);
+                    let mut queue = avx512::Queue::new(trees.len(), job);
+                    // SAFETY: as above.
+                    unsafe { avx512::walk(self, x, &mut queue, None, &mut found) };
+                }
+                for (t, leaf) in found.iter().enumerate() {
+                    visit(t, r, std::slice::from_ref(leaf));
+                }
+            }
         }
         true
     }
 }
 
-/// The walk's kernel: three walks of sixteen lanes, each taking rows from
-/// its own queue.
+/// The walk's kernel: three walks of sixteen lanes, each taking jobs (a
+/// row, or a tree) from its own queue.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Packed, FEATURE, FEATURE_SHIFT, LEFT_LEAF, NAN_LEFT, RIGHT, RIGHT_LEAF};
+    use super::{Gathered, FEATURE, FEATURE_SHIFT, LEFT_LEAF, NAN_LEFT, RIGHT, RIGHT_LEAF};
 
     const WALKS: usize = 3;
     const LANES: usize = 16;
 
-    /// Each walk's rows (its span of `rows`, then `LANES` of -1 for lanes
-    /// left without a row) and their offsets in `x`; and where walks write
-    /// each finished row with its leaf, span for span.
-    pub(super) struct Queues {
-        rows: Vec<i32>,
+    /// Each walk's jobs, then `LANES` of -1 for lanes left without one: the
+    /// slot a job's leaf goes to, its row's offset in `x` and its root
+    /// (unless the walk has one root for all); and where walks write each
+    /// finished job's slot and leaf, span for span.
+    pub(super) struct Queue {
+        slots: Vec<i32>,
         offsets: Vec<i32>,
-        done_rows: Vec<i32>,
+        roots: Vec<i32>,
+        done_slots: Vec<i32>,
         done_leaves: Vec<i32>,
-        /// Each walk's span: first queue index, number of rows.
+        /// Each walk's span: first queue index, number of jobs.
         spans: [(usize, usize); WALKS],
     }
 
-    impl Queues {
-        /// `rows` rows of `width` values (`rows * width` below 2^31).
-        pub(super) fn new(rows: usize, width: usize) -> Queues {
-            let len = rows + LANES * WALKS;
-            let mut q = Queues {
-                rows: vec![-1; len],
+    impl Queue {
+        /// `n` jobs, `job(j)` = (slot, offset, root); slots index the
+        /// walk's `found`, offsets are rows' starts within `x`.
+        pub(super) fn new(n: usize, job: impl Fn(usize) -> (i32, i32, i32)) -> Queue {
+            let len = n + LANES * WALKS;
+            let mut q = Queue {
+                slots: vec![-1; len],
                 offsets: vec![-1; len],
-                done_rows: vec![0; len],
+                roots: vec![-1; len],
+                done_slots: vec![0; len],
                 done_leaves: vec![0; len],
                 spans: [(0, 0); WALKS],
             };
             for k in 0..WALKS {
-                let (lo, hi) = (k * rows / WALKS, (k + 1) * rows / WALKS);
+                let (lo, hi) = (k * n / WALKS, (k + 1) * n / WALKS);
                 let base = lo + LANES * k;
                 q.spans[k] = (base, hi - lo);
-                for (i, r) in (lo..hi).enumerate() {
-                    q.rows[base + i] = r as i32;
-                    q.offsets[base + i] = (r * width) as i32;
+                for (i, j) in (lo..hi).enumerate() {
+                    (q.slots[base + i], q.offsets[base + i], q.roots[base + i]) = job(j);
                 }
             }
             q
         }
     }
 
-    /// One walk's lanes: row, its offset, node (a split); `live` lanes have a row.
+    /// One walk's lanes: job slot, its row's offset, node (a split);
+    /// `live` lanes have a job.
     #[derive(Clone, Copy)]
     struct Walk {
-        rows: __m512i,
+        slots: __m512i,
         offsets: __m512i,
         node: __m512i,
         live: __mmask16,
@@ -200,27 +231,33 @@ mod avx512 {
         out: usize,
     }
 
-    /// Pointers a step reads and writes.
+    /// What a step reads and writes.
     #[derive(Clone, Copy)]
     struct Memory {
         nodes: *const i64,
         x: *const f32,
-        rows: *const i32,
+        slots: *const i32,
         offsets: *const i32,
-        done_rows: *mut i32,
+        /// The queue's roots, or one root for every job.
+        roots: Result<__m512i, *const i32>,
+        done_slots: *mut i32,
         done_leaves: *mut i32,
     }
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn start(q: &Queues, k: usize) -> Walk {
+    unsafe fn start(q: &Queue, m: &Memory, k: usize) -> Walk {
         let (base, n) = q.spans[k];
-        let rows = _mm512_loadu_si512(q.rows.as_ptr().add(base).cast());
+        let slots = _mm512_loadu_si512(q.slots.as_ptr().add(base).cast());
+        let node = match m.roots {
+            Ok(root) => root,
+            Err(roots) => _mm512_loadu_si512(roots.add(base).cast()),
+        };
         Walk {
-            rows,
+            slots,
             offsets: _mm512_loadu_si512(q.offsets.as_ptr().add(base).cast()),
-            node: _mm512_setzero_si512(),
-            live: _mm512_cmpge_epi32_mask(rows, _mm512_setzero_si512()),
+            node,
+            live: _mm512_cmpge_epi32_mask(slots, _mm512_setzero_si512()),
             next: base + n.min(LANES),
             end: base + n,
             out: base,
@@ -228,7 +265,7 @@ mod avx512 {
     }
 
     /// Every live lane one level down; lanes that reach a leaf write it
-    /// with their row and take the next rows of the queue.
+    /// with their slot and take the next jobs of the queue.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn step(mut w: Walk, m: Memory) -> Walk {
@@ -248,40 +285,46 @@ mod avx512 {
         let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), w.live, _mm512_add_epi32(w.offsets, feature), m.x);
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v) & _mm512_test_epi32_mask(low, set(NAN_LEFT));
         let left = (_mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, threshold) | nan) & w.live;
-        let next = _mm512_mask_blend_epi32(left, _mm512_and_si512(low, set(RIGHT)), _mm512_add_epi32(w.node, set(1)));
+        let right = _mm512_add_epi32(w.node, _mm512_and_si512(low, set(RIGHT)));
+        let next = _mm512_mask_blend_epi32(left, right, _mm512_add_epi32(w.node, set(1)));
         let leaf = w.live
             & ((left & _mm512_test_epi32_mask(low, set(LEFT_LEAF)))
                 | (!left & _mm512_test_epi32_mask(low, set(RIGHT_LEAF))));
         // Compressed in registers, then stored whole: the span has room.
-        _mm512_storeu_si512(m.done_rows.add(w.out).cast(), _mm512_maskz_compress_epi32(leaf, w.rows));
+        _mm512_storeu_si512(m.done_slots.add(w.out).cast(), _mm512_maskz_compress_epi32(leaf, w.slots));
         _mm512_storeu_si512(m.done_leaves.add(w.out).cast(), _mm512_maskz_compress_epi32(leaf, next));
         let finished = leaf.count_ones() as usize;
         w.out += finished;
-        w.rows = _mm512_mask_expandloadu_epi32(w.rows, leaf, m.rows.add(w.next).cast());
+        w.slots = _mm512_mask_expandloadu_epi32(w.slots, leaf, m.slots.add(w.next).cast());
         w.offsets = _mm512_mask_expandloadu_epi32(w.offsets, leaf, m.offsets.add(w.next).cast());
+        w.node = match m.roots {
+            Ok(root) => _mm512_mask_blend_epi32(leaf, next, root),
+            Err(roots) => _mm512_mask_expandloadu_epi32(next, leaf, roots.add(w.next).cast()),
+        };
         w.next = (w.next + finished).min(w.end);
-        w.live = _mm512_cmpge_epi32_mask(w.rows, zero);
-        w.node = _mm512_maskz_mov_epi32(!leaf, next);
+        w.live = _mm512_cmpge_epi32_mask(w.slots, zero);
         w
     }
 
-    /// Each row's leaf node in `found`.
+    /// Each job's leaf (the tree's own node index) in `found[slot]`; jobs
+    /// start at `root` or, if `None`, at their own.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `tree` has more than one node (every split's
-    /// children within it, its feature below the row width); `queues`
-    /// were made for `found.len()` rows of that width, all within `x`.
+    /// The CPU has AVX-512F; the jobs' roots are splits of `g`'s trees,
+    /// their offsets rows of `x` at least as wide as `g`'s features, their
+    /// slots within `found`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn walk(tree: &Packed, x: &[f32], q: &mut Queues, found: &mut [u32]) {
+    pub(super) unsafe fn walk(g: &Gathered, x: &[f32], q: &mut Queue, root: Option<u32>, found: &mut [u32]) {
         let m = Memory {
-            nodes: tree.nodes.as_ptr().cast(),
+            nodes: g.nodes.as_ptr().cast(),
             x: x.as_ptr(),
-            rows: q.rows.as_ptr(),
+            slots: q.slots.as_ptr(),
             offsets: q.offsets.as_ptr(),
-            done_rows: q.done_rows.as_mut_ptr(),
+            roots: root.map(|r| _mm512_set1_epi32(r as i32)).ok_or(q.roots.as_ptr()),
+            done_slots: q.done_slots.as_mut_ptr(),
             done_leaves: q.done_leaves.as_mut_ptr(),
         };
-        let (mut a, mut b, mut c) = (start(q, 0), start(q, 1), start(q, 2));
+        let (mut a, mut b, mut c) = (start(q, &m, 0), start(q, &m, 1), start(q, &m, 2));
         // Three independent walks per iteration hide each one's gathers.
         while a.out < a.end || b.out < b.end || c.out < c.end {
             a = step(a, m);
@@ -289,8 +332,8 @@ mod avx512 {
             c = step(c, m);
         }
         for &(base, n) in &q.spans {
-            for (&r, &leaf) in q.done_rows[base..base + n].iter().zip(&q.done_leaves[base..base + n]) {
-                found[r as usize] = tree.node.get(leaf as usize).copied().unwrap_or(0);
+            for (&s, &leaf) in q.done_slots[base..base + n].iter().zip(&q.done_leaves[base..base + n]) {
+                found[s as usize] = g.node.get(leaf as usize).copied().unwrap_or(0);
             }
         }
     }

@@ -58,20 +58,21 @@ fn leaves_are_the_walks() {
         eprintln!("no AVX-512 here: the gathered walk is not used");
         return;
     };
-    // Row counts below, at and past the three walks' sixteen lanes.
-    for n in [15, 16, 17, 47, 48, 49, 1000] {
+    // Row counts from one (trees over the lanes) to past three walks of
+    // sixteen lanes (rows over the lanes).
+    for n in [1, 2, 7, 15, 16, 17, 47, 48, 49, 1000] {
         let x = rows(&mut rng, n);
-        let mut seen = 0;
+        let mut seen = vec![Vec::new(); n];
         let ran = gathered.each_leaf(&x, FEATURES as usize, |t, start, leaves| {
-            assert_eq!((t, start, leaves.len()), (seen, 0, n));
             for (r, &leaf) in leaves.iter().enumerate() {
-                let row = &x[r * FEATURES as usize..(r + 1) * FEATURES as usize];
-                assert_eq!(leaf, trees[t].leaf(row), "tree {t}, row {r}");
+                let row = &x[(start + r) * FEATURES as usize..(start + r + 1) * FEATURES as usize];
+                assert_eq!(leaf, trees[t].leaf(row), "tree {t}, row {}", start + r);
+                seen[start + r].push(t);
             }
-            seen += 1;
         });
-        assert_eq!(ran, n >= 16, "{n} rows");
-        assert_eq!(seen, if ran { trees.len() } else { 0 });
+        assert!(ran, "{n} rows");
+        // Every row's trees, each once and in order.
+        assert!(seen.iter().all(|ts| ts.iter().copied().eq(0..trees.len())), "{n} rows");
     }
     // Rows narrower than the model's features are left to the walk.
     let x = rows(&mut rng, 40);
