@@ -1,25 +1,19 @@
 //! `gathered.rs`'s tests.
 
-use super::super::walk::{CategoryRule, Split, Tree};
+use super::super::walk::{CategoryRule, Split, Tree, Value};
 use super::Gathered;
+use crate::rng::Rng;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-const VALUES: [f32; 9] = [f32::NAN, 0.0, -0.0, 0.5, 1.0, -1.0, 2.0, f32::INFINITY, f32::NEG_INFINITY];
-const FEATURES: u64 = 5;
+const VALUES: [f32; 13] =
+    [f32::NAN, 0.0, -0.0, 0.5, 1.0, -1.0, 2.0, f32::INFINITY, f32::NEG_INFINITY, -0.99, 5.0, 63.9, 64.0];
+const FEATURES: usize = 5;
 
 /// A random tree of `leaves` leaves, nodes numbered parents first (in no
-/// particular order, so the packing's preorder differs from it).
-fn tree(rng: &mut Rng, leaves: usize) -> Tree<f32> {
-    let mut splits: Vec<Option<Split<f32>>> = vec![None];
+/// particular order, so the packing's preorder differs from it); with
+/// `codes`, a quarter of the splits are LightGBM's categorical ones over
+/// codes below 64.
+fn tree<T: Value + From<f32>>(rng: &mut Rng, leaves: usize, codes: bool) -> Tree<T> {
+    let mut splits: Vec<Option<Split<T>>> = vec![None];
     let mut open = vec![(0usize, leaves)];
     while let Some((at, n)) = open.pop() {
         if n <= 1 {
@@ -28,65 +22,91 @@ fn tree(rng: &mut Rng, leaves: usize) -> Tree<f32> {
         }
         let (left, right) = (splits.len() as u32 + 1, splits.len() as u32);
         splits.extend([None, None]);
-        let threshold = VALUES[rng.next(VALUES.len() as u64) as usize];
-        let feature = rng.next(FEATURES) as u32;
-        let nan_left = rng.next(2) == 0;
-        let zero_left = 0.0 <= threshold;
-        splits[at] = Some(Split::Numerical { feature, threshold, nan_left, zero_left, left, right });
-        let l = 1 + rng.next(n as u64 - 1) as usize;
+        let feature = rng.below(FEATURES) as u32;
+        let nan_left = rng.below(2) == 0;
+        splits[at] = Some(if codes && rng.below(4) == 0 {
+            let rule = CategoryRule::LightGbm { left: vec![rng.next_u64()] };
+            Split::Categorical { feature, rule, nan_left, left, right }
+        } else {
+            let threshold = T::from(VALUES[rng.below(VALUES.len())]);
+            let zero_left = T::ZERO <= threshold;
+            Split::Numerical { feature, threshold, nan_left, zero_left, left, right }
+        });
+        let l = 1 + rng.below(n - 1);
         open.push((left as usize, l));
         open.push((right as usize, n - l));
     }
     Tree::new(splits.into_iter().map(|s| s.unwrap_or(Split::Leaf)))
 }
 
-fn rows(rng: &mut Rng, n: usize) -> Vec<f32> {
-    (0..n * FEATURES as usize).map(|_| VALUES[rng.next(VALUES.len() as u64) as usize]).collect()
+/// Trees of 1 to 300 leaves (every tenth a single leaf).
+fn forest<T: Value + From<f32>>(rng: &mut Rng, codes: bool) -> Vec<Tree<T>> {
+    (0..40)
+        .map(|i| {
+            let leaves = if i % 10 == 0 { 1 } else { 1 + rng.below(300) };
+            tree(rng, leaves, codes)
+        })
+        .collect()
 }
 
-#[test]
-fn leaves_are_the_walks() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    // Trees of 1 to 300 leaves (single-leaf ones too), deep and shallow.
-    let trees: Vec<Tree<f32>> = (0..40)
-        .map(|i| {
-            let leaves = if i % 10 == 0 { 1 } else { 1 + rng.next(300) as usize };
-            tree(&mut rng, leaves)
-        })
-        .collect();
-    let Some(gathered) = Gathered::new(trees.iter(), FEATURES as usize) else {
+fn rows<T: From<f32>>(rng: &mut Rng, n: usize) -> Vec<T> {
+    (0..n * FEATURES).map(|_| T::from(VALUES[rng.below(VALUES.len())])).collect()
+}
+
+/// Every row's leaves from the gathered walk equal the walker's, each
+/// row's trees once and in order, for 1 to 1000 rows.
+fn check<T: Value + From<f32>>(trees: &[Tree<T>], rng: &mut Rng) {
+    let Some(gathered) = Gathered::new(trees.iter(), FEATURES) else {
         eprintln!("no AVX-512 here: the gathered walk is not used");
         return;
     };
-    // Row counts from one (trees over the lanes) to past three walks of
-    // sixteen lanes (rows over the lanes).
+    // From one row (trees over the lanes) to past three walks of sixteen
+    // lanes (rows over the lanes).
     for n in [1, 2, 7, 15, 16, 17, 47, 48, 49, 1000] {
-        let x = rows(&mut rng, n);
+        let x: Vec<T> = rows(rng, n);
         let mut seen = vec![Vec::new(); n];
-        let ran = gathered.each_leaf(&x, FEATURES as usize, |t, start, leaves| {
+        let ran = gathered.each_leaf(&x, FEATURES, |t, start, leaves| {
             for (r, &leaf) in leaves.iter().enumerate() {
-                let row = &x[(start + r) * FEATURES as usize..(start + r + 1) * FEATURES as usize];
+                let row = &x[(start + r) * FEATURES..(start + r + 1) * FEATURES];
                 assert_eq!(leaf, trees[t].leaf(row), "tree {t}, row {}", start + r);
                 seen[start + r].push(t);
             }
         });
         assert!(ran, "{n} rows");
-        // Every row's trees, each once and in order.
         assert!(seen.iter().all(|ts| ts.iter().copied().eq(0..trees.len())), "{n} rows");
     }
     // Rows narrower than the model's features are left to the walk.
-    let x = rows(&mut rng, 40);
+    let x: Vec<T> = rows(rng, 40);
     assert!(!gathered.each_leaf(&x[..40 * 4], 4, |_, _, _| panic!("visited")));
 }
 
 #[test]
-fn only_plain_float32_splits_pack() {
-    let mut rng = Rng(7);
-    let plain = tree(&mut rng, 20);
-    if Gathered::new([&plain], FEATURES as usize).is_none() {
+fn float32_leaves_are_the_walks() {
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+    let trees: Vec<Tree<f32>> = forest(&mut rng, false);
+    check(&trees, &mut rng);
+}
+
+#[test]
+fn float64_leaves_are_the_walks_categorical_splits_too() {
+    let mut rng = Rng::new(11);
+    let trees: Vec<Tree<f64>> = forest(&mut rng, true);
+    check(&trees, &mut rng);
+}
+
+fn categorical<T: Value>(rule: CategoryRule) -> Tree<T> {
+    Tree::new([Split::Categorical { feature: 0, rule, nan_left: true, left: 1, right: 2 }, Split::Leaf, Split::Leaf])
+}
+
+#[test]
+fn only_plain_splits_pack() {
+    let mut rng = Rng::new(7);
+    let plain: Tree<f32> = tree(&mut rng, 20, false);
+    if Gathered::new([&plain], FEATURES).is_none() {
         return; // No AVX-512 here.
     }
-    // A feature past the model's width, a categorical split, a float64 tree.
+    // A feature past the model's width; categorical splits other than
+    // LightGBM's inline ones, and those in float32 trees.
     let far: Tree<f32> = Tree::new([
         Split::Numerical { feature: 3, threshold: 0.5, nan_left: true, zero_left: true, left: 1, right: 2 },
         Split::Leaf,
@@ -94,17 +114,19 @@ fn only_plain_float32_splits_pack() {
     ]);
     assert!(Gathered::new([&far], 4).is_some());
     assert!(Gathered::new([&far], 3).is_none());
-    let rule = CategoryRule::XgBoost { right: vec![1] };
-    let categorical = Tree::new([
-        Split::Categorical { feature: 0, rule, nan_left: true, left: 1, right: 2 },
+    let xgboost: Tree<f32> = categorical(CategoryRule::XgBoost { right: vec![1] });
+    assert!(Gathered::new([&plain, &xgboost], FEATURES).is_none());
+    let inline32: Tree<f32> = categorical(CategoryRule::LightGbm { left: vec![0b101] });
+    assert!(Gathered::new([&inline32], FEATURES).is_none());
+    let inline64: Tree<f64> = categorical(CategoryRule::LightGbm { left: vec![0b101] });
+    assert!(Gathered::new([&inline64], FEATURES).is_some());
+    let wide_codes: Tree<f64> = categorical(CategoryRule::LightGbm { left: vec![1, 1] });
+    assert!(Gathered::new([&wide_codes], FEATURES).is_none());
+    // LightGBM's zero as missing (zero goes against its comparison).
+    let zero: Tree<f64> = Tree::new([
+        Split::Numerical { feature: 0, threshold: 0.5, nan_left: true, zero_left: false, left: 1, right: 2 },
         Split::Leaf,
         Split::Leaf,
     ]);
-    assert!(Gathered::new([&plain, &categorical], FEATURES as usize).is_none());
-    let wide: Tree<f64> = Tree::new([
-        Split::Numerical { feature: 0, threshold: 0.5, nan_left: true, zero_left: true, left: 1, right: 2 },
-        Split::Leaf,
-        Split::Leaf,
-    ]);
-    assert!(Gathered::new([&wide], 1).is_none());
+    assert!(Gathered::new([&zero], FEATURES).is_none());
 }

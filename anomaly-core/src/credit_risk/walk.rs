@@ -11,7 +11,8 @@
 //! point to themselves, so trees up to `FIXED_DEPTH` deep are walked a
 //! fixed number of steps with no test for the end; deeper ones end each
 //! walk at its leaf and give the lane the next walk. Ensembles of small
-//! trees may use QuickScorer instead (`Forest`, `quick.rs`). Every row
+//! trees may use QuickScorer instead (`Forest`, `quick.rs`), and trees of
+//! plain splits the AVX-512 gathered walk (`gathered.rs`). Every row
 //! still adds its trees' values in model order: results are the same bits
 //! as a one-by-one walk.
 
@@ -66,10 +67,6 @@ pub(crate) trait Value: Copy + PartialOrd + Default + Send + Sync + super::kerne
     fn bits(self) -> u64;
     /// A value with this bit pattern, if the type is wide enough.
     fn from_bits(bits: u64) -> Option<Self>;
-    /// The value, if the type is f32 (the gathered walk's).
-    fn as_f32(self) -> Option<f32>;
-    /// The values, if the type is f32.
-    fn as_f32s(x: &[Self]) -> Option<&[f32]>;
 }
 
 impl Value for f32 {
@@ -86,12 +83,6 @@ impl Value for f32 {
     fn from_bits(bits: u64) -> Option<f32> {
         u32::try_from(bits).ok().map(f32::from_bits)
     }
-    fn as_f32(self) -> Option<f32> {
-        Some(self)
-    }
-    fn as_f32s(x: &[f32]) -> Option<&[f32]> {
-        Some(x)
-    }
 }
 
 impl Value for f64 {
@@ -107,12 +98,6 @@ impl Value for f64 {
     }
     fn from_bits(bits: u64) -> Option<f64> {
         Some(f64::from_bits(bits))
-    }
-    fn as_f32(self) -> Option<f32> {
-        None
-    }
-    fn as_f32s(_: &[f64]) -> Option<&[f32]> {
-        None
     }
 }
 
