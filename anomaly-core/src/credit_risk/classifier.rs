@@ -375,14 +375,11 @@ impl Classifier {
                 trees.each_leaf(&x, n_features, |t, start, leaves| {
                     let tree = &all[t];
                     if n_classes == 2 {
-                        // Binary: a fixed-width row, one bounds check per leaf.
+                        // Binary: two additions per leaf, no loop over the classes.
                         for (out, &leaf) in proba[start * 2..].chunks_exact_mut(2).zip(leaves) {
-                            if let (Some(v), [p0, p1]) =
-                                (tree.values.get(leaf as usize * 2..leaf as usize * 2 + 2), out)
-                            {
-                                *p0 += v[0];
-                                *p1 += v[1];
-                            }
+                            let v = tree.values(leaf);
+                            out[0] += v[0];
+                            out[1] += v[1];
                         }
                         return;
                     }
