@@ -374,10 +374,14 @@ impl Classifier {
                 let all = trees.trees();
                 trees.each_leaf(&x, n_features, |t, start, leaves| {
                     let tree = &all[t];
-                    if n_classes == 2 {
-                        // Binary: two additions per leaf, no loop over the classes.
+                    if n_classes == 2 && tree.width == 2 {
+                        // Binary: a pair of additions per leaf, the tree's
+                        // values a local slice (as `Tree::values`, a leaf
+                        // out of range fails).
+                        let values = tree.values.as_slice();
                         for (out, &leaf) in proba[start * 2..].chunks_exact_mut(2).zip(leaves) {
-                            let v = tree.values(leaf);
+                            let at = leaf as usize * 2;
+                            let v = &values[at..at + 2];
                             out[0] += v[0];
                             out[1] += v[1];
                         }

@@ -223,32 +223,22 @@ impl Gathered {
         let x = x.as_ptr().cast::<u8>();
         // Trees of one leaf are not walked.
         let walked = |t: &usize| self.nodes.get(self.roots[*t] as usize).is_some_and(|&n| n != 0);
-        if rows >= 16 {
-            let mut found = vec![0u32; rows];
-            // Float32 trees: each tree's top levels first, then the rows
-            // not at a leaf yet are queued where they are.
-            let tops = !self.tops.is_empty();
+        if rows >= 16 && !self.tops.is_empty() {
             #[cfg(target_arch = "x86_64")]
-            let mut queue = match tops {
-                true => avx512::Queue::regions(rows),
-                false => avx512::Queue::new(rows, |r| (r as i32, (r * width) as i32, 0)),
-            };
-
+            self.blocks(x, width, rows, visit);
+        } else if rows >= 16 {
+            let mut found = vec![0u32; rows];
+            #[cfg(target_arch = "x86_64")]
+            let mut queue = avx512::Queue::new(rows, |r| (r as i32, (r * width) as i32, 0));
             for (t, &root) in self.roots.iter().enumerate() {
                 if walked(&t) {
                     // SAFETY: `new` found AVX-512 and packed every tree
                     // (children within it, features below `n_features`, so
                     // within a row of `width`); `x` holds `rows` rows of
-                    // the trees' value type; the offsets fit 32 bits; the
-                    // top's outcomes are positions of the tree's splits.
+                    // the trees' value type; the offsets fit 32 bits.
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
-                        if tops {
-                            avx512::descend(&self.tops[t], x, width, rows, &mut queue, &mut found);
-                            self.walk(x, &mut queue, None, &mut found)
-                        } else {
-                            self.walk(x, &mut queue, Some(root), &mut found)
-                        }
+                        self.walk(x, &mut queue, Some(root), &mut found)
                     };
                 } else {
                     found.fill(self.node[root as usize]);
@@ -275,6 +265,40 @@ impl Gathered {
             }
         }
         true
+    }
+
+    /// `each_leaf` for float32 trees and sixteen rows or more: blocks of
+    /// rows small enough to stay in the first-level cache go down every
+    /// tree's top levels, then the rows not at a leaf walk all trees from
+    /// one queue (no tree's walk waits for its last rows).
+    #[cfg(target_arch = "x86_64")]
+    fn blocks(&self, x: *const u8, width: usize, rows: usize, mut visit: impl FnMut(usize, usize, &[u32])) {
+        const BLOCK: usize = 128;
+        let trees = self.roots.len();
+        let mut found = vec![0u32; trees * BLOCK];
+        let mut queue = avx512::Queue::regions(trees * BLOCK / 16);
+        for r0 in (0..rows).step_by(BLOCK) {
+            let n = BLOCK.min(rows - r0);
+            // SAFETY: `r0` is a row of `x`.
+            let block = unsafe { x.add(r0 * width * 4) };
+            queue.clear();
+            for (t, (top, &root)) in self.tops.iter().zip(&self.roots).enumerate() {
+                if self.nodes[root as usize] == 0 {
+                    found[t * BLOCK..t * BLOCK + n].fill(self.node[root as usize]);
+                    continue;
+                }
+                // SAFETY: as in `each_leaf`; `found` holds `trees * BLOCK`
+                // slots; the queue has room for `trees` trees' groups.
+                unsafe { avx512::descend(top, block, (width, n), &mut queue, (&mut found, t * BLOCK)) };
+            }
+            queue.seal();
+            // SAFETY: as above; the jobs' roots are the tops' outcomes,
+            // splits of their trees.
+            unsafe { self.walk(block, &mut queue, None, &mut found) };
+            for t in 0..trees {
+                visit(t, r0, &found[t * BLOCK..t * BLOCK + n]);
+            }
+        }
     }
 
     /// `avx512::walk` for the trees' value type.

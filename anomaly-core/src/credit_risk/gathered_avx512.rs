@@ -21,6 +21,8 @@ pub(super) struct Queue {
     done_leaves: Vec<i32>,
     /// Each walk's span: first queue index, number of jobs.
     spans: [(usize, usize); WALKS],
+    /// Groups of rows `descend` has added (they go to the walks in turn).
+    groups: usize,
 }
 
 impl Queue {
@@ -35,6 +37,7 @@ impl Queue {
             done_slots: vec![0; len],
             done_leaves: vec![0; len],
             spans: [(0, 0); WALKS],
+            groups: 0,
         };
         for k in 0..WALKS {
             let (lo, hi) = (k * n / WALKS, (k + 1) * n / WALKS);
@@ -50,8 +53,8 @@ impl Queue {
     /// An empty queue for `descend` to fill with up to `rows` jobs:
     /// each walk a region, with room for a group of sixteen past its
     /// jobs (a whole store) and for the sentinels.
-    pub(super) fn regions(rows: usize) -> Queue {
-        let cap = rows.div_ceil(LANES).div_ceil(WALKS) * LANES + LANES;
+    pub(super) fn regions(groups: usize) -> Queue {
+        let cap = groups.div_ceil(WALKS) * LANES + LANES;
         let len = cap * WALKS;
         Queue {
             slots: vec![-1; len],
@@ -60,20 +63,41 @@ impl Queue {
             done_slots: vec![0; len],
             done_leaves: vec![0; len],
             spans: std::array::from_fn(|k| (k * cap, 0)),
+            groups: 0,
+        }
+    }
+
+    /// No jobs (a `regions` queue, for `descend` to fill).
+    pub(super) fn clear(&mut self) {
+        self.spans.iter_mut().for_each(|s| s.1 = 0);
+        self.groups = 0;
+    }
+
+    /// Sentinels after each walk's jobs: lanes past them have none.
+    pub(super) fn seal(&mut self) {
+        for &(start, n) in &self.spans {
+            self.slots[start + n..start + n + LANES].fill(-1);
         }
     }
 }
 
 /// Every row of `x` (`rows` of `width` float32 values) down `top`'s
-/// levels, sixteen at a time: a row at a leaf has it in `found`, the
-/// others are `q`'s jobs (`regions`), starting where they are.
+/// levels, sixteen at a time: a row `r` at a leaf has it in
+/// `found[slots + r]`, the others are added to `q`'s jobs (`regions`,
+/// `clear`ed before and `seal`ed after), starting where they are.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `q` was made by `regions(rows)`; `x` holds
-/// `rows` rows, at least as wide as `top`'s features, their offsets
-/// within 32 bits; `found` holds `rows` slots.
+/// The CPU has AVX-512F; `q` has room for the rows (`regions`); `x` holds
+/// `rows` rows, at least as wide as `top`'s features, their offsets within
+/// 32 bits; `found` holds `slots + rows` slots, within 32 bits.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn descend(top: &Top, x: *const u8, width: usize, rows: usize, q: &mut Queue, found: &mut [u32]) {
+pub(super) unsafe fn descend(
+    top: &Top,
+    x: *const u8,
+    (width, rows): (usize, usize),
+    q: &mut Queue,
+    (found, slots): (&mut [u32], usize),
+) {
     let set = |v: u32| _mm512_set1_epi32(v as i32);
     let table = |t: &[u32; TOP_SLOTS]| -> [__m512i; 4] {
         std::array::from_fn(|i| _mm512_loadu_si512(t.as_ptr().add(16 * i).cast()))
@@ -92,9 +116,6 @@ pub(super) unsafe fn descend(top: &Top, x: *const u8, width: usize, rows: usize,
     };
     let lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     let base = (1u32 << TOP_LEVELS) - 1;
-    for k in 0..WALKS {
-        q.spans[k].1 = 0;
-    }
     let groups = rows.div_ceil(LANES);
     // Four groups at a time: their gathers overlap.
     for g0 in (0..groups).step_by(4) {
@@ -105,8 +126,9 @@ pub(super) unsafe fn descend(top: &Top, x: *const u8, width: usize, rows: usize,
                 n => (1u16 << n) - 1,
             }
         });
-        let slots: [__m512i; 4] = std::array::from_fn(|k| _mm512_add_epi32(set(((g0 + k) * LANES) as u32), lane));
-        let offsets: [__m512i; 4] = std::array::from_fn(|k| _mm512_mullo_epi32(slots[k], set(width as u32)));
+        let rows: [__m512i; 4] = std::array::from_fn(|k| _mm512_add_epi32(set(((g0 + k) * LANES) as u32), lane));
+        let offsets: [__m512i; 4] = std::array::from_fn(|k| _mm512_mullo_epi32(rows[k], set(width as u32)));
+        let slots: [__m512i; 4] = std::array::from_fn(|k| _mm512_add_epi32(rows[k], set(slots as u32)));
         let mut at = [_mm512_setzero_si512(); 4];
         for level in 0..TOP_LEVELS {
             // Slots below 31 until the last level.
@@ -129,18 +151,14 @@ pub(super) unsafe fn descend(top: &Top, x: *const u8, width: usize, rows: usize,
             let node = _mm512_andnot_si512(set(TOP_LEAF), outcome);
             _mm512_mask_i32scatter_epi32::<4>(found.as_mut_ptr().cast(), leaf, slots[k], node);
             let go = live[k] & !leaf;
-            let (start, n) = &mut q.spans[(g0 + k) % WALKS];
+            let (start, n) = &mut q.spans[q.groups % WALKS];
+            q.groups += 1;
             let end = *start + *n;
             _mm512_storeu_si512(q.slots.as_mut_ptr().add(end).cast(), _mm512_maskz_compress_epi32(go, slots[k]));
             _mm512_storeu_si512(q.offsets.as_mut_ptr().add(end).cast(), _mm512_maskz_compress_epi32(go, offsets[k]));
             _mm512_storeu_si512(q.roots.as_mut_ptr().add(end).cast(), _mm512_maskz_compress_epi32(go, outcome));
             *n += go.count_ones() as usize;
         }
-    }
-    // Sentinels: lanes past a walk's jobs have none.
-    let none = _mm512_set1_epi32(-1);
-    for &(start, n) in &q.spans {
-        _mm512_storeu_si512(q.slots.as_mut_ptr().add(start + n).cast(), none);
     }
 }
 
