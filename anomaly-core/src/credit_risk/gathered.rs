@@ -275,8 +275,12 @@ impl Gathered {
     fn blocks(&self, x: *const u8, width: usize, rows: usize, mut visit: impl FnMut(usize, usize, &[u32])) {
         const BLOCK: usize = 128;
         let trees = self.roots.len();
-        let mut found = vec![0u32; trees * BLOCK];
-        let mut queue = avx512::Queue::regions(trees * BLOCK / 16);
+        // The thread's queue and leaves, kept for the batch's next chunk.
+        let (mut queue, mut found) = SCRATCH
+            .take()
+            .filter(|(q, _)| q.holds(trees * BLOCK / 16))
+            .unwrap_or_else(|| (avx512::Queue::regions(trees * BLOCK / 16), Vec::new()));
+        found.resize(trees * BLOCK, 0);
         for r0 in (0..rows).step_by(BLOCK) {
             let n = BLOCK.min(rows - r0);
             // SAFETY: `r0` is a row of `x`.
@@ -299,6 +303,7 @@ impl Gathered {
                 visit(t, r0, &found[t * BLOCK..t * BLOCK + n]);
             }
         }
+        SCRATCH.set(Some((queue, found)));
     }
 
     /// `avx512::walk` for the trees' value type.
@@ -313,6 +318,12 @@ impl Gathered {
             avx512::walk::<false>(self, x, q, root, found)
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// `Gathered::blocks`' queue and leaves, between calls.
+    static SCRATCH: std::cell::Cell<Option<(avx512::Queue, Vec<u32>)>> = const { std::cell::Cell::new(None) };
 }
 
 /// The walk's kernel.

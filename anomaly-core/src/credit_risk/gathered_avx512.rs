@@ -50,8 +50,13 @@ impl Queue {
         q
     }
 
-    /// An empty queue for `descend` to fill with up to `rows` jobs:
-    /// each walk a region, with room for a group of sixteen past its
+    /// Whether a `regions` queue has room for `groups` groups.
+    pub(super) fn holds(&self, groups: usize) -> bool {
+        self.spans[1].0 >= groups.div_ceil(WALKS) * LANES + LANES
+    }
+
+    /// An empty queue for `descend` to fill with up to `groups` groups of
+    /// sixteen jobs: each walk a region, with room for a group past its
     /// jobs (a whole store) and for the sentinels.
     pub(super) fn regions(groups: usize) -> Queue {
         let cap = groups.div_ceil(WALKS) * LANES + LANES;
@@ -318,12 +323,12 @@ pub(super) unsafe fn walk<const WIDE: bool>(
         done_slots: q.done_slots.as_mut_ptr(),
         done_leaves: q.done_leaves.as_mut_ptr(),
     };
-    let mut walks: [Walk; WALKS] = std::array::from_fn(|k| start(q, &m, k));
-    // Independent walks per iteration hide each one's gathers.
-    while walks.iter().any(|w| w.out < w.end) {
-        for w in walks.iter_mut() {
-            *w = step::<WIDE>(*w, m);
-        }
+    let (mut a, mut b, mut c) = (start(q, &m, 0), start(q, &m, 1), start(q, &m, 2));
+    // Three independent walks per iteration hide each one's gathers.
+    while a.out < a.end || b.out < b.end || c.out < c.end {
+        a = step::<WIDE>(a, m);
+        b = step::<WIDE>(b, m);
+        c = step::<WIDE>(c, m);
     }
     for &(base, n) in &q.spans {
         for (&s, &leaf) in q.done_slots[base..base + n].iter().zip(&q.done_leaves[base..base + n]) {
