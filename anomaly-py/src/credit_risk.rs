@@ -60,7 +60,7 @@ fn column_data(column: ColumnArg<'_>) -> ColumnData {
 /// `(name, kind, categories or None)` of one input column.
 type ColumnInfo<'py> = (String, &'static str, Option<Bound<'py, PyList>>);
 /// Probabilities (rows x classes) and label indices.
-type Scored<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<usize>>);
+type Scored<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<isize>>);
 
 /// An exported credit model (see `anomaly_core::credit_risk`).
 #[pyclass(module = "anomaly._anomaly", name = "CreditModel", frozen)]
@@ -220,7 +220,9 @@ impl PyCreditModel {
 fn to_python(py: Python<'_>, scores: Scores) -> Scored<'_> {
     let rows = scores.rows();
     let proba = ndarray_2d(scores.proba, rows, scores.n_classes);
-    (proba.into_pyarray(py), scores.labels.into_pyarray(py))
+    // Label indices as numpy's index type (intp), ready for `classes_[...]`.
+    let labels: Vec<isize> = scores.labels.into_iter().map(|l| l as isize).collect();
+    (proba.into_pyarray(py), labels.into_pyarray(py))
 }
 
 fn ndarray_2d(v: Vec<f64>, rows: usize, cols: usize) -> numpy::ndarray::Array2<f64> {

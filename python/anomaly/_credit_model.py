@@ -72,6 +72,13 @@ class CreditModel:
         return out
 
     def _score(self, X: Any, n_jobs: int | None) -> tuple[np.ndarray, np.ndarray]:
+        if type(X) is pd.DataFrame and len(X.index) > 0:
+            # Read block by block in Rust; None: a layout only pandas reads.
+            # First: a one-row frame is the common call, and the checks for
+            # records below cost microseconds (abstract base classes).
+            scored = self._model.score_frame(X, n_threads=n_jobs)
+            if scored is not None:
+                return scored[0], scored[1]
         if isinstance(X, Mapping) and all(_is_scalar(v) for v in X.values()):
             records: list[Mapping[str, Any]] | None = [X]  # one applicant, as a form sends it
         elif isinstance(X, Sequence) and not isinstance(X, str) and len(X) > 0 and isinstance(X[0], Mapping):
@@ -82,12 +89,7 @@ class CreditModel:
             if not any(records):
                 raise input_error(EmptyInputError, "no applicant fields (E001: empty request)", "X")
             proba, labels = self._model.score_records([dict(r) for r in records], n_threads=n_jobs)
-            return proba, labels.astype(np.intp)
-        if type(X) is pd.DataFrame and len(X) > 0:
-            # Read block by block in Rust; None: a layout only pandas reads.
-            scored = self._model.score_frame(X, n_threads=n_jobs)
-            if scored is not None:
-                return scored[0], scored[1].astype(np.intp)
+            return proba, labels
         frame = self._frame(X)
         if len(frame) == 0:
             raise input_error(EmptyInputError, "no applicants to score (E001: empty request)", "X")
@@ -95,9 +97,9 @@ class CreditModel:
             # A few applicants: as records, the cheapest hand-over (half the
             # cost of per-column arrays for a one-row frame).
             proba, labels = self._model.score_records(_records(frame), n_threads=n_jobs)
-            return proba, labels.astype(np.intp)
+            return proba, labels
         proba, labels = self._model.score(_columns(frame, self._kinds), n_threads=n_jobs)
-        return proba, labels.astype(np.intp)
+        return proba, labels
 
     def _frame(self, X: Any) -> pd.DataFrame:
         if isinstance(X, pd.DataFrame):

@@ -196,12 +196,14 @@ impl XgBoost {
     /// Probabilities and labels of `rows` rows, as `score_block`.
     pub(crate) fn score_block(&self, x: &[f64], n_features: usize, proba: &mut [f64], labels: &mut [usize]) {
         let n_classes = proba.len() / labels.len().max(1);
-        // XGBoost's input: f32, the model's `missing` value read as NaN.
+        // XGBoost's input: f32, the model's `missing` value read as NaN
+        // (none: NaN, which equals nothing; a select, so it vectorises).
+        let missing = self.missing.unwrap_or(f32::NAN);
         let rows: Vec<f32> = x
             .iter()
             .map(|&v| {
                 let v = v as f32;
-                if self.missing == Some(v) {
+                if v == missing {
                     f32::NAN
                 } else {
                     v
