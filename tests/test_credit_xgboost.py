@@ -323,6 +323,8 @@ def native_categories_case(german: tuple[pd.DataFrame, pd.Series]) -> tuple[Any,
 
 CASES = {
     "binary": synthetic_case(),
+    # Deeper than the six levels scored from registers: the other paths.
+    "binary_deep": synthetic_case(max_depth=10),
     "reg_logistic": synthetic_case(objective="reg:logistic"),
     "binary_base_score": synthetic_case(base_score=0.3, scale_pos_weight=2.0),
     "multiclass_3": synthetic_case(3),

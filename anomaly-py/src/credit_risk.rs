@@ -48,11 +48,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for CellArg {
 
 fn column_data(column: ColumnArg<'_>) -> ColumnData {
     match column {
-        ColumnArg::Numbers(v) => ColumnData::Numbers(v.as_array().iter().copied().collect()),
-        ColumnArg::Coded((codes, labels)) => ColumnData::Coded {
-            codes: codes.as_array().iter().copied().collect(),
-            labels: labels.into_iter().map(|c| c.0).collect(),
-        },
+        ColumnArg::Numbers(v) => ColumnData::Numbers(v.as_array().to_vec()),
+        ColumnArg::Coded((codes, labels)) => {
+            ColumnData::Coded { codes: codes.as_array().to_vec(), labels: labels.into_iter().map(|c| c.0).collect() }
+        }
         ColumnArg::Cells(cells) => ColumnData::Cells(cells.into_iter().map(|c| c.0).collect()),
     }
 }

@@ -323,12 +323,18 @@ impl Classifier {
         matches!(self, Classifier::Hist { .. } | Classifier::LightGbm(_) | Classifier::XgBoost(_))
     }
 
+    /// Whether `score_block` takes its rows column by column.
+    pub(crate) fn column_major(&self) -> bool {
+        matches!(self, Classifier::XgBoost(model) if model.column_major())
+    }
+
     /// Whether inputs go through scikit-learn's float32 cast.
     pub(crate) fn casts_to_f32(&self) -> bool {
         matches!(self, Classifier::Tree { .. } | Classifier::Forest { .. } | Classifier::Boosting { .. })
     }
 
-    /// Probabilities of `rows` rows (row-major `x`, `n_features` wide) into
+    /// Probabilities of `rows` rows (row-major `x`, `n_features` wide, or
+    /// column by column where `column_major`) into
     /// `proba` (row-major, `n_classes` wide) and each row's label index.
     /// Trees are walked tree-major over the block for cache locality; each
     /// row still accumulates in estimator order, so results are exact.

@@ -58,6 +58,8 @@ pub(crate) struct Gathered {
 const TOP_LEVELS: usize = 6;
 /// A `Top`'s slots (`2^TOP_LEVELS`, four registers).
 const TOP_SLOTS: usize = 1 << TOP_LEVELS;
+/// Rows in a block: they stay in the first-level cache.
+const BLOCK: usize = 128;
 /// Where a `Top` outcome is a leaf (the rest is its tree's node index).
 const TOP_LEAF: u32 = 1 << 31;
 
@@ -77,13 +79,19 @@ struct Top {
     /// Per outcome: the position in `nodes` where the walk goes on, or
     /// `TOP_LEAF` and the leaf's node index.
     outcomes: [u32; TOP_SLOTS],
+    /// Whether every outcome is a leaf (the top is the whole tree).
+    whole: bool,
 }
 
 impl Top {
     /// The top of the packed tree at `root` in `g.nodes` (a split).
     fn new(g: &Gathered, root: usize) -> Top {
-        let mut top =
-            Top { thresholds: [f32::INFINITY; TOP_SLOTS], features: [NAN_LEFT; TOP_SLOTS], outcomes: [0; TOP_SLOTS] };
+        let mut top = Top {
+            thresholds: [f32::INFINITY; TOP_SLOTS],
+            features: [NAN_LEFT; TOP_SLOTS],
+            outcomes: [0; TOP_SLOTS],
+            whole: false,
+        };
         if g.nodes.get(root).is_none_or(|&n| n == 0) {
             return top; // a one-leaf tree: not walked
         }
@@ -107,6 +115,7 @@ impl Top {
             stack.push((2 * slot + 2, right.0, right.1, level + 1));
             stack.push((2 * slot + 1, left.0, left.1, level + 1));
         }
+        top.whole = top.outcomes.iter().all(|&o| o & TOP_LEAF != 0);
         top
     }
 }
@@ -273,7 +282,6 @@ impl Gathered {
     /// one queue (no tree's walk waits for its last rows).
     #[cfg(target_arch = "x86_64")]
     fn blocks(&self, x: *const u8, width: usize, rows: usize, mut visit: impl FnMut(usize, usize, &[u32])) {
-        const BLOCK: usize = 128;
         let trees = self.roots.len();
         // The thread's queue and leaves, kept for the batch's next chunk.
         let (mut queue, mut found) = SCRATCH
@@ -304,6 +312,74 @@ impl Gathered {
             }
         }
         SCRATCH.set(Some((queue, found)));
+    }
+
+    /// Whether `add_columns` takes these trees: float32 ones, none deeper
+    /// than its top (XGBoost's default depth of six).
+    pub(crate) fn whole(&self) -> bool {
+        let walked = |t: usize| self.nodes.get(self.roots[t] as usize).is_some_and(|&n| n != 0);
+        !self.tops.is_empty() && (0..self.roots.len()).all(|t| !walked(t) || self.tops[t].whole)
+    }
+
+    /// Adds each row's trees' leaf values, `value(tree, leaf node)`, to its
+    /// `sums`, each row's trees in order (the walker's sums, bit for bit),
+    /// for rows of float32 `x` stored column by column (`sums.len()` rows):
+    /// the rows go down each tree's top, its first levels' values loaded
+    /// sixteen rows at a time, and add the value picked for their outcome.
+    /// `false` (nothing added) unless `whole` and the sizes agree.
+    pub(crate) fn add_columns<T: Value>(
+        &self,
+        x: &[T],
+        width: usize,
+        sums: &mut [f32],
+        value: impl Fn(usize, u32) -> f32,
+    ) -> bool {
+        let rows = sums.len();
+        if !self.whole()
+            || std::mem::size_of::<T>() != 4
+            || width < self.n_features
+            || rows == 0
+            || width.checked_mul(rows) != Some(x.len())
+            || x.len() >= NAN_LEFT as usize
+        {
+            return false;
+        }
+        let walked = |t: usize| self.nodes.get(self.roots[t] as usize).is_some_and(|&n| n != 0);
+        // Per tree: each slot's column offset (NaN's way in `NAN_LEFT`),
+        // each outcome's value (a one-leaf tree's everywhere).
+        let tables: Vec<([u32; TOP_SLOTS], [f32; TOP_SLOTS])> = (0..self.roots.len())
+            .map(|t| match walked(t) {
+                true => {
+                    let top = &self.tops[t];
+                    let offset = |f: u32| ((f & FEATURE) * rows as u32) | (f & NAN_LEFT);
+                    (top.features.map(offset), top.outcomes.map(|o| value(t, o & !TOP_LEAF)))
+                }
+                false => ([0; TOP_SLOTS], [value(t, self.node[self.roots[t] as usize]); TOP_SLOTS]),
+            })
+            .collect();
+        #[cfg(target_arch = "x86_64")]
+        for r0 in (0..rows).step_by(BLOCK) {
+            let n = BLOCK.min(rows - r0);
+            for (t, (offsets, values)) in tables.iter().enumerate() {
+                if walked(t) {
+                    // SAFETY: `new` found AVX-512; the top is whole; its
+                    // features are below `n_features`, so every offset plus
+                    // a row is within `x`, all below `NAN_LEFT`.
+                    unsafe {
+                        avx512::add_columns(
+                            &self.tops[t],
+                            (offsets, values),
+                            x.as_ptr().cast(),
+                            r0,
+                            &mut sums[r0..r0 + n],
+                        )
+                    };
+                } else {
+                    sums[r0..r0 + n].iter_mut().for_each(|s| *s += values[0]);
+                }
+            }
+        }
+        true
     }
 
     /// `avx512::walk` for the trees' value type.

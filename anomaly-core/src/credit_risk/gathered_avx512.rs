@@ -167,6 +167,91 @@ pub(super) unsafe fn descend(
     }
 }
 
+/// Levels of a whole top whose values are loaded, not gathered: a
+/// level's few features are each sixteen rows of a column (column-major
+/// rows), one load apiece, the lane's own picked by a blend.
+const LOADED_LEVELS: usize = 3;
+
+/// Adds, for each of `sums.len()` rows from `r0` of column-major `x`
+/// (column `f` at `x + f * stride`), the value of its outcome in `top`, a
+/// whole tree: `offsets[s]` is slot `s`'s column offset (`feature *
+/// stride`, below `NAN_LEFT`) with `NAN_LEFT` set where NaN goes left.
+///
+/// # Safety
+/// The CPU has AVX-512F; `top` is whole; every offset plus `r0 +
+/// sums.len()` is within `x` and below `NAN_LEFT`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn add_columns(
+    top: &Top,
+    (offsets, values): (&[u32; TOP_SLOTS], &[f32; TOP_SLOTS]),
+    x: *const f32,
+    r0: usize,
+    sums: &mut [f32],
+) {
+    let set = |v: u32| _mm512_set1_epi32(v as i32);
+    let load = |t: &[u32; TOP_SLOTS]| -> [__m512i; 4] {
+        std::array::from_fn(|i| _mm512_loadu_si512(t.as_ptr().add(16 * i).cast()))
+    };
+    let (offs, thresholds, vals) =
+        (load(offsets), load(&top.thresholds.map(f32::to_bits)), load(&values.map(f32::to_bits)));
+    let pick = |t: &[__m512i; 4], at: __m512i| {
+        let lo = _mm512_permutex2var_epi32(t[0], at, t[1]);
+        let hi = _mm512_permutex2var_epi32(t[2], at, t[3]);
+        _mm512_mask_blend_epi32(_mm512_test_epi32_mask(at, set(32)), lo, hi)
+    };
+    let lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    let low = set(!NAN_LEFT);
+    let rows = sums.len();
+    let groups = rows.div_ceil(LANES);
+    for g0 in (0..groups).step_by(4) {
+        let live: [u16; 4] = std::array::from_fn(|k| match rows.saturating_sub((g0 + k) * LANES) {
+            n if n >= LANES => u16::MAX,
+            n => (1u16 << n) - 1,
+        });
+        let first: [usize; 4] = std::array::from_fn(|k| r0 + (g0 + k) * LANES);
+        let mut at = [_mm512_setzero_si512(); 4];
+        for level in 0..TOP_LEVELS {
+            for k in 0..4 {
+                if live[k] == 0 {
+                    continue;
+                }
+                let off = pick(&offs, at[k]);
+                let threshold = _mm512_castsi512_ps(pick(&thresholds, at[k]));
+                let v = if level < LOADED_LEVELS {
+                    // The level's slots: each one's sixteen rows loaded.
+                    let base = (1usize << level) - 1;
+                    let row = |s: usize| {
+                        let column = (offsets[s] & !NAN_LEFT) as usize;
+                        _mm512_maskz_loadu_ps(live[k], x.add(column + first[k]))
+                    };
+                    let mut v = row(base);
+                    for s in base + 1..2 * base + 1 {
+                        v = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(at[k], set(s as u32)), v, row(s));
+                    }
+                    v
+                } else {
+                    let i = _mm512_add_epi32(_mm512_and_si512(off, low), _mm512_add_epi32(set(first[k] as u32), lane));
+                    _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), live[k], i, x.cast())
+                };
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v) & _mm512_test_epi32_mask(off, set(NAN_LEFT));
+                let left = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, threshold) | nan;
+                // Right child 2s + 2, left 2s + 1.
+                let next = _mm512_add_epi32(_mm512_slli_epi32::<1>(at[k]), set(2));
+                at[k] = _mm512_mask_sub_epi32(next, left, next, set(1));
+            }
+        }
+        for k in 0..4 {
+            if live[k] == 0 {
+                continue;
+            }
+            let outcome = _mm512_sub_epi32(at[k], set(TOP_SLOTS as u32 - 1));
+            let v = _mm512_castsi512_ps(pick(&vals, outcome));
+            let p = sums.as_mut_ptr().add((g0 + k) * LANES);
+            _mm512_mask_storeu_ps(p, live[k], _mm512_add_ps(_mm512_maskz_loadu_ps(live[k], p), v));
+        }
+    }
+}
+
 /// One walk's lanes: job slot, its row's offset, node (a split);
 /// `live` lanes have a job.
 #[derive(Clone, Copy)]

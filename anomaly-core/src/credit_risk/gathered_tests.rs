@@ -130,3 +130,63 @@ fn only_plain_splits_pack() {
     ]);
     assert!(Gathered::new([&zero], FEATURES).is_none());
 }
+
+/// A random float32 tree no deeper than `depth` (its splits numerical).
+fn shallow(rng: &mut Rng, depth: usize) -> Tree<f32> {
+    let mut splits: Vec<Option<Split<f32>>> = vec![None];
+    let mut open = vec![(0usize, 0usize)];
+    while let Some((at, level)) = open.pop() {
+        if level == depth || rng.below(5) == 0 {
+            splits[at] = Some(Split::Leaf);
+            continue;
+        }
+        let (left, right) = (splits.len() as u32, splits.len() as u32 + 1);
+        splits.extend([None, None]);
+        let threshold = VALUES[rng.below(VALUES.len())];
+        let (feature, nan_left) = (rng.below(FEATURES) as u32, rng.below(2) == 0);
+        splits[at] = Some(Split::Numerical { feature, threshold, nan_left, zero_left: 0.0 <= threshold, left, right });
+        open.extend([(left as usize, level + 1), (right as usize, level + 1)]);
+    }
+    Tree::new(splits.into_iter().map(|s| s.unwrap_or(Split::Leaf)))
+}
+
+/// Trees within the top levels add, from column-major rows, each row's
+/// leaf values in tree order: the walker's sums, bit for bit.
+#[test]
+fn whole_tops_add_the_walks_values() {
+    let mut rng = Rng::new(23);
+    let trees: Vec<Tree<f32>> = (0..30).map(|i| shallow(&mut rng, [6, 5, 1, 0][i % 4])).collect();
+    let Some(gathered) = Gathered::new(trees.iter(), FEATURES) else { return };
+    assert!(gathered.whole());
+    let value = |t: usize, node: u32| ((t * 31 + node as usize * 7) % 13) as f32 * 0.37 - 1.1;
+    for n in [1, 15, 16, 17, 64, 129, 300] {
+        let x: Vec<f32> = rows(&mut rng, n);
+        let columns: Vec<f32> =
+            (0..FEATURES).flat_map(|f| (0..n).map(move |r| (f, r))).map(|(f, r)| x[r * FEATURES + f]).collect();
+        let mut sums = vec![0.25f32; n];
+        assert!(gathered.add_columns(&columns, FEATURES, &mut sums, value));
+        for (r, &s) in sums.iter().enumerate() {
+            let row = &x[r * FEATURES..(r + 1) * FEATURES];
+            let want = trees.iter().enumerate().fold(0.25f32, |s, (t, tree)| s + value(t, tree.leaf(row)));
+            assert_eq!(s.to_bits(), want.to_bits(), "{n} rows, row {r}");
+        }
+        // Rows and columns that disagree add nothing.
+        assert!(!gathered.add_columns(&columns[1..], FEATURES, &mut sums, value));
+    }
+    // A tree deeper than the tops (a chain of eight splits): not whole.
+    let chain = (0..8u32).flat_map(|d| {
+        let split = Split::Numerical {
+            feature: 0,
+            threshold: 0.5,
+            nan_left: true,
+            zero_left: true,
+            left: 2 * d + 1,
+            right: 2 * d + 2,
+        };
+        [split, Split::Leaf]
+    });
+    let deep: Tree<f32> = Tree::new(chain.chain([Split::Leaf]));
+    let g = Gathered::new([&trees[0], &deep], FEATURES).expect("packs");
+    assert!(!g.whole());
+    assert!(!g.add_columns(&vec![0.0; FEATURES * 20], FEATURES, &mut [0.0; 20], value));
+}

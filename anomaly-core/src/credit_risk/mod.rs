@@ -276,7 +276,7 @@ impl CreditModel {
     /// Scores rows `span` (a chunk: problems name rows within it).
     fn score_chunk(&self, applicants: &Applicants, span: std::ops::Range<usize>) -> Result<Scores> {
         let rows = span.len();
-        let x = self.features_of(applicants, span)?;
+        let x = self.features_of(applicants, span, self.classifier.column_major())?;
         let n_classes = self.classes.len();
         let mut proba = vec![0.0; rows * n_classes];
         let mut labels = vec![0usize; rows];
@@ -300,11 +300,16 @@ impl CreditModel {
     /// The classifier's input matrix (row-major), after preprocessing and
     /// the classifier's own checks.
     pub fn features(&self, applicants: &Applicants) -> Result<Vec<f64>> {
-        self.features_of(applicants, 0..applicants.rows())
+        self.features_of(applicants, 0..applicants.rows(), false)
     }
 
-    /// `features` of rows `span`.
-    fn features_of(&self, applicants: &Applicants, span: std::ops::Range<usize>) -> Result<Vec<f64>> {
+    /// `features` of rows `span`, column by column if `column_major`.
+    fn features_of(
+        &self,
+        applicants: &Applicants,
+        span: std::ops::Range<usize>,
+        column_major: bool,
+    ) -> Result<Vec<f64>> {
         let rows = span.len();
         let mut problems = Problems::default();
         // Infinite inputs reach only a classifier that takes them (LightGBM,
@@ -362,6 +367,19 @@ impl CreditModel {
         // are about one cache line, where column by column every value was one.
         let mut x = vec![0.0; rows * width];
         if width == 0 {
+            return Ok(x);
+        }
+        if column_major {
+            for (at, (_, v)) in &numbers {
+                x[at * rows..(at + 1) * rows].copy_from_slice(v);
+            }
+            for (at, hot, w) in &blocks {
+                for (row, &h) in hot.iter().enumerate() {
+                    if (h as usize) < *w {
+                        x[(at + h as usize) * rows + row] = 1.0;
+                    }
+                }
+            }
             return Ok(x);
         }
         for group in numbers.chunks(8) {

@@ -277,12 +277,36 @@ impl Transform {
                 .iter()
                 .zip(categories)
                 .map(|(column, cats)| {
+                    let encoded = |c: usize| match cats[c] {
+                        Category::Missing(()) => *encoded_missing,
+                        _ => c as f64,
+                    };
+                    // Coded cells: each label's encoding once, then one pass
+                    // over the codes (unless a label is unknown with no
+                    // value for it: the general path names its rows).
+                    if let Values::Coded { codes, labels } = &column.data {
+                        let table: Vec<Option<f64>> = labels
+                            .iter()
+                            .map(|l| cats.iter().position(|c| matches(l, c)).map(encoded).or(*unknown_value))
+                            .collect();
+                        let mut known = true;
+                        let v = codes
+                            .iter()
+                            .map(|&c| {
+                                let e = table[c as usize];
+                                known &= e.is_some();
+                                e.unwrap_or(f64::NAN)
+                            })
+                            .collect();
+                        if known {
+                            return Column { name: column.name.clone(), data: Values::Numbers(v) };
+                        }
+                    }
                     let v = lookup(column, cats)
                         .into_iter()
                         .enumerate()
                         .map(|(row, found)| match found {
-                            Some(c) if matches!(cats[c], Category::Missing(())) => *encoded_missing,
-                            Some(c) => c as f64,
+                            Some(c) => encoded(c),
                             None => unknown_value.unwrap_or_else(|| {
                                 unknown(column, row, cats, problems);
                                 f64::NAN

@@ -530,6 +530,19 @@ impl<W: Walked<T>, T: Value> Forest<W, T> {
 }
 
 impl<W: Walked<T>, T: Value> Forest<W, T> {
+    /// Whether `add_columns` takes this forest (see `Gathered::whole`).
+    pub(crate) fn whole(&self) -> bool {
+        self.gathered.as_ref().is_some_and(Gathered::whole)
+    }
+
+    /// `Gathered::add_columns`: each row's trees' values added to its
+    /// `sums`, the rows of `x` stored column by column; `false` (nothing
+    /// added) where it does not apply.
+    pub(crate) fn add_columns(&self, x: &[T], width: usize, sums: &mut [f32], value: impl Fn(&W, u32) -> f32) -> bool {
+        let value = |t: usize, node| value(&self.trees[t], node);
+        self.gathered.as_ref().is_some_and(|g| g.add_columns(x, width, sums, value))
+    }
+
     /// A binary model's (`k` 1) leaf values, `value(tree, leaf node)`, for
     /// `add_leaves` to add in blocks; `None` for other models and where the
     /// rows are not scored in blocks of 32-bit leaf sets.

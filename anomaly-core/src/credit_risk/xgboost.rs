@@ -194,6 +194,15 @@ impl XgBoost {
     }
 
     /// Probabilities and labels of `rows` rows, as `score_block`.
+    /// Whether `score_block` takes its rows column by column: binary
+    /// models whose trees the gathered walk's tops hold whole (their first
+    /// levels' values are then loaded sixteen rows at a time, not gathered).
+    pub(crate) fn column_major(&self) -> bool {
+        self.base_margin.len() == 1 && self.trees.whole()
+    }
+
+    /// Probabilities and labels of `labels.len()` rows of `x`, row-major
+    /// (or column by column where `column_major`), `n_features` wide.
     pub(crate) fn score_block(&self, x: &[f64], n_features: usize, proba: &mut [f64], labels: &mut [usize]) {
         let n_classes = proba.len() / labels.len().max(1);
         // XGBoost's input: f32, the model's `missing` value read as NaN
@@ -213,7 +222,17 @@ impl XgBoost {
         let k = self.base_margin.len();
         let mut margins: Vec<f32> = (0..labels.len()).flat_map(|_| self.base_margin.iter().copied()).collect();
         let at = |_, tree: &Tree| tree.group;
-        self.trees.add_leaves(&rows, n_features, &mut margins, (k, self.sums.as_ref()), at, Tree::value);
+        if !self.column_major() || !self.trees.add_columns(&rows, n_features, &mut margins, Tree::value) {
+            let rows = match self.column_major() {
+                // Not reached (`add_columns` takes what `column_major` says).
+                true => (0..labels.len())
+                    .flat_map(|r| (0..n_features).map(move |f| (r, f)))
+                    .map(|(r, f)| rows[f * labels.len() + r])
+                    .collect(),
+                false => rows,
+            };
+            self.trees.add_leaves(&rows, n_features, &mut margins, (k, self.sums.as_ref()), at, Tree::value);
+        }
         let mut exps = vec![0f32; k];
         for (i, label) in labels.iter_mut().enumerate() {
             let margin = &margins[i * k..(i + 1) * k];
