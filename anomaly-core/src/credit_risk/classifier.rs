@@ -323,9 +323,9 @@ impl Classifier {
         matches!(self, Classifier::Hist { .. } | Classifier::LightGbm(_) | Classifier::XgBoost(_))
     }
 
-    /// Whether `score_block` takes its rows column by column.
-    pub(crate) fn column_major(&self) -> bool {
-        matches!(self, Classifier::XgBoost(model) if model.column_major())
+    /// Whether `score_block` takes `rows` rows column by column.
+    pub(crate) fn column_major(&self, rows: usize) -> bool {
+        matches!(self, Classifier::XgBoost(model) if model.column_major(rows))
     }
 
     /// Whether inputs go through scikit-learn's float32 cast.
@@ -385,11 +385,25 @@ impl Classifier {
                         // values a local slice (as `Tree::values`, a leaf
                         // out of range fails).
                         let values = tree.values.as_slice();
-                        for (out, &leaf) in proba[start * 2..].chunks_exact_mut(2).zip(leaves) {
+                        let pair = |leaf: u32| {
                             let at = leaf as usize * 2;
                             let v = &values[at..at + 2];
-                            out[0] += v[0];
-                            out[1] += v[1];
+                            (v[0], v[1])
+                        };
+                        // Four rows at a time: their loads before their adds.
+                        let four = leaves.len() / 4 * 4;
+                        let (head, tail) = proba[start * 2..].split_at_mut(four * 2);
+                        for (out, l) in head.chunks_exact_mut(8).zip(leaves.chunks_exact(4)) {
+                            let v = [pair(l[0]), pair(l[1]), pair(l[2]), pair(l[3])];
+                            for (o, (a, b)) in out.chunks_exact_mut(2).zip(v) {
+                                o[0] += a;
+                                o[1] += b;
+                            }
+                        }
+                        for (out, &leaf) in tail.chunks_exact_mut(2).zip(&leaves[four..]) {
+                            let (a, b) = pair(leaf);
+                            out[0] += a;
+                            out[1] += b;
                         }
                         return;
                     }

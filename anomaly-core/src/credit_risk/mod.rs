@@ -234,7 +234,7 @@ impl CreditModel {
     /// each row's arithmetic is the same whatever the chunking or the
     /// thread count.
     pub fn score(&self, applicants: &Applicants) -> Result<Scores> {
-        const CHUNK: usize = 1024;
+        const CHUNK: usize = 4096;
         let rows = applicants.rows();
         if rows <= CHUNK {
             return self.score_chunk(applicants, 0..rows);
@@ -276,7 +276,7 @@ impl CreditModel {
     /// Scores rows `span` (a chunk: problems name rows within it).
     fn score_chunk(&self, applicants: &Applicants, span: std::ops::Range<usize>) -> Result<Scores> {
         let rows = span.len();
-        let x = self.features_of(applicants, span, self.classifier.column_major())?;
+        let x = self.features_of(applicants, span, self.classifier.column_major(rows))?;
         let n_classes = self.classes.len();
         let mut proba = vec![0.0; rows * n_classes];
         let mut labels = vec![0usize; rows];
