@@ -338,14 +338,15 @@ impl Classifier {
     /// `proba` (row-major, `n_classes` wide) and each row's label index.
     /// Trees are walked tree-major over the block for cache locality; each
     /// row still accumulates in estimator order, so results are exact.
-    pub(crate) fn score_block(&self, x: &[f64], n_features: usize, proba: &mut [f64], labels: &mut [usize]) {
+    pub(crate) fn score_block(&self, x: Matrix<'_>, n_features: usize, proba: &mut [f64], labels: &mut [usize]) {
         let n_classes = proba.len() / labels.len().max(1);
         let rows = labels.len();
-        let row = |i: usize| &x[i * n_features..(i + 1) * n_features];
         match self {
-            Classifier::LightGbm(model) => model.score_block(x, n_features, proba, labels),
-            Classifier::XgBoost(model) => model.score_block(x, n_features, proba, labels),
+            Classifier::LightGbm(model) => model.score_block(&x.f64(), n_features, proba, labels),
+            Classifier::XgBoost(model) => model.score_block(&x.f64(), n_features, proba, labels),
             Classifier::Logistic { coef, intercept } => {
+                let x = x.f64();
+                let row = |i: usize| &x[i * n_features..(i + 1) * n_features];
                 let mut z = vec![0.0; coef.len()];
                 for i in 0..rows {
                     for (k, (w, b)) in coef.iter().zip(intercept).enumerate() {
@@ -364,7 +365,7 @@ impl Classifier {
                 }
             }
             Classifier::Tree { tree, .. } => {
-                let x = as_f32(x);
+                let x = x.f32();
                 walk::each_leaf(std::slice::from_ref(tree), Tree::walk, &x, n_features, |_, start, leaves| {
                     for (out, &leaf) in proba[start * n_classes..].chunks_exact_mut(n_classes).zip(leaves) {
                         out.copy_from_slice(tree.values(leaf));
@@ -376,7 +377,7 @@ impl Classifier {
             }
             Classifier::Forest { trees, .. } => {
                 proba.iter_mut().for_each(|p| *p = 0.0);
-                let x = as_f32(x);
+                let x = x.f32();
                 let all = trees.trees();
                 trees.each_leaf(&x, n_features, |t, start, leaves| {
                     let tree = &all[t];
@@ -423,7 +424,7 @@ impl Classifier {
             Classifier::Boosting { link, init, learning_rate, trees, sums } => {
                 let k = init.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| init.iter().copied()).collect();
-                let x = as_f32(x);
+                let x = x.f32();
                 let value = |tree: &Tree, leaf| learning_rate * tree.values(leaf)[0];
                 trees.add_leaves(&x, n_features, &mut raw, (k, sums.as_ref()), |t, _| t % k, value);
                 finish(*link, &raw, k, proba, labels, |r| r >= 0.0);
@@ -431,7 +432,7 @@ impl Classifier {
             Classifier::Hist { link, baseline, trees, sums } => {
                 let k = baseline.len();
                 let mut raw: Vec<f64> = (0..rows).flat_map(|_| baseline.iter().map(|b| 0.0 + b)).collect();
-                trees.add_leaves(x, n_features, &mut raw, (k, sums.as_ref()), |t, _| t % k, HistTree::value);
+                trees.add_leaves(&x.f64(), n_features, &mut raw, (k, sums.as_ref()), |t, _| t % k, HistTree::value);
                 finish(*link, &raw, k, proba, labels, |r| r > 0.0);
             }
         }
@@ -439,8 +440,27 @@ impl Classifier {
 }
 
 /// scikit-learn's trees' input: features cast to float32.
-fn as_f32(x: &[f64]) -> Vec<f32> {
-    x.iter().map(|&v| v as f32).collect()
+/// A block's input matrix: float64, or float32 for the classifiers that
+/// cast to it (`casts_to_f32`), built so by the preprocessing.
+pub(crate) enum Matrix<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+}
+
+impl Matrix<'_> {
+    fn f64(&self) -> std::borrow::Cow<'_, [f64]> {
+        match self {
+            Matrix::F64(x) => std::borrow::Cow::Borrowed(x),
+            Matrix::F32(x) => x.iter().map(|&v| f64::from(v)).collect(),
+        }
+    }
+
+    fn f32(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            Matrix::F64(x) => x.iter().map(|&v| v as f32).collect(),
+            Matrix::F32(x) => std::borrow::Cow::Borrowed(x),
+        }
+    }
 }
 
 /// Raw scores to probabilities and labels; `positive` is the binary

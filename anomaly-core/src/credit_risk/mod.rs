@@ -45,7 +45,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, FieldProblem, Result};
 
-use classifier::Classifier;
+use classifier::{Classifier, Matrix};
 use document::Document;
 pub use document::{Category, ColumnKind};
 use input::Problems;
@@ -276,11 +276,19 @@ impl CreditModel {
     /// Scores rows `span` (a chunk: problems name rows within it).
     fn score_chunk(&self, applicants: &Applicants, span: std::ops::Range<usize>) -> Result<Scores> {
         let rows = span.len();
-        let x = self.features_of(applicants, span, self.classifier.column_major(rows))?;
+        let column_major = self.classifier.column_major(rows);
         let n_classes = self.classes.len();
         let mut proba = vec![0.0; rows * n_classes];
         let mut labels = vec![0usize; rows];
-        self.classifier.score_block(&x, self.n_features, &mut proba, &mut labels);
+        // scikit-learn's trees take float32: the matrix is built so, not
+        // built in float64 and then cast.
+        if self.classifier.casts_to_f32() {
+            let x: Vec<f32> = self.features_of(applicants, span, column_major)?;
+            self.classifier.score_block(Matrix::F32(&x), self.n_features, &mut proba, &mut labels);
+        } else {
+            let x: Vec<f64> = self.features_of(applicants, span, column_major)?;
+            self.classifier.score_block(Matrix::F64(&x), self.n_features, &mut proba, &mut labels);
+        }
         // Finite features can still overflow inside a linear model (two
         // huge terms of opposite sign): never answer a NaN probability.
         let bad: Vec<FieldProblem> = (0..rows)
@@ -303,13 +311,14 @@ impl CreditModel {
         self.features_of(applicants, 0..applicants.rows(), false)
     }
 
-    /// `features` of rows `span`, column by column if `column_major`.
-    fn features_of(
+    /// `features` of rows `span`, column by column if `column_major`, as
+    /// float64 or float32 (`x as f32`, scikit-learn's cast).
+    fn features_of<V: Feature>(
         &self,
         applicants: &Applicants,
         span: std::ops::Range<usize>,
         column_major: bool,
-    ) -> Result<Vec<f64>> {
+    ) -> Result<Vec<V>> {
         let rows = span.len();
         let mut problems = Problems::default();
         // Infinite inputs reach only a classifier that takes them (LightGBM,
@@ -365,18 +374,20 @@ impl CreditModel {
         problems.into_result()?;
         // Columns to rows, eight columns at a time: each row's eight values
         // are about one cache line, where column by column every value was one.
-        let mut x = vec![0.0; rows * width];
+        let mut x = vec![V::default(); rows * width];
         if width == 0 {
             return Ok(x);
         }
         if column_major {
             for (at, (_, v)) in &numbers {
-                x[at * rows..(at + 1) * rows].copy_from_slice(v);
+                for (x, &v) in x[at * rows..(at + 1) * rows].iter_mut().zip(v) {
+                    *x = V::of(v);
+                }
             }
             for (at, hot, w) in &blocks {
                 for (row, &h) in hot.iter().enumerate() {
                     if (h as usize) < *w {
-                        x[(at + h as usize) * rows + row] = 1.0;
+                        x[(at + h as usize) * rows + row] = V::ONE;
                     }
                 }
             }
@@ -385,17 +396,38 @@ impl CreditModel {
         for group in numbers.chunks(8) {
             for (i, row) in x.chunks_exact_mut(width).enumerate() {
                 for (at, (_, v)) in group {
-                    row[*at] = v[i];
+                    row[*at] = V::of(v[i]);
                 }
             }
         }
         for (at, hot, w) in &blocks {
             for (row, &h) in x.chunks_exact_mut(width).zip(hot) {
                 if (h as usize) < *w {
-                    row[at + h as usize] = 1.0;
+                    row[at + h as usize] = V::ONE;
                 }
             }
         }
         Ok(x)
+    }
+}
+
+/// An input matrix's value type: float64, or float32 for scikit-learn's
+/// trees (which cast their input).
+trait Feature: Copy + Default {
+    const ONE: Self;
+    fn of(x: f64) -> Self;
+}
+
+impl Feature for f64 {
+    const ONE: f64 = 1.0;
+    fn of(x: f64) -> f64 {
+        x
+    }
+}
+
+impl Feature for f32 {
+    const ONE: f32 = 1.0;
+    fn of(x: f64) -> f32 {
+        x as f32
     }
 }
