@@ -311,7 +311,11 @@ impl Gathered {
                 visit(t, r0, &found[t * BLOCK..t * BLOCK + n]);
             }
         }
-        SCRATCH.set(Some((queue, found)));
+        // Kept for forests of up to 2,048 trees (about 6 MB a thread);
+        // larger ones allocate per call rather than hold more.
+        if trees <= 2048 {
+            SCRATCH.set(Some((queue, found)));
+        }
     }
 
     /// Whether `add_columns` takes these trees: float32 ones, none deeper
