@@ -64,12 +64,12 @@ const BLOCK: usize = 128;
 const TOP_LEAF: u32 = 1 << 31;
 
 /// A float32 tree's first `TOP_LEVELS` levels as a complete tree in heap
-/// order (slot `s`'s children at `2s + 1` and `2s + 2`), small enough for
-/// two registers: sixteen rows descend them with one gather a level (the
+/// order (slot `s`'s children at `2s + 1` and `2s + 2`), each table small
+/// enough for four registers: sixteen rows descend them with one gather a level (the
 /// rows' values), the splits picked by permutes, where the walk's step
 /// gathers twice more for the nodes. A leaf above the last level passes
 /// its rows on to the left (threshold +inf, NaN left), so every row ends at
-/// one of the 32 outcomes: where its walk goes on, or its leaf.
+/// one of the 64 outcomes: where its walk goes on, or its leaf.
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
 struct Top {
@@ -230,8 +230,6 @@ impl Gathered {
         }
         #[cfg(target_arch = "x86_64")]
         let x = x.as_ptr().cast::<u8>();
-        // Trees of one leaf are not walked.
-        let walked = |t: &usize| self.nodes.get(self.roots[*t] as usize).is_some_and(|&n| n != 0);
         if rows >= 16 && !self.tops.is_empty() {
             #[cfg(target_arch = "x86_64")]
             self.blocks(x, width, rows, visit);
@@ -240,7 +238,7 @@ impl Gathered {
             #[cfg(target_arch = "x86_64")]
             let mut queue = avx512::Queue::new(rows, |r| (r as i32, (r * width) as i32, 0));
             for (t, &root) in self.roots.iter().enumerate() {
-                if walked(&t) {
+                if self.walked(t) {
                     // SAFETY: `new` found AVX-512 and packed every tree
                     // (children within it, features below `n_features`, so
                     // within a row of `width`); `x` holds `rows` rows of
@@ -255,7 +253,7 @@ impl Gathered {
                 visit(t, 0, &found);
             }
         } else {
-            let trees: Vec<usize> = (0..self.roots.len()).filter(walked).collect();
+            let trees: Vec<usize> = (0..self.roots.len()).filter(|&t| self.walked(t)).collect();
             let mut found = vec![0u32; self.roots.len()];
             for (t, f) in found.iter_mut().enumerate() {
                 *f = self.node[self.roots[t] as usize];
@@ -295,7 +293,7 @@ impl Gathered {
             let block = unsafe { x.add(r0 * width * 4) };
             queue.clear();
             for (t, (top, &root)) in self.tops.iter().zip(&self.roots).enumerate() {
-                if self.nodes[root as usize] == 0 {
+                if !self.walked(t) {
                     found[t * BLOCK..t * BLOCK + n].fill(self.node[root as usize]);
                     continue;
                 }
@@ -318,11 +316,15 @@ impl Gathered {
         }
     }
 
+    /// Whether tree `t` is walked: not a single leaf.
+    fn walked(&self, t: usize) -> bool {
+        self.nodes.get(self.roots[t] as usize).is_some_and(|&n| n != 0)
+    }
+
     /// Whether `add_columns` takes these trees: float32 ones, none deeper
     /// than its top (XGBoost's default depth of six).
     pub(crate) fn whole(&self) -> bool {
-        let walked = |t: usize| self.nodes.get(self.roots[t] as usize).is_some_and(|&n| n != 0);
-        !self.tops.is_empty() && (0..self.roots.len()).all(|t| !walked(t) || self.tops[t].whole)
+        !self.tops.is_empty() && (0..self.roots.len()).all(|t| !self.walked(t) || self.tops[t].whole)
     }
 
     /// Adds each row's trees' leaf values, `value(tree, leaf node)`, to its
@@ -348,11 +350,10 @@ impl Gathered {
         {
             return false;
         }
-        let walked = |t: usize| self.nodes.get(self.roots[t] as usize).is_some_and(|&n| n != 0);
         // Per tree: each slot's column offset (NaN's way in `NAN_LEFT`),
         // each outcome's value (a one-leaf tree's everywhere).
         let tables: Vec<([u32; TOP_SLOTS], [f32; TOP_SLOTS])> = (0..self.roots.len())
-            .map(|t| match walked(t) {
+            .map(|t| match self.walked(t) {
                 true => {
                     let top = &self.tops[t];
                     let offset = |f: u32| ((f & FEATURE) * rows as u32) | (f & NAN_LEFT);
@@ -365,7 +366,7 @@ impl Gathered {
         for r0 in (0..rows).step_by(BLOCK) {
             let n = BLOCK.min(rows - r0);
             for (t, (offsets, values)) in tables.iter().enumerate() {
-                if walked(t) {
+                if self.walked(t) {
                     // SAFETY: `new` found AVX-512; the top is whole; its
                     // features are below `n_features`, so every offset plus
                     // a row is within `x`, all below `NAN_LEFT`.

@@ -104,33 +104,15 @@ pub(super) unsafe fn descend(
     (found, slots): (&mut [u32], usize),
 ) {
     let set = |v: u32| _mm512_set1_epi32(v as i32);
-    let table = |t: &[u32; TOP_SLOTS]| -> [__m512i; 4] {
-        std::array::from_fn(|i| _mm512_loadu_si512(t.as_ptr().add(16 * i).cast()))
-    };
     let features = table(&top.features);
     let thresholds = table(&top.thresholds.map(f32::to_bits));
     let outcomes = table(&top.outcomes);
-    // A table's entry at each lane's index (below 32 needs two registers).
-    let pick = |t: &[__m512i; 4], at: __m512i, wide: bool| {
-        let lo = _mm512_permutex2var_epi32(t[0], at, t[1]);
-        if !wide {
-            return lo;
-        }
-        let hi = _mm512_permutex2var_epi32(t[2], at, t[3]);
-        _mm512_mask_blend_epi32(_mm512_test_epi32_mask(at, set(32)), lo, hi)
-    };
     let lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     let base = (1u32 << TOP_LEVELS) - 1;
     let groups = rows.div_ceil(LANES);
     // Four groups at a time: their gathers overlap.
     for g0 in (0..groups).step_by(4) {
-        let live: [u16; 4] = std::array::from_fn(|k| {
-            let r0 = (g0 + k) * LANES;
-            match rows.saturating_sub(r0) {
-                n if n >= LANES => u16::MAX,
-                n => (1u16 << n) - 1,
-            }
-        });
+        let live = live(rows, g0);
         let rows: [__m512i; 4] = std::array::from_fn(|k| _mm512_add_epi32(set(((g0 + k) * LANES) as u32), lane));
         let offsets: [__m512i; 4] = std::array::from_fn(|k| _mm512_mullo_epi32(rows[k], set(width as u32)));
         let slots: [__m512i; 4] = std::array::from_fn(|k| _mm512_add_epi32(rows[k], set(slots as u32)));
@@ -189,25 +171,14 @@ pub(super) unsafe fn add_columns(
     sums: &mut [f32],
 ) {
     let set = |v: u32| _mm512_set1_epi32(v as i32);
-    let load = |t: &[u32; TOP_SLOTS]| -> [__m512i; 4] {
-        std::array::from_fn(|i| _mm512_loadu_si512(t.as_ptr().add(16 * i).cast()))
-    };
     let (offs, thresholds, vals) =
-        (load(offsets), load(&top.thresholds.map(f32::to_bits)), load(&values.map(f32::to_bits)));
-    let pick = |t: &[__m512i; 4], at: __m512i| {
-        let lo = _mm512_permutex2var_epi32(t[0], at, t[1]);
-        let hi = _mm512_permutex2var_epi32(t[2], at, t[3]);
-        _mm512_mask_blend_epi32(_mm512_test_epi32_mask(at, set(32)), lo, hi)
-    };
+        (table(offsets), table(&top.thresholds.map(f32::to_bits)), table(&values.map(f32::to_bits)));
     let lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     let low = set(!NAN_LEFT);
     let rows = sums.len();
     let groups = rows.div_ceil(LANES);
     for g0 in (0..groups).step_by(4) {
-        let live: [u16; 4] = std::array::from_fn(|k| match rows.saturating_sub((g0 + k) * LANES) {
-            n if n >= LANES => u16::MAX,
-            n => (1u16 << n) - 1,
-        });
+        let live = live(rows, g0);
         let first: [usize; 4] = std::array::from_fn(|k| r0 + (g0 + k) * LANES);
         let mut at = [_mm512_setzero_si512(); 4];
         for level in 0..TOP_LEVELS {
@@ -215,8 +186,9 @@ pub(super) unsafe fn add_columns(
                 if live[k] == 0 {
                     continue;
                 }
-                let off = pick(&offs, at[k]);
-                let threshold = _mm512_castsi512_ps(pick(&thresholds, at[k]));
+                let wide = level + 1 == TOP_LEVELS;
+                let off = pick(&offs, at[k], wide);
+                let threshold = _mm512_castsi512_ps(pick(&thresholds, at[k], wide));
                 let v = if level < LOADED_LEVELS {
                     // The level's slots: each one's sixteen rows loaded.
                     let base = (1usize << level) - 1;
@@ -245,11 +217,40 @@ pub(super) unsafe fn add_columns(
                 continue;
             }
             let outcome = _mm512_sub_epi32(at[k], set(TOP_SLOTS as u32 - 1));
-            let v = _mm512_castsi512_ps(pick(&vals, outcome));
+            let v = _mm512_castsi512_ps(pick(&vals, outcome, true));
             let p = sums.as_mut_ptr().add((g0 + k) * LANES);
             _mm512_mask_storeu_ps(p, live[k], _mm512_add_ps(_mm512_maskz_loadu_ps(live[k], p), v));
         }
     }
+}
+
+/// A top's table (`TOP_SLOTS` entries) in four registers.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn table(t: &[u32; TOP_SLOTS]) -> [__m512i; 4] {
+    std::array::from_fn(|i| _mm512_loadu_si512(t.as_ptr().add(16 * i).cast()))
+}
+
+/// A table's entry at each lane's index; `wide` where an index may be 32
+/// or more (the top's last level and its outcomes), which takes the other
+/// two registers and a blend.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn pick(t: &[__m512i; 4], at: __m512i, wide: bool) -> __m512i {
+    let lo = _mm512_permutex2var_epi32(t[0], at, t[1]);
+    if !wide {
+        return lo;
+    }
+    let hi = _mm512_permutex2var_epi32(t[2], at, t[3]);
+    _mm512_mask_blend_epi32(_mm512_test_epi32_mask(at, _mm512_set1_epi32(32)), lo, hi)
+}
+
+/// The live lanes of four groups of sixteen from group `g0`, of `rows` rows.
+fn live(rows: usize, g0: usize) -> [u16; 4] {
+    std::array::from_fn(|k| match rows.saturating_sub((g0 + k) * LANES) {
+        n if n >= LANES => u16::MAX,
+        n => (1u16 << n) - 1,
+    })
 }
 
 /// One walk's lanes: job slot, its row's offset, node (a split);

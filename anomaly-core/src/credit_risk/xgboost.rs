@@ -193,7 +193,6 @@ impl XgBoost {
         Ok((XgBoost { softprob, base_margin, missing, trees, sums }, doc.n_features))
     }
 
-    /// Probabilities and labels of `rows` rows, as `score_block`.
     /// Whether `score_block` takes `rows` rows column by column: binary
     /// models whose trees the gathered walk's tops hold whole (their first
     /// levels' values are then loaded sixteen rows at a time, not gathered),
