@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 
 use super::document::{ClassifierDoc, PredictorDoc, TreeDoc};
 use super::quick::Sums;
+use super::split_rule;
 use super::walk::{self, Forest, Walked};
 
 /// A scikit-learn `tree_`: the walk (features cast to f32, as scikit-learn
@@ -65,7 +66,7 @@ impl Tree {
                 walk::Split::Numerical {
                     feature: feature(doc.feature[n], n_features, n)?,
                     // f64::from(x as f32) <= threshold, in f32.
-                    threshold: walk::f32_at_most(threshold),
+                    threshold: split_rule::f32_at_most(threshold),
                     nan_left: doc.missing_go_to_left[n],
                     zero_left: 0.0 <= threshold,
                     left: child(doc.children_left[n], n, len)?,

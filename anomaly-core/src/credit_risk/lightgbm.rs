@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 use super::quick::Sums;
+use super::split_rule;
 use super::walk::{self, Forest, Walked};
 
 fn corrupt(reason: String) -> Error {
@@ -142,7 +143,7 @@ impl Tree {
                     if codes.iter().any(|&c| !(0..1 << 31).contains(&c)) {
                         return Err(corrupt(format!("node {i} has a category code out of range")));
                     }
-                    let rule = walk::CategoryRule::LightGbm { left: walk::bitset(codes) };
+                    let rule = walk::CategoryRule::LightGbm { left: split_rule::bitset(codes) };
                     walk::Split::Categorical { feature, rule, nan_left: false, left, right }
                 }
                 (None, Some(threshold)) if !threshold.is_nan() => {

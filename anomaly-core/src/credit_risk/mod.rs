@@ -38,6 +38,7 @@ mod kernels;
 mod lightgbm;
 mod preprocess;
 mod quick;
+mod split_rule;
 mod walk;
 mod xgboost;
 

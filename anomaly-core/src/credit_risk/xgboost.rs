@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 use super::quick::Sums;
+use super::split_rule;
 use super::walk::{self, Forest, Walked};
 
 fn corrupt(reason: String) -> Error {
@@ -144,7 +145,7 @@ impl Tree {
                     if codes.iter().any(|&c| !(0..1 << 24).contains(&c)) {
                         return Err(corrupt(format!("node {i} has a category code out of range")));
                     }
-                    let rule = walk::CategoryRule::XgBoost { right: walk::bitset(codes) };
+                    let rule = walk::CategoryRule::XgBoost { right: split_rule::bitset(codes) };
                     walk::Split::Categorical { feature, rule, nan_left, left, right }
                 }
                 None => {
@@ -153,7 +154,7 @@ impl Tree {
                         return Err(corrupt(format!("node {i} has a NaN threshold")));
                     }
                     // XGBoost goes left on x < threshold.
-                    let (zero_left, threshold) = (0.0 < threshold, walk::f32_below(threshold));
+                    let (zero_left, threshold) = (0.0 < threshold, split_rule::f32_below(threshold));
                     walk::Split::Numerical { feature, threshold, nan_left, zero_left, left, right }
                 }
             });
