@@ -285,10 +285,8 @@ impl Transform {
                     // over the codes (unless a label is unknown with no
                     // value for it: the general path names its rows).
                     if let Values::Coded { codes, labels } = &column.data {
-                        let table: Vec<Option<f64>> = labels
-                            .iter()
-                            .map(|l| cats.iter().position(|c| matches(l, c)).map(encoded).or(*unknown_value))
-                            .collect();
+                        let table: Vec<Option<f64>> =
+                            positions(labels, cats).into_iter().map(|p| p.map(encoded).or(*unknown_value)).collect();
                         let mut known = true;
                         let v = codes
                             .iter()
@@ -368,14 +366,23 @@ fn cell_at(column: &Column, row: usize) -> Cell {
 /// Per row, the index of its category (`None`: unknown). Coded columns are
 /// matched once per distinct label.
 fn lookup(column: &Column, categories: &[Category]) -> Vec<Option<usize>> {
-    let position = |cell: &Cell| categories.iter().position(|c| matches(cell, c));
     match &column.data {
-        Values::Numbers(v) => v.iter().map(|&x| position(&Cell::Number(x))).collect(),
+        Values::Numbers(v) => v.iter().map(|&x| position(&Cell::Number(x), categories)).collect(),
         Values::Coded { codes, labels } => {
-            let per_label: Vec<Option<usize>> = labels.iter().map(position).collect();
+            let per_label = positions(labels, categories);
             codes.iter().map(|&c| per_label[c as usize]).collect()
         }
     }
+}
+
+/// The category `cell` is, if any.
+fn position(cell: &Cell, categories: &[Category]) -> Option<usize> {
+    categories.iter().position(|c| matches(cell, c))
+}
+
+/// Each of a coded column's labels' category (decided once per label).
+fn positions(labels: &[Cell], categories: &[Category]) -> Vec<Option<usize>> {
+    labels.iter().map(|l| position(l, categories)).collect()
 }
 
 fn label(category: &Category) -> String {

@@ -227,7 +227,8 @@ impl XgBoost {
         let column_major = self.column_major(labels.len());
         if !column_major || !self.trees.add_columns(&rows, n_features, &mut margins, Tree::value) {
             let rows = match column_major {
-                // Not reached (`add_columns` takes what `column_major` says).
+                // Only where `add_columns` declines a block of 2^29 values
+                // or more (models of over 131,072 features): back to rows.
                 true => (0..labels.len())
                     .flat_map(|r| (0..n_features).map(move |f| (r, f)))
                     .map(|(r, f)| rows[f * labels.len() + r])
